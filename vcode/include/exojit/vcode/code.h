@@ -1,0 +1,94 @@
+// Compiling a module to machine code, and the RAII handle that owns the executable memory.
+//
+//   Code code = compile(m);
+//   auto cksum = code.as<uint16_t(const uint8_t*, size_t)>("cksum");
+//   uint16_t sum = cksum(buf, len);
+//
+// Code is written through a separate writable mapping of the same pages (dual mapping), so no
+// page is ever writable and executable at once (W^X). Destroying the Code frees the code.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "exojit/error.h"
+#include "exojit/vcode/ir.h"
+
+namespace exojit::vcode {
+
+enum class Target { X86_64 };
+
+struct CompileOptions {
+  Target target = Target::X86_64;
+  // Append the functions to /tmp/perf-<pid>.map so `perf report` names them. Also enabled by
+  // the environment variable EXOJIT_PERF_MAP=1.
+  bool perf_map = false;
+};
+
+class Code {
+ public:
+  struct Symbol {
+    std::string name;
+    size_t offset;  // from the start of the code
+    size_t size;
+    Signature sig;
+  };
+
+  Code() = default;
+  Code(Code&&) noexcept;
+  Code& operator=(Code&&) noexcept;
+  ~Code();
+
+  bool empty() const { return !base_; }
+  const uint8_t* data() const { return base_; }
+  size_t size() const { return size_; }
+  const std::vector<Symbol>& symbols() const { return symbols_; }
+
+  // Entry address of a function (by name, or the only/first one).
+  void* entry(std::string_view name) const { return const_cast<uint8_t*>(base_) + find(name).offset; }
+  void* entry() const;
+
+  // Typed entry point; the C++ signature must match the vcode one (else exojit::Error).
+  template <typename F>
+  F* as(std::string_view name) const {
+    const Symbol& s = find(name);
+    check_signature<F>(s);
+    return reinterpret_cast<F*>(const_cast<uint8_t*>(base_) + s.offset);
+  }
+  template <typename F>
+  F* as() const {
+    if (symbols_.empty()) fail("Code::as: no code");
+    check_signature<F>(symbols_.front());
+    return reinterpret_cast<F*>(entry());
+  }
+
+ private:
+  friend Code compile(const Module& m, const CompileOptions& options);
+  const Symbol& find(std::string_view name) const;
+  template <typename F>
+  struct SigOf;
+  template <typename R, typename... A>
+  struct SigOf<R(A...)> {
+    static Signature get() { return Signature{{type_of<A>()...}, type_of<R>()}; }
+  };
+  template <typename F>
+  static void check_signature(const Symbol& s) {
+    Signature want = SigOf<F>::get();
+    if (!same_abi(want, s.sig)) signature_mismatch(s, want);
+  }
+  static bool same_abi(const Signature& a, const Signature& b);
+  [[noreturn]] static void signature_mismatch(const Symbol& s, const Signature& want);
+
+  uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  std::vector<Symbol> symbols_;
+};
+
+// Compiles every function of the (verified) module in one pass over its IR.
+Code compile(const Module& m, const CompileOptions& options = {});
+
+}  // namespace exojit::vcode

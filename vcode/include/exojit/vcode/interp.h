@@ -1,0 +1,99 @@
+// The vcode interpreter: the reference semantics every back end is tested against.
+//
+// Values. An integer register of type T holds a value of exactly T's width: results are
+// truncated to the width (two's complement wrap-around). `p` is a 64-bit unsigned integer.
+// Floats follow IEEE 754 in the register's own precision (f32 arithmetic is done in float).
+//
+// Arithmetic. div/mod truncate toward zero (signed by type, like C); a zero divisor, and
+// INT_MIN / -1 in 32 or 64 bits, are errors (the machine traps on them). lsh/rsh take the count
+// modulo 32 for types up to 32 bits and modulo 64 for 64-bit types; rsh is arithmetic for signed
+// types. `not` is logical (1 if the operand is 0), `com` bitwise. cvt converts between any two
+// numeric types as C does; a float converted to an integer is truncated and must fit in 64 bits
+// (it then wraps to the destination width), else it is an error.
+//
+// Networking instructions (ASH paper §2.2; RFC 1071 "Computing the Internet Checksum"):
+//   cksum d, a, b    one's-complement accumulate: d = a + zext(b), and if that carries out of
+//                    d's width (u32 or u64), d += 1 (end-around carry). Summing a buffer's 16-,
+//                    32- or 64-bit words this way and folding gives the RFC 1071 sum; the sum is
+//                    byte-order independent (RFC 1071 §2(B)), so native loads give the checksum
+//                    in the buffer's own byte order.
+//   cksum_fold d, a  folds a to 16 bits: while (a > 0xffff) a = (a & 0xffff) + (a >> 16). The
+//                    result is the sum, not yet complemented: the Internet checksum is
+//                    `com` of it (16-bit).
+//   bswap d, a       reverses the bytes of a 16-, 32- or 64-bit value.
+//   ld/st            need natural alignment (the interpreter checks it); ldu/stu do not;
+//   ldbe/stbe        access big-endian (network order) values at any alignment.
+//
+// Calls to C functions go through the host ABI; calls to module functions are interpreted.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <string_view>
+#include <vector>
+
+#include "exojit/vcode/ir.h"
+
+namespace exojit::vcode {
+
+class Interpreter {
+ public:
+  explicit Interpreter(const Module& m);
+
+  // Calls a function with raw argument values: integers as 64-bit values, floats as the bits of
+  // a double (f64) or of a float in the low half (f32). Returns the raw result the same way.
+  uint64_t call(size_t function_index, std::span<const uint64_t> args);
+  uint64_t call(std::string_view name, std::span<const uint64_t> args);
+
+  // Typed convenience: `interp.run<uint16_t>("cksum", buf, len)`.
+  template <typename R, typename... A>
+  R run(std::string_view name, A... args) {
+    const uint64_t raw[] = {to_raw(args)..., 0};
+    return from_raw<R>(call(name, std::span<const uint64_t>(raw, sizeof...(A))));
+  }
+
+  // Bounds the number of executed instructions (0 = unbounded); exceeding it is an Error.
+  void set_step_limit(uint64_t steps) { step_limit_ = steps; }
+  uint64_t steps() const { return steps_; }
+
+  template <typename T>
+  static uint64_t to_raw(T v);
+  template <typename R>
+  static R from_raw(uint64_t v);
+
+ private:
+  struct Prepared {
+    std::vector<uint32_t> label_pos;
+    std::vector<uint32_t> local_offset;
+    size_t frame_bytes = 0;
+  };
+  uint64_t execute(size_t fi, std::span<const uint64_t> args, int depth);
+  uint64_t call_extern(const Extern& e, const uint64_t* args);
+
+  const Module& m_;
+  std::vector<Prepared> prepared_;
+  uint64_t step_limit_ = 0;
+  uint64_t steps_ = 0;
+};
+
+template <typename T>
+uint64_t Interpreter::to_raw(T v) {
+  if constexpr (std::is_pointer_v<T>) return uint64_t(reinterpret_cast<uintptr_t>(v));
+  else if constexpr (std::is_same_v<T, double>) return std::bit_cast<uint64_t>(v);
+  else if constexpr (std::is_same_v<T, float>) return std::bit_cast<uint32_t>(v);
+  else if constexpr (std::is_signed_v<T>) return uint64_t(int64_t(v));
+  else return uint64_t(v);
+}
+
+template <typename R>
+R Interpreter::from_raw(uint64_t v) {
+  if constexpr (std::is_void_v<R>) return;
+  else if constexpr (std::is_pointer_v<R>) return reinterpret_cast<R>(uintptr_t(v));
+  else if constexpr (std::is_same_v<R, double>) return std::bit_cast<double>(v);
+  else if constexpr (std::is_same_v<R, float>) return std::bit_cast<float>(uint32_t(v));
+  else return R(v);
+}
+
+}  // namespace exojit::vcode

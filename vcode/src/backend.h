@@ -1,0 +1,21 @@
+// The interface between the target-neutral compile() and each back end (private header).
+#pragma once
+
+#include <asmjit/core.h>
+
+#include <vector>
+
+#include "exojit/vcode/ir.h"
+
+namespace exojit::vcode::detail {
+
+// Where each function's code starts and ends in the CodeHolder.
+struct EmittedFunction {
+  asmjit::Label begin;
+  asmjit::Label end;
+};
+
+// x86-64 (SysV ABI): emits every function of `m` into `code` in one pass over each IR.
+std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code);
+
+}  // namespace exojit::vcode::detail

@@ -1,0 +1,242 @@
+// The builder records instructions into a Function, checking each one as it is made.
+#include "exojit/vcode/builder.h"
+
+#include <bit>
+#include <cstring>
+
+#include "exojit/vcode/verify.h"
+
+namespace exojit::vcode {
+
+namespace {
+int pool_size(bool is_float_file, RegClass c) {
+  if (is_float_file) return c == RegClass::Temp ? kFloatTemps : kFloatVars;
+  return c == RegClass::Temp ? kIntTemps : kIntVars;
+}
+}  // namespace
+
+Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params,
+                 std::vector<RegClass> param_classes)
+    : module_(m) {
+  if (!param_classes.empty() && param_classes.size() != params.size())
+    fail("function @{}: {} parameter classes given for {} parameters", name,
+         param_classes.size(), params.size());
+  fn_ = &m.add_function(std::move(name), Signature{params, ret});
+  fn_->code.reserve(64);
+  int next[2] = {0, 0};  // next ABI position per register file
+  for (size_t i = 0; i < params.size(); ++i) {
+    Type t = params[i];
+    if (t == Type::Void) fail("function @{}: parameter {} has type void", fn_->name, i);
+    bool fl = is_float(t);
+    int pos = next[fl]++;
+    if (pos >= (fl ? 8 : kMaxIntArgs))
+      fail("function @{}: too many {} parameters (at most {})", fn_->name,
+           fl ? "float" : "integer", fl ? 8 : kMaxIntArgs);
+    RegClass c = param_classes.empty() ? RegClass::Temp : param_classes[i];
+    Reg r;
+    if (c == RegClass::Temp) {
+      // A temporary parameter lives where the ABI puts it: slot = its position.
+      used_slots_[fl][0] |= 1u << pos;
+      r = Reg{uint32_t(fn_->regs.size())};
+      fn_->regs.push_back(RegInfo{t, c, uint8_t(pos)});
+      alive_.push_back(1);
+    } else {
+      r = getreg(t, c);
+    }
+    fn_->params.push_back(r);
+  }
+}
+
+Reg Builder::arg(size_t i) const {
+  if (i >= fn_->params.size())
+    fail("function @{} has {} parameters; there is no argument {}", fn_->name,
+         fn_->params.size(), i);
+  return fn_->params[i];
+}
+
+Reg Builder::getreg(Type t, RegClass c) {
+  if (t == Type::Void) fail("function @{}: getreg of type void", fn_->name);
+  bool fl = is_float(t);
+  uint32_t& used = used_slots_[fl][size_t(c)];
+  int n = pool_size(fl, c);
+  uint32_t free_mask = ~used & ((1u << n) - 1);
+  if (free_mask == 0)
+    fail("function @{}: out of {} {} registers (all {} in use); putreg one or spill to a local",
+         fn_->name, fl ? "float" : "integer", c == RegClass::Temp ? "temporary" : "variable", n);
+  int slot = std::countr_zero(free_mask);
+  used |= 1u << slot;
+  fn_->regs.push_back(RegInfo{t, c, uint8_t(slot)});
+  alive_.push_back(1);
+  return Reg{uint32_t(fn_->regs.size() - 1)};
+}
+
+void Builder::putreg(Reg r) {
+  const RegInfo& info = live(r);
+  used_slots_[is_float(info.type)][size_t(info.cls)] &= ~(1u << info.slot);
+  alive_[r.id] = 0;
+}
+
+void Builder::name(Reg r, std::string n) {
+  live(r);
+  if (fn_->reg_names.size() < fn_->regs.size()) fn_->reg_names.resize(fn_->regs.size());
+  fn_->reg_names[r.id] = std::move(n);
+}
+
+const RegInfo& Builder::live(Reg r) const {
+  if (r.id >= fn_->regs.size())
+    fail("function @{}, instruction {}: register {} does not exist", fn_->name,
+         fn_->code.size(), r.valid() ? fmt::format("%r{}", r.id) : std::string("(none)"));
+  if (!alive_[r.id])
+    fail("function @{}, instruction {}: register {} is used after putreg", fn_->name,
+         fn_->code.size(), fn_->reg_label(r.id));
+  return fn_->regs[r.id];
+}
+
+Label Builder::label() { return Label{fn_->num_labels++}; }
+
+Label Builder::check_label(Label l) const {
+  if (l.id >= fn_->num_labels)
+    fail("function @{}, instruction {}: label {} was not made by this builder", fn_->name,
+         fn_->code.size(), l.id);
+  return l;
+}
+
+void Builder::place(Label l) {
+  emit(Insn{Op::Place, Type::Void, 0, 0, check_label(l).id, 0, 0, 0});
+}
+
+Local Builder::local(uint32_t size, uint32_t align) {
+  if (size == 0 || align == 0 || (align & (align - 1)) || align > 16 || size > (1u << 24))
+    fail("function @{}: bad local (size {}, align {}): size 1..16M, align a power of two <= 16",
+         fn_->name, size, align);
+  fn_->locals.push_back(LocalInfo{size, align});
+  return Local{uint32_t(fn_->locals.size() - 1)};
+}
+
+void Builder::emit(const Insn& insn) {
+  fn_->code.push_back(insn);
+  check_insn(module_, *fn_, fn_->code.size() - 1);
+}
+
+void Builder::binary(Op op, Reg d, Reg a, Reg b) {
+  Type t = live(d).type;
+  live(a), live(b);
+  emit(Insn{op, t, 0, 0, d.id, a.id, b.id, 0});
+}
+
+void Builder::binary(Op op, Reg d, Reg a, int64_t imm) {
+  Type t = live(d).type;
+  live(a);
+  emit(Insn{op, t, kImm, 0, d.id, a.id, 0, normalize_imm(t, imm)});
+}
+
+void Builder::unary(Op op, Reg d, Reg a) {
+  Type t = live(d).type;
+  live(a);
+  emit(Insn{op, t, 0, 0, d.id, a.id, 0, 0});
+}
+
+void Builder::set(Reg d, int64_t imm) {
+  Type t = live(d).type;
+  if (is_float(t)) return setf(d, double(imm));
+  emit(Insn{Op::Set, t, kImm, 0, d.id, 0, 0, normalize_imm(t, imm)});
+}
+
+void Builder::setf(Reg d, double imm) {
+  Type t = live(d).type;
+  if (!is_float(t))
+    fail("function @{}, instruction {}: setf needs a float register, {} is {}", fn_->name,
+         fn_->code.size(), fn_->reg_label(d.id), type_name(t));
+  if (t == Type::F32) imm = double(float(imm));  // the register holds a float
+  emit(Insn{Op::Set, t, kImm, 0, d.id, 0, 0, std::bit_cast<int64_t>(imm)});
+}
+
+void Builder::mem(Op op, Reg v, Reg base, Reg index, int64_t off) {
+  Type t = live(v).type;
+  live(base);
+  uint8_t flags = 0;
+  if (index.valid()) {
+    live(index);
+    flags |= kIndex;
+  }
+  emit(Insn{op, t, flags, 0, v.id, base.id, index.valid() ? index.id : 0, off});
+}
+
+void Builder::mem_local(Op op, Reg v, Local l, int64_t off) {
+  Type t = live(v).type;
+  emit(Insn{op, t, kLocalBase, 0, v.id, l.id, 0, off});
+}
+
+void Builder::addrl(Reg d, Local l) {
+  Type t = live(d).type;
+  emit(Insn{Op::AddrL, t, kLocalBase, 0, d.id, l.id, 0, 0});
+}
+
+void Builder::branch(Op op, Reg a, Reg b, Label l) {
+  Type t = live(a).type;
+  live(b);
+  emit(Insn{op, t, 0, 0, check_label(l).id, a.id, b.id, 0});
+}
+
+void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
+  Type t = live(a).type;
+  emit(Insn{op, t, kImm, 0, check_label(l).id, a.id, 0, normalize_imm(t, imm)});
+}
+
+void Builder::jmp(Label l) { emit(Insn{Op::Jmp, Type::Void, 0, 0, check_label(l).id, 0, 0, 0}); }
+
+void Builder::jmpr(Reg target) {
+  Type t = live(target).type;
+  emit(Insn{Op::Jmpr, t, 0, 0, 0, target.id, 0, 0});
+}
+
+void Builder::la(Reg d, Label l) {
+  Type t = live(d).type;
+  emit(Insn{Op::La, t, 0, 0, check_label(l).id, d.id, 0, 0});
+}
+
+void Builder::call_any(Reg result, uint32_t index, bool is_extern, const Reg* args, size_t n) {
+  Type t = Type::Void;
+  uint8_t flags = is_extern ? kExtern : 0;
+  if (result.valid()) t = live(result).type;
+  else flags |= kVoid;
+  uint32_t first = uint32_t(fn_->call_args.size());
+  for (size_t i = 0; i < n; ++i) {
+    live(args[i]);
+    fn_->call_args.push_back(args[i].id);
+  }
+  emit(Insn{Op::Call, t, flags, 0, result.valid() ? result.id : 0, first, uint32_t(n),
+            int64_t(index)});
+}
+
+void Builder::ccall(Reg result, uint32_t extern_index, std::initializer_list<Reg> args) {
+  call_any(result, extern_index, true, args.begin(), args.size());
+}
+void Builder::call(Reg result, uint32_t function_index, std::initializer_list<Reg> args) {
+  call_any(result, function_index, false, args.begin(), args.size());
+}
+void Builder::ccall(Reg result, uint32_t extern_index, const std::vector<Reg>& args) {
+  call_any(result, extern_index, true, args.data(), args.size());
+}
+void Builder::call(Reg result, uint32_t function_index, const std::vector<Reg>& args) {
+  call_any(result, function_index, false, args.data(), args.size());
+}
+
+void Builder::ret(Reg r) {
+  Type t = live(r).type;
+  emit(Insn{Op::Ret, t, 0, 0, 0, r.id, 0, 0});
+}
+
+void Builder::ret(int64_t imm) {
+  Type t = fn_->sig.ret;
+  emit(Insn{Op::Ret, t, kImm, 0, 0, 0, 0, is_float(t) ? imm : normalize_imm(t, imm)});
+}
+
+void Builder::ret() { emit(Insn{Op::Ret, Type::Void, kVoid, 0, 0, 0, 0, 0}); }
+
+Function& Builder::finish() {
+  verify(module_, *fn_);
+  return *fn_;
+}
+
+}  // namespace exojit::vcode

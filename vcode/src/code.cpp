@@ -1,0 +1,136 @@
+// compile(): runs a back end into an asmjit CodeHolder and installs the result in executable
+// memory owned by a Code handle.
+#include "exojit/vcode/code.h"
+
+#include <asmjit/core.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "backend.h"
+#include "exojit/vcode/text.h"
+
+namespace exojit::vcode {
+
+namespace {
+
+// One process-wide allocator. Dual mapping: each block is mapped twice, read+write for copying
+// the code in and read+execute for running it, so no page is writable and executable at once.
+asmjit::JitAllocator& allocator() {
+  static asmjit::JitAllocator* instance = [] {
+    asmjit::JitAllocator::CreateParams params{};
+    params.options = asmjit::JitAllocatorOptions::kUseDualMapping;
+    return new asmjit::JitAllocator(&params);
+  }();
+  return *instance;
+}
+
+bool perf_map_from_env() {
+  const char* v = std::getenv("EXOJIT_PERF_MAP");
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
+void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbols) {
+  static std::mutex lock;
+  std::lock_guard<std::mutex> guard(lock);
+  std::string path = fmt::format("/tmp/perf-{}.map", getpid());
+  FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) return;  // profiling aid only; never fail a compile for it
+  for (const Code::Symbol& s : symbols)
+    fmt::print(f, "{:x} {:x} vcode:{}\n", reinterpret_cast<uintptr_t>(base) + s.offset, s.size,
+               s.name);
+  std::fclose(f);
+}
+
+}  // namespace
+
+Code::Code(Code&& o) noexcept
+    : base_(std::exchange(o.base_, nullptr)), size_(o.size_), symbols_(std::move(o.symbols_)) {}
+
+Code& Code::operator=(Code&& o) noexcept {
+  if (this != &o) {
+    if (base_) allocator().release(base_);
+    base_ = std::exchange(o.base_, nullptr);
+    size_ = o.size_;
+    symbols_ = std::move(o.symbols_);
+  }
+  return *this;
+}
+
+Code::~Code() {
+  if (base_) allocator().release(base_);
+}
+
+void* Code::entry() const {
+  if (symbols_.empty()) fail("Code: no code");
+  return const_cast<uint8_t*>(base_) + symbols_.front().offset;
+}
+
+const Code::Symbol& Code::find(std::string_view name) const {
+  for (const Symbol& s : symbols_)
+    if (s.name == name) return s;
+  fail("Code: no function @{}", name);
+}
+
+bool Code::same_abi(const Signature& a, const Signature& b) {
+  if (a.params.size() != b.params.size() || a.ret != b.ret) return false;
+  for (size_t i = 0; i < a.params.size(); ++i) {
+    Type x = a.params[i], y = b.params[i];
+    // Pointers and 64-bit integers travel the same way.
+    bool wide_x = x == Type::P || x == Type::U64 || x == Type::I64;
+    bool wide_y = y == Type::P || y == Type::U64 || y == Type::I64;
+    if (x != y && !(wide_x && wide_y)) return false;
+  }
+  return true;
+}
+
+void Code::signature_mismatch(const Symbol& s, const Signature& want) {
+  auto text = [](const Signature& sig) {
+    std::string t = "(";
+    for (size_t i = 0; i < sig.params.size(); ++i)
+      t += fmt::format("{}{}", i ? ", " : "", type_name(sig.params[i]));
+    return t + fmt::format(") -> {}", type_name(sig.ret));
+  };
+  fail("Code::as: @{} is {}, but the C++ type asks for {}", s.name, text(s.sig), text(want));
+}
+
+Code compile(const Module& m, const CompileOptions& options) {
+  if (m.functions().empty()) fail("compile: the module has no functions");
+  asmjit::CodeHolder holder;
+  asmjit::Environment env(asmjit::Arch::kX64);
+  holder.init(env);
+  std::vector<detail::EmittedFunction> entries = detail::emit_x64(m, holder);
+
+  asmjit::Error err = holder.flatten();
+  if (!err) err = holder.resolveUnresolvedLinks();
+  if (err) fail("compile: assembler error: {}", asmjit::DebugUtils::errorAsString(err));
+  size_t size = holder.codeSize();
+  void* rx = nullptr;
+  void* rw = nullptr;
+  if (allocator().alloc(&rx, &rw, size) != asmjit::kErrorOk)
+    fail("compile: cannot allocate {} bytes of executable memory", size);
+  err = holder.relocateToBase(uint64_t(reinterpret_cast<uintptr_t>(rx)));
+  if (!err) err = holder.copyFlattenedData(rw, size, asmjit::CopySectionFlags::kPadSectionBuffer);
+  if (err) {
+    allocator().release(rx);
+    fail("compile: relocation failed: {}", asmjit::DebugUtils::errorAsString(err));
+  }
+  asmjit::VirtMem::flushInstructionCache(rx, size);
+
+  Code code;
+  code.base_ = static_cast<uint8_t*>(rx);
+  code.size_ = size;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    size_t begin = holder.labelOffsetFromBase(entries[i].begin);
+    size_t end = holder.labelOffsetFromBase(entries[i].end);
+    const Function& f = *m.functions()[i];
+    code.symbols_.push_back(Code::Symbol{f.name, begin, end - begin, f.sig});
+  }
+  if (options.perf_map || perf_map_from_env()) write_perf_map(code.base_, code.symbols_);
+  return code;
+}
+
+}  // namespace exojit::vcode

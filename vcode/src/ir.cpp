@@ -1,0 +1,106 @@
+// Names of types and opcodes, immediate normalization, and the Module container.
+#include "exojit/vcode/ir.h"
+
+#include <fmt/format.h>
+
+#include <array>
+
+#include "exojit/error.h"
+
+namespace exojit::vcode {
+
+namespace {
+constexpr std::array<std::string_view, kNumTypes> kTypeNames = {
+    "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "p", "f32", "f64", "void"};
+constexpr std::string_view kOpNames[] = {
+#define EXOJIT_X(e, s) s,
+    EXOJIT_VCODE_OPS(EXOJIT_X)
+#undef EXOJIT_X
+};
+}  // namespace
+
+std::string_view type_name(Type t) { return kTypeNames[size_t(t)]; }
+
+bool parse_type(std::string_view s, Type* out) {
+  for (size_t i = 0; i < kTypeNames.size(); ++i) {
+    if (kTypeNames[i] == s) {
+      *out = Type(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view op_name(Op op) { return kOpNames[size_t(op)]; }
+
+bool parse_op(std::string_view s, Op* out) {
+  for (size_t i = 0; i < std::size(kOpNames); ++i) {
+    if (kOpNames[i] == s) {
+      *out = Op(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+int64_t normalize_imm(Type t, int64_t v) {
+  switch (t) {
+    case Type::I8: return int8_t(v);
+    case Type::U8: return uint8_t(v);
+    case Type::I16: return int16_t(v);
+    case Type::U16: return uint16_t(v);
+    case Type::I32: return int32_t(v);
+    case Type::U32: return uint32_t(v);
+    default: return v;
+  }
+}
+
+std::string Function::reg_label(uint32_t id) const {
+  if (id < reg_names.size() && !reg_names[id].empty()) return "%" + reg_names[id];
+  return fmt::format("%r{}", id);
+}
+
+std::string Function::label_label(uint32_t id) const {
+  if (id < label_names.size() && !label_names[id].empty()) return label_names[id];
+  return fmt::format("L{}", id);
+}
+
+Module::Module() = default;
+Module::~Module() = default;
+Module::Module(Module&&) noexcept = default;
+Module& Module::operator=(Module&&) noexcept = default;
+
+uint32_t Module::add_extern(std::string name, Signature sig, void* address) {
+  if (find_extern(name) >= 0) fail("extern @{} is declared twice", name);
+  if (!address) fail("extern @{} has a null address", name);
+  int ints = 0, floats = 0;
+  for (Type t : sig.params) (is_float(t) ? floats : ints)++;
+  if (ints > kMaxIntArgs || floats > kMaxFloatArgs)
+    fail("extern @{}: at most {} integer and {} float arguments are supported", name,
+         kMaxIntArgs, kMaxFloatArgs);
+  externs_.push_back(Extern{std::move(name), std::move(sig), address});
+  return uint32_t(externs_.size() - 1);
+}
+
+Function& Module::add_function(std::string name, Signature sig) {
+  if (find_function(name) >= 0) fail("function @{} is defined twice", name);
+  auto f = std::make_unique<Function>();
+  f->name = std::move(name);
+  f->sig = std::move(sig);
+  functions_.push_back(std::move(f));
+  return *functions_.back();
+}
+
+int Module::find_function(std::string_view name) const {
+  for (size_t i = 0; i < functions_.size(); ++i)
+    if (functions_[i]->name == name) return int(i);
+  return -1;
+}
+
+int Module::find_extern(std::string_view name) const {
+  for (size_t i = 0; i < externs_.size(); ++i)
+    if (externs_[i].name == name) return int(i);
+  return -1;
+}
+
+}  // namespace exojit::vcode

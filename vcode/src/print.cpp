@@ -1,0 +1,130 @@
+// Prints modules, functions and single instructions in the vcode text format (see text.h).
+#include <fmt/format.h>
+
+#include <bit>
+#include <cmath>
+
+#include "exojit/vcode/text.h"
+
+namespace exojit::vcode {
+
+namespace {
+
+std::string slot_text(const RegInfo& r) {
+  return fmt::format("{}{}", r.cls == RegClass::Temp ? 't' : 'v', r.slot);
+}
+
+std::string imm_text(Type t, int64_t v) {
+  if (is_float(t)) {
+    double d = std::bit_cast<double>(v);
+    if (std::isnan(d)) return fmt::format("nan:{:#x}", uint64_t(v));
+    if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
+    return fmt::format("{}", d);
+  }
+  if (t == Type::U64 || t == Type::P) return fmt::format("{}", uint64_t(v));
+  return fmt::format("{}", v);
+}
+
+std::string signature_text(const Signature& sig) {
+  std::string s = "(";
+  for (size_t i = 0; i < sig.params.size(); ++i)
+    s += fmt::format("{}{}", i ? ", " : "", type_name(sig.params[i]));
+  return s + fmt::format(") -> {}", type_name(sig.ret));
+}
+
+std::string mem_text(const Function& f, const Insn& in) {
+  std::string s = "[";
+  s += (in.flags & kLocalBase) ? fmt::format("${}", in.a) : f.reg_label(in.a);
+  if (in.flags & kIndex) s += " + " + f.reg_label(in.b);
+  if (in.imm > 0) s += fmt::format(" + {}", in.imm);
+  if (in.imm < 0) s += fmt::format(" - {}", uint64_t(0) - uint64_t(in.imm));
+  return s + "]";
+}
+
+}  // namespace
+
+std::string print_insn(const Module& m, const Function& f, const Insn& in) {
+  auto r = [&](uint32_t id) {
+    return id < f.regs.size() ? f.reg_label(id) : fmt::format("%?{}", id);
+  };
+  auto label = [&](uint32_t id) { return f.label_label(id); };
+  std::string_view name = op_name(in.op);
+  bool imm = in.flags & kImm;
+  switch (in.op) {
+    case Op::Place: return label(in.dst) + ":";
+    case Op::Set: return fmt::format("set {}, {}", r(in.dst), imm_text(in.type, in.imm));
+    case Op::Ld: case Op::Ldu: case Op::Ldbe:
+      return fmt::format("{} {}, {}", name, r(in.dst), mem_text(f, in));
+    case Op::St: case Op::Stu: case Op::Stbe:
+      return fmt::format("{} {}, {}", name, mem_text(f, in), r(in.dst));
+    case Op::AddrL: return fmt::format("addrl {}, ${}", r(in.dst), in.a);
+    case Op::Jmp: return fmt::format("jmp {}", label(in.dst));
+    case Op::Jmpr: return fmt::format("jmpr {}", r(in.a));
+    case Op::La: return fmt::format("la {}, {}", r(in.a), label(in.dst));
+    case Op::Call: {
+      bool ext = in.flags & kExtern;
+      std::string callee;
+      if (ext && uint64_t(in.imm) < m.externs().size()) callee = m.externs()[in.imm].name;
+      else if (!ext && uint64_t(in.imm) < m.functions().size())
+        callee = m.functions()[in.imm]->name;
+      else callee = fmt::format("?{}", in.imm);
+      std::string s = "call ";
+      if (!(in.flags & kVoid)) s += r(in.dst) + ", ";
+      s += "@" + callee + "(";
+      for (uint32_t k = 0; k < in.b; ++k) {
+        size_t at = size_t(in.a) + k;
+        s += (k ? ", " : "") + (at < f.call_args.size() ? r(f.call_args[at]) : "?");
+      }
+      return s + ")";
+    }
+    case Op::Ret:
+      if (in.flags & kVoid) return "ret";
+      if (imm) return fmt::format("ret {}", imm_text(in.type, in.imm));
+      return fmt::format("ret {}", r(in.a));
+    default: break;
+  }
+  if (is_branch(in.op))
+    return fmt::format("{} {}, {}, {}", name, r(in.a), imm ? imm_text(in.type, in.imm) : r(in.b),
+                       label(in.dst));
+  if (is_binary(in.op) || in.op == Op::Cksum)
+    return fmt::format("{} {}, {}, {}", name, r(in.dst), r(in.a),
+                       imm ? imm_text(in.type, in.imm) : r(in.b));
+  return fmt::format("{} {}, {}", name, r(in.dst), r(in.a));  // unary
+}
+
+std::string print(const Module& m, const Function& f) {
+  std::string s = fmt::format("func @{}(", f.name);
+  std::vector<uint8_t> is_param(f.regs.size(), 0);
+  for (size_t i = 0; i < f.params.size(); ++i) {
+    uint32_t id = f.params[i].id;
+    is_param[id] = 1;
+    s += fmt::format("{}{}: {} {}", i ? ", " : "", f.reg_label(id), type_name(f.regs[id].type),
+                     slot_text(f.regs[id]));
+  }
+  s += fmt::format(") -> {} {{\n", type_name(f.sig.ret));
+  for (size_t id = 0; id < f.regs.size(); ++id)
+    if (!is_param[id])
+      s += fmt::format("  {}: {} {}\n", f.reg_label(uint32_t(id)), type_name(f.regs[id].type),
+                       slot_text(f.regs[id]));
+  for (size_t l = 0; l < f.locals.size(); ++l)
+    s += fmt::format("  ${}: local {} align {}\n", l, f.locals[l].size, f.locals[l].align);
+  for (const Insn& in : f.code) {
+    s += in.op == Op::Place ? "" : "  ";
+    s += print_insn(m, f, in);
+    s += '\n';
+  }
+  return s + "}\n";
+}
+
+std::string print(const Module& m) {
+  std::string s;
+  for (const Extern& e : m.externs())
+    s += fmt::format("extern @{}{}\n", e.name, signature_text(e.sig));
+  for (size_t i = 0; i < m.functions().size(); ++i) {
+    if (i || !m.externs().empty()) s += '\n';
+    s += print(m, *m.functions()[i]);
+  }
+  return s;
+}
+
+}  // namespace exojit::vcode
