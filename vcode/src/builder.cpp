@@ -19,8 +19,8 @@ Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params
                  std::vector<RegClass> param_classes)
     : module_(m) {
   if (!param_classes.empty() && param_classes.size() != params.size())
-    fail("function @{}: {} parameter classes given for {} parameters", name,
-         param_classes.size(), params.size());
+    fail("function @{}: {} parameter classes given for {} parameters", name, param_classes.size(),
+         params.size());
   fn_ = &m.add_function(std::move(name), Signature{params, ret});
   fn_->code.reserve(64);
   int next[2] = {0, 0};  // next ABI position per register file
@@ -30,8 +30,8 @@ Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params
     bool fl = is_float(t);
     int pos = next[fl]++;
     if (pos >= (fl ? 8 : kMaxIntArgs))
-      fail("function @{}: too many {} parameters (at most {})", fn_->name,
-           fl ? "float" : "integer", fl ? 8 : kMaxIntArgs);
+      fail("function @{}: too many {} parameters (at most {})", fn_->name, fl ? "float" : "integer",
+           fl ? 8 : kMaxIntArgs);
     RegClass c = param_classes.empty() ? RegClass::Temp : param_classes[i];
     Reg r;
     if (c == RegClass::Temp) {
@@ -49,8 +49,8 @@ Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params
 
 Reg Builder::arg(size_t i) const {
   if (i >= fn_->params.size())
-    fail("function @{} has {} parameters; there is no argument {}", fn_->name,
-         fn_->params.size(), i);
+    fail("function @{} has {} parameters; there is no argument {}", fn_->name, fn_->params.size(),
+         i);
   return fn_->params[i];
 }
 
@@ -84,15 +84,17 @@ void Builder::name(Reg r, std::string n) {
 
 const RegInfo& Builder::live(Reg r) const {
   if (r.id >= fn_->regs.size())
-    fail("function @{}, instruction {}: register {} does not exist", fn_->name,
-         fn_->code.size(), r.valid() ? fmt::format("%r{}", r.id) : std::string("(none)"));
+    fail("function @{}, instruction {}: register {} does not exist", fn_->name, fn_->code.size(),
+         r.valid() ? fmt::format("%r{}", r.id) : std::string("(none)"));
   if (!alive_[r.id])
     fail("function @{}, instruction {}: register {} is used after putreg", fn_->name,
          fn_->code.size(), fn_->reg_label(r.id));
   return fn_->regs[r.id];
 }
 
-Label Builder::label() { return Label{fn_->num_labels++}; }
+Label Builder::label() {
+  return Label{fn_->num_labels++};
+}
 
 Label Builder::check_label(Label l) const {
   if (l.id >= fn_->num_labels)
@@ -183,7 +185,9 @@ void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
   emit(Insn{op, t, kImm, 0, check_label(l).id, a.id, 0, normalize_imm(t, imm)});
 }
 
-void Builder::jmp(Label l) { emit(Insn{Op::Jmp, Type::Void, 0, 0, check_label(l).id, 0, 0, 0}); }
+void Builder::jmp(Label l) {
+  emit(Insn{Op::Jmp, Type::Void, 0, 0, check_label(l).id, 0, 0, 0});
+}
 
 void Builder::jmpr(Reg target) {
   Type t = live(target).type;
@@ -198,8 +202,10 @@ void Builder::la(Reg d, Label l) {
 void Builder::call_any(Reg result, uint32_t index, bool is_extern, const Reg* args, size_t n) {
   Type t = Type::Void;
   uint8_t flags = is_extern ? kExtern : 0;
-  if (result.valid()) t = live(result).type;
-  else flags |= kVoid;
+  if (result.valid())
+    t = live(result).type;
+  else
+    flags |= kVoid;
   uint32_t first = uint32_t(fn_->call_args.size());
   for (size_t i = 0; i < n; ++i) {
     live(args[i]);
@@ -232,7 +238,9 @@ void Builder::ret(int64_t imm) {
   emit(Insn{Op::Ret, t, kImm, 0, 0, 0, 0, is_float(t) ? imm : normalize_imm(t, imm)});
 }
 
-void Builder::ret() { emit(Insn{Op::Ret, Type::Void, kVoid, 0, 0, 0, 0, 0}); }
+void Builder::ret() {
+  emit(Insn{Op::Ret, Type::Void, kVoid, 0, 0, 0, 0, 0});
+}
 
 Function& Builder::finish() {
   verify(module_, *fn_);

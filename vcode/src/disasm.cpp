@@ -28,7 +28,8 @@ DisasmContext make_context(Target target) {
   });
   const char* triple = "x86_64-unknown-linux-gnu";
   switch (target) {
-    case Target::X86_64: break;
+    case Target::X86_64:
+      break;
   }
   void* ctx = LLVMCreateDisasm(triple, nullptr, 0, nullptr, nullptr);
   if (!ctx) fail("disassembler: LLVM has no disassembler for {}", triple);

@@ -15,7 +15,9 @@ namespace {
 constexpr uint64_t kLabelTag = 0x1abe1ull << 44;  // la() values: tag | function << 24 | label
 constexpr int kMaxDepth = 4096;
 
-uint64_t norm(Type t, uint64_t v) { return uint64_t(normalize_imm(t, int64_t(v))); }
+uint64_t norm(Type t, uint64_t v) {
+  return uint64_t(normalize_imm(t, int64_t(v)));
+}
 
 double as_double(Type t, uint64_t v) {
   return t == Type::F32 ? double(std::bit_cast<float>(uint32_t(v))) : std::bit_cast<double>(v);
@@ -53,32 +55,50 @@ bool compare(Op op, Type t, uint64_t a, uint64_t b) {
   if (is_float(t)) {
     double x = as_double(t, a), y = as_double(t, b);
     switch (op) {
-      case Op::Blt: return x < y;
-      case Op::Ble: return x <= y;
-      case Op::Bgt: return x > y;
-      case Op::Bge: return x >= y;
-      case Op::Beq: return x == y;
-      default: return x != y;
+      case Op::Blt:
+        return x < y;
+      case Op::Ble:
+        return x <= y;
+      case Op::Bgt:
+        return x > y;
+      case Op::Bge:
+        return x >= y;
+      case Op::Beq:
+        return x == y;
+      default:
+        return x != y;
     }
   }
   if (is_signed(t)) {
     int64_t x = int64_t(a), y = int64_t(b);
     switch (op) {
-      case Op::Blt: return x < y;
-      case Op::Ble: return x <= y;
-      case Op::Bgt: return x > y;
-      case Op::Bge: return x >= y;
-      case Op::Beq: return x == y;
-      default: return x != y;
+      case Op::Blt:
+        return x < y;
+      case Op::Ble:
+        return x <= y;
+      case Op::Bgt:
+        return x > y;
+      case Op::Bge:
+        return x >= y;
+      case Op::Beq:
+        return x == y;
+      default:
+        return x != y;
     }
   }
   switch (op) {
-    case Op::Blt: return a < b;
-    case Op::Ble: return a <= b;
-    case Op::Bgt: return a > b;
-    case Op::Bge: return a >= b;
-    case Op::Beq: return a == b;
-    default: return a != b;
+    case Op::Blt:
+      return a < b;
+    case Op::Ble:
+      return a <= b;
+    case Op::Bgt:
+      return a > b;
+    case Op::Bge:
+      return a >= b;
+    case Op::Beq:
+      return a == b;
+    default:
+      return a != b;
   }
 }
 
@@ -125,8 +145,10 @@ uint64_t Interpreter::call_extern(const Extern& e, const uint64_t* args) {
   double fa[kMaxFloatArgs] = {};
   int ni = 0, nf = 0;
   for (size_t k = 0; k < e.sig.params.size(); ++k) {
-    if (is_float(e.sig.params[k])) fa[nf++] = std::bit_cast<double>(args[k]);
-    else ia[ni++] = args[k];
+    if (is_float(e.sig.params[k]))
+      fa[nf++] = std::bit_cast<double>(args[k]);
+    else
+      ia[ni++] = args[k];
   }
   if (is_float(e.sig.ret)) {
     using Fn = double (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double,
@@ -150,13 +172,16 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
   std::vector<uint64_t> r(f.regs.size(), 0);
   for (size_t k = 0; k < f.params.size(); ++k) {
     Type t = f.regs[f.params[k].id].type;
-    r[f.params[k].id] = is_float(t) ? (t == Type::F32 ? uint32_t(args[k]) : args[k])
-                                    : norm(t, args[k]);
+    r[f.params[k].id] =
+        is_float(t) ? (t == Type::F32 ? uint32_t(args[k]) : args[k]) : norm(t, args[k]);
   }
   // Locals live in a zeroed buffer aligned to 16 bytes, like the machine's stack frame.
   std::vector<std::byte> frame_storage(p.frame_bytes ? p.frame_bytes + 16 : 0);
-  std::byte* frame_base = frame_storage.empty() ? nullptr
-      : frame_storage.data() + ((16 - (reinterpret_cast<uintptr_t>(frame_storage.data()) & 15)) & 15);
+  std::byte* frame_base =
+      frame_storage.empty()
+          ? nullptr
+          : frame_storage.data() +
+                ((16 - (reinterpret_cast<uintptr_t>(frame_storage.data()) & 15)) & 15);
   auto error = [&](size_t pc, const std::string& why) {
     fail("interpreter: @{}: instruction {} `{}`: {}", f.name, pc, print_insn(m_, f, f.code[pc]),
          why);
@@ -189,7 +214,8 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         r[in.dst] = is_float(t) ? float_op(t, r[in.a], b, [](auto x, auto y) { return x * y; })
                                 : norm(t, r[in.a] * b);
         break;
-      case Op::Div: case Op::Mod: {
+      case Op::Div:
+      case Op::Mod: {
         if (is_float(t)) {
           r[in.dst] = float_op(t, r[in.a], b, [](auto x, auto y) { return x / y; });
           break;
@@ -202,18 +228,27 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
           int bits = type_bits(t);
           if (y == -1 && bits >= 32 && x == (bits == 32 ? INT32_MIN : INT64_MIN))
             error(pc, "signed division overflow");
-          if (y == -1) q = in.op == Op::Div ? uint64_t(0) - uint64_t(x) : 0;
-          else q = uint64_t(in.op == Op::Div ? x / y : x % y);
+          if (y == -1)
+            q = in.op == Op::Div ? uint64_t(0) - uint64_t(x) : 0;
+          else
+            q = uint64_t(in.op == Op::Div ? x / y : x % y);
         } else {
           q = in.op == Op::Div ? a / b : a % b;
         }
         r[in.dst] = norm(t, q);
         break;
       }
-      case Op::And: r[in.dst] = norm(t, r[in.a] & b); break;
-      case Op::Or: r[in.dst] = norm(t, r[in.a] | b); break;
-      case Op::Xor: r[in.dst] = norm(t, r[in.a] ^ b); break;
-      case Op::Lsh: case Op::Rsh: {
+      case Op::And:
+        r[in.dst] = norm(t, r[in.a] & b);
+        break;
+      case Op::Or:
+        r[in.dst] = norm(t, r[in.a] | b);
+        break;
+      case Op::Xor:
+        r[in.dst] = norm(t, r[in.a] ^ b);
+        break;
+      case Op::Lsh:
+      case Op::Rsh: {
         unsigned count = unsigned(b) & (type_bits(t) == 64 ? 63 : 31);
         uint64_t a = r[in.a];
         uint64_t v = in.op == Op::Lsh ? a << count
@@ -226,10 +261,18 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         r[in.dst] = is_float(t) ? r[in.a] ^ (t == Type::F32 ? 0x80000000ull : 1ull << 63)
                                 : norm(t, uint64_t(0) - r[in.a]);
         break;
-      case Op::Com: r[in.dst] = norm(t, ~r[in.a]); break;
-      case Op::Not: r[in.dst] = r[in.a] == 0; break;
-      case Op::Mov: r[in.dst] = r[in.a]; break;
-      case Op::Bswap: r[in.dst] = norm(t, bswap_bits(type_bits(t), r[in.a])); break;
+      case Op::Com:
+        r[in.dst] = norm(t, ~r[in.a]);
+        break;
+      case Op::Not:
+        r[in.dst] = r[in.a] == 0;
+        break;
+      case Op::Mov:
+        r[in.dst] = r[in.a];
+        break;
+      case Op::Bswap:
+        r[in.dst] = norm(t, bswap_bits(type_bits(t), r[in.a]));
+        break;
       case Op::Cvt: {
         Type s = f.regs[in.a].type;
         uint64_t v = r[in.a];
@@ -247,8 +290,8 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         }
         break;
       }
-      case Op::Set: r[in.dst] = is_float(t) ? from_double(t, std::bit_cast<double>(in.imm))
-                                            : uint64_t(in.imm);
+      case Op::Set:
+        r[in.dst] = is_float(t) ? from_double(t, std::bit_cast<double>(in.imm)) : uint64_t(in.imm);
         break;
       case Op::Cksum: {
         uint64_t a = r[in.a];
@@ -267,7 +310,9 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         r[in.dst] = s;
         break;
       }
-      case Op::Ld: case Op::Ldu: case Op::Ldbe: {
+      case Op::Ld:
+      case Op::Ldu:
+      case Op::Ldbe: {
         std::byte* at = address(in);
         size_t n = size_t(type_bytes(t));
         if (in.op == Op::Ld && (reinterpret_cast<uintptr_t>(at) & (n - 1)))
@@ -278,7 +323,9 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         r[in.dst] = is_float(t) ? v : norm(t, v);
         break;
       }
-      case Op::St: case Op::Stu: case Op::Stbe: {
+      case Op::St:
+      case Op::Stu:
+      case Op::Stbe: {
         std::byte* at = address(in);
         size_t n = size_t(type_bytes(t));
         if (in.op == Op::St && (reinterpret_cast<uintptr_t>(at) & (n - 1)))
@@ -291,13 +338,20 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
       case Op::AddrL:
         r[in.dst] = uint64_t(reinterpret_cast<uintptr_t>(frame_base + p.local_offset[in.a]));
         break;
-      case Op::Blt: case Op::Ble: case Op::Bgt: case Op::Bge: case Op::Beq: case Op::Bne:
+      case Op::Blt:
+      case Op::Ble:
+      case Op::Bgt:
+      case Op::Bge:
+      case Op::Beq:
+      case Op::Bne:
         if (compare(in.op, t, r[in.a], b)) {
           pc = p.label_pos[in.dst];
           continue;
         }
         break;
-      case Op::Jmp: pc = p.label_pos[in.dst]; continue;
+      case Op::Jmp:
+        pc = p.label_pos[in.dst];
+        continue;
       case Op::Jmpr: {
         uint64_t v = r[in.a];
         uint64_t label = v & 0xffffff;
@@ -307,8 +361,11 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         pc = p.label_pos[label];
         continue;
       }
-      case Op::La: r[in.a] = kLabelTag | uint64_t(fi) << 24 | in.dst; break;
-      case Op::Place: break;
+      case Op::La:
+        r[in.a] = kLabelTag | uint64_t(fi) << 24 | in.dst;
+        break;
+      case Op::Place:
+        break;
       case Op::Call: {
         uint64_t argv[16];
         for (uint32_t k = 0; k < in.b; ++k) argv[k] = r[f.call_args[in.a + k]];

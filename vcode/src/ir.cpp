@@ -19,7 +19,9 @@ constexpr std::string_view kOpNames[] = {
 };
 }  // namespace
 
-std::string_view type_name(Type t) { return kTypeNames[size_t(t)]; }
+std::string_view type_name(Type t) {
+  return kTypeNames[size_t(t)];
+}
 
 bool parse_type(std::string_view s, Type* out) {
   for (size_t i = 0; i < kTypeNames.size(); ++i) {
@@ -31,7 +33,9 @@ bool parse_type(std::string_view s, Type* out) {
   return false;
 }
 
-std::string_view op_name(Op op) { return kOpNames[size_t(op)]; }
+std::string_view op_name(Op op) {
+  return kOpNames[size_t(op)];
+}
 
 bool parse_op(std::string_view s, Op* out) {
   for (size_t i = 0; i < std::size(kOpNames); ++i) {
@@ -45,13 +49,20 @@ bool parse_op(std::string_view s, Op* out) {
 
 int64_t normalize_imm(Type t, int64_t v) {
   switch (t) {
-    case Type::I8: return int8_t(v);
-    case Type::U8: return uint8_t(v);
-    case Type::I16: return int16_t(v);
-    case Type::U16: return uint16_t(v);
-    case Type::I32: return int32_t(v);
-    case Type::U32: return uint32_t(v);
-    default: return v;
+    case Type::I8:
+      return int8_t(v);
+    case Type::U8:
+      return uint8_t(v);
+    case Type::I16:
+      return int16_t(v);
+    case Type::U16:
+      return uint16_t(v);
+    case Type::I32:
+      return int32_t(v);
+    case Type::U32:
+      return uint32_t(v);
+    default:
+      return v;
   }
 }
 
@@ -76,8 +87,8 @@ uint32_t Module::add_extern(std::string name, Signature sig, void* address) {
   int ints = 0, floats = 0;
   for (Type t : sig.params) (is_float(t) ? floats : ints)++;
   if (ints > kMaxIntArgs || floats > kMaxFloatArgs)
-    fail("extern @{}: at most {} integer and {} float arguments are supported", name,
-         kMaxIntArgs, kMaxFloatArgs);
+    fail("extern @{}: at most {} integer and {} float arguments are supported", name, kMaxIntArgs,
+         kMaxFloatArgs);
   externs_.push_back(Extern{std::move(name), std::move(sig), address});
   return uint32_t(externs_.size() - 1);
 }

@@ -55,7 +55,8 @@ class Lexer {
         ++pos_;
         while (pos_ < s_.size()) {
           char d = s_[pos_];
-          bool exp_sign = !hex && (d == '+' || d == '-') && (s_[pos_ - 1] == 'e' || s_[pos_ - 1] == 'E');
+          bool exp_sign =
+              !hex && (d == '+' || d == '-') && (s_[pos_ - 1] == 'e' || s_[pos_ - 1] == 'E');
           if (!is_word(d) && d != '.' && !exp_sign) break;
           ++pos_;
         }
@@ -94,7 +95,8 @@ class Lexer {
         line_start_ = ++pos_;
       } else if (std::isspace(uint8_t(c))) {
         ++pos_;
-      } else if (c == ';' || c == '#' || (c == '/' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '/')) {
+      } else if (c == ';' || c == '#' ||
+                 (c == '/' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '/')) {
         while (pos_ < s_.size() && s_[pos_] != '\n') ++pos_;
       } else {
         return;
@@ -121,9 +123,12 @@ class Parser {
   Module run() {
     while (peek().kind != Tok::End) {
       Token t = next();
-      if (t.kind == Tok::Ident && t.text == "extern") parse_extern();
-      else if (t.kind == Tok::Ident && t.text == "func") parse_function();
-      else error(t, fmt::format("expected 'func' or 'extern', found '{}'", t.text));
+      if (t.kind == Tok::Ident && t.text == "extern")
+        parse_extern();
+      else if (t.kind == Tok::Ident && t.text == "func")
+        parse_function();
+      else
+        error(t, fmt::format("expected 'func' or 'extern', found '{}'", t.text));
     }
     for (const PendingCall& c : calls_) {
       int e = m_.find_extern(c.callee);
@@ -170,7 +175,10 @@ class Parser {
   }
   static std::string describe(const Token& t) {
     if (t.kind == Tok::End) return "end of input";
-    const char* sigil = t.kind == Tok::Reg ? "%" : t.kind == Tok::Global ? "@" : t.kind == Tok::Local ? "$" : "";
+    const char* sigil = t.kind == Tok::Reg      ? "%"
+                        : t.kind == Tok::Global ? "@"
+                        : t.kind == Tok::Local  ? "$"
+                                                : "";
     return std::string(sigil) + std::string(t.text);
   }
 
@@ -258,7 +266,8 @@ class Parser {
   };
 
   uint32_t declare_reg(FnState& st, const Token& name, Type t, int param_pos) {
-    if (st.regs.count(name.text)) error(name, fmt::format("register %{} declared twice", name.text));
+    if (st.regs.count(name.text))
+      error(name, fmt::format("register %{} declared twice", name.text));
     if (t == Type::Void) error(name, "a register cannot be void");
     Token slot_tok = expect(Tok::Ident, "a slot (temp, var, t<N> or v<N>)");
     std::string_view s = slot_tok.text;
@@ -279,7 +288,8 @@ class Parser {
     uint32_t& used = st.used[fl][size_t(cls)];
     if (param_pos >= 0 && cls == RegClass::Temp) {
       if (slot >= 0 && slot != param_pos)
-        error(slot_tok, fmt::format("temporary parameter {} lives in slot t{}", param_pos, param_pos));
+        error(slot_tok,
+              fmt::format("temporary parameter {} lives in slot t{}", param_pos, param_pos));
       slot = param_pos;
     }
     if (slot < 0) {
@@ -295,7 +305,8 @@ class Parser {
     Function& f = *st.f;
     uint32_t id = uint32_t(f.regs.size());
     f.regs.push_back(RegInfo{t, cls, uint8_t(slot)});
-    f.reg_names.push_back(name.text == fmt::format("r{}", id) ? std::string() : std::string(name.text));
+    f.reg_names.push_back(name.text == fmt::format("r{}", id) ? std::string()
+                                                              : std::string(name.text));
     st.regs.emplace(name.text, id);
     return id;
   }
@@ -366,13 +377,17 @@ class Parser {
         in.imm = parse_imm(in.type);
         in.flags |= kImm;
         break;
-      case Op::Ld: case Op::Ldu: case Op::Ldbe:
+      case Op::Ld:
+      case Op::Ldu:
+      case Op::Ldbe:
         in.dst = reg_ref(st);
         in.type = type_of_reg(st, in.dst);
         expect(",");
         parse_mem(st, in);
         break;
-      case Op::St: case Op::Stu: case Op::Stbe:
+      case Op::St:
+      case Op::Stu:
+      case Op::Stbe:
         parse_mem(st, in);
         expect(",");
         in.dst = reg_ref(st);
@@ -387,7 +402,9 @@ class Parser {
         in.flags |= kLocalBase;
         break;
       }
-      case Op::Jmp: in.dst = label_ref(st); break;
+      case Op::Jmp:
+        in.dst = label_ref(st);
+        break;
       case Op::Jmpr:
         in.a = reg_ref(st);
         in.type = type_of_reg(st, in.a);
@@ -534,7 +551,8 @@ class Parser {
     f.label_names.assign(next_id, std::string());
     for (size_t i = 0; i < st.label_order.size(); ++i) {
       uint32_t n;
-      if (!numeric(st.label_order[i], &n)) f.label_names[final_id[i]] = std::string(st.label_order[i]);
+      if (!numeric(st.label_order[i], &n))
+        f.label_names[final_id[i]] = std::string(st.label_order[i]);
     }
     for (Insn& in : f.code)
       if (is_branch(in.op) || in.op == Op::Jmp || in.op == Op::La || in.op == Op::Place)

@@ -51,23 +51,35 @@ std::string print_insn(const Module& m, const Function& f, const Insn& in) {
   std::string_view name = op_name(in.op);
   bool imm = in.flags & kImm;
   switch (in.op) {
-    case Op::Place: return label(in.dst) + ":";
-    case Op::Set: return fmt::format("set {}, {}", r(in.dst), imm_text(in.type, in.imm));
-    case Op::Ld: case Op::Ldu: case Op::Ldbe:
+    case Op::Place:
+      return label(in.dst) + ":";
+    case Op::Set:
+      return fmt::format("set {}, {}", r(in.dst), imm_text(in.type, in.imm));
+    case Op::Ld:
+    case Op::Ldu:
+    case Op::Ldbe:
       return fmt::format("{} {}, {}", name, r(in.dst), mem_text(f, in));
-    case Op::St: case Op::Stu: case Op::Stbe:
+    case Op::St:
+    case Op::Stu:
+    case Op::Stbe:
       return fmt::format("{} {}, {}", name, mem_text(f, in), r(in.dst));
-    case Op::AddrL: return fmt::format("addrl {}, ${}", r(in.dst), in.a);
-    case Op::Jmp: return fmt::format("jmp {}", label(in.dst));
-    case Op::Jmpr: return fmt::format("jmpr {}", r(in.a));
-    case Op::La: return fmt::format("la {}, {}", r(in.a), label(in.dst));
+    case Op::AddrL:
+      return fmt::format("addrl {}, ${}", r(in.dst), in.a);
+    case Op::Jmp:
+      return fmt::format("jmp {}", label(in.dst));
+    case Op::Jmpr:
+      return fmt::format("jmpr {}", r(in.a));
+    case Op::La:
+      return fmt::format("la {}, {}", r(in.a), label(in.dst));
     case Op::Call: {
       bool ext = in.flags & kExtern;
       std::string callee;
-      if (ext && uint64_t(in.imm) < m.externs().size()) callee = m.externs()[in.imm].name;
+      if (ext && uint64_t(in.imm) < m.externs().size())
+        callee = m.externs()[in.imm].name;
       else if (!ext && uint64_t(in.imm) < m.functions().size())
         callee = m.functions()[in.imm]->name;
-      else callee = fmt::format("?{}", in.imm);
+      else
+        callee = fmt::format("?{}", in.imm);
       std::string s = "call ";
       if (!(in.flags & kVoid)) s += r(in.dst) + ", ";
       s += "@" + callee + "(";
@@ -81,7 +93,8 @@ std::string print_insn(const Module& m, const Function& f, const Insn& in) {
       if (in.flags & kVoid) return "ret";
       if (imm) return fmt::format("ret {}", imm_text(in.type, in.imm));
       return fmt::format("ret {}", r(in.a));
-    default: break;
+    default:
+      break;
   }
   if (is_branch(in.op))
     return fmt::format("{} {}, {}, {}", name, r(in.a), imm ? imm_text(in.type, in.imm) : r(in.b),

@@ -19,7 +19,9 @@ namespace {
   fail("@{}: instruction {} `{}`: {}", f.name, i, text, why);
 }
 
-bool is_ptr_like(Type t) { return t == Type::P || t == Type::I64 || t == Type::U64; }
+bool is_ptr_like(Type t) {
+  return t == Type::P || t == Type::I64 || t == Type::U64;
+}
 
 // Same type, or a pointer mixed with 64-bit integers (pointer arithmetic and comparisons).
 bool compatible(Type d, Type s) {
@@ -69,8 +71,16 @@ struct Checker {
     Type t = in.type;
     bool imm = in.flags & kImm;
     switch (in.op) {
-      case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Mod:
-      case Op::And: case Op::Or: case Op::Xor: case Op::Lsh: case Op::Rsh: {
+      case Op::Add:
+      case Op::Sub:
+      case Op::Mul:
+      case Op::Div:
+      case Op::Mod:
+      case Op::And:
+      case Op::Or:
+      case Op::Xor:
+      case Op::Lsh:
+      case Op::Rsh: {
         Type d = reg(in.dst, "destination");
         if (d != t) error("recorded type differs from the destination's");
         same(d, reg(in.a, "source"), "the first source");
@@ -79,25 +89,39 @@ struct Checker {
           error(fmt::format("{} has no float{} form", op_name(in.op), imm ? " immediate" : ""));
         if (!imm) {
           Type b = reg(in.b, "source");
-          if (in.op == Op::Lsh || in.op == Op::Rsh) want_int(b, "the shift count");
-          else same(d, b, "the second source");
+          if (in.op == Op::Lsh || in.op == Op::Rsh)
+            want_int(b, "the shift count");
+          else
+            same(d, b, "the second source");
         }
         return;
       }
-      case Op::Neg: case Op::Com: case Op::Not: case Op::Mov: case Op::Bswap: case Op::Cvt:
+      case Op::Neg:
+      case Op::Com:
+      case Op::Not:
+      case Op::Mov:
+      case Op::Bswap:
+      case Op::Cvt:
       case Op::CksumFold: {
         Type d = reg(in.dst, "destination");
         if (d != t) error("recorded type differs from the destination's");
         Type a = reg(in.a, "source");
         switch (in.op) {
-          case Op::Neg: case Op::Mov: same(d, a, "the source"); break;
-          case Op::Com: case Op::Not: want_int(d, "the operand"); same(d, a, "the source"); break;
-          case Op::Bswap:
-            if (!is_int(d) || type_bits(d) < 16)
-              error("bswap needs a 16-, 32- or 64-bit integer");
+          case Op::Neg:
+          case Op::Mov:
             same(d, a, "the source");
             break;
-          case Op::Cvt: break;  // any numeric type to any other
+          case Op::Com:
+          case Op::Not:
+            want_int(d, "the operand");
+            same(d, a, "the source");
+            break;
+          case Op::Bswap:
+            if (!is_int(d) || type_bits(d) < 16) error("bswap needs a 16-, 32- or 64-bit integer");
+            same(d, a, "the source");
+            break;
+          case Op::Cvt:
+            break;  // any numeric type to any other
           default:  // CksumFold
             if (d != Type::U16 && d != Type::U32 && d != Type::U64)
               error("cksum_fold produces an unsigned 16-, 32- or 64-bit register");
@@ -114,8 +138,7 @@ struct Checker {
       case Op::Cksum: {
         Type d = reg(in.dst, "destination");
         if (d != t) error("recorded type differs from the destination's");
-        if (d != Type::U32 && d != Type::U64)
-          error("the checksum accumulator must be u32 or u64");
+        if (d != Type::U32 && d != Type::U64) error("the checksum accumulator must be u32 or u64");
         same(d, reg(in.a, "accumulator"), "the accumulator");
         if (!imm) {
           Type b = reg(in.b, "input");
@@ -125,7 +148,12 @@ struct Checker {
         }
         return;
       }
-      case Op::Ld: case Op::Ldu: case Op::Ldbe: case Op::St: case Op::Stu: case Op::Stbe: {
+      case Op::Ld:
+      case Op::Ldu:
+      case Op::Ldbe:
+      case Op::St:
+      case Op::Stu:
+      case Op::Stbe: {
         Type v = reg(in.dst, "value");
         if (v != t) error("recorded type differs from the value register's");
         if ((in.op == Op::Ldbe || in.op == Op::Stbe) && !is_int(v))
@@ -138,7 +166,12 @@ struct Checker {
         if (in.a >= f.locals.size()) error(fmt::format("local ${} does not exist", in.a));
         return;
       }
-      case Op::Blt: case Op::Ble: case Op::Bgt: case Op::Bge: case Op::Beq: case Op::Bne: {
+      case Op::Blt:
+      case Op::Ble:
+      case Op::Bgt:
+      case Op::Bge:
+      case Op::Beq:
+      case Op::Bne: {
         label(in.dst);
         Type a = reg(in.a, "compared");
         if (a != t) error("recorded type differs from the compared register's");
@@ -146,7 +179,10 @@ struct Checker {
         if (!imm) same(a, reg(in.b, "compared"), "the second operand");
         return;
       }
-      case Op::Jmp: case Op::Place: label(in.dst); return;
+      case Op::Jmp:
+      case Op::Place:
+        label(in.dst);
+        return;
       case Op::Jmpr:
         if (reg(in.a, "target") != Type::P) error("jmpr needs a pointer register");
         return;
@@ -175,8 +211,8 @@ struct Checker {
           (is_float(at) ? floats : ints)++;
         }
         if (ints > kMaxIntArgs || floats > kMaxFloatArgs)
-          error(fmt::format("at most {} integer and {} float arguments", kMaxIntArgs,
-                            kMaxFloatArgs));
+          error(
+              fmt::format("at most {} integer and {} float arguments", kMaxIntArgs, kMaxFloatArgs));
         if (!(in.flags & kVoid)) {
           Type r = reg(in.dst, "result");
           if (sig->ret == Type::Void) error("the callee returns nothing");
@@ -212,9 +248,18 @@ template <typename F>
 void for_each_use(const Function& f, const Insn& in, F&& use) {
   bool imm = in.flags & kImm;
   switch (in.op) {
-    case Op::Set: case Op::AddrL: case Op::Jmp: case Op::Place: case Op::La: return;
-    case Op::Ld: case Op::Ldu: case Op::Ldbe:
-    case Op::St: case Op::Stu: case Op::Stbe:
+    case Op::Set:
+    case Op::AddrL:
+    case Op::Jmp:
+    case Op::Place:
+    case Op::La:
+      return;
+    case Op::Ld:
+    case Op::Ldu:
+    case Op::Ldbe:
+    case Op::St:
+    case Op::Stu:
+    case Op::Stbe:
       if (is_store(in.op)) use(in.dst);
       if (!(in.flags & kLocalBase)) use(in.a);
       if (in.flags & kIndex) use(in.b);
@@ -225,7 +270,9 @@ void for_each_use(const Function& f, const Insn& in, F&& use) {
     case Op::Ret:
       if (!(in.flags & (kImm | kVoid))) use(in.a);
       return;
-    case Op::Jmpr: use(in.a); return;
+    case Op::Jmpr:
+      use(in.a);
+      return;
     default:
       if (is_branch(in.op)) {
         use(in.a);
@@ -243,10 +290,17 @@ void for_each_use(const Function& f, const Insn& in, F&& use) {
 int64_t def_of(const Insn& in) {
   if (is_store(in.op) || is_branch(in.op)) return -1;
   switch (in.op) {
-    case Op::Jmp: case Op::Jmpr: case Op::Place: case Op::Ret: return -1;
-    case Op::La: return in.a;
-    case Op::Call: return (in.flags & kVoid) ? -1 : int64_t(in.dst);
-    default: return in.dst;
+    case Op::Jmp:
+    case Op::Jmpr:
+    case Op::Place:
+    case Op::Ret:
+      return -1;
+    case Op::La:
+      return in.a;
+    case Op::Call:
+      return (in.flags & kVoid) ? -1 : int64_t(in.dst);
+    default:
+      return in.dst;
   }
 }
 

@@ -33,7 +33,9 @@ const x86::Gp kIntArg[kMaxIntArgs] = {x86::rdi, x86::rsi, x86::rdx, x86::rcx, x8
 constexpr int kFloatVarBase = 8;
 constexpr int kStageSlots = kMaxIntArgs + kMaxFloatArgs;
 
-bool fits32(int64_t v) { return v == int64_t(int32_t(v)); }
+bool fits32(int64_t v) {
+  return v == int64_t(int32_t(v));
+}
 
 struct Frame {
   int32_t stage = 0;       // call argument staging area
@@ -41,7 +43,7 @@ struct Frame {
   int32_t float_save = 0;  // float variables saved around calls
   int32_t size = 0;        // bytes subtracted from rsp
   std::vector<int32_t> local_offset;
-  std::vector<Gp> saved;   // callee-saved registers pushed by the prologue
+  std::vector<Gp> saved;  // callee-saved registers pushed by the prologue
   uint32_t float_vars_used = 0;
 };
 
@@ -90,18 +92,30 @@ class X64Emitter {
   // Re-establishes the canonical form of an 8/16-bit value after a 32-bit operation.
   void normalize(const Gp& d, Type t) {
     switch (t) {
-      case Type::I8: a_.movsx(d.r32(), d.r8()); break;
-      case Type::U8: a_.movzx(d.r32(), d.r8()); break;
-      case Type::I16: a_.movsx(d.r32(), d.r16()); break;
-      case Type::U16: a_.movzx(d.r32(), d.r16()); break;
-      default: break;
+      case Type::I8:
+        a_.movsx(d.r32(), d.r8());
+        break;
+      case Type::U8:
+        a_.movzx(d.r32(), d.r8());
+        break;
+      case Type::I16:
+        a_.movsx(d.r32(), d.r16());
+        break;
+      case Type::U16:
+        a_.movzx(d.r32(), d.r16());
+        break;
+      default:
+        break;
     }
   }
 
   void mov_imm(const Gp& d, int64_t v) {
-    if (v == 0) a_.xor_(d.r32(), d.r32());
-    else if (d.size() == 4 || uint64_t(v) <= 0xffffffffu) a_.mov(d.r32(), uint32_t(v));
-    else a_.mov(d.r64(), v);
+    if (v == 0)
+      a_.xor_(d.r32(), d.r32());
+    else if (d.size() == 4 || uint64_t(v) <= 0xffffffffu)
+      a_.mov(d.r32(), uint32_t(v));
+    else
+      a_.mov(d.r64(), v);
   }
 
   // --- frame -------------------------------------------------------------------------------
@@ -113,8 +127,10 @@ class X64Emitter {
     uint32_t int_vars = 0;
     for (const RegInfo& ri : f.regs) {
       if (ri.cls != RegClass::Var) continue;
-      if (is_float(ri.type)) frame_.float_vars_used |= 1u << ri.slot;
-      else int_vars |= 1u << ri.slot;
+      if (is_float(ri.type))
+        frame_.float_vars_used |= 1u << ri.slot;
+      else
+        int_vars |= 1u << ri.slot;
     }
     for (int s = 0; s < kIntVars; ++s)
       if (int_vars >> s & 1) frame_.saved.push_back(kIntVar[s]);
@@ -147,8 +163,10 @@ class X64Emitter {
       bool fl = is_float(ri.type);
       int at = pos[fl]++;
       if (ri.cls != RegClass::Var) continue;
-      if (fl) a_.movaps(xmm(p.id), x86::xmm(at));
-      else a_.mov(gp64(p.id), kIntArg[at]);
+      if (fl)
+        a_.movaps(xmm(p.id), x86::xmm(at));
+      else
+        a_.mov(gp64(p.id), kIntArg[at]);
     }
   }
 
@@ -180,33 +198,71 @@ class X64Emitter {
   // --- instructions ------------------------------------------------------------------------
   void insn(const Insn& in) {
     switch (in.op) {
-      case Op::Add: case Op::Sub: case Op::Mul: case Op::And: case Op::Or: case Op::Xor:
+      case Op::Add:
+      case Op::Sub:
+      case Op::Mul:
+      case Op::And:
+      case Op::Or:
+      case Op::Xor:
         if (is_float(in.type)) return float_binary(in);
         return int_binary(in);
       case Op::Div:
         if (is_float(in.type)) return float_binary(in);
         return divide(in);
-      case Op::Mod: return divide(in);
-      case Op::Lsh: case Op::Rsh: return shift(in);
-      case Op::Neg: case Op::Com: case Op::Not: case Op::Mov: return unary(in);
-      case Op::Bswap: return bswap(in);
-      case Op::Cvt: return convert(in);
-      case Op::Set: return set(in);
-      case Op::Cksum: return cksum(in);
-      case Op::CksumFold: return cksum_fold(in);
-      case Op::Ld: case Op::Ldu: case Op::Ldbe: return load(in);
-      case Op::St: case Op::Stu: case Op::Stbe: return store(in);
+      case Op::Mod:
+        return divide(in);
+      case Op::Lsh:
+      case Op::Rsh:
+        return shift(in);
+      case Op::Neg:
+      case Op::Com:
+      case Op::Not:
+      case Op::Mov:
+        return unary(in);
+      case Op::Bswap:
+        return bswap(in);
+      case Op::Cvt:
+        return convert(in);
+      case Op::Set:
+        return set(in);
+      case Op::Cksum:
+        return cksum(in);
+      case Op::CksumFold:
+        return cksum_fold(in);
+      case Op::Ld:
+      case Op::Ldu:
+      case Op::Ldbe:
+        return load(in);
+      case Op::St:
+      case Op::Stu:
+      case Op::Stbe:
+        return store(in);
       case Op::AddrL:
         a_.lea(gp64(in.dst), x86::ptr(x86::rsp, frame_.local_offset[in.a]));
         return;
-      case Op::Blt: case Op::Ble: case Op::Bgt: case Op::Bge: case Op::Beq: case Op::Bne:
+      case Op::Blt:
+      case Op::Ble:
+      case Op::Bgt:
+      case Op::Bge:
+      case Op::Beq:
+      case Op::Bne:
         return branch(in);
-      case Op::Jmp: a_.jmp(labels_[in.dst]); return;
-      case Op::Jmpr: a_.jmp(gp64(in.a)); return;
-      case Op::La: a_.lea(gp64(in.a), x86::ptr(labels_[in.dst])); return;
-      case Op::Place: a_.bind(labels_[in.dst]); return;
-      case Op::Call: return call(in);
-      case Op::Ret: return ret(in);
+      case Op::Jmp:
+        a_.jmp(labels_[in.dst]);
+        return;
+      case Op::Jmpr:
+        a_.jmp(gp64(in.a));
+        return;
+      case Op::La:
+        a_.lea(gp64(in.a), x86::ptr(labels_[in.dst]));
+        return;
+      case Op::Place:
+        a_.bind(labels_[in.dst]);
+        return;
+      case Op::Call:
+        return call(in);
+      case Op::Ret:
+        return ret(in);
     }
   }
 
@@ -235,11 +291,21 @@ class X64Emitter {
       Gp big = at_width(x86::r11, t);
       if (!direct) mov_imm(x86::r11, v);
       switch (in.op) {
-        case Op::Add: direct ? a_.add(d, imm) : a_.add(d, big); break;
-        case Op::Sub: direct ? a_.sub(d, imm) : a_.sub(d, big); break;
-        case Op::And: direct ? a_.and_(d, imm) : a_.and_(d, big); break;
-        case Op::Or: direct ? a_.or_(d, imm) : a_.or_(d, big); break;
-        default: direct ? a_.xor_(d, imm) : a_.xor_(d, big); break;
+        case Op::Add:
+          direct ? a_.add(d, imm) : a_.add(d, big);
+          break;
+        case Op::Sub:
+          direct ? a_.sub(d, imm) : a_.sub(d, big);
+          break;
+        case Op::And:
+          direct ? a_.and_(d, imm) : a_.and_(d, big);
+          break;
+        case Op::Or:
+          direct ? a_.or_(d, imm) : a_.or_(d, big);
+          break;
+        default:
+          direct ? a_.xor_(d, imm) : a_.xor_(d, big);
+          break;
       }
       return normalize(d, t);
     }
@@ -263,12 +329,24 @@ class X64Emitter {
 
   void alu(Op op, const Gp& d, const Gp& s) {
     switch (op) {
-      case Op::Add: a_.add(d, s); break;
-      case Op::Sub: a_.sub(d, s); break;
-      case Op::Mul: a_.imul(d, s); break;
-      case Op::And: a_.and_(d, s); break;
-      case Op::Or: a_.or_(d, s); break;
-      default: a_.xor_(d, s); break;
+      case Op::Add:
+        a_.add(d, s);
+        break;
+      case Op::Sub:
+        a_.sub(d, s);
+        break;
+      case Op::Mul:
+        a_.imul(d, s);
+        break;
+      case Op::And:
+        a_.and_(d, s);
+        break;
+      case Op::Or:
+        a_.or_(d, s);
+        break;
+      default:
+        a_.xor_(d, s);
+        break;
     }
   }
 
@@ -323,8 +401,10 @@ class X64Emitter {
     Gp rax = at_width(x86::rax, t);
     bool count_in_rcx = count.id() == x86::rcx.id();
     if (!count_in_rcx) a_.mov(x86::r11, x86::rcx);
-    if (!count_in_rcx && a.id() == x86::rcx.id()) a_.mov(rax, at_width(x86::r11, t));
-    else a_.mov(rax, a);
+    if (!count_in_rcx && a.id() == x86::rcx.id())
+      a_.mov(rax, at_width(x86::r11, t));
+    else
+      a_.mov(rax, a);
     if (!count_in_rcx) a_.mov(x86::ecx, count.r32());
     left ? a_.shl(rax, x86::cl) : sign ? a_.sar(rax, x86::cl) : a_.shr(rax, x86::cl);
     if (!count_in_rcx) a_.mov(x86::rcx, x86::r11);
@@ -517,9 +597,16 @@ class X64Emitter {
     Gp d = gp64(in.dst), a = gp64(in.a);
     if (type_bits(t) == 64) {
       switch (s) {
-        case Type::I32: a_.movsxd(d, a.r32()); break;
-        case Type::U32: a_.mov(d.r32(), a.r32()); break;
-        case Type::I8: case Type::I16: a_.movsxd(d, a.r32()); break;  // already 32-bit signed
+        case Type::I32:
+          a_.movsxd(d, a.r32());
+          break;
+        case Type::U32:
+          a_.mov(d.r32(), a.r32());
+          break;
+        case Type::I8:
+        case Type::I16:
+          a_.movsxd(d, a.r32());
+          break;  // already 32-bit signed
         default:
           if (d != a) a_.mov(d, a);
       }
@@ -557,8 +644,10 @@ class X64Emitter {
     }
     if (s == Type::I64) return cvt(a);
     // 8/16/32-bit sources are canonical in 32 bits: signed ones sign-extended, so widen to 64.
-    if (is_signed(s)) a_.movsxd(x86::rax, a.r32());
-    else a_.mov(x86::eax, a.r32());
+    if (is_signed(s))
+      a_.movsxd(x86::rax, a.r32());
+    else
+      a_.mov(x86::eax, a.r32());
     cvt(x86::rax);
   }
 
@@ -600,10 +689,18 @@ class X64Emitter {
     bool single = t == Type::F32;
     auto op = [&](const Xmm& x, const Xmm& y) {
       switch (in.op) {
-        case Op::Add: single ? a_.addss(x, y) : a_.addsd(x, y); break;
-        case Op::Sub: single ? a_.subss(x, y) : a_.subsd(x, y); break;
-        case Op::Mul: single ? a_.mulss(x, y) : a_.mulsd(x, y); break;
-        default: single ? a_.divss(x, y) : a_.divsd(x, y); break;
+        case Op::Add:
+          single ? a_.addss(x, y) : a_.addsd(x, y);
+          break;
+        case Op::Sub:
+          single ? a_.subss(x, y) : a_.subsd(x, y);
+          break;
+        case Op::Mul:
+          single ? a_.mulss(x, y) : a_.mulsd(x, y);
+          break;
+        default:
+          single ? a_.divss(x, y) : a_.divsd(x, y);
+          break;
       }
     };
     bool commutative = in.op == Op::Add || in.op == Op::Mul;
@@ -629,14 +726,24 @@ class X64Emitter {
       // swapping the operands turns < and <= into > and >=, which are false on NaN.
       Xmm a = xmm(in.a), b = xmm(in.b);
       bool single = t == Type::F32;
-      auto ucom = [&](const Xmm& x, const Xmm& y) {
-        single ? a_.ucomiss(x, y) : a_.ucomisd(x, y);
-      };
+      auto ucom = [&](const Xmm& x, const Xmm& y) { single ? a_.ucomiss(x, y) : a_.ucomisd(x, y); };
       switch (in.op) {
-        case Op::Blt: ucom(b, a); a_.ja(target); return;
-        case Op::Ble: ucom(b, a); a_.jae(target); return;
-        case Op::Bgt: ucom(a, b); a_.ja(target); return;
-        case Op::Bge: ucom(a, b); a_.jae(target); return;
+        case Op::Blt:
+          ucom(b, a);
+          a_.ja(target);
+          return;
+        case Op::Ble:
+          ucom(b, a);
+          a_.jae(target);
+          return;
+        case Op::Bgt:
+          ucom(a, b);
+          a_.ja(target);
+          return;
+        case Op::Bge:
+          ucom(a, b);
+          a_.jae(target);
+          return;
         case Op::Beq: {
           AsmLabel skip = a_.newLabel();
           ucom(a, b);
@@ -654,8 +761,10 @@ class X64Emitter {
     }
     Gp a = gp(in.a, t);
     if (in.flags & kImm) {
-      if (in.imm == 0 && (in.op == Op::Beq || in.op == Op::Bne)) a_.test(a, a);
-      else if (type_bits(t) < 64 || fits32(in.imm)) a_.cmp(a, int32_t(in.imm));
+      if (in.imm == 0 && (in.op == Op::Beq || in.op == Op::Bne))
+        a_.test(a, a);
+      else if (type_bits(t) < 64 || fits32(in.imm))
+        a_.cmp(a, int32_t(in.imm));
       else {
         mov_imm(x86::r11, in.imm);
         a_.cmp(a, x86::r11);
@@ -665,25 +774,39 @@ class X64Emitter {
     }
     bool s = is_signed(t);
     switch (in.op) {
-      case Op::Blt: s ? a_.jl(target) : a_.jb(target); break;
-      case Op::Ble: s ? a_.jle(target) : a_.jbe(target); break;
-      case Op::Bgt: s ? a_.jg(target) : a_.ja(target); break;
-      case Op::Bge: s ? a_.jge(target) : a_.jae(target); break;
-      case Op::Beq: a_.je(target); break;
-      default: a_.jne(target); break;
+      case Op::Blt:
+        s ? a_.jl(target) : a_.jb(target);
+        break;
+      case Op::Ble:
+        s ? a_.jle(target) : a_.jbe(target);
+        break;
+      case Op::Bgt:
+        s ? a_.jg(target) : a_.ja(target);
+        break;
+      case Op::Bge:
+        s ? a_.jge(target) : a_.jae(target);
+        break;
+      case Op::Beq:
+        a_.je(target);
+        break;
+      default:
+        a_.jne(target);
+        break;
     }
   }
 
   void call(const Insn& in) {
     const bool ext = in.flags & kExtern;
-    const Signature& sig = ext ? m_.externs()[size_t(in.imm)].sig : m_.functions()[size_t(in.imm)]->sig;
+    const Signature& sig =
+        ext ? m_.externs()[size_t(in.imm)].sig : m_.functions()[size_t(in.imm)]->sig;
     const uint32_t* args = f_->call_args.data() + in.a;
     const uint32_t n = in.b;
 
     // Float variables live in caller-saved xmm registers: save them around the call.
     uint32_t keep = frame_.float_vars_used;
     for (int s = 0; s < kFloatVars; ++s)
-      if (keep >> s & 1) a_.movsd(x86::qword_ptr(x86::rsp, frame_.float_save + 8 * s), x86::xmm(kFloatVarBase + s));
+      if (keep >> s & 1)
+        a_.movsd(x86::qword_ptr(x86::rsp, frame_.float_save + 8 * s), x86::xmm(kFloatVarBase + s));
 
     // Arguments move to their ABI registers. When a source is another argument's destination
     // the moves go through the staging area (a parallel move), else straight.
@@ -709,13 +832,17 @@ class X64Emitter {
     if (conflict) {
       for (uint32_t k = 0; k < n; ++k) {
         Mem slot = x86::qword_ptr(x86::rsp, frame_.stage + 8 * int32_t(k));
-        if (is_float(info(args[k]).type)) a_.movsd(slot, xmm(args[k]));
-        else a_.mov(slot, gp64(args[k]));
+        if (is_float(info(args[k]).type))
+          a_.movsd(slot, xmm(args[k]));
+        else
+          a_.mov(slot, gp64(args[k]));
       }
       for (uint32_t k = 0; k < n; ++k) {
         Mem slot = x86::qword_ptr(x86::rsp, frame_.stage + 8 * int32_t(k));
-        if (is_float(info(args[k]).type)) a_.movsd(x86::xmm(nf++), slot);
-        else a_.mov(kIntArg[ni++], slot);
+        if (is_float(info(args[k]).type))
+          a_.movsd(x86::xmm(nf++), slot);
+        else
+          a_.mov(kIntArg[ni++], slot);
       }
     } else {
       for (uint32_t k = 0; k < n; ++k) {
@@ -747,12 +874,25 @@ class X64Emitter {
         // C callees may leave the bits above a narrow result undefined: re-extend them.
         Gp d = gp64(in.dst);
         switch (rt) {
-          case Type::I8: a_.movsx(d.r32(), x86::al); break;
-          case Type::U8: a_.movzx(d.r32(), x86::al); break;
-          case Type::I16: a_.movsx(d.r32(), x86::ax); break;
-          case Type::U16: a_.movzx(d.r32(), x86::ax); break;
-          case Type::I32: case Type::U32: a_.mov(d.r32(), x86::eax); break;
-          default: a_.mov(d, x86::rax); break;
+          case Type::I8:
+            a_.movsx(d.r32(), x86::al);
+            break;
+          case Type::U8:
+            a_.movzx(d.r32(), x86::al);
+            break;
+          case Type::I16:
+            a_.movsx(d.r32(), x86::ax);
+            break;
+          case Type::U16:
+            a_.movzx(d.r32(), x86::ax);
+            break;
+          case Type::I32:
+          case Type::U32:
+            a_.mov(d.r32(), x86::eax);
+            break;
+          default:
+            a_.mov(d, x86::rax);
+            break;
         }
       }
     }

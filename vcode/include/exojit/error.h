@@ -1,11 +1,11 @@
 // exojit::Error: the one exception type for every error a user can cause.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <stdexcept>
 #include <string>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace exojit {
 

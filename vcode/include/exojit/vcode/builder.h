@@ -109,8 +109,8 @@ class Builder {
   void bne(Reg a, Reg b, Label l) { branch(Op::Bne, a, b, l); }
   void bne(Reg a, int64_t i, Label l) { branch(Op::Bne, a, i, l); }
   void jmp(Label l);
-  void jmpr(Reg target);      // indirect jump to an address taken with la()
-  void la(Reg d, Label l);    // d = address of label l
+  void jmpr(Reg target);    // indirect jump to an address taken with la()
+  void la(Reg d, Label l);  // d = address of label l
 
   // Calls. `result` may be Reg{} to discard (or for void callees).
   void ccall(Reg result, uint32_t extern_index, std::initializer_list<Reg> args);
@@ -140,7 +140,7 @@ class Builder {
 
   Module& module_;
   Function* fn_;
-  std::vector<uint8_t> alive_;  // per register: 1 until putreg
+  std::vector<uint8_t> alive_;      // per register: 1 until putreg
   uint32_t used_slots_[2][2] = {};  // [float][class] bit set of slots in use
 };
 

@@ -49,7 +49,9 @@ class Code {
   const std::vector<Symbol>& symbols() const { return symbols_; }
 
   // Entry address of a function (by name, or the only/first one).
-  void* entry(std::string_view name) const { return const_cast<uint8_t*>(base_) + find(name).offset; }
+  void* entry(std::string_view name) const {
+    return const_cast<uint8_t*>(base_) + find(name).offset;
+  }
   void* entry() const;
 
   // Typed entry point; the C++ signature must match the vcode one (else exojit::Error).

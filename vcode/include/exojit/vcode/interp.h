@@ -30,8 +30,8 @@
 #include <bit>
 #include <cstdint>
 #include <span>
-#include <type_traits>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "exojit/vcode/ir.h"
@@ -80,20 +80,30 @@ class Interpreter {
 
 template <typename T>
 uint64_t Interpreter::to_raw(T v) {
-  if constexpr (std::is_pointer_v<T>) return uint64_t(reinterpret_cast<uintptr_t>(v));
-  else if constexpr (std::is_same_v<T, double>) return std::bit_cast<uint64_t>(v);
-  else if constexpr (std::is_same_v<T, float>) return std::bit_cast<uint32_t>(v);
-  else if constexpr (std::is_signed_v<T>) return uint64_t(int64_t(v));
-  else return uint64_t(v);
+  if constexpr (std::is_pointer_v<T>)
+    return uint64_t(reinterpret_cast<uintptr_t>(v));
+  else if constexpr (std::is_same_v<T, double>)
+    return std::bit_cast<uint64_t>(v);
+  else if constexpr (std::is_same_v<T, float>)
+    return std::bit_cast<uint32_t>(v);
+  else if constexpr (std::is_signed_v<T>)
+    return uint64_t(int64_t(v));
+  else
+    return uint64_t(v);
 }
 
 template <typename R>
 R Interpreter::from_raw(uint64_t v) {
-  if constexpr (std::is_void_v<R>) return;
-  else if constexpr (std::is_pointer_v<R>) return reinterpret_cast<R>(uintptr_t(v));
-  else if constexpr (std::is_same_v<R, double>) return std::bit_cast<double>(v);
-  else if constexpr (std::is_same_v<R, float>) return std::bit_cast<float>(uint32_t(v));
-  else return R(v);
+  if constexpr (std::is_void_v<R>)
+    return;
+  else if constexpr (std::is_pointer_v<R>)
+    return reinterpret_cast<R>(uintptr_t(v));
+  else if constexpr (std::is_same_v<R, double>)
+    return std::bit_cast<double>(v);
+  else if constexpr (std::is_same_v<R, float>)
+    return std::bit_cast<float>(uint32_t(v));
+  else
+    return R(v);
 }
 
 }  // namespace exojit::vcode

@@ -23,21 +23,36 @@ inline constexpr int kNumTypes = 12;
 std::string_view type_name(Type t);
 bool parse_type(std::string_view s, Type* out);
 
-constexpr bool is_float(Type t) { return t == Type::F32 || t == Type::F64; }
-constexpr bool is_int(Type t) { return t <= Type::P; }  // pointers are integers here
+constexpr bool is_float(Type t) {
+  return t == Type::F32 || t == Type::F64;
+}
+constexpr bool is_int(Type t) {
+  return t <= Type::P;
+}  // pointers are integers here
 constexpr bool is_signed(Type t) {
   return t == Type::I8 || t == Type::I16 || t == Type::I32 || t == Type::I64;
 }
 constexpr int type_bits(Type t) {
   switch (t) {
-    case Type::I8: case Type::U8: return 8;
-    case Type::I16: case Type::U16: return 16;
-    case Type::I32: case Type::U32: case Type::F32: return 32;
-    case Type::Void: return 0;
-    default: return 64;
+    case Type::I8:
+    case Type::U8:
+      return 8;
+    case Type::I16:
+    case Type::U16:
+      return 16;
+    case Type::I32:
+    case Type::U32:
+    case Type::F32:
+      return 32;
+    case Type::Void:
+      return 0;
+    default:
+      return 64;
   }
 }
-constexpr int type_bytes(Type t) { return type_bits(t) / 8; }
+constexpr int type_bytes(Type t) {
+  return type_bits(t) / 8;
+}
 
 // Normalizes a 64-bit immediate to the value a register of type `t` would hold (truncated to the
 // width, then sign- or zero-extended), so that every consumer sees the same canonical constant.
@@ -49,10 +64,10 @@ enum class RegClass : uint8_t { Temp, Var };
 
 // Physical slots every target provides, per register file (integer / float) and class. getreg
 // fails with an Error when a pool is exhausted; spill to a local then.
-inline constexpr int kIntTemps = 7;   // x86-64: rdi rsi rdx rcx r8 r9 r10
-inline constexpr int kIntVars = 6;    // x86-64: rbx r12 r13 r14 r15 rbp
-inline constexpr int kFloatTemps = 8; // x86-64: xmm0-7
-inline constexpr int kFloatVars = 7;  // x86-64: xmm8-14 (saved around calls by the back end)
+inline constexpr int kIntTemps = 7;    // x86-64: rdi rsi rdx rcx r8 r9 r10
+inline constexpr int kIntVars = 6;     // x86-64: rbx r12 r13 r14 r15 rbp
+inline constexpr int kFloatTemps = 8;  // x86-64: xmm0-7
+inline constexpr int kFloatVars = 7;   // x86-64: xmm8-14 (saved around calls by the back end)
 inline constexpr int kMaxIntArgs = 6;
 inline constexpr int kMaxFloatArgs = 4;  // for calls out; parameters may use up to 8
 
@@ -86,23 +101,22 @@ struct LocalInfo {
 // ---------------------------------------------------------------------------------------------
 // Opcodes. X(enum, text name). The operation's type is the type of its destination register
 // (for stores: of the stored register; for branches: of the compared registers).
-#define EXOJIT_VCODE_OPS(X)                                                                     \
-  /* integer and float arithmetic: dst = a op (b | imm) */                                      \
-  X(Add, "add") X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Mod, "mod")                        \
-  X(And, "and") X(Or, "or") X(Xor, "xor") X(Lsh, "lsh") X(Rsh, "rsh")                           \
-  /* unary: dst = op a */                                                                       \
-  X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap") X(Cvt, "cvt")        \
-  /* dst = imm (float immediates are stored as the bits of a double) */                         \
-  X(Set, "set")                                                                                 \
-  /* networking: one's-complement accumulate with end-around carry, fold to 16 bits */          \
-  X(Cksum, "cksum") X(CksumFold, "cksum_fold")                                                  \
-  /* memory: [base (+ index) + imm]; base may be a local */                                     \
-  X(Ld, "ld") X(St, "st") X(Ldu, "ldu") X(Stu, "stu") X(Ldbe, "ldbe") X(Stbe, "stbe")            \
-  X(AddrL, "addrl")                                                                             \
-  /* control */                                                                                 \
-  X(Blt, "blt") X(Ble, "ble") X(Bgt, "bgt") X(Bge, "bge") X(Beq, "beq") X(Bne, "bne")            \
-  X(Jmp, "jmp") X(Jmpr, "jmpr") X(La, "la") X(Place, "label")                                   \
-  X(Call, "call") X(Ret, "ret")
+#define EXOJIT_VCODE_OPS(X)                                                                       \
+  /* integer and float arithmetic: dst = a op (b | imm) */                                        \
+  X(Add, "add")                                                                                   \
+  X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Mod, "mod") X(And, "and") X(Or, "or") X(Xor, "xor") \
+      X(Lsh, "lsh") X(Rsh, "rsh") /* unary: dst = op a */                                         \
+      X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap")                   \
+          X(Cvt, "cvt") /* dst = imm (float immediates are stored as the bits of a double) */     \
+      X(Set, "set") /* networking: one's-complement accumulate with end-around carry, fold to 16  \
+                       bits */                                                                    \
+      X(Cksum, "cksum")                                                                           \
+          X(CksumFold, "cksum_fold") /* memory: [base (+ index) + imm]; base may be a local */    \
+      X(Ld, "ld") X(St, "st") X(Ldu, "ldu") X(Stu, "stu") X(Ldbe, "ldbe") X(Stbe, "stbe")         \
+          X(AddrL, "addrl") /* control */                                                         \
+      X(Blt, "blt") X(Ble, "ble") X(Bgt, "bgt") X(Bge, "bge") X(Beq, "beq") X(Bne, "bne")         \
+          X(Jmp, "jmp") X(Jmpr, "jmpr") X(La, "la") X(Place, "label") X(Call, "call")             \
+              X(Ret, "ret")
 
 enum class Op : uint8_t {
 #define EXOJIT_X(e, s) e,
@@ -113,12 +127,24 @@ enum class Op : uint8_t {
 std::string_view op_name(Op op);
 bool parse_op(std::string_view s, Op* out);
 
-constexpr bool is_branch(Op op) { return op >= Op::Blt && op <= Op::Bne; }
-constexpr bool is_binary(Op op) { return op >= Op::Add && op <= Op::Rsh; }
-constexpr bool is_unary(Op op) { return op >= Op::Neg && op <= Op::Cvt; }
-constexpr bool is_load(Op op) { return op == Op::Ld || op == Op::Ldu || op == Op::Ldbe; }
-constexpr bool is_store(Op op) { return op == Op::St || op == Op::Stu || op == Op::Stbe; }
-constexpr bool is_terminator(Op op) { return op == Op::Jmp || op == Op::Jmpr || op == Op::Ret; }
+constexpr bool is_branch(Op op) {
+  return op >= Op::Blt && op <= Op::Bne;
+}
+constexpr bool is_binary(Op op) {
+  return op >= Op::Add && op <= Op::Rsh;
+}
+constexpr bool is_unary(Op op) {
+  return op >= Op::Neg && op <= Op::Cvt;
+}
+constexpr bool is_load(Op op) {
+  return op == Op::Ld || op == Op::Ldu || op == Op::Ldbe;
+}
+constexpr bool is_store(Op op) {
+  return op == Op::St || op == Op::Stu || op == Op::Stbe;
+}
+constexpr bool is_terminator(Op op) {
+  return op == Op::Jmp || op == Op::Jmpr || op == Op::Ret;
+}
 
 // Flags of an instruction record.
 enum InsnFlags : uint8_t {
@@ -161,7 +187,7 @@ struct Function {
   std::vector<Reg> params;  // register of each parameter, in order
   std::vector<Insn> code;
   std::vector<RegInfo> regs;
-  std::vector<std::string> reg_names;    // optional, parallel to regs ("" = print as %rN)
+  std::vector<std::string> reg_names;  // optional, parallel to regs ("" = print as %rN)
   uint32_t num_labels = 0;
   std::vector<std::string> label_names;  // optional, parallel to labels ("" = print as LN)
   std::vector<LocalInfo> locals;
@@ -210,18 +236,27 @@ class Module {
 // Maps a C++ type to a vcode type at compile time (used by typed externs and Code::as).
 template <typename T>
 constexpr Type type_of() {
-  if constexpr (std::is_void_v<T>) return Type::Void;
-  else if constexpr (std::is_pointer_v<T>) return Type::P;
-  else if constexpr (std::is_same_v<T, float>) return Type::F32;
-  else if constexpr (std::is_same_v<T, double>) return Type::F64;
-  else if constexpr (std::is_same_v<T, bool>) return Type::U8;
+  if constexpr (std::is_void_v<T>)
+    return Type::Void;
+  else if constexpr (std::is_pointer_v<T>)
+    return Type::P;
+  else if constexpr (std::is_same_v<T, float>)
+    return Type::F32;
+  else if constexpr (std::is_same_v<T, double>)
+    return Type::F64;
+  else if constexpr (std::is_same_v<T, bool>)
+    return Type::U8;
   else {
     static_assert(std::is_integral_v<T>, "vcode types are integers, pointers, float and double");
     constexpr bool s = std::is_signed_v<T>;
-    if constexpr (sizeof(T) == 1) return s ? Type::I8 : Type::U8;
-    else if constexpr (sizeof(T) == 2) return s ? Type::I16 : Type::U16;
-    else if constexpr (sizeof(T) == 4) return s ? Type::I32 : Type::U32;
-    else return s ? Type::I64 : Type::U64;
+    if constexpr (sizeof(T) == 1)
+      return s ? Type::I8 : Type::U8;
+    else if constexpr (sizeof(T) == 2)
+      return s ? Type::I16 : Type::U16;
+    else if constexpr (sizeof(T) == 4)
+      return s ? Type::I32 : Type::U32;
+    else
+      return s ? Type::I64 : Type::U64;
   }
 }
 
