@@ -200,7 +200,9 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
     if (step_limit_ && ++steps_ > step_limit_) error(pc, "step limit exceeded");
     const Insn& in = code[pc];
     const Type t = in.type;
-    const uint64_t b = (in.flags & kImm) ? uint64_t(in.imm) : r[in.b];
+    // The second source operand. Field b is not a register for every opcode (a call keeps its
+    // argument count there), so read it only when it names one.
+    const uint64_t b = (in.flags & kImm) ? uint64_t(in.imm) : in.b < r.size() ? r[in.b] : 0;
     switch (in.op) {
       case Op::Add:
         r[in.dst] = is_float(t) ? float_op(t, r[in.a], b, [](auto x, auto y) { return x + y; })

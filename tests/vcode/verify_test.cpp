@@ -1,0 +1,203 @@
+// Bad IR is an exojit::Error that names the instruction, from the builder as the call is made and
+// from the verifier for whole-function properties; the module stays usable afterwards.
+#include <gtest/gtest.h>
+
+#include "exojit/vcode.h"
+
+namespace exojit::vcode {
+namespace {
+
+// Runs `f`, expects an exojit::Error whose message contains every fragment.
+template <typename F>
+void expect_error(F&& f, std::initializer_list<std::string_view> fragments) {
+  try {
+    f();
+    ADD_FAILURE() << "no error thrown";
+  } catch (const Error& e) {
+    std::string what = e.what();
+    for (std::string_view frag : fragments)
+      EXPECT_NE(what.find(frag), std::string::npos) << "message: " << what << "\nmissing: " << frag;
+  }
+}
+
+TEST(Builder, TypeMismatchNamesTheInstruction) {
+  Module m;
+  Builder b(m, "f", Type::I32, {Type::I32, Type::I64});
+  expect_error([&] { b.add(b.arg(0), b.arg(0), b.arg(1)); },
+               {"@f", "instruction 0", "add %r0, %r0, %r1", "type mismatch", "i64"});
+}
+
+TEST(Builder, FloatFormsThatDoNotExist) {
+  Module m;
+  Builder b(m, "f", Type::F64, {Type::F64});
+  expect_error([&] { b.and_(b.arg(0), b.arg(0), b.arg(0)); }, {"and", "no float form"});
+  expect_error([&] { b.add(b.arg(0), b.arg(0), 1); }, {"no float immediate form"});
+  expect_error([&] { b.com(b.arg(0), b.arg(0)); }, {"must be an integer"});
+}
+
+TEST(Builder, RegisterExhaustionIsAnError) {
+  Module m;
+  Builder b(m, "f", Type::Void, {});
+  for (int i = 0; i < kIntVars; ++i) b.getreg(Type::I64, RegClass::Var);
+  expect_error([&] { b.getreg(Type::U8, RegClass::Var); }, {"out of integer variable registers"});
+  for (int i = 0; i < kFloatTemps; ++i) b.getreg(Type::F32);
+  expect_error([&] { b.getreg(Type::F64); }, {"out of float temporary registers"});
+  Reg still = b.getreg(Type::I32);  // other pools are unaffected
+  EXPECT_TRUE(still.valid());
+}
+
+TEST(Builder, PutregFreesTheSlotAndForbidsLaterUse) {
+  Module m;
+  Builder b(m, "f", Type::I32, {});
+  std::vector<Reg> regs;
+  for (int i = 0; i < kIntTemps; ++i) regs.push_back(b.getreg(Type::I32));
+  b.putreg(regs[3]);
+  Reg again = b.getreg(Type::U16);
+  EXPECT_EQ(b.function().regs[again.id].slot, 3);
+  expect_error([&] { b.set(regs[3], 1); }, {"used after putreg"});
+}
+
+TEST(Builder, ChecksumOperandRules) {
+  Module m;
+  Builder b(m, "f", Type::U32, {Type::U32, Type::U64, Type::I16});
+  expect_error([&] { b.cksum(b.arg(0), b.arg(0), b.arg(1)); }, {"wider than the accumulator"});
+  expect_error([&] { b.cksum(b.arg(0), b.arg(0), b.arg(2)); }, {"u16, u32 or u64"});
+  expect_error([&] { b.cksum(b.arg(2), b.arg(2), b.arg(0)); }, {"u32 or u64"});
+}
+
+TEST(Builder, CallSignatureChecked) {
+  Module m;
+  uint32_t ext = m.add_extern("labs", &labs);
+  Builder b(m, "f", Type::I64, {Type::I64, Type::F64});
+  expect_error([&] { b.ccall(b.arg(0), ext, {b.arg(1)}); }, {"argument 0 is f64", "takes i64"});
+  expect_error([&] { b.ccall(b.arg(0), ext, {}); }, {"0 arguments given", "takes 1"});
+  expect_error([&] { b.ccall(b.arg(1), ext, {b.arg(0)}); }, {"result register is f64"});
+}
+
+TEST(Builder, ForeignLabelIsAnError) {
+  Module m;
+  Builder b(m, "f", Type::Void, {});
+  expect_error([&] { b.jmp(Label{7}); }, {"label 7"});
+}
+
+TEST(Verifier, UndefinedLabel) {
+  Module m;
+  Builder b(m, "f", Type::I32, {Type::I32});
+  Label never = b.label();
+  b.beq(b.arg(0), 0, never);
+  b.ret(b.arg(0));
+  expect_error([&] { b.finish(); },
+               {"@f", "instruction 0", "beq %r0, 0, L0", "undefined label L0"});
+}
+
+TEST(Verifier, RegisterNeverDefined) {
+  Module m;
+  Builder b(m, "f", Type::I32, {});
+  Reg r = b.getreg(Type::I32);
+  b.ret(r);
+  expect_error([&] { b.finish(); }, {"instruction 0", "ret %r0", "not defined on every path"});
+}
+
+TEST(Verifier, RegisterDefinedOnOnlyOnePath) {
+  Module m;
+  Builder b(m, "f", Type::I32, {Type::I32});
+  Reg r = b.getreg(Type::I32);
+  Label skip = b.label();
+  b.beq(b.arg(0), 0, skip);
+  b.set(r, 5);
+  b.place(skip);
+  b.ret(r);
+  expect_error([&] { b.finish(); }, {"instruction 3", "ret %r1", "not defined on every path"});
+}
+
+TEST(Verifier, TemporaryDiesAtCall) {
+  Module m;
+  uint32_t ext = m.add_extern("labs", &labs);
+  Builder b(m, "f", Type::I64, {Type::I64});
+  Reg t = b.getreg(Type::I64);
+  Reg v = b.getreg(Type::I64, RegClass::Var);
+  b.set(t, 1);
+  b.set(v, 2);
+  b.ccall(b.arg(0), ext, {b.arg(0)});
+  b.add(v, v, b.arg(0));  // variables survive the call: fine
+  b.add(v, v, t);         // the temporary does not
+  b.ret(v);
+  expect_error([&] { b.finish(); },
+               {"instruction 4", "add %r2, %r2, %r1", "temporaries die at calls"});
+}
+
+TEST(Verifier, MissingReturn) {
+  Module m;
+  Builder b(m, "f", Type::I32, {Type::I32});
+  b.add(b.arg(0), b.arg(0), 1);
+  expect_error([&] { b.finish(); }, {"instruction 0", "falls off the end", "missing return"});
+  Module m2;
+  Builder e(m2, "empty", Type::Void, {});
+  expect_error([&] { e.finish(); }, {"@empty", "empty"});
+}
+
+TEST(Verifier, WrongReturnType) {
+  Module m;
+  Builder b(m, "f", Type::I32, {Type::I64});
+  expect_error([&] { b.ret(b.arg(0)); }, {"ret %r0", "type mismatch"});
+  expect_error([&] { b.ret(); }, {"return without a value"});
+}
+
+TEST(Verifier, SlotReuseEndsTheOldRegister) {
+  // Parsed listings choose slots explicitly: two registers in one slot cannot both be live.
+  const char* text = R"(
+func @f(%a: i32 t0) -> i32 {
+  %x: i32 t1
+  %y: i32 t1
+  set %x, 1
+  set %y, 2
+  add %x, %x, %a
+  ret %x
+}
+)";
+  expect_error([&] { parse(text); }, {"instruction 2", "add %x, %x, %a", "reused its slot"});
+}
+
+TEST(Verifier, UnreachableCodeIsNotChecked) {
+  Module m;
+  Builder b(m, "f", Type::I32, {Type::I32});
+  Reg never = b.getreg(Type::I32);
+  b.ret(b.arg(0));
+  b.add(b.arg(0), never, 1);  // dead: after a return, no label
+  b.ret(b.arg(0));
+  EXPECT_NO_THROW(b.finish());
+}
+
+TEST(Interpreter, ReportsFaultsAsErrors) {
+  Module m;
+  Builder b(m, "f", Type::I32, {Type::I32, Type::I32});
+  b.div(b.arg(0), b.arg(0), b.arg(1));
+  b.ret(b.arg(0));
+  b.finish();
+  Interpreter interp(m);
+  EXPECT_EQ(interp.run<int32_t>("f", 7, 2), 3);
+  expect_error([&] { interp.run<int32_t>("f", 7, 0); }, {"division by zero", "div %r0, %r0, %r1"});
+  expect_error([&] { interp.run<int32_t>("f", INT32_MIN, -1); }, {"overflow"});
+}
+
+TEST(Interpreter, MisalignedLoadAndStepLimit) {
+  Module m;
+  Builder b(m, "f", Type::U32, {Type::P});
+  Reg r = b.getreg(Type::U32);
+  b.ld(r, b.arg(0), 1);
+  b.ret(r);
+  b.finish();
+  Builder l(m, "spin", Type::Void, {});
+  Label top = l.label();
+  l.place(top);
+  l.jmp(top);
+  l.finish();
+  Interpreter interp(m);
+  alignas(8) uint8_t buf[8] = {};
+  expect_error([&] { interp.run<uint32_t>("f", buf); }, {"misaligned ld"});
+  interp.set_step_limit(1000);
+  expect_error([&] { interp.run<void>("spin"); }, {"step limit"});
+}
+
+}  // namespace
+}  // namespace exojit::vcode
