@@ -118,22 +118,28 @@ class Suite {
     cases_.push_back({std::move(inputs), result});
     build(m_);
   }
+  // Runs every case on the interpreter and on the back end, once with the optional CPU
+  // instructions (movbe, BMI2 shifts) and once with the portable sequences.
   void run() {
-    Code code = compile(m_);
+    CompileOptions portable;
+    portable.use_movbe = portable.use_bmi2 = false;
+    Code codes[2] = {compile(m_), compile(m_, portable)};
     Interpreter interp(m_);
     ASSERT_EQ(m_.functions().size(), cases_.size());
     for (size_t i = 0; i < cases_.size(); ++i) {
       const Function& f = *m_.functions()[i];
       for (const auto& args : cases_[i].inputs) {
         uint64_t want = interp.call(i, args);
-        uint64_t got = test::call_jit(code, f.name, args);
-        if (!same_value(cases_[i].result, want, got)) {
-          std::string a;
-          for (uint64_t v : args) a += fmt::format("{:#x} ", v);
-          ADD_FAILURE() << "mismatch in\n"
-                        << print(m_, f) << "args " << a << ": interpreter "
-                        << fmt::format("{:#x}", want) << ", x86-64 " << fmt::format("{:#x}", got);
-          return;
+        for (int c = 0; c < 2; ++c) {
+          uint64_t got = test::call_jit(codes[c], f.name, args);
+          if (!same_value(cases_[i].result, want, got)) {
+            std::string a;
+            for (uint64_t v : args) a += fmt::format("{:#x} ", v);
+            ADD_FAILURE() << "mismatch (" << (c ? "portable" : "host CPU") << " code) in\n"
+                          << print(m_, f) << "args " << a << ": interpreter "
+                          << fmt::format("{:#x}", want) << ", x86-64 " << fmt::format("{:#x}", got);
+            return;
+          }
         }
       }
     }
@@ -675,7 +681,10 @@ TEST(Differential, LoadsAndStores) {
       if (op == Op::Stbe) b.stbe(b.arg(1), b.arg(0), b.arg(2), 8);
       b.ret();
       b.finish();
+      CompileOptions portable;
+      portable.use_movbe = false;
       Code code = compile(m);
+      Code code_portable = compile(m, portable);
       Interpreter interp(m);
       auto values = is_float(t) ? float_values(t) : int_values(t);
       for (uint64_t off = 0; off < 16; off += (op == Op::St ? type_bytes(t) : 1))
@@ -686,6 +695,9 @@ TEST(Differential, LoadsAndStores) {
           interp.call(0, args_a);
           test::call_jit(code, "store", args_c);
           ASSERT_EQ(0, std::memcmp(a, c, sizeof a)) << print(m) << " value " << v << " at " << off;
+          std::memset(c, 0, sizeof c);
+          test::call_jit(code_portable, "store", args_c);
+          ASSERT_EQ(0, std::memcmp(a, c, sizeof a)) << "portable " << print(m) << " value " << v;
         }
     }
 }

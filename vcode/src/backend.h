@@ -15,7 +15,14 @@ struct EmittedFunction {
   asmjit::Label end;
 };
 
+// Optional instructions the x86-64 back end may use when the host CPU has them.
+struct X64Features {
+  bool movbe = true;
+  bool bmi2 = true;
+};
+
 // x86-64 (SysV ABI): emits every function of `m` into `code` in one pass over each IR.
-std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code);
+std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code,
+                                      const X64Features& allowed);
 
 }  // namespace exojit::vcode::detail

@@ -102,7 +102,8 @@ Code compile(const Module& m, const CompileOptions& options) {
   asmjit::CodeHolder holder;
   asmjit::Environment env(asmjit::Arch::kX64);
   holder.init(env);
-  std::vector<detail::EmittedFunction> entries = detail::emit_x64(m, holder);
+  std::vector<detail::EmittedFunction> entries =
+      detail::emit_x64(m, holder, detail::X64Features{options.use_movbe, options.use_bmi2});
 
   asmjit::Error err = holder.flatten();
   if (!err) err = holder.resolveUnresolvedLinks();

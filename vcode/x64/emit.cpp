@@ -49,10 +49,10 @@ struct Frame {
 
 class X64Emitter {
  public:
-  X64Emitter(const Module& m, CodeHolder& code) : m_(m), a_(&code) {
+  X64Emitter(const Module& m, CodeHolder& code, const X64Features& allowed) : m_(m), a_(&code) {
     const auto& features = CpuInfo::host().features().x86();
-    has_movbe_ = features.hasMOVBE();
-    has_bmi2_ = features.hasBMI2();
+    has_movbe_ = allowed.movbe && features.hasMOVBE();
+    has_bmi2_ = allowed.bmi2 && features.hasBMI2();
   }
 
   // Labels for every function first, so calls can go forward; then each body.
@@ -122,8 +122,11 @@ class X64Emitter {
   void layout_frame() {
     const Function& f = *f_;
     frame_ = Frame{};
-    bool has_calls = false;
-    for (const Insn& in : f.code) has_calls |= in.op == Op::Call;
+    bool has_calls = false, has_division = false;
+    for (const Insn& in : f.code) {
+      has_calls |= in.op == Op::Call;
+      has_division |= (in.op == Op::Div || in.op == Op::Mod) && !is_float(in.type);
+    }
     uint32_t int_vars = 0;
     for (const RegInfo& ri : f.regs) {
       if (ri.cls != RegClass::Var) continue;
@@ -141,16 +144,19 @@ class X64Emitter {
       frame_.float_save = off;
       off += kFloatVars * 8;
     }
-    frame_.scratch = off;
-    off += 8;
+    if (has_division) {  // rdx is saved there while idiv/div use it
+      frame_.scratch = off;
+      off += 8;
+    }
     for (const LocalInfo& l : f.locals) {
       off = (off + int32_t(l.align) - 1) & ~(int32_t(l.align) - 1);
       frame_.local_offset.push_back(off);
       off += int32_t(l.size);
     }
     // At entry rsp is 8 mod 16; keep it 16-aligned after the pushes and the subtraction.
+    // A leaf that needs no stack keeps no frame at all.
     int32_t pushed = 8 + 8 * int32_t(frame_.saved.size());
-    frame_.size = ((off + pushed + 15) & ~15) - pushed;
+    frame_.size = off == 0 ? 0 : ((off + pushed + 15) & ~15) - pushed;
   }
 
   void prologue() {
@@ -927,8 +933,9 @@ class X64Emitter {
 
 }  // namespace
 
-std::vector<EmittedFunction> emit_x64(const Module& m, CodeHolder& code) {
-  X64Emitter emitter(m, code);
+std::vector<EmittedFunction> emit_x64(const Module& m, CodeHolder& code,
+                                      const X64Features& allowed) {
+  X64Emitter emitter(m, code, allowed);
   return emitter.module();
 }
 

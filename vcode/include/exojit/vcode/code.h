@@ -27,6 +27,10 @@ struct CompileOptions {
   // Append the functions to /tmp/perf-<pid>.map so `perf report` names them. Also enabled by
   // the environment variable EXOJIT_PERF_MAP=1.
   bool perf_map = false;
+  // Optional x86-64 instructions, used when the CPU has them; turning them off selects the
+  // portable sequences (mov+bswap instead of movbe, shifts through cl instead of shlx).
+  bool use_movbe = true;
+  bool use_bmi2 = true;
 };
 
 class Code {

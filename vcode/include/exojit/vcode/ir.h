@@ -104,8 +104,9 @@ struct LocalInfo {
 #define EXOJIT_VCODE_OPS(X)                                                                       \
   /* integer and float arithmetic: dst = a op (b | imm) */                                        \
   X(Add, "add")                                                                                   \
-  X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Mod, "mod") X(And, "and") X(Or, "or") X(Xor, "xor") \
-      X(Lsh, "lsh") X(Rsh, "rsh") /* unary: dst = op a */                                         \
+  X(Sub, "sub")                                                                                   \
+  X(Mul, "mul") X(Div, "div") X(Mod, "mod") X(And, "and") X(Or, "or") X(Xor, "xor") X(Lsh, "lsh") \
+      X(Rsh, "rsh") /* unary: dst = op a */                                                       \
       X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap")                   \
           X(Cvt, "cvt") /* dst = imm (float immediates are stored as the bits of a double) */     \
       X(Set, "set") /* networking: one's-complement accumulate with end-around carry, fold to 16  \
