@@ -619,7 +619,10 @@ class X64Emitter {
       return;
     }
     if (d != a || type_bits(s) == 64) a_.mov(d.r32(), a.r32());
-    normalize(d, t);
+    // Widening a narrower unsigned value, or a signed value to a signed type, keeps the
+    // canonical form as it is; everything else re-extends from the destination's width.
+    bool canonical = type_bits(s) < type_bits(t) ? (!is_signed(s) || is_signed(t)) : s == t;
+    if (!canonical) normalize(d, t);
   }
 
   void int_to_float(const Insn& in, Type t, Type s) {
