@@ -729,3 +729,44 @@ TEST(Differential, LocalsAndAddresses) {
 
 }  // namespace
 }  // namespace exojit::vcode
+
+namespace exojit::vcode {
+namespace {
+
+// Every register as a memory base and as an addend: rsp/r12 need a SIB byte, rbp/r13 a
+// displacement byte, r8-r15 REX bits; displacements of 0, 8 bits and 32 bits.
+TEST(Differential, EveryRegisterAsBaseAndAddend) {
+  alignas(64) static uint8_t memory[2048];  // loads below 1024, stores above: runs are repeatable
+  for (size_t i = 0; i < sizeof memory; ++i) memory[i] = uint8_t(i * 13 + 5);
+  const uint64_t base_addr = uint64_t(reinterpret_cast<uintptr_t>(memory));
+  Suite s;
+  for (RegClass cls : {RegClass::Temp, RegClass::Var})
+    for (int slot = 0; slot < (cls == RegClass::Temp ? kIntTemps : kIntVars); ++slot)
+      for (int64_t disp : {0, 8, -8, 120, 200, 256}) {
+        if (cls == RegClass::Temp && slot < 2) continue;  // the parameters' own slots
+        std::string name = s.next_name();
+        s.add(
+            [&](Module& m) {
+              Builder b(m, name, Type::U64, {Type::P, Type::U64});
+              Reg p = reg_in(b, Type::P, {cls, slot});
+              Reg v = b.getreg(Type::U64, cls == RegClass::Var ? RegClass::Temp : RegClass::Var);
+              Reg w = b.getreg(Type::U32, cls == RegClass::Var ? RegClass::Temp : RegClass::Var);
+              b.add(p, b.arg(0), 256);
+              b.ld(v, p, disp);
+              b.ldu(w, p, disp + 4);
+              b.st(b.arg(1), p, disp + 1024);
+              b.stu(w, p, disp + 1024 + 9);
+              b.add(p, p, b.arg(1));  // lea with this base
+              b.add(v, v, p);
+              b.add(p, b.arg(1), p);  // and as the addend
+              b.xor_(v, v, p);
+              b.ret(v);
+              b.finish();
+            },
+            {{base_addr, 16}, {base_addr, 0x1234}}, Type::U64);
+      }
+  s.run();
+}
+
+}  // namespace
+}  // namespace exojit::vcode

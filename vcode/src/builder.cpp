@@ -4,7 +4,9 @@
 #include <bit>
 #include <cstring>
 
+#include "exojit/vcode/text.h"
 #include "exojit/vcode/verify.h"
+#include "verify_p.h"
 
 namespace exojit::vcode {
 
@@ -22,7 +24,7 @@ Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params
     fail("function @{}: {} parameter classes given for {} parameters", name, param_classes.size(),
          params.size());
   fn_ = &m.add_function(std::move(name), Signature{params, ret});
-  fn_->code.reserve(64);
+  fn_->code.reserve(256);
   int next[2] = {0, 0};  // next ABI position per register file
   for (size_t i = 0; i < params.size(); ++i) {
     Type t = params[i];
@@ -45,6 +47,7 @@ Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params
     }
     fn_->params.push_back(r);
   }
+  flow_.start(*fn_);
 }
 
 Reg Builder::arg(size_t i) const {
@@ -82,14 +85,12 @@ void Builder::name(Reg r, std::string n) {
   fn_->reg_names[r.id] = std::move(n);
 }
 
-const RegInfo& Builder::live(Reg r) const {
+void Builder::not_live(Reg r) const {
   if (r.id >= fn_->regs.size())
     fail("function @{}, instruction {}: register {} does not exist", fn_->name, fn_->code.size(),
          r.valid() ? fmt::format("%r{}", r.id) : std::string("(none)"));
-  if (!alive_[r.id])
-    fail("function @{}, instruction {}: register {} is used after putreg", fn_->name,
-         fn_->code.size(), fn_->reg_label(r.id));
-  return fn_->regs[r.id];
+  fail("function @{}, instruction {}: register {} is used after putreg", fn_->name,
+       fn_->code.size(), fn_->reg_label(r.id));
 }
 
 Label Builder::label() {
@@ -104,7 +105,11 @@ Label Builder::check_label(Label l) const {
 }
 
 void Builder::place(Label l) {
-  emit(Insn{Op::Place, Type::Void, 0, 0, check_label(l).id, 0, 0, 0});
+  emit(Op::Place, Type::Void, 0, check_label(l).id, 0, 0, 0, true);
+  if (!flow_.place(l.id, last())) {
+    fn_->code.pop_back();
+    fail("@{}: label {} placed twice", fn_->name, fn_->label_label(l.id));
+  }
 }
 
 Local Builder::local(uint32_t size, uint32_t align) {
@@ -115,33 +120,20 @@ Local Builder::local(uint32_t size, uint32_t align) {
   return Local{uint32_t(fn_->locals.size() - 1)};
 }
 
-void Builder::emit(const Insn& insn) {
-  fn_->code.push_back(insn);
-  check_insn(module_, *fn_, fn_->code.size() - 1);
-}
-
-void Builder::binary(Op op, Reg d, Reg a, Reg b) {
-  Type t = live(d).type;
-  live(a), live(b);
-  emit(Insn{op, t, 0, 0, d.id, a.id, b.id, 0});
-}
-
-void Builder::binary(Op op, Reg d, Reg a, int64_t imm) {
-  Type t = live(d).type;
-  live(a);
-  emit(Insn{op, t, kImm, 0, d.id, a.id, 0, normalize_imm(t, imm)});
-}
-
-void Builder::unary(Op op, Reg d, Reg a) {
-  Type t = live(d).type;
-  live(a);
-  emit(Insn{op, t, 0, 0, d.id, a.id, 0, 0});
+void Builder::check_last() {
+  try {
+    check_insn(module_, *fn_, fn_->code.size() - 1);
+  } catch (...) {
+    fn_->code.pop_back();  // the function stays as it was before the bad call
+    throw;
+  }
 }
 
 void Builder::set(Reg d, int64_t imm) {
   Type t = live(d).type;
   if (is_float(t)) return setf(d, double(imm));
-  emit(Insn{Op::Set, t, kImm, 0, d.id, 0, 0, normalize_imm(t, imm)});
+  emit(Op::Set, t, kImm, d.id, 0, 0, normalize_imm(t, imm), true);
+  def(d.id);
 }
 
 void Builder::setf(Reg d, double imm) {
@@ -150,53 +142,43 @@ void Builder::setf(Reg d, double imm) {
     fail("function @{}, instruction {}: setf needs a float register, {} is {}", fn_->name,
          fn_->code.size(), fn_->reg_label(d.id), type_name(t));
   if (t == Type::F32) imm = double(float(imm));  // the register holds a float
-  emit(Insn{Op::Set, t, kImm, 0, d.id, 0, 0, std::bit_cast<int64_t>(imm)});
-}
-
-void Builder::mem(Op op, Reg v, Reg base, Reg index, int64_t off) {
-  Type t = live(v).type;
-  live(base);
-  uint8_t flags = 0;
-  if (index.valid()) {
-    live(index);
-    flags |= kIndex;
-  }
-  emit(Insn{op, t, flags, 0, v.id, base.id, index.valid() ? index.id : 0, off});
+  emit(Op::Set, t, kImm, d.id, 0, 0, std::bit_cast<int64_t>(imm), true);
+  def(d.id);
 }
 
 void Builder::mem_local(Op op, Reg v, Local l, int64_t off) {
   Type t = live(v).type;
-  emit(Insn{op, t, kLocalBase, 0, v.id, l.id, 0, off});
+  emit(op, t, kLocalBase, v.id, l.id, 0, off, false);
+  if (is_store(op))
+    use(v.id);
+  else
+    def(v.id);
 }
 
 void Builder::addrl(Reg d, Local l) {
   Type t = live(d).type;
-  emit(Insn{Op::AddrL, t, kLocalBase, 0, d.id, l.id, 0, 0});
-}
-
-void Builder::branch(Op op, Reg a, Reg b, Label l) {
-  Type t = live(a).type;
-  live(b);
-  emit(Insn{op, t, 0, 0, check_label(l).id, a.id, b.id, 0});
-}
-
-void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
-  Type t = live(a).type;
-  emit(Insn{op, t, kImm, 0, check_label(l).id, a.id, 0, normalize_imm(t, imm)});
+  emit(Op::AddrL, t, kLocalBase, d.id, l.id, 0, 0, false);
+  def(d.id);
 }
 
 void Builder::jmp(Label l) {
-  emit(Insn{Op::Jmp, Type::Void, 0, 0, check_label(l).id, 0, 0, 0});
+  emit(Op::Jmp, Type::Void, 0, check_label(l).id, 0, 0, 0, true);
+  edge(l.id);
+  flow_.terminate();
 }
 
 void Builder::jmpr(Reg target) {
   Type t = live(target).type;
-  emit(Insn{Op::Jmpr, t, 0, 0, 0, target.id, 0, 0});
+  emit(Op::Jmpr, t, 0, 0, target.id, 0, 0, false);
+  use(target.id);
+  flow_.indirect_jump();
 }
 
 void Builder::la(Reg d, Label l) {
   Type t = live(d).type;
-  emit(Insn{Op::La, t, 0, 0, check_label(l).id, d.id, 0, 0});
+  emit(Op::La, t, 0, check_label(l).id, d.id, 0, 0, false);
+  flow_.reference(l.id, last());
+  def(d.id);
 }
 
 void Builder::call_any(Reg result, uint32_t index, bool is_extern, const Reg* args, size_t n) {
@@ -211,8 +193,18 @@ void Builder::call_any(Reg result, uint32_t index, bool is_extern, const Reg* ar
     live(args[i]);
     fn_->call_args.push_back(args[i].id);
   }
-  emit(Insn{Op::Call, t, flags, 0, result.valid() ? result.id : 0, first, uint32_t(n),
-            int64_t(index)});
+  call_args_mark_ = first;
+  try {
+    emit(Op::Call, t, flags, result.valid() ? result.id : 0, first, uint32_t(n), int64_t(index),
+         false);
+  } catch (...) {
+    fn_->call_args.resize(first);
+    throw;
+  }
+  for (size_t i = 0; i < n; ++i) use(args[i].id);
+  flow_.call();
+  if (result.valid()) def(result.id);
+  call_args_mark_ = fn_->call_args.size();
 }
 
 void Builder::ccall(Reg result, uint32_t extern_index, std::initializer_list<Reg> args) {
@@ -230,21 +222,34 @@ void Builder::call(Reg result, uint32_t function_index, const std::vector<Reg>& 
 
 void Builder::ret(Reg r) {
   Type t = live(r).type;
-  emit(Insn{Op::Ret, t, 0, 0, 0, r.id, 0, 0});
+  emit(Op::Ret, t, 0, 0, r.id, 0, 0, false);
+  use(r.id);
+  flow_.terminate();
 }
 
 void Builder::ret(int64_t imm) {
   Type t = fn_->sig.ret;
-  emit(Insn{Op::Ret, t, kImm, 0, 0, 0, 0, is_float(t) ? imm : normalize_imm(t, imm)});
+  emit(Op::Ret, t, kImm, 0, 0, 0, is_float(t) ? imm : normalize_imm(t, imm), false);
+  flow_.terminate();
 }
 
 void Builder::ret() {
-  emit(Insn{Op::Ret, Type::Void, kVoid, 0, 0, 0, 0, 0});
+  emit(Op::Ret, Type::Void, kVoid, 0, 0, 0, 0, false);
+  flow_.terminate();
 }
 
 Function& Builder::finish() {
-  verify(module_, *fn_);
+  detail::complete_verification(module_, *fn_, flow_);
   return *fn_;
+}
+
+void Builder::reject_undefined(uint32_t r) {
+  std::string why = undefined_register_message(*fn_, r);
+  size_t at = last();
+  std::string text = print_insn(module_, *fn_, fn_->code[at]);
+  fn_->code.pop_back();  // the function stays as it was before the bad call
+  fn_->call_args.resize(call_args_mark_);
+  fail("@{}: instruction {} `{}`: {}", fn_->name, at, text, why);
 }
 
 }  // namespace exojit::vcode

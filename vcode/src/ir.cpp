@@ -47,25 +47,6 @@ bool parse_op(std::string_view s, Op* out) {
   return false;
 }
 
-int64_t normalize_imm(Type t, int64_t v) {
-  switch (t) {
-    case Type::I8:
-      return int8_t(v);
-    case Type::U8:
-      return uint8_t(v);
-    case Type::I16:
-      return int16_t(v);
-    case Type::U16:
-      return uint16_t(v);
-    case Type::I32:
-      return int32_t(v);
-    case Type::U32:
-      return uint32_t(v);
-    default:
-      return v;
-  }
-}
-
 std::string Function::reg_label(uint32_t id) const {
   if (id < reg_names.size() && !reg_names[id].empty()) return "%" + reg_names[id];
   return fmt::format("%r{}", id);

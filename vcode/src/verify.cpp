@@ -3,20 +3,29 @@
 #include "exojit/vcode/verify.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <vector>
 
 #include "exojit/error.h"
+#include "exojit/vcode/detail/flow.h"
 #include "exojit/vcode/text.h"
+#include "verify_p.h"
 
 namespace exojit::vcode {
+
+namespace detail {
+void fail_at(const Module& m, const Function& f, size_t i, const std::string& why) {
+  std::string text = i < f.code.size() ? print_insn(m, f, f.code[i]) : std::string("?");
+  fail("@{}: instruction {} `{}`: {}", f.name, i, text, why);
+}
+}  // namespace detail
 
 namespace {
 
 [[noreturn]] void bad(const Module& m, const Function& f, size_t i, const std::string& why) {
-  std::string text = i < f.code.size() ? print_insn(m, f, f.code[i]) : std::string("?");
-  fail("@{}: instruction {} `{}`: {}", f.name, i, text, why);
+  detail::fail_at(m, f, i, why);
 }
 
 bool is_ptr_like(Type t) {
@@ -243,65 +252,93 @@ struct Checker {
   }
 };
 
-// Registers read and written by an instruction.
-template <typename F>
-void for_each_use(const Function& f, const Insn& in, F&& use) {
-  bool imm = in.flags & kImm;
-  switch (in.op) {
+// Which fields of a record an opcode reads and writes, as a table so the flow analysis does
+// not branch on the opcode: U* = used register fields, D* = the defined register's field.
+enum : uint8_t { kUseDst = 1, kUseA = 2, kUseB = 4, kDefDst = 8, kDefA = 16 };
+constexpr uint8_t operand_roles(Op op) {
+  switch (op) {
+    case Op::Add:
+    case Op::Sub:
+    case Op::Mul:
+    case Op::Div:
+    case Op::Mod:
+    case Op::And:
+    case Op::Or:
+    case Op::Xor:
+    case Op::Lsh:
+    case Op::Rsh:
+    case Op::Cksum:
+      return kUseA | kUseB | kDefDst;
+    case Op::Neg:
+    case Op::Com:
+    case Op::Not:
+    case Op::Mov:
+    case Op::Bswap:
+    case Op::Cvt:
+    case Op::CksumFold:
+      return kUseA | kDefDst;
     case Op::Set:
     case Op::AddrL:
-    case Op::Jmp:
-    case Op::Place:
-    case Op::La:
-      return;
+      return kDefDst;
     case Op::Ld:
     case Op::Ldu:
     case Op::Ldbe:
+      return kUseA | kUseB | kDefDst;
     case Op::St:
     case Op::Stu:
     case Op::Stbe:
-      if (is_store(in.op)) use(in.dst);
-      if (!(in.flags & kLocalBase)) use(in.a);
-      if (in.flags & kIndex) use(in.b);
-      return;
-    case Op::Call:
-      for (uint32_t k = 0; k < in.b; ++k) use(f.call_args[in.a + k]);
-      return;
-    case Op::Ret:
-      if (!(in.flags & (kImm | kVoid))) use(in.a);
-      return;
+      return kUseDst | kUseA | kUseB;
+    case Op::Blt:
+    case Op::Ble:
+    case Op::Bgt:
+    case Op::Bge:
+    case Op::Beq:
+    case Op::Bne:
+      return kUseA | kUseB;
     case Op::Jmpr:
-      use(in.a);
-      return;
+      return kUseA;
+    case Op::La:
+      return kDefA;
+    case Op::Ret:
+      return kUseA;
+    case Op::Call:
+      return kDefDst;  // arguments are listed in call_args
     default:
-      if (is_branch(in.op)) {
-        use(in.a);
-        if (!imm) use(in.b);
-        return;
-      }
-      use(in.a);
-      if (is_binary(in.op) || in.op == Op::Cksum) {
-        if (!imm) use(in.b);
-      }
-      return;
+      return 0;  // jmp, label
   }
+}
+constexpr auto kRoles = [] {
+  std::array<uint8_t, 64> t{};
+  for (int op = 0; op <= int(Op::Ret); ++op) t[size_t(op)] = operand_roles(Op(op));
+  return t;
+}();
+
+uint8_t roles_of(const Insn& in) {
+  uint8_t r = kRoles[size_t(in.op)];
+  if (in.flags & (kImm | kVoid)) r &= uint8_t(in.op == Op::Ret ? ~kUseA : ~kUseB);
+  if (in.op == Op::Call && (in.flags & kVoid)) r = 0;
+  if (is_load(in.op) || is_store(in.op) || in.op == Op::AddrL) {
+    if (in.flags & kLocalBase) r &= uint8_t(~kUseA);
+    if (!(in.flags & kIndex)) r &= uint8_t(~kUseB);
+  }
+  return r;
+}
+
+template <typename F>
+void for_each_use(const Function& f, const Insn& in, F&& use) {
+  uint8_t r = roles_of(in);
+  if (r & kUseDst) use(in.dst);
+  if (r & kUseA) use(in.a);
+  if (r & kUseB) use(in.b);
+  if (in.op == Op::Call)
+    for (uint32_t k = 0; k < in.b; ++k) use(f.call_args[in.a + k]);
 }
 
 int64_t def_of(const Insn& in) {
-  if (is_store(in.op) || is_branch(in.op)) return -1;
-  switch (in.op) {
-    case Op::Jmp:
-    case Op::Jmpr:
-    case Op::Place:
-    case Op::Ret:
-      return -1;
-    case Op::La:
-      return in.a;
-    case Op::Call:
-      return (in.flags & kVoid) ? -1 : int64_t(in.dst);
-    default:
-      return in.dst;
-  }
+  uint8_t r = roles_of(in);
+  if (r & kDefDst) return in.dst;
+  if (r & kDefA) return in.a;
+  return -1;
 }
 
 }  // namespace
@@ -310,26 +347,61 @@ void check_insn(const Module& m, const Function& f, size_t index) {
   Checker{m, f, index, f.code[index]}.run();
 }
 
-void verify(const Module& m, const Function& f) {
+namespace {
+
+[[noreturn]] void undefined(const Module& m, const Function& f, size_t i, uint32_t r) {
+  bad(m, f, i, undefined_register_message(f, r));
+}
+
+// The common case: one pass in program order (see FlowTracker). Also checks operands (when
+// asked), labels, and that control cannot fall off the end. Returns false when the pass is not
+// conclusive (a back edge lost definitions, or an indirect jump).
+bool single_pass(const Module& m, const Function& f, bool check_operands) {
+  const auto& code = f.code;
+  detail::FlowTracker flow;
+  flow.start(f);
+  for (size_t i = 0; i < code.size(); ++i) {
+    const Insn& in = code[i];
+    if (check_operands) check_insn(m, f, i);
+    if (in.op == Op::Place) {
+      if (!flow.place(in.dst, i)) bad(m, f, i, "label placed twice");
+      continue;
+    }
+    bool to_label = is_branch(in.op) || in.op == Op::Jmp || in.op == Op::La;
+    if (!flow.reachable()) {  // dead code after a jump or return, before any label
+      if (to_label) flow.reference(in.dst, i);
+      continue;
+    }
+    for_each_use(f, in, [&](uint32_t r) {
+      if (!flow.defined(f, r)) undefined(m, f, i, r);
+    });
+    if (in.op == Op::La)
+      flow.reference(in.dst, i);
+    else if (to_label)
+      flow.edge(in.dst, i);
+    if (in.op == Op::Call) flow.call();
+    int64_t d = def_of(in);
+    if (d >= 0) flow.define(f, uint32_t(d));
+    if (in.op == Op::Jmpr)
+      flow.indirect_jump();
+    else if (is_terminator(in.op))
+      flow.terminate();
+  }
+  detail::check_end(m, f, flow);
+  return flow.conclusive();
+}
+
+// The general case: iterative dataflow over basic blocks, for loops whose back edges lose
+// definitions and for indirect jumps (which may reach any address-taken label).
+void full_analysis(const Module& m, const Function& f) {
+  using detail::SlotState;
   const auto& code = f.code;
   const size_t n = code.size();
-  if (n == 0) fail("@{}: the function is empty (missing return)", f.name);
-
-  // Labels: placed exactly once; address-taken labels are the targets of jmpr.
   std::vector<int64_t> label_pos(f.num_labels, -1);
   std::vector<uint32_t> address_taken;
   for (size_t i = 0; i < n; ++i) {
-    check_insn(m, f, i);
-    if (code[i].op == Op::Place) {
-      if (label_pos[code[i].dst] >= 0) bad(m, f, i, "label placed twice");
-      label_pos[code[i].dst] = int64_t(i);
-    }
+    if (code[i].op == Op::Place) label_pos[code[i].dst] = int64_t(i);
     if (code[i].op == Op::La) address_taken.push_back(code[i].dst);
-  }
-  for (size_t i = 0; i < n; ++i) {
-    const Insn& in = code[i];
-    if ((is_branch(in.op) || in.op == Op::Jmp || in.op == Op::La) && label_pos[in.dst] < 0)
-      bad(m, f, i, fmt::format("undefined label {}", f.label_label(in.dst)));
   }
 
   // Basic blocks: leaders are the entry, labels and the instruction after a control transfer.
@@ -337,49 +409,12 @@ void verify(const Module& m, const Function& f) {
   std::vector<size_t> block_start;
   for (size_t i = 0; i < n; ++i) {
     bool leader = i == 0 || code[i].op == Op::Place || is_branch(code[i - 1].op) ||
-                  is_terminator(code[i - 1].op) || code[i - 1].op == Op::Call;
+                  is_terminator(code[i - 1].op);
     if (leader) block_start.push_back(i);
     block_of[i] = uint32_t(block_start.size() - 1);
   }
   const size_t nb = block_start.size();
   auto block_end = [&](size_t b) { return b + 1 < nb ? block_start[b + 1] : n; };
-
-  // Forward "definitely defined" dataflow over bit sets (meet = intersection).
-  const size_t words = (f.regs.size() + 63) / 64;
-  std::vector<uint64_t> temps(words, 0);
-  for (size_t r = 0; r < f.regs.size(); ++r)
-    if (f.regs[r].cls == RegClass::Temp) temps[r / 64] |= 1ull << (r % 64);
-  std::vector<uint64_t> in_sets(nb * words, ~0ull);
-  std::vector<uint8_t> reached(nb, 0);
-  std::vector<uint64_t> state(words);
-
-  // Registers sharing a physical slot: defining one ends the life of the others.
-  auto slot_key = [&](size_t r) {
-    const RegInfo& ri = f.regs[r];
-    return (size_t(is_float(ri.type)) * 2 + size_t(ri.cls)) * 256 + ri.slot;
-  };
-  std::vector<std::vector<uint64_t>> slot_masks(4 * 256);
-  for (size_t r = 0; r < f.regs.size(); ++r) {
-    auto& mask = slot_masks[slot_key(r)];
-    if (mask.empty()) mask.assign(words, 0);
-    mask[r / 64] |= 1ull << (r % 64);
-  }
-  std::vector<uint8_t> shares_slot(f.regs.size(), 0);
-  for (size_t r = 0; r < f.regs.size(); ++r) {
-    const auto& mask = slot_masks[slot_key(r)];
-    size_t count = 0;
-    for (uint64_t w : mask) count += size_t(std::popcount(w));
-    shares_slot[r] = count > 1;
-  }
-  auto transfer = [&](const Insn& insn) {
-    if (insn.op == Op::Call)
-      for (size_t w = 0; w < words; ++w) state[w] &= ~temps[w];
-    int64_t d = def_of(insn);
-    if (d < 0) return;
-    const auto& mask = slot_masks[slot_key(size_t(d))];
-    for (size_t w = 0; w < words; ++w) state[w] &= ~mask[w];
-    state[size_t(d) / 64] |= 1ull << (d % 64);
-  };
   auto successors = [&](size_t last, auto&& visit) {
     const Insn& in = code[last];
     if (is_branch(in.op) || in.op == Op::Jmp) visit(block_of[size_t(label_pos[in.dst])]);
@@ -387,54 +422,82 @@ void verify(const Module& m, const Function& f) {
       for (uint32_t l : address_taken) visit(block_of[size_t(label_pos[l])]);
     if (!is_terminator(in.op) && last + 1 < n) visit(block_of[last + 1]);
   };
+  auto transfer = [&](const Insn& in, SlotState& s) {
+    if (in.op == Op::Call) s.call();
+    int64_t d = def_of(in);
+    if (d >= 0) s.define(f.regs[size_t(d)], uint32_t(d));
+  };
 
-  std::fill(in_sets.begin(), in_sets.begin() + long(words), 0);
-  for (Reg p : f.params) in_sets[p.id / 64] |= 1ull << (p.id % 64);
-  reached[0] = 1;
+  std::vector<SlotState> in_states(nb, SlotState::filled(detail::kAnyReg));
+  std::vector<uint8_t> reached(nb, 0), queued(nb, 0);
+  in_states[0] = SlotState::filled(detail::kNoReg);
+  for (Reg p : f.params) in_states[0].define(f.regs[p.id], p.id);
+  reached[0] = queued[0] = 1;
   std::vector<uint32_t> work{0};
-  std::vector<uint8_t> queued(nb, 0);
-  queued[0] = 1;
   while (!work.empty()) {
     uint32_t b = work.back();
     work.pop_back();
     queued[b] = 0;
-    std::copy_n(in_sets.begin() + long(b * words), words, state.begin());
-    for (size_t i = block_start[b]; i < block_end(b); ++i) transfer(code[i]);
+    SlotState state = in_states[b];
+    for (size_t i = block_start[b]; i < block_end(b); ++i) transfer(code[i], state);
     successors(block_end(b) - 1, [&](uint32_t s) {
-      bool changed = !reached[s];
+      SlotState before = in_states[s];
+      in_states[s].meet(state);
+      bool changed = !reached[s] || before.reg != in_states[s].reg;
       reached[s] = 1;
-      for (size_t w = 0; w < words; ++w) {
-        uint64_t& dst = in_sets[s * words + w];
-        uint64_t meet = dst & state[w];
-        if (meet != dst) changed = true;
-        dst = meet;
-      }
       if (changed && !queued[s]) {
         queued[s] = 1;
         work.push_back(s);
       }
     });
   }
-
-  // Check uses against the fixed point, and that no reachable path falls off the end.
   for (size_t b = 0; b < nb; ++b) {
     if (!reached[b]) continue;
-    std::copy_n(in_sets.begin() + long(b * words), words, state.begin());
+    SlotState state = in_states[b];
     for (size_t i = block_start[b]; i < block_end(b); ++i) {
       for_each_use(f, code[i], [&](uint32_t r) {
-        if (!(state[r / 64] >> (r % 64) & 1))
-          bad(m, f, i,
-              fmt::format("register {} is used but not defined on every path to here{}{}",
-                          f.reg_label(r),
-                          f.regs[r].cls == RegClass::Temp ? " (temporaries die at calls)" : "",
-                          shares_slot[r] ? " (or another register reused its slot)" : ""));
+        if (!state.holds(f.regs[r], r)) undefined(m, f, i, r);
       });
-      transfer(code[i]);
+      transfer(code[i], state);
     }
-    size_t last = block_end(b) - 1;
-    if (last == n - 1 && !is_terminator(code[last].op))
-      bad(m, f, last, "control falls off the end of the function (missing return)");
   }
+}
+
+}  // namespace
+
+std::string undefined_register_message(const Function& f, uint32_t r) {
+  bool shares = false;
+  for (size_t o = 0; o < f.regs.size(); ++o)
+    shares |= o != r && detail::slot_key(f.regs[o]) == detail::slot_key(f.regs[r]);
+  return fmt::format("register {} is used but not defined on every path to here{}{}",
+                     f.reg_label(r),
+                     f.regs[r].cls == RegClass::Temp ? " (temporaries die at calls)" : "",
+                     shares ? " (or another register reused its slot)" : "");
+}
+
+namespace detail {
+void check_end(const Module& m, const Function& f, const FlowTracker& flow) {
+  int64_t at;
+  int64_t l = flow.unplaced_label(&at);
+  if (l >= 0) bad(m, f, size_t(at), fmt::format("undefined label {}", f.label_label(uint32_t(l))));
+  if (flow.reachable())
+    bad(m, f, f.code.size() - 1, "control falls off the end of the function (missing return)");
+}
+
+void verify_function(const Module& m, const Function& f, bool check_operands) {
+  if (f.code.empty()) fail("@{}: the function is empty (missing return)", f.name);
+  if (!single_pass(m, f, check_operands)) full_analysis(m, f);
+}
+
+void complete_verification(const Module& m, const Function& f, const FlowTracker& flow) {
+  if (f.code.empty()) fail("@{}: the function is empty (missing return)", f.name);
+  check_end(m, f, flow);
+  if (!flow.conclusive()) full_analysis(m, f);
+}
+}  // namespace detail
+
+void verify(const Module& m, const Function& f) {
+  detail::verify_function(m, f, true);
 }
 
 void verify(const Module& m) {

@@ -15,6 +15,7 @@
 
 #include "../src/backend.h"
 #include "exojit/error.h"
+#include "fast_asm.h"
 
 namespace exojit::vcode::detail {
 
@@ -68,6 +69,7 @@ class X64Emitter {
     f_ = &f;
     labels_.clear();
     for (uint32_t i = 0; i < f.num_labels; ++i) labels_.push_back(a_.newLabel());
+    map_registers();
     layout_frame();
     a_.bind(where.begin);
     prologue();
@@ -77,17 +79,22 @@ class X64Emitter {
 
   // --- registers ---------------------------------------------------------------------------
   const RegInfo& info(uint32_t r) const { return f_->regs[r]; }
-  Gp gp64(uint32_t r) const {
-    const RegInfo& ri = info(r);
-    return ri.cls == RegClass::Temp ? kIntTemp[ri.slot] : kIntVar[ri.slot];
+  // Machine register number of each vcode register, computed once per function.
+  void map_registers() {
+    phys_.resize(f_->regs.size());
+    for (size_t r = 0; r < f_->regs.size(); ++r) {
+      const RegInfo& ri = f_->regs[r];
+      if (is_float(ri.type))
+        phys_[r] = uint8_t(ri.cls == RegClass::Temp ? ri.slot : kFloatVarBase + ri.slot);
+      else
+        phys_[r] = uint8_t((ri.cls == RegClass::Temp ? kIntTemp[ri.slot] : kIntVar[ri.slot]).id());
+    }
   }
+  Gp gp64(uint32_t r) const { return x86::gpq(phys_[r]); }
   // The register at the operation width of type t: 64 bits for 64-bit types, else 32.
   static Gp at_width(const Gp& g, Type t) { return type_bits(t) == 64 ? Gp(g.r64()) : Gp(g.r32()); }
   Gp gp(uint32_t r, Type t) const { return at_width(gp64(r), t); }
-  Xmm xmm(uint32_t r) const {
-    const RegInfo& ri = info(r);
-    return x86::xmm(ri.cls == RegClass::Temp ? ri.slot : kFloatVarBase + ri.slot);
-  }
+  Xmm xmm(uint32_t r) const { return x86::xmm(phys_[r]); }
 
   // Re-establishes the canonical form of an 8/16-bit value after a 32-bit operation.
   void normalize(const Gp& d, Type t) {
@@ -272,9 +279,71 @@ class X64Emitter {
     }
   }
 
+  // add/sub/and/or/xor/mul through the direct encoder; false when the case needs asmjit.
+  bool fast_int_binary(const Insn& in) {
+    if (!a_.room()) return false;
+    const bool w = type_bits(in.type) == 64;
+    const uint32_t d = phys_[in.dst], a = phys_[in.a];
+    FastAssembler::Alu digit = FastAssembler::kAdd;
+    switch (in.op) {
+      case Op::Add:
+        digit = FastAssembler::kAdd;
+        break;
+      case Op::Sub:
+        digit = FastAssembler::kSub;
+        break;
+      case Op::And:
+        digit = FastAssembler::kAnd;
+        break;
+      case Op::Or:
+        digit = FastAssembler::kOr;
+        break;
+      case Op::Xor:
+        digit = FastAssembler::kXor;
+        break;
+      case Op::Mul:
+        if (in.flags & kImm) return false;
+        break;
+      default:
+        return false;
+    }
+    auto op_rr = [&](uint32_t x, uint32_t y) {
+      if (in.op == Op::Mul)
+        a_.imul_rr(x, y, w);
+      else
+        a_.rr(FastAssembler::kAluRm[digit], x, y, w);
+    };
+    if (in.flags & kImm) {
+      if (w && !fits32(in.imm)) return false;
+      int32_t v = int32_t(in.imm);
+      if (in.op == Op::Add && d != a) {
+        a_.mem(0x8d, d, a, v, w);  // lea d, [a + v]
+        return true;
+      }
+      if (d != a) a_.rr(0x89, d, a, w);
+      a_.ri(digit, d, v, w);
+      return true;
+    }
+    const uint32_t b = phys_[in.b];
+    if (d == a) {
+      op_rr(d, b);
+    } else if (d == b && in.op != Op::Sub) {
+      op_rr(d, a);
+    } else if (d == b) {
+      return false;
+    } else if (in.op == Op::Add) {
+      a_.lea_bi(d, a, b, w);
+    } else {
+      a_.rr(0x89, d, a, w);
+      op_rr(d, b);
+    }
+    return true;
+  }
+
   void int_binary(const Insn& in) {
     Type t = in.type;
     Gp d = gp(in.dst, t), a = gp(in.a, t);
+    if (fast_int_binary(in)) return normalize(d, t);
     if (in.flags & kImm) {
       int64_t v = in.imm;
       bool direct = type_bits(t) < 64 || fits32(v);
@@ -436,7 +505,11 @@ class X64Emitter {
     Gp d = gp(in.dst, t), a = gp(in.a, t);
     switch (in.op) {
       case Op::Mov:
-        if (d != a) a_.mov(d, a);
+        if (d == a) return;
+        if (a_.room())
+          a_.rr(0x89, phys_[in.dst], phys_[in.a], type_bits(t) == 64);
+        else
+          a_.mov(d, a);
         return;
       case Op::Not:
         a_.test(a, a);
@@ -479,6 +552,7 @@ class X64Emitter {
       }
       return;
     }
+    if (a_.room()) return a_.mov_imm(phys_[in.dst], in.imm, type_bits(t) == 64);
     mov_imm(gp(in.dst, t), in.imm);
   }
 
@@ -526,6 +600,22 @@ class X64Emitter {
     a_.movzx(d.r32(), x86::ax);
   }
 
+  // 32/64-bit mov load (0x8b) or store (0x89) at [base + disp] through the direct encoder.
+  bool fast_mem(const Insn& in, uint8_t opcode) {
+    if (!a_.room() || (in.flags & kIndex)) return false;
+    int64_t disp = in.imm;
+    uint32_t base;
+    if (in.flags & kLocalBase) {
+      disp += frame_.local_offset[in.a];
+      base = uint32_t(x86::rsp.id());
+    } else {
+      base = phys_[in.a];
+    }
+    if (!fits32(disp)) return false;
+    a_.mem(opcode, phys_[in.dst], base, int32_t(disp), type_bytes(in.type) == 8);
+    return true;
+  }
+
   void load(const Insn& in) {
     Type t = in.type;
     uint32_t n = uint32_t(type_bytes(t));
@@ -534,6 +624,7 @@ class X64Emitter {
       t == Type::F32 ? a_.movss(xmm(in.dst), m) : a_.movsd(xmm(in.dst), m);
       return;
     }
+    if (n >= 4 && in.op != Op::Ldbe && fast_mem(in, 0x8b)) return;
     Gp d = gp(in.dst, t);
     Mem m = mem(in, n);
     bool be = in.op == Op::Ldbe && n > 1;
@@ -566,6 +657,7 @@ class X64Emitter {
       t == Type::F32 ? a_.movss(m, xmm(in.dst)) : a_.movsd(m, xmm(in.dst));
       return;
     }
+    if (n >= 4 && in.op != Op::Stbe && fast_mem(in, 0x89)) return;
     Gp v = gp64(in.dst);
     Mem m = mem(in, n);
     auto sized = [n](const Gp& g) -> Gp {
@@ -769,17 +861,27 @@ class X64Emitter {
       }
     }
     Gp a = gp(in.a, t);
-    if (in.flags & kImm) {
-      if (in.imm == 0 && (in.op == Op::Beq || in.op == Op::Bne))
+    const bool w = type_bits(t) == 64;
+    const bool zero_test =
+        (in.flags & kImm) && in.imm == 0 && (in.op == Op::Beq || in.op == Op::Bne);
+    if (!(in.flags & kImm)) {
+      if (a_.room())
+        a_.rr(0x39, phys_[in.a], phys_[in.b], w);
+      else
+        a_.cmp(a, gp(in.b, t));
+    } else if (zero_test) {
+      if (a_.room())
+        a_.rr(0x85, phys_[in.a], phys_[in.a], w);
+      else
         a_.test(a, a);
-      else if (type_bits(t) < 64 || fits32(in.imm))
+    } else if (!w || fits32(in.imm)) {
+      if (a_.room())
+        a_.ri(FastAssembler::kCmp, phys_[in.a], int32_t(in.imm), w);
+      else
         a_.cmp(a, int32_t(in.imm));
-      else {
-        mov_imm(x86::r11, in.imm);
-        a_.cmp(a, x86::r11);
-      }
     } else {
-      a_.cmp(a, gp(in.b, t));
+      mov_imm(x86::r11, in.imm);
+      a_.cmp(a, x86::r11);
     }
     bool s = is_signed(t);
     switch (in.op) {
@@ -925,10 +1027,11 @@ class X64Emitter {
   }
 
   const Module& m_;
-  x86::Assembler a_;
+  FastAssembler a_;
   std::vector<EmittedFunction> entries_;
   const Function* f_ = nullptr;
   std::vector<asmjit::Label> labels_;
+  std::vector<uint8_t> phys_;
   Frame frame_;
   bool has_movbe_ = false;
   bool has_bmi2_ = false;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "exojit/error.h"
+#include "exojit/vcode/detail/flow.h"
 #include "exojit/vcode/ir.h"
 
 namespace exojit::vcode {
@@ -134,14 +135,159 @@ class Builder {
   void branch(Op op, Reg a, Reg b, Label l);
   void branch(Op op, Reg a, int64_t imm, Label l);
   void call_any(Reg result, uint32_t index, bool is_extern, const Reg* args, size_t n);
-  void emit(const Insn& insn);
-  const RegInfo& live(Reg r) const;  // throws on an invalid or released register
+  // Appends a record. `trusted` says the caller's inline checks already proved the operands
+  // valid; otherwise the full check runs and a rejected record is taken back before throwing.
+  // (The record is written in place, field by field: building it on the stack and copying it
+  // would reload it whole right after its narrow stores, a store-forwarding stall per record.)
+  void emit(Op op, Type type, uint8_t flags, uint32_t dst, uint32_t a, uint32_t b, int64_t imm,
+            bool trusted) {
+    Insn& in = fn_->code.emplace_back();
+    in.op = op;
+    in.type = type;
+    in.flags = flags;
+    in.dst = dst;
+    in.a = a;
+    in.b = b;
+    in.imm = imm;
+    if (!trusted) [[unlikely]]
+      check_last();
+  }
+  void check_last();  // full check of the last record; takes it back and throws if bad
+  // The register's info; throws on an invalid or released register.
+  const RegInfo& live(Reg r) const {
+    if (r.id < alive_.size() && alive_[r.id]) [[likely]]
+      return fn_->regs[r.id];
+    not_live(r);
+  }
+  [[noreturn]] void not_live(Reg r) const;
+
+  // Definedness, tracked as instructions are recorded (see detail/flow.h): a use of a register
+  // not defined on every path is rejected at once. Each is called after the record is emitted.
+  size_t last() const { return fn_->code.size() - 1; }
+  void use(uint32_t r) {
+    if (flow_.reachable() && !flow_.defined(*fn_, r)) [[unlikely]]
+      reject_undefined(r);
+  }
+  void def(uint32_t r) { flow_.define(*fn_, r); }
+  void edge(uint32_t label) {
+    if (flow_.reachable())
+      flow_.edge(label, last());
+    else
+      flow_.reference(label, last());
+  }
+  [[noreturn]] void reject_undefined(uint32_t r);  // takes the record back, throws
   Label check_label(Label l) const;
 
   Module& module_;
   Function* fn_;
   std::vector<uint8_t> alive_;      // per register: 1 until putreg
   uint32_t used_slots_[2][2] = {};  // [float][class] bit set of slots in use
+  detail::FlowTracker flow_;
+  size_t call_args_mark_ = 0;  // call_args size before the call being recorded
 };
+
+namespace detail {
+constexpr uint16_t bit(Type t) {
+  return uint16_t(1u << unsigned(t));
+}
+constexpr uint16_t kIntTypeBits = 0x1ff;  // i8 .. p
+constexpr uint16_t kAllTypeBits = kIntTypeBits | bit(Type::F32) | bit(Type::F64);
+
+// The types for which the register form of `op`, with every operand of the destination's type,
+// is valid. The builder's fast path accepts exactly these; anything else (mixed pointer and
+// integer operands, checksum widths, errors) goes through check_insn, which decides and explains.
+constexpr uint16_t same_type_ok(Op op) {
+  switch (op) {
+    case Op::Add:
+    case Op::Sub:
+    case Op::Mul:
+    case Op::Div:
+    case Op::Neg:
+    case Op::Mov:
+    case Op::Set:
+    case Op::Blt:
+    case Op::Ble:
+    case Op::Bgt:
+    case Op::Bge:
+    case Op::Beq:
+    case Op::Bne:
+      return kAllTypeBits;
+    case Op::Mod:
+    case Op::And:
+    case Op::Or:
+    case Op::Xor:
+    case Op::Lsh:
+    case Op::Rsh:
+    case Op::Com:
+    case Op::Not:
+      return kIntTypeBits;
+    case Op::Bswap:
+      return kIntTypeBits & ~bit(Type::I8) & ~bit(Type::U8);
+    case Op::Cksum:
+      return bit(Type::U32) | bit(Type::U64);
+    default:
+      return 0;
+  }
+}
+constexpr bool ok(Op op, Type t) {
+  return same_type_ok(op) >> unsigned(t) & 1;
+}
+inline bool pointer_like(Type t) {
+  return t == Type::P || t == Type::U64 || t == Type::I64;
+}
+}  // namespace detail
+
+// Inline so that the opcode folds into the checks at each call site (VCODE's macros, in C++).
+
+inline void Builder::binary(Op op, Reg d, Reg a, Reg b) {
+  Type t = live(d).type;
+  bool trusted = live(a).type == t && live(b).type == t && detail::ok(op, t);
+  emit(op, t, 0, d.id, a.id, b.id, 0, trusted);
+  use(a.id), use(b.id), def(d.id);
+}
+
+inline void Builder::binary(Op op, Reg d, Reg a, int64_t imm) {
+  Type t = live(d).type;
+  bool trusted = live(a).type == t && detail::ok(op, t) && !is_float(t);
+  emit(op, t, kImm, d.id, a.id, 0, normalize_imm(t, imm), trusted);
+  use(a.id), def(d.id);
+}
+
+inline void Builder::unary(Op op, Reg d, Reg a) {
+  Type t = live(d).type;
+  bool trusted = op == Op::Cvt ? (live(a), true) : (live(a).type == t && detail::ok(op, t));
+  emit(op, t, 0, d.id, a.id, 0, 0, trusted);
+  use(a.id), def(d.id);
+}
+
+inline void Builder::mem(Op op, Reg v, Reg base, Reg index, int64_t off) {
+  Type t = live(v).type;
+  bool trusted = live(base).type == Type::P && (is_int(t) || (op != Op::Ldbe && op != Op::Stbe));
+  uint8_t flags = 0;
+  if (index.valid()) {
+    trusted = trusted && detail::pointer_like(live(index).type);
+    flags |= kIndex;
+  }
+  emit(op, t, flags, v.id, base.id, index.valid() ? index.id : 0, off, trusted);
+  use(base.id);
+  if (index.valid()) use(index.id);
+  if (is_store(op))
+    use(v.id);
+  else
+    def(v.id);
+}
+
+inline void Builder::branch(Op op, Reg a, Reg b, Label l) {
+  Type t = live(a).type;
+  bool trusted = live(b).type == t && detail::ok(op, t);
+  emit(op, t, 0, check_label(l).id, a.id, b.id, 0, trusted);
+  use(a.id), use(b.id), edge(l.id);
+}
+
+inline void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
+  Type t = live(a).type;
+  emit(op, t, kImm, check_label(l).id, a.id, 0, normalize_imm(t, imm), !is_float(t));
+  use(a.id), edge(l.id);
+}
 
 }  // namespace exojit::vcode

@@ -56,7 +56,24 @@ constexpr int type_bytes(Type t) {
 
 // Normalizes a 64-bit immediate to the value a register of type `t` would hold (truncated to the
 // width, then sign- or zero-extended), so that every consumer sees the same canonical constant.
-int64_t normalize_imm(Type t, int64_t v);
+constexpr int64_t normalize_imm(Type t, int64_t v) {
+  switch (t) {
+    case Type::I8:
+      return int8_t(v);
+    case Type::U8:
+      return uint8_t(v);
+    case Type::I16:
+      return int16_t(v);
+    case Type::U16:
+      return uint16_t(v);
+    case Type::I32:
+      return int32_t(v);
+    case Type::U32:
+      return uint32_t(v);
+    default:
+      return v;
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Registers. VCODE's two classes: temporaries do not survive calls, variables do.
@@ -101,22 +118,24 @@ struct LocalInfo {
 // ---------------------------------------------------------------------------------------------
 // Opcodes. X(enum, text name). The operation's type is the type of its destination register
 // (for stores: of the stored register; for branches: of the compared registers).
-#define EXOJIT_VCODE_OPS(X)                                                                       \
-  /* integer and float arithmetic: dst = a op (b | imm) */                                        \
-  X(Add, "add")                                                                                   \
-  X(Sub, "sub")                                                                                   \
-  X(Mul, "mul") X(Div, "div") X(Mod, "mod") X(And, "and") X(Or, "or") X(Xor, "xor") X(Lsh, "lsh") \
-      X(Rsh, "rsh") /* unary: dst = op a */                                                       \
-      X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap")                   \
-          X(Cvt, "cvt") /* dst = imm (float immediates are stored as the bits of a double) */     \
-      X(Set, "set") /* networking: one's-complement accumulate with end-around carry, fold to 16  \
-                       bits */                                                                    \
-      X(Cksum, "cksum")                                                                           \
-          X(CksumFold, "cksum_fold") /* memory: [base (+ index) + imm]; base may be a local */    \
-      X(Ld, "ld") X(St, "st") X(Ldu, "ldu") X(Stu, "stu") X(Ldbe, "ldbe") X(Stbe, "stbe")         \
-          X(AddrL, "addrl") /* control */                                                         \
-      X(Blt, "blt") X(Ble, "ble") X(Bgt, "bgt") X(Bge, "bge") X(Beq, "beq") X(Bne, "bne")         \
-          X(Jmp, "jmp") X(Jmpr, "jmpr") X(La, "la") X(Place, "label") X(Call, "call")             \
+#define EXOJIT_VCODE_OPS(X)                                                                      \
+  /* integer and float arithmetic: dst = a op (b | imm) */                                       \
+  X(Add, "add")                                                                                  \
+  X(Sub, "sub")                                                                                  \
+  X(Mul, "mul")                                                                                  \
+  X(Div, "div")                                                                                  \
+  X(Mod, "mod")                                                                                  \
+  X(And, "and") X(Or, "or") X(Xor, "xor") X(Lsh, "lsh") X(Rsh, "rsh") /* unary: dst = op a */    \
+      X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap")                  \
+          X(Cvt, "cvt") /* dst = imm (float immediates are stored as the bits of a double) */    \
+      X(Set, "set") /* networking: one's-complement accumulate with end-around carry, fold to 16 \
+                       bits */                                                                   \
+      X(Cksum, "cksum")                                                                          \
+          X(CksumFold, "cksum_fold") /* memory: [base (+ index) + imm]; base may be a local */   \
+      X(Ld, "ld") X(St, "st") X(Ldu, "ldu") X(Stu, "stu") X(Ldbe, "ldbe") X(Stbe, "stbe")        \
+          X(AddrL, "addrl") /* control */                                                        \
+      X(Blt, "blt") X(Ble, "ble") X(Bgt, "bgt") X(Bge, "bge") X(Beq, "beq") X(Bne, "bne")        \
+          X(Jmp, "jmp") X(Jmpr, "jmpr") X(La, "la") X(Place, "label") X(Call, "call")            \
               X(Ret, "ret")
 
 enum class Op : uint8_t {
@@ -165,14 +184,14 @@ enum InsnFlags : uint8_t {
 //   call: dst = result register, a = first entry in Function::call_args, b = count, imm = callee
 //   ret: a = value register | imm
 struct Insn {
-  Op op;
-  Type type;
-  uint8_t flags;
+  Op op = Op::Place;
+  Type type = Type::Void;
+  uint8_t flags = 0;
   uint8_t reserved = 0;
-  uint32_t dst;
-  uint32_t a;
-  uint32_t b;
-  int64_t imm;
+  uint32_t dst = 0;
+  uint32_t a = 0;
+  uint32_t b = 0;
+  int64_t imm = 0;
 };
 static_assert(sizeof(Insn) == 24, "Insn must stay a small fixed-size record");
 

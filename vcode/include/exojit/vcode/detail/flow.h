@@ -1,0 +1,145 @@
+// Definedness tracking shared by the Builder (as instructions are recorded) and the verifier
+// (over a finished function). Not part of the API.
+//
+// A register is defined at a point when every path to it defined the register and did not
+// end its life since: a call ends every temporary, and defining a register ends the register
+// that held its physical slot before. So at most one register per slot is defined at a time,
+// and the state is simply "which register each slot holds": 32 slots, whatever the number of
+// registers. The meet of two paths keeps the slots on which they agree.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "exojit/vcode/ir.h"
+
+namespace exojit::vcode::detail {
+
+inline constexpr uint32_t kNoReg = 0xffffffffu;   // the slot holds nothing defined
+inline constexpr uint32_t kAnyReg = 0xfffffffeu;  // not yet known (unreachable so far): anything
+inline constexpr int kSlotKeys = 2 * 2 * 8;       // file x class x slot
+
+inline int slot_key(const RegInfo& ri) {
+  return (int(is_float(ri.type)) * 2 + int(ri.cls)) * 8 + (ri.slot & 7);
+}
+
+struct SlotState {
+  std::array<uint32_t, kSlotKeys> reg;
+
+  static SlotState filled(uint32_t v) {
+    SlotState s;
+    s.reg.fill(v);
+    return s;
+  }
+  bool holds(const RegInfo& ri, uint32_t r) const {
+    uint32_t v = reg[size_t(slot_key(ri))];
+    return v == r || v == kAnyReg;
+  }
+  void define(const RegInfo& ri, uint32_t r) { reg[size_t(slot_key(ri))] = r; }
+  void call() {  // temporaries (class 0) of both files die
+    for (int k = 0; k < 8; ++k) reg[size_t(k)] = reg[size_t(16 + k)] = kNoReg;
+  }
+  void meet(const SlotState& o) {
+    for (int k = 0; k < kSlotKeys; ++k) {
+      uint32_t& v = reg[size_t(k)];
+      uint32_t w = o.reg[size_t(k)];
+      if (v == kAnyReg)
+        v = w;
+      else if (w != kAnyReg && w != v)
+        v = kNoReg;
+    }
+  }
+  // True when everything defined in `sub` is defined here too.
+  bool implies(const SlotState& sub) const {
+    for (int k = 0; k < kSlotKeys; ++k) {
+      uint32_t s = sub.reg[size_t(k)], v = reg[size_t(k)];
+      if (s != kNoReg && v != kAnyReg && v != s) return false;
+    }
+    return true;
+  }
+};
+
+// One pass in program order. At a label the state is the meet of the forward edges seen so far
+// (and of the fall-through); a backward edge must bring a state that implies the label's, else
+// the pass is not conclusive and the caller runs the full iterative analysis. Errors found are
+// real: the states are never smaller than the true ones.
+class FlowTracker {
+ public:
+  void start(const Function& f) {
+    state_ = SlotState::filled(kNoReg);
+    for (Reg p : f.params) state_.define(f.regs[p.id], p.id);
+    reachable_ = true;
+    conclusive_ = true;
+  }
+
+  bool reachable() const { return reachable_; }
+  bool conclusive() const { return conclusive_; }
+  bool defined(const Function& f, uint32_t r) const { return state_.holds(f.regs[r], r); }
+  void define(const Function& f, uint32_t r) { state_.define(f.regs[r], r); }
+  void call() { state_.call(); }
+  void indirect_jump() {  // may reach any address-taken label: leave it to the full analysis
+    conclusive_ = false;
+    reachable_ = false;
+  }
+  void terminate() { reachable_ = false; }
+
+  // A branch or jump to `label` from instruction `at`.
+  void edge(uint32_t label, size_t at) {
+    Label& l = label_(label);
+    if (l.first_ref < 0) l.first_ref = int64_t(at);
+    if (l.placed >= 0) {
+      if (!state_.implies(l.state)) conclusive_ = false;
+    } else if (l.has_pred) {
+      l.state.meet(state_);
+    } else {
+      l.state = state_;
+      l.has_pred = true;
+    }
+  }
+  void reference(uint32_t label, size_t at) {  // la: the label must be placed somewhere
+    Label& l = label_(label);
+    if (l.first_ref < 0) l.first_ref = int64_t(at);
+  }
+  // Places `label` at instruction `at`; false if it was placed before.
+  bool place(uint32_t label, size_t at) {
+    Label& l = label_(label);
+    if (l.placed >= 0) return false;
+    l.placed = int64_t(at);
+    if (!reachable_)
+      state_ = l.has_pred ? l.state : SlotState::filled(kAnyReg);
+    else if (l.has_pred)
+      state_.meet(l.state);
+    l.state = state_;
+    reachable_ = true;
+    return true;
+  }
+  // A label referenced but never placed, or -1: returns the label and its first reference.
+  int64_t unplaced_label(int64_t* at) const {
+    for (size_t i = 0; i < labels_.size(); ++i)
+      if (labels_[i].first_ref >= 0 && labels_[i].placed < 0) {
+        *at = labels_[i].first_ref;
+        return int64_t(i);
+      }
+    return -1;
+  }
+
+ private:
+  struct Label {
+    SlotState state;
+    bool has_pred = false;
+    int64_t placed = -1;
+    int64_t first_ref = -1;
+  };
+  Label& label_(uint32_t id) {
+    if (id >= labels_.size()) labels_.resize(size_t(id) + 1);
+    return labels_[id];
+  }
+
+  SlotState state_;
+  std::vector<Label> labels_;
+  bool reachable_ = true;
+  bool conclusive_ = true;
+};
+
+}  // namespace exojit::vcode::detail
