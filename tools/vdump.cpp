@@ -1,1 +1,591 @@
-int main(){}
+// vdump: compiles a vcode listing and prints, per function, the vcode next to the x86-64 machine
+// code it became (addresses and bytes); optionally calls a function natively and in the
+// reference interpreter.
+//
+//   vdump fib.vc                       dump every function
+//   vdump fib.vc --run fib 20 --interp call @fib(20), check it against the interpreter
+//   cat x.vc | vdump --asm-only        read the listing from stdin
+#include <fmt/format.h>
+
+#include <bit>
+#include <cctype>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <new>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "exojit/vcode.h"
+
+namespace {
+
+using namespace exojit;
+using namespace exojit::vcode;
+
+constexpr std::string_view kUsage = R"(usage: vdump [options] [FILE]
+
+Parses the vcode listing FILE (stdin when FILE is absent or '-'), compiles it, and prints for
+every function a header (name, signature, code address and size), its vcode listing and its
+disassembled machine code with addresses and bytes.
+
+options:
+  --run [NAME] [ARG...]  call function NAME (default: the first one) with the arguments and print
+                         the result; the arguments run up to the next option. Integers are
+                         decimal or 0x hex (a leading '-' allowed), floats for f32/f64
+                         parameters (also inf, nan). A pointer parameter takes an integer, or
+                         str:TEXT (a NUL-terminated copy of TEXT) or hex:BYTES (a buffer holding
+                         BYTES, e.g. hex:4500001c); buffers changed by the call are printed.
+                         NAME may be written @NAME; a NAME that reads as a number needs the '@'.
+  --interp               with --run: also run the call in the vcode interpreter (first, so that
+                         a trap it detects is reported instead of crashing) and say whether the
+                         two agree
+  --perf-map             append the functions to /tmp/perf-<pid>.map (CompileOptions::perf_map)
+  --listing-only         print the vcode listings, not the machine code
+  --asm-only             print the machine code, not the vcode listings
+  -q, --quiet            print neither (with --run: only the results)
+  -h, --help             this help
+
+exit status: 0 success; 1 error in the listing, compilation or interpretation; 2 bad usage;
+3 the interpreter disagrees with the machine code.
+)";
+
+constexpr std::string_view kShortUsage =
+    "usage: vdump [--run [NAME] [ARG...]] [--interp] [--perf-map] [--listing-only | --asm-only | "
+    "-q] [FILE]\n       (vdump --help for details)\n";
+
+// Bad command-line usage: exit status 2, with a short usage text.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string file;  // "" or "-": stdin
+  bool listing = true;
+  bool assembly = true;
+  bool run = false;
+  bool interp = false;
+  bool perf_map = false;
+  std::vector<std::string> run_args;  // [NAME] ARG... as given
+};
+
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
+
+// --- numbers on the command line ------------------------------------------------------------
+
+// An integer: optional sign, then decimal or 0x hex. Returns false if `s` is not one.
+bool parse_integer(std::string_view s, bool* negative, uint64_t* magnitude) {
+  *negative = false;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    *negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  int base = 10;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    s.remove_prefix(2);
+    base = 16;
+  }
+  if (s.empty()) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    int d;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (base == 16 && c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (base == 16 && c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      return false;
+    if (v > (UINT64_MAX - uint64_t(d)) / uint64_t(base)) return false;  // overflow
+    v = v * uint64_t(base) + uint64_t(d);
+  }
+  *magnitude = v;
+  return true;
+}
+
+bool parse_double(std::string_view s, double* out) {
+  if (s.empty() || std::isspace(uint8_t(s[0]))) return false;
+  std::string text(s);
+  char* end = nullptr;
+  *out = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size();
+}
+
+bool looks_numeric(std::string_view s) {
+  bool neg;
+  uint64_t mag;
+  double d;
+  return parse_integer(s, &neg, &mag) || parse_double(s, &d);
+}
+
+// --- arguments of a --run call --------------------------------------------------------------
+
+// One argument: a raw value (as Interpreter::call takes it), or a buffer whose address is passed.
+struct Arg {
+  std::string text;
+  uint64_t raw = 0;
+  std::optional<std::vector<uint8_t>> buffer;
+};
+
+Arg parse_arg(const std::string& text, Type t, size_t index) {
+  Arg a{text, 0, std::nullopt};
+  auto bad = [&](std::string_view why) -> UsageError {
+    return UsageError(fmt::format("--run: argument {} '{}': {}", index + 1, text, why));
+  };
+  if (is_float(t)) {
+    double d;
+    if (!parse_double(text, &d))
+      throw bad(fmt::format("not a number ({} parameter)", type_name(t)));
+    if (t == Type::F32 && std::isfinite(d) && std::fabs(d) > double(FLT_MAX))
+      throw bad("out of range for f32");
+    a.raw =
+        t == Type::F32 ? uint64_t(std::bit_cast<uint32_t>(float(d))) : std::bit_cast<uint64_t>(d);
+    return a;
+  }
+  if (t == Type::P && starts_with(text, "str:")) {
+    std::string_view s = std::string_view(text).substr(4);
+    a.buffer.emplace(s.begin(), s.end());
+    a.buffer->push_back(0);
+    return a;
+  }
+  if (t == Type::P && starts_with(text, "hex:")) {
+    std::string_view s = std::string_view(text).substr(4);
+    std::vector<uint8_t> bytes;
+    int pending = -1;
+    for (char c : s) {
+      if (c == ' ' || c == '_' || c == ':' || c == '.') continue;  // readable separators
+      int d = c >= '0' && c <= '9'   ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                     : -1;
+      if (d < 0) throw bad(fmt::format("'{}' is not a hex digit", c));
+      if (pending < 0) {
+        pending = d;
+      } else {
+        bytes.push_back(uint8_t(pending << 4 | d));
+        pending = -1;
+      }
+    }
+    if (pending >= 0) throw bad("odd number of hex digits");
+    a.buffer = std::move(bytes);
+    return a;
+  }
+  bool negative;
+  uint64_t mag;
+  if (!parse_integer(text, &negative, &mag))
+    throw bad(fmt::format("not an integer ({} parameter{})", type_name(t),
+                          t == Type::P ? "; pointers also take str:TEXT or hex:BYTES" : ""));
+  // Accept the signed and the unsigned reading of the type's width: -1 and 0xff are both u8.
+  int bits = type_bits(t);
+  uint64_t max_pos = bits == 64 ? UINT64_MAX : (uint64_t(1) << bits) - 1;
+  uint64_t max_neg = uint64_t(1) << (bits - 1);
+  if (negative ? mag > max_neg : mag > max_pos)
+    throw bad(fmt::format("out of range for {}", type_name(t)));
+  a.raw = uint64_t(normalize_imm(t, int64_t(negative ? uint64_t(0) - mag : mag)));
+  return a;
+}
+
+// Buffers for one call: fresh copies of the argument buffers, 16-byte aligned, so that the
+// native call and the interpreter each see the original contents.
+class Buffers {
+ public:
+  explicit Buffers(const std::vector<Arg>& args) {
+    for (const Arg& a : args) {
+      if (!a.buffer) {
+        raw_.push_back(a.raw);
+        blocks_.push_back(nullptr);
+        continue;
+      }
+      size_t n = std::max<size_t>(a.buffer->size(), 1);
+      blocks_.emplace_back(static_cast<uint8_t*>(::operator new(n, std::align_val_t(16))));
+      if (!a.buffer->empty()) std::memcpy(blocks_.back().get(), a.buffer->data(), a.buffer->size());
+      raw_.push_back(uint64_t(reinterpret_cast<uintptr_t>(blocks_.back().get())));
+    }
+  }
+  const std::vector<uint64_t>& raw() const { return raw_; }
+  const uint8_t* block(size_t i) const { return blocks_[i].get(); }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { ::operator delete(p, std::align_val_t(16)); }
+  };
+  std::vector<std::unique_ptr<uint8_t, Free>> blocks_;
+  std::vector<uint64_t> raw_;
+};
+
+// Calls generated code of any supported signature. Integer and float arguments travel in
+// separate register files on SysV x86-64, so one prototype with 6 integers and 8 doubles fits
+// every signature the parser accepts (up to 6 integer/pointer and 8 float parameters); an f32
+// travels as a double whose low half holds the float's bits (as Interpreter::call_extern does).
+// Returns the raw result the way the interpreter does: integers re-extended from the return
+// type's width (the bits above a narrow result are undefined), f32 as its 32 bits.
+uint64_t call_native(void* entry, const Signature& sig, const std::vector<uint64_t>& args) {
+  uint64_t ia[kMaxIntArgs] = {};
+  double fa[8] = {};
+  size_t ni = 0, nf = 0;
+  for (size_t k = 0; k < sig.params.size(); ++k) {
+    Type t = sig.params[k];
+    if (is_float(t)) {
+      if (nf == std::size(fa)) fail("--run: more than {} float parameters", std::size(fa));
+      fa[nf++] = std::bit_cast<double>(t == Type::F32 ? uint64_t(uint32_t(args[k])) : args[k]);
+    } else {
+      if (ni == std::size(ia)) fail("--run: more than {} integer parameters", std::size(ia));
+      // Registers narrower than 64 bits hold their value extended to 32 bits and zero-extended
+      // above (the x86 convention the back end relies on).
+      uint64_t v = uint64_t(normalize_imm(t, int64_t(args[k])));
+      ia[ni++] = type_bits(t) < 64 ? uint64_t(uint32_t(v)) : v;
+    }
+  }
+  if (is_float(sig.ret)) {
+    using Fn = double (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double,
+                          double, double, double, double, double, double, double);
+    double r = reinterpret_cast<Fn>(entry)(ia[0], ia[1], ia[2], ia[3], ia[4], ia[5], fa[0], fa[1],
+                                           fa[2], fa[3], fa[4], fa[5], fa[6], fa[7]);
+    uint64_t bits = std::bit_cast<uint64_t>(r);
+    return sig.ret == Type::F32 ? uint64_t(uint32_t(bits)) : bits;
+  }
+  using Fn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double,
+                          double, double, double, double, double, double, double);
+  uint64_t r = reinterpret_cast<Fn>(entry)(ia[0], ia[1], ia[2], ia[3], ia[4], ia[5], fa[0], fa[1],
+                                           fa[2], fa[3], fa[4], fa[5], fa[6], fa[7]);
+  return sig.ret == Type::Void ? 0 : uint64_t(normalize_imm(sig.ret, int64_t(r)));
+}
+
+// Canonical form of a raw result, for comparing the machine code with the interpreter.
+uint64_t canonical(Type t, uint64_t raw) {
+  if (t == Type::Void) return 0;
+  if (t == Type::F32) return uint32_t(raw);
+  if (t == Type::F64) return raw;
+  return uint64_t(normalize_imm(t, int64_t(raw)));
+}
+
+bool same_result(Type t, uint64_t a, uint64_t b) {
+  a = canonical(t, a);
+  b = canonical(t, b);
+  if (a == b) return true;
+  if (t == Type::F32)
+    return std::isnan(std::bit_cast<float>(uint32_t(a))) &&
+           std::isnan(std::bit_cast<float>(uint32_t(b)));
+  if (t == Type::F64)
+    return std::isnan(std::bit_cast<double>(a)) && std::isnan(std::bit_cast<double>(b));
+  return false;
+}
+
+std::string format_value(Type t, uint64_t raw) {
+  raw = canonical(t, raw);
+  switch (t) {
+    case Type::Void:
+      return "void";
+    case Type::F32:
+      return fmt::format("{}", std::bit_cast<float>(uint32_t(raw)));
+    case Type::F64:
+      return fmt::format("{}", std::bit_cast<double>(raw));
+    case Type::P:
+      return fmt::format("{:#x}", raw);
+    default:
+      break;
+  }
+  int bits = type_bits(t);
+  uint64_t masked = bits == 64 ? raw : raw & ((uint64_t(1) << bits) - 1);
+  std::string dec = is_signed(t) ? fmt::format("{}", int64_t(raw)) : fmt::format("{}", raw);
+  return fmt::format("{} ({:#x})", dec, masked);
+}
+
+std::string hex_bytes(const uint8_t* p, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += fmt::format("{}{:02x}", i ? " " : "", p[i]);
+  return s;
+}
+
+std::string signature_text(const Signature& sig) {
+  std::string s = "(";
+  for (size_t i = 0; i < sig.params.size(); ++i)
+    s += fmt::format("{}{}", i ? ", " : "", type_name(sig.params[i]));
+  return s + fmt::format(") -> {}", type_name(sig.ret));
+}
+
+// --- the dump -------------------------------------------------------------------------------
+
+// Names the target of a relative branch or call, and extern addresses loaded for calls.
+std::string annotate(const DisasmLine& line, const Code& code, const Module& m) {
+  std::string_view text = line.text;
+  size_t space = text.rfind(' ');
+  if (space == std::string_view::npos) return "";
+  std::string_view operand = text.substr(space + 1);
+  bool negative;
+  uint64_t mag;
+  if (!parse_integer(operand, &negative, &mag)) return "";
+  uint64_t value = negative ? uint64_t(0) - mag : mag;
+  std::string_view mnemonic = text.substr(0, text.find(' '));
+  if ((mnemonic.size() >= 2 && mnemonic[0] == 'j') || mnemonic == "call") {
+    if (text.find(',') != std::string_view::npos) return "";
+    uint64_t target = line.address + line.bytes.size() + value;
+    uint64_t base = uint64_t(reinterpret_cast<uintptr_t>(code.data()));
+    for (const Code::Symbol& s : code.symbols()) {
+      if (target >= base + s.offset && target < base + s.offset + s.size) {
+        uint64_t off = target - base - s.offset;
+        return off ? fmt::format("-> @{}+{:#x}", s.name, off) : fmt::format("-> @{}", s.name);
+      }
+    }
+    return fmt::format("-> {:#x}", target);
+  }
+  for (const Extern& e : m.externs())
+    if (value == uint64_t(reinterpret_cast<uintptr_t>(e.address))) return "@" + e.name;
+  return "";
+}
+
+std::string disassembly(const Code& code, const Code::Symbol& sym, const Module& m) {
+  const uint8_t* start = code.data() + sym.offset;
+  std::vector<DisasmLine> lines =
+      disassemble(start, sym.size, uint64_t(reinterpret_cast<uintptr_t>(start)));
+  size_t width = 0;
+  for (const DisasmLine& l : lines) width = std::max(width, l.bytes.size() * 3);
+  std::string s;
+  for (const DisasmLine& l : lines) {
+    std::string note = annotate(l, code, m);
+    std::string text = fmt::format("  {:012x}:  {:<{}}  {}", l.address,
+                                   hex_bytes(l.bytes.data(), l.bytes.size()), width, l.text);
+    if (!note.empty()) text = fmt::format("{:<{}}  ; {}", text, width + 50, note);
+    s += text + "\n";
+  }
+  return s;
+}
+
+void dump(const Module& m, const Code& code, const Options& o, std::string_view source) {
+  size_t n = m.functions().size();
+  fmt::print("; {}: {} function{}, {} extern{}", source, n, n == 1 ? "" : "s", m.externs().size(),
+             m.externs().size() == 1 ? "" : "s");
+  if (code.empty())
+    fmt::print("\n");
+  else
+    fmt::print(", {} bytes of x86-64 code at {:#x}\n", code.size(),
+               reinterpret_cast<uintptr_t>(code.data()));
+  for (const Extern& e : m.externs())
+    fmt::print("extern @{}{}  ; at {:#x}\n", e.name, signature_text(e.sig),
+               reinterpret_cast<uintptr_t>(e.address));
+  for (size_t i = 0; i < n; ++i) {
+    const Function& f = *m.functions()[i];
+    const Code::Symbol& sym = code.symbols()[i];
+    fmt::print("\n== @{} {}  code {:#x}, {} bytes\n", f.name, signature_text(f.sig),
+               reinterpret_cast<uintptr_t>(code.data() + sym.offset), sym.size);
+    if (o.listing) fmt::print("{}", print(m, f));
+    if (o.listing && o.assembly) fmt::print("-- x86-64\n");
+    if (o.assembly) fmt::print("{}", disassembly(code, sym, m));
+  }
+}
+
+// --- --run ----------------------------------------------------------------------------------
+
+// A --run call, checked against the listing before anything is compiled or printed.
+struct Call {
+  size_t function = 0;
+  std::vector<Arg> args;
+  std::string text;  // "@fib(20)"
+};
+
+Call prepare_call(const Module& m, const Options& o) {
+  // NAME, if the first token is not a number or a buffer (or is spelled @NAME).
+  std::vector<std::string> tokens = o.run_args;
+  Call c;
+  if (m.functions().empty()) throw UsageError("--run: the listing has no functions");
+  if (!tokens.empty() && (starts_with(tokens[0], "@") ||
+                          (!looks_numeric(tokens[0]) && !starts_with(tokens[0], "str:") &&
+                           !starts_with(tokens[0], "hex:")))) {
+    std::string name = starts_with(tokens[0], "@") ? tokens[0].substr(1) : tokens[0];
+    int found = m.find_function(name);
+    if (found < 0) throw UsageError(fmt::format("--run: the listing has no function @{}", name));
+    c.function = size_t(found);
+    tokens.erase(tokens.begin());
+  }
+  const Function& f = *m.functions()[c.function];
+  if (tokens.size() != f.sig.params.size())
+    throw UsageError(fmt::format("--run: @{}{} takes {} argument{}, {} given", f.name,
+                                 signature_text(f.sig), f.sig.params.size(),
+                                 f.sig.params.size() == 1 ? "" : "s", tokens.size()));
+  for (size_t k = 0; k < tokens.size(); ++k)
+    c.args.push_back(parse_arg(tokens[k], f.sig.params[k], k));
+  c.text = "@" + f.name + "(";
+  for (size_t k = 0; k < c.args.size(); ++k) c.text += (k ? ", " : "") + c.args[k].text;
+  c.text += ")";
+  return c;
+}
+
+int run(const Module& m, const Code& code, const Options& o, const Call& c) {
+  const Function& f = *m.functions()[c.function];
+  const Code::Symbol& sym = code.symbols()[c.function];
+  const std::vector<Arg>& args = c.args;
+  const std::string& call = c.text;
+  fmt::print("\n== run {} -> {}\n", call, type_name(f.sig.ret));
+  std::fflush(stdout);
+
+  // The interpreter goes first: a division by zero or a bad jump that it reports as an Error
+  // would crash the machine code.
+  std::optional<Buffers> ibuf;
+  uint64_t iresult = 0;
+  if (o.interp) {
+    ibuf.emplace(args);
+    Interpreter interp(m);
+    try {
+      iresult = interp.call(c.function, ibuf->raw());
+    } catch (const Error& e) {
+      fail("{} (the machine code was not run)", e.what());
+    }
+  }
+  Buffers nbuf(args);
+  uint64_t nresult = call_native(code.entry(sym.name), f.sig, nbuf.raw());
+
+  auto print_buffers = [&](const Buffers& b) {
+    for (size_t k = 0; k < args.size(); ++k) {
+      if (!args[k].buffer) continue;
+      const std::vector<uint8_t>& before = *args[k].buffer;
+      if (before.empty() || std::memcmp(b.block(k), before.data(), before.size()) == 0) continue;
+      fmt::print("             argument {} now holds: {}\n", k + 1,
+                 hex_bytes(b.block(k), before.size()));
+    }
+  };
+  fmt::print("native:      {}\n", format_value(f.sig.ret, nresult));
+  print_buffers(nbuf);
+  if (!o.interp) return 0;
+  bool agree = same_result(f.sig.ret, nresult, iresult);
+  for (size_t k = 0; k < args.size(); ++k)
+    if (args[k].buffer && std::memcmp(nbuf.block(k), ibuf->block(k), args[k].buffer->size()) != 0)
+      agree = false;
+  fmt::print("interpreter: {}  [{}]\n", format_value(f.sig.ret, iresult),
+             agree ? "agrees" : "DISAGREES");
+  print_buffers(*ibuf);
+  if (!agree) {
+    std::fflush(stdout);
+    fmt::print(stderr, "vdump: the interpreter disagrees with the machine code for {}\n", call);
+    return 3;
+  }
+  return 0;
+}
+
+// --- main -----------------------------------------------------------------------------------
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  bool listing_only = false, asm_only = false, quiet = false, file_set = false;
+  bool options_done = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (!options_done && a == "--") {
+      options_done = true;
+    } else if (!options_done && (a == "-h" || a == "--help")) {
+      fmt::print("{}", kUsage);
+      std::exit(0);
+    } else if (!options_done && a == "--run") {
+      if (o.run) throw UsageError("--run given twice");
+      o.run = true;
+      // NAME and arguments: up to the next option ("-" for stdin and "--" included; negative
+      // numbers are arguments).
+      auto is_option = [](std::string_view t) {
+        return starts_with(t, "--") || t == "-" || t == "-q" || t == "-h";
+      };
+      while (i + 1 < argc && !is_option(argv[i + 1])) o.run_args.push_back(argv[++i]);
+    } else if (!options_done && a == "--interp") {
+      o.interp = true;
+    } else if (!options_done && a == "--perf-map") {
+      o.perf_map = true;
+    } else if (!options_done && a == "--listing-only") {
+      listing_only = true;
+    } else if (!options_done && a == "--asm-only") {
+      asm_only = true;
+    } else if (!options_done && (a == "-q" || a == "--quiet")) {
+      quiet = true;
+    } else if (!options_done && a.size() > 1 && a[0] == '-') {
+      throw UsageError(fmt::format("unknown option '{}'", a));
+    } else {
+      if (file_set) throw UsageError(fmt::format("more than one FILE ('{}', '{}')", o.file, a));
+      o.file = std::string(a);
+      file_set = true;
+    }
+  }
+  // `vdump --run fib 10 fib.vc`: the FILE was swallowed by --run; take it back.
+  if (!file_set && !o.run_args.empty()) {
+    const std::string& last = o.run_args.back();
+    std::error_code ec;
+    if (!looks_numeric(last) && !starts_with(last, "str:") && !starts_with(last, "hex:") &&
+        std::filesystem::is_regular_file(last, ec)) {
+      o.file = last;
+      o.run_args.pop_back();
+    }
+  }
+  if (listing_only && asm_only)
+    throw UsageError("--listing-only and --asm-only exclude each other");
+  if (o.interp && !o.run) throw UsageError("--interp needs --run");
+  if (listing_only) o.assembly = false;
+  if (asm_only) o.listing = false;
+  if (quiet) o.listing = o.assembly = false;
+  return o;
+}
+
+std::string read_input(const std::string& file) {
+  std::ostringstream text;
+  if (file.empty() || file == "-") {
+    text << std::cin.rdbuf();
+    if (std::cin.bad()) throw std::runtime_error("cannot read stdin");
+    return text.str();
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("cannot open {}: {}", file, std::strerror(errno)));
+  text << in.rdbuf();
+  if (in.bad()) throw std::runtime_error(fmt::format("cannot read {}", file));
+  return text.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  try {
+    o = parse_options(argc, argv);
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "vdump: {}\n{}", e.what(), kShortUsage);
+    return 2;
+  }
+  std::string source = o.file.empty() || o.file == "-" ? "<stdin>" : o.file;
+  try {
+    std::string text = read_input(o.file);
+    Module m;
+    try {
+      m = parse(text);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", source, e.what()));  // "FILE: line L, column C: ..."
+    }
+    std::optional<Call> call;
+    if (o.run) call = prepare_call(m, o);
+    CompileOptions copts;
+    copts.perf_map = o.perf_map;
+    Code code;  // a listing of externs only parses, and has nothing to compile
+    if (!m.functions().empty()) code = compile(m, copts);
+    if (o.listing || o.assembly) dump(m, code, o, source);
+    std::fflush(stdout);
+    return call ? run(m, code, o, *call) : 0;
+  } catch (const UsageError& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "vdump: {}\n{}", e.what(), kShortUsage);
+    return 2;
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "vdump: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "vdump: {}\n", e.what());
+    return 1;
+  }
+}

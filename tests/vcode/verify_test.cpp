@@ -231,3 +231,41 @@ TEST(Interpreter, MisalignedLoadAndStepLimit) {
 
 }  // namespace
 }  // namespace exojit::vcode
+
+namespace exojit::vcode {
+namespace {
+
+TEST(Builder, NamesMustReadBack) {
+  Module m;
+  Builder b(m, "f", Type::I32, {Type::I32});
+  Reg r = b.getreg(Type::I32);
+  EXPECT_THROW(b.name(r, "r0"), Error);        // another register's default name
+  EXPECT_THROW(b.name(r, "has space"), Error);
+  EXPECT_THROW(b.name(r, "9lives"), Error);
+  b.name(r, "count");
+  EXPECT_THROW(b.name(b.arg(0), "count"), Error);  // taken
+}
+
+TEST(Verifier, LocalsStayInsideTheirBoundsAndTheFrame) {
+  Module m;
+  Builder b(m, "f", Type::I64, {});
+  Local l = b.local(8);
+  Reg x = b.getreg(Type::I64);
+  EXPECT_THROW(b.ld(x, l, 4), Error);   // crosses the end
+  EXPECT_THROW(b.st(x, l, -8), Error);  // before the start
+  for (int i = 0; i < 5; ++i) b.local(16u << 20);  // 80 MiB in all
+  b.set(x, 0);
+  b.ret(x);
+  expect_error([&] { b.finish(); }, {"locals take", "more than"});
+}
+
+TEST(Verifier, CompileAndInterpreterCheckUnfinishedFunctions) {
+  Module m;
+  Builder b(m, "f", Type::I32, {Type::I32});
+  b.add(b.arg(0), b.arg(0), 1);  // no return, and no finish()
+  EXPECT_THROW(compile(m), Error);
+  EXPECT_THROW(Interpreter{m}, Error);
+}
+
+}  // namespace
+}  // namespace exojit::vcode

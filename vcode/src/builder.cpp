@@ -1,8 +1,12 @@
 // The builder records instructions into a Function, checking each one as it is made.
 #include "exojit/vcode/builder.h"
 
+#include <algorithm>
 #include <bit>
+#include <cctype>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "exojit/vcode/text.h"
 #include "exojit/vcode/verify.h"
@@ -81,6 +85,18 @@ void Builder::putreg(Reg r) {
 
 void Builder::name(Reg r, std::string n) {
   live(r);
+  // Names must read back from a listing: a word, and not another register's default name.
+  bool word = !n.empty() && !std::isdigit(uint8_t(n[0]));
+  for (char c : n) word = word && (std::isalnum(uint8_t(c)) || c == '_' || c == '.');
+  bool default_like =
+      n.size() > 1 && n[0] == 'r' &&
+      std::all_of(n.begin() + 1, n.end(), [](char c) { return std::isdigit(uint8_t(c)); });
+  if (!word || default_like)
+    fail("function @{}: bad register name '{}': letters, digits, '_' and '.', not r<number>",
+         fn_->name, n);
+  for (size_t i = 0; i < fn_->reg_names.size(); ++i)
+    if (fn_->reg_names[i] == n && i != r.id)
+      fail("function @{}: register name '{}' is taken", fn_->name, n);
   if (fn_->reg_names.size() < fn_->regs.size()) fn_->reg_names.resize(fn_->regs.size());
   fn_->reg_names[r.id] = std::move(n);
 }
@@ -141,7 +157,12 @@ void Builder::setf(Reg d, double imm) {
   if (!is_float(t))
     fail("function @{}, instruction {}: setf needs a float register, {} is {}", fn_->name,
          fn_->code.size(), fn_->reg_label(d.id), type_name(t));
-  if (t == Type::F32) imm = double(float(imm));  // the register holds a float
+  if (t == Type::F32) {  // the register holds a float
+    if (std::isfinite(imm) && std::abs(imm) > double(std::numeric_limits<float>::max()))
+      fail("function @{}, instruction {}: {} does not fit in f32", fn_->name, fn_->code.size(),
+           imm);
+    imm = double(float(imm));
+  }
   emit(Op::Set, t, kImm, d.id, 0, 0, std::bit_cast<int64_t>(imm), true);
   def(d.id);
 }
@@ -240,6 +261,7 @@ void Builder::ret() {
 
 Function& Builder::finish() {
   detail::complete_verification(module_, *fn_, flow_);
+  fn_->verified = true;
   return *fn_;
 }
 

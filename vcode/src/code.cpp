@@ -12,6 +12,7 @@
 
 #include "backend.h"
 #include "exojit/vcode/text.h"
+#include "exojit/vcode/verify.h"
 
 namespace exojit::vcode {
 
@@ -99,6 +100,8 @@ void Code::signature_mismatch(const Symbol& s, const Signature& want) {
 
 Code compile(const Module& m, const CompileOptions& options) {
   if (m.functions().empty()) fail("compile: the module has no functions");
+  for (const auto& f : m.functions())
+    if (!f->verified) verify(m, *f);  // never lower unchecked IR
   asmjit::CodeHolder holder;
   asmjit::Environment env(asmjit::Arch::kX64);
   holder.init(env);

@@ -7,6 +7,7 @@
 
 #include "exojit/error.h"
 #include "exojit/vcode/text.h"
+#include "exojit/vcode/verify.h"
 
 namespace exojit::vcode {
 
@@ -51,55 +52,29 @@ uint64_t int_to_float(Type dst, Type src, uint64_t v) {
   return std::bit_cast<uint64_t>(d);
 }
 
-bool compare(Op op, Type t, uint64_t a, uint64_t b) {
-  if (is_float(t)) {
-    double x = as_double(t, a), y = as_double(t, b);
-    switch (op) {
-      case Op::Blt:
-        return x < y;
-      case Op::Ble:
-        return x <= y;
-      case Op::Bgt:
-        return x > y;
-      case Op::Bge:
-        return x >= y;
-      case Op::Beq:
-        return x == y;
-      default:
-        return x != y;
-    }
-  }
-  if (is_signed(t)) {
-    int64_t x = int64_t(a), y = int64_t(b);
-    switch (op) {
-      case Op::Blt:
-        return x < y;
-      case Op::Ble:
-        return x <= y;
-      case Op::Bgt:
-        return x > y;
-      case Op::Bge:
-        return x >= y;
-      case Op::Beq:
-        return x == y;
-      default:
-        return x != y;
-    }
-  }
+template <typename T>
+bool compare_as(Op op, T x, T y) {
   switch (op) {
     case Op::Blt:
-      return a < b;
+      return x < y;
     case Op::Ble:
-      return a <= b;
+      return x <= y;
     case Op::Bgt:
-      return a > b;
+      return x > y;
     case Op::Bge:
-      return a >= b;
+      return x >= y;
     case Op::Beq:
-      return a == b;
+      return x == y;
     default:
-      return a != b;
+      return x != y;
   }
+}
+
+// Compares in the operation type: C semantics (signed, unsigned, or IEEE with NaN unordered).
+bool compare(Op op, Type t, uint64_t a, uint64_t b) {
+  if (is_float(t)) return compare_as(op, as_double(t, a), as_double(t, b));
+  if (is_signed(t)) return compare_as(op, int64_t(a), int64_t(b));
+  return compare_as(op, a, b);
 }
 
 }  // namespace
@@ -107,6 +82,7 @@ bool compare(Op op, Type t, uint64_t a, uint64_t b) {
 Interpreter::Interpreter(const Module& m) : m_(m) {
   for (const auto& fp : m.functions()) {
     const Function& f = *fp;
+    if (!f.verified) verify(m, f);  // never interpret unchecked IR
     Prepared p;
     p.label_pos.assign(f.num_labels, UINT32_MAX);
     for (size_t i = 0; i < f.code.size(); ++i)

@@ -75,7 +75,8 @@ class Lexer {
         t.kind = Tok::Punct;
         t.text = s_.substr(start, 1);
       } else {
-        error(t, fmt::format("unexpected character '{}'", c));
+        error(t, std::isprint(uint8_t(c)) ? fmt::format("unexpected character '{}'", c)
+                                          : fmt::format("unexpected byte 0x{:02x}", uint8_t(c)));
       }
       out.push_back(t);
     }
@@ -144,6 +145,7 @@ class Parser {
       }
     }
     verify(m_);
+    for (auto& f : m_.functions()) f->verified = true;
     return std::move(m_);
   }
 
@@ -212,6 +214,7 @@ class Parser {
       if (tok.kind == Tok::Ident && tok.text == "inf") {
         d = std::numeric_limits<double>::infinity();
       } else if (tok.kind == Tok::Ident && tok.text == "nan") {
+        if (neg) error(tok, "write a NaN's sign in its bits: nan:0x...");
         expect(":");
         Token bits = expect(Tok::Number, "NaN bits");
         return int64_t(parse_uint(bits));
@@ -224,7 +227,11 @@ class Parser {
         error(tok, fmt::format("expected a float immediate, found '{}'", describe(tok)));
       }
       if (neg) d = -d;
-      if (t == Type::F32) d = double(float(d));
+      if (t == Type::F32) {
+        if (std::isfinite(d) && std::abs(d) > double(std::numeric_limits<float>::max()))
+          error(tok, fmt::format("{} does not fit in f32", tok.text));
+        d = double(float(d));
+      }
       return std::bit_cast<int64_t>(d);
     }
     if (tok.kind != Tok::Number)
@@ -238,8 +245,11 @@ class Parser {
     Signature sig;
     expect("(");
     if (!accept(")")) {
-      do sig.params.push_back(parse_type_tok());
-      while (accept(","));
+      do {
+        Token at = peek();
+        sig.params.push_back(parse_type_tok());
+        if (sig.params.back() == Type::Void) error(at, "a parameter cannot be void");
+      } while (accept(","));
       expect(")");
     }
     expect("->");
@@ -328,12 +338,17 @@ class Parser {
   }
   uint32_t label_ref(FnState& st) { return label_ref(st, expect(Tok::Ident, "a label")); }
 
+  uint32_t local_ref(const Token& l) {
+    uint64_t n = parse_uint(Token{Tok::Number, l.text, l.line, l.col});
+    if (n > UINT32_MAX) error(l, fmt::format("local ${} does not exist", l.text));
+    return uint32_t(n);
+  }
+
   // Memory operand: [%base (+ %index)? (+|- disp)?] or [$local (+|- disp)?].
   void parse_mem(FnState& st, Insn& in) {
     expect("[");
     if (peek().kind == Tok::Local) {
-      Token l = next();
-      in.a = uint32_t(parse_uint(Token{Tok::Number, l.text, l.line, l.col}));
+      in.a = local_ref(next());
       in.flags |= kLocalBase;
     } else {
       in.a = reg_ref(st);
@@ -343,6 +358,7 @@ class Parser {
       bool minus = accept("-");
       if (!minus) expect("+");
       if (!minus && peek().kind == Tok::Reg) {
+        if (in.flags & kIndex) error(peek(), "a memory operand has at most one index register");
         in.b = reg_ref(st);
         in.flags |= kIndex;
       } else {
@@ -397,8 +413,7 @@ class Parser {
         in.dst = reg_ref(st);
         in.type = type_of_reg(st, in.dst);
         expect(",");
-        Token l = expect(Tok::Local, "a $local");
-        in.a = uint32_t(parse_uint(Token{Tok::Number, l.text, l.line, l.col}));
+        in.a = local_ref(expect(Tok::Local, "a $local"));
         in.flags |= kLocalBase;
         break;
       }

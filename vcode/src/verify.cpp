@@ -64,6 +64,10 @@ struct Checker {
   void memory_operands() const {
     if (in.flags & kLocalBase) {
       if (in.a >= f.locals.size()) error(fmt::format("local ${} does not exist", in.a));
+      uint64_t size = f.locals[in.a].size, n = uint64_t(type_bytes(in.type));
+      if (in.imm < 0 || uint64_t(in.imm) > size || n > size - uint64_t(in.imm))
+        error(fmt::format("the access [{}, +{}) is outside local ${} of {} bytes", in.imm, n, in.a,
+                          size));
     } else {
       Type b = reg(in.a, "base");
       if (!is_ptr_like(b)) error(fmt::format("base must be a pointer, not {}", type_name(b)));
@@ -484,13 +488,23 @@ void check_end(const Module& m, const Function& f, const FlowTracker& flow) {
     bad(m, f, f.code.size() - 1, "control falls off the end of the function (missing return)");
 }
 
+void check_frame(const Function& f) {
+  uint64_t bytes = 0;
+  for (const LocalInfo& l : f.locals) bytes += l.size + l.align;
+  if (bytes > kMaxFrameBytes)
+    fail("@{}: locals take {} bytes, more than the {} a frame may hold", f.name, bytes,
+         kMaxFrameBytes);
+}
+
 void verify_function(const Module& m, const Function& f, bool check_operands) {
   if (f.code.empty()) fail("@{}: the function is empty (missing return)", f.name);
+  check_frame(f);
   if (!single_pass(m, f, check_operands)) full_analysis(m, f);
 }
 
 void complete_verification(const Module& m, const Function& f, const FlowTracker& flow) {
   if (f.code.empty()) fail("@{}: the function is empty (missing return)", f.name);
+  check_frame(f);
   check_end(m, f, flow);
   if (!flow.conclusive()) full_analysis(m, f);
 }

@@ -110,6 +110,9 @@ struct Local {
   uint32_t id = 0xffffffffu;
 };
 
+// A function's locals together may take at most this much stack (the verifier checks).
+inline constexpr uint64_t kMaxFrameBytes = 64ull << 20;
+
 struct LocalInfo {
   uint32_t size;
   uint32_t align;
@@ -125,7 +128,8 @@ struct LocalInfo {
   X(Mul, "mul")                                                                                  \
   X(Div, "div")                                                                                  \
   X(Mod, "mod")                                                                                  \
-  X(And, "and") X(Or, "or") X(Xor, "xor") X(Lsh, "lsh") X(Rsh, "rsh") /* unary: dst = op a */    \
+  X(And, "and")                                                                                  \
+  X(Or, "or") X(Xor, "xor") X(Lsh, "lsh") X(Rsh, "rsh") /* unary: dst = op a */                  \
       X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap")                  \
           X(Cvt, "cvt") /* dst = imm (float immediates are stored as the bits of a double) */    \
       X(Set, "set") /* networking: one's-complement accumulate with end-around carry, fold to 16 \
@@ -212,6 +216,9 @@ struct Function {
   std::vector<std::string> label_names;  // optional, parallel to labels ("" = print as LN)
   std::vector<LocalInfo> locals;
   std::vector<uint32_t> call_args;  // register ids of call arguments, referenced by Call insns
+  // Set by Builder::finish() and parse(); compile() and the interpreter verify any function
+  // without it first. (Whoever edits the records directly clears it.)
+  bool verified = false;
 
   const RegInfo& reg(uint32_t id) const { return regs[id]; }
   std::string reg_label(uint32_t id) const;
