@@ -1,0 +1,66 @@
+// The function every bench_codegen row generates: a fixed, pseudo-random but deterministic list
+// of ~1,000 integer operations on six 64-bit registers and a 256-byte memory block, as a code
+// generator's client would hold it (an IR, a filter, a bytecode). Each row walks the same list
+// and emits it through its own API (vcode Builder, raw asmjit, LLVM IRBuilder), so every row
+// pays the same client-side cost and produces the same function:
+//
+//   uint64_t fn(uint64_t* mem, uint64_t x)
+//
+// Register 0 is the argument x; registers 1-5 start as x ^ constant. Memory offsets stay inside
+// mem[0..31]. Branches are unsigned compares that jump forward to labels, so every path
+// terminates. The result is the sum of the six registers.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace exojit::bench {
+
+inline constexpr int kRegs = 6;           // working registers; 0 is the argument x
+inline constexpr int kMemWords = 32;      // mem[] words the function may load and store
+inline constexpr size_t kIrInsns = 1000;  // vcode IR records per function (labels included)
+
+enum class Alu : uint8_t { Add, Sub, Xor, And, Or, Mul, Shl, Shr };  // Shl/Shr: immediate only
+enum class Cond : uint8_t { Lt, Le, Gt, Ge, Eq, Ne };                // unsigned compares
+
+enum class Kind : uint8_t {
+  Bin,    // r[d] = r[a] op r[b]
+  BinI,   // r[d] = r[a] op imm
+  Load,   // r[d] = mem[imm / 8]
+  Store,  // mem[imm / 8] = r[a]
+  BrR,    // if (r[a] cond r[b]) goto label
+  BrI,    // if (r[a] cond imm) goto label (imm != 0)
+  Place,  // label:
+  Ret,    // return r[a]
+};
+
+struct Step {
+  Kind kind;
+  uint8_t op;  // Alu or Cond
+  uint8_t d, a, b;
+  int32_t imm;
+  uint32_t label;
+};
+
+struct Program {
+  std::vector<Step> steps;
+  uint32_t num_labels = 0;
+};
+
+// The program, made once (deterministic).
+const Program& program();
+
+// Machine instructions in vcode's code for program(), the common ns_per_insn denominator.
+size_t vcode_insn_count();
+
+// The LLVM ORC row (bench_codegen_llvm.cpp, a separate file because of LLVM's headers).
+void bm_llvm_O0(benchmark::State& state);
+
+// Builds, compiles and runs program() with LLVM once; returns fn(mem, x) (for the equivalence
+// check in main) and sets *insns to the number of machine instructions LLVM emitted.
+uint64_t llvm_run_once(uint64_t* mem, uint64_t x, size_t* insns);
+
+}  // namespace exojit::bench
