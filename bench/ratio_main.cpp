@@ -101,9 +101,10 @@ int run_benchmarks_with_ratios(int argc, char** argv, const std::vector<Ratio>& 
     }
     // Real time, as the rows report it; the CPU-time ratio beside it is the steadier one on a
     // loaded machine (it leaves out time the process spent preempted).
-    std::fprintf(out, "ratio %s / %s = %.3g   (cpu time: %.3g; target %s%s%s: %s)\n",
+    std::fprintf(out, "ratio %s / %s = %.3g   (cpu time: %.3g)   target %s: %s%s%s%s\n",
                  r.numerator.c_str(), r.denominator.c_str(), q, num.cpu_ns / den.cpu_ns,
-                 target.c_str(), r.note.empty() ? "" : "; ", r.note.c_str(), ok ? "met" : "MISSED");
+                 target.c_str(), ok ? "met" : "MISSED", r.note.empty() ? "" : " (", r.note.c_str(),
+                 r.note.empty() ? "" : ")");
   }
   std::fflush(out);
   benchmark::Shutdown();

@@ -45,7 +45,7 @@ Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params
       used_slots_[fl][0] |= 1u << pos;
       r = Reg{uint32_t(fn_->regs.size())};
       fn_->regs.push_back(RegInfo{t, c, uint8_t(pos)});
-      alive_.push_back(1);
+      meta_.push_back(RegMeta{t, uint8_t(detail::slot_key(fn_->regs.back())), 1});
     } else {
       r = getreg(t, c);
     }
@@ -73,14 +73,15 @@ Reg Builder::getreg(Type t, RegClass c) {
   int slot = std::countr_zero(free_mask);
   used |= 1u << slot;
   fn_->regs.push_back(RegInfo{t, c, uint8_t(slot)});
-  alive_.push_back(1);
+  meta_.push_back(RegMeta{t, uint8_t(detail::slot_key(fn_->regs.back())), 1});
   return Reg{uint32_t(fn_->regs.size() - 1)};
 }
 
 void Builder::putreg(Reg r) {
-  const RegInfo& info = live(r);
+  live(r);
+  const RegInfo& info = fn_->regs[r.id];
   used_slots_[is_float(info.type)][size_t(info.cls)] &= ~(1u << info.slot);
-  alive_[r.id] = 0;
+  meta_[r.id].alive = 0;
 }
 
 void Builder::name(Reg r, std::string n) {

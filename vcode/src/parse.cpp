@@ -145,7 +145,10 @@ class Parser {
       }
     }
     verify(m_);
-    for (auto& f : m_.functions()) f->verified = true;
+    for (auto& f : m_.functions()) {
+      f->verified = true;
+      for (const Insn& in : f->code) f->op_mask |= uint64_t(1) << unsigned(in.op);
+    }
     return std::move(m_);
   }
 

@@ -129,11 +129,12 @@ class X64Emitter {
   void layout_frame() {
     const Function& f = *f_;
     frame_ = Frame{};
-    bool has_calls = false, has_division = false;
-    for (const Insn& in : f.code) {
-      has_calls |= in.op == Op::Call;
-      has_division |= (in.op == Op::Div || in.op == Op::Mod) && !is_float(in.type);
-    }
+    uint64_t ops = f.op_mask;
+    if (ops == 0)
+      for (const Insn& in : f.code) ops |= uint64_t(1) << unsigned(in.op);
+    auto uses = [ops](Op op) { return (ops >> unsigned(op) & 1) != 0; };
+    // (A float division also reserves the rdx slot: 8 bytes, not worth a scan.)
+    bool has_calls = uses(Op::Call), has_division = uses(Op::Div) || uses(Op::Mod);
     uint32_t int_vars = 0;
     for (const RegInfo& ri : f.regs) {
       if (ri.cls != RegClass::Var) continue;
@@ -342,13 +343,18 @@ class X64Emitter {
 
   void int_binary(const Insn& in) {
     Type t = in.type;
+    if (fast_int_binary(in)) {
+      if (type_bits(t) < 32) normalize(gp(in.dst, t), t);
+      return;
+    }
     Gp d = gp(in.dst, t), a = gp(in.a, t);
-    if (fast_int_binary(in)) return normalize(d, t);
     if (in.flags & kImm) {
       int64_t v = in.imm;
       bool direct = type_bits(t) < 64 || fits32(v);
       if (in.op == Op::Mul) {
-        if (direct) {
+        if (direct && a_.room()) {
+          a_.imul_ri(phys_[in.dst], phys_[in.a], int32_t(v), type_bits(t) == 64);
+        } else if (direct) {
           a_.imul(d, a, int32_t(v));
         } else {
           mov_imm(x86::r11, v);
@@ -463,6 +469,12 @@ class X64Emitter {
     bool left = in.op == Op::Lsh, sign = is_signed(t);
     if (in.flags & kImm) {
       uint32_t n = uint32_t(in.imm) & (type_bits(t) == 64 ? 63 : 31);
+      if (a_.room()) {
+        const bool w = type_bits(t) == 64;
+        if (d != a) a_.rr(0x89, phys_[in.dst], phys_[in.a], w);
+        a_.shift_ri(left ? 4 : sign ? 7 : 5, phys_[in.dst], uint8_t(n), w);
+        return normalize(d, t);
+      }
       if (d != a) a_.mov(d, a);
       left ? a_.shl(d, n) : sign ? a_.sar(d, n) : a_.shr(d, n);
       return normalize(d, t);

@@ -49,6 +49,24 @@ class FastAssembler : public asmjit::x86::Assembler {
     put(0xaf);
     put(uint8_t(0xc0 | (reg & 7) << 3 | (rm & 7)));
   }
+  // imul reg, rm, imm
+  void imul_ri(uint32_t reg, uint32_t rm, int32_t imm, bool w) {
+    rex(w, reg, 0, rm);
+    bool small = imm == int8_t(imm);
+    put(small ? 0x6b : 0x69);
+    put(uint8_t(0xc0 | (reg & 7) << 3 | (rm & 7)));
+    if (small)
+      put(uint8_t(imm));
+    else
+      put32(uint32_t(imm));
+  }
+  // Shift rm by an immediate count: digit 4 = shl, 5 = shr, 7 = sar.
+  void shift_ri(uint8_t digit, uint32_t rm, uint8_t count, bool w) {
+    rex(w, 0, 0, rm);
+    put(0xc1);
+    put(uint8_t(0xc0 | digit << 3 | (rm & 7)));
+    put(count);
+  }
   // mov reg, imm: the shortest of xor, mov r32 (zero-extends), mov r64 sign-extended, movabs.
   void mov_imm(uint32_t reg, int64_t v, bool w) {
     if (!w) v = int64_t(uint32_t(v));

@@ -139,8 +139,9 @@ class Builder {
   // valid; otherwise the full check runs and a rejected record is taken back before throwing.
   // (The record is written in place, field by field: building it on the stack and copying it
   // would reload it whole right after its narrow stores, a store-forwarding stall per record.)
-  void emit(Op op, Type type, uint8_t flags, uint32_t dst, uint32_t a, uint32_t b, int64_t imm,
-            bool trusted) {
+  [[gnu::always_inline]] void emit(Op op, Type type, uint8_t flags, uint32_t dst, uint32_t a,
+                                   uint32_t b, int64_t imm, bool trusted) {
+    fn_->op_mask |= uint64_t(1) << unsigned(op);
     Insn& in = fn_->code.emplace_back();
     in.op = op;
     in.type = type;
@@ -154,9 +155,16 @@ class Builder {
   }
   void check_last();  // full check of the last record; takes it back and throws if bad
   // The register's info; throws on an invalid or released register.
-  const RegInfo& live(Reg r) const {
-    if (r.id < alive_.size() && alive_[r.id]) [[likely]]
-      return fn_->regs[r.id];
+  // What the builder keeps per register, compact so the hot checks touch one small array.
+  struct RegMeta {
+    Type type;
+    uint8_t key;    // detail::slot_key of its slot
+    uint8_t alive;  // 1 until putreg
+    uint8_t unused = 0;
+  };
+  const RegMeta& live(Reg r) const {
+    if (r.id < meta_.size() && meta_[r.id].alive) [[likely]]
+      return meta_[r.id];
     not_live(r);
   }
   [[noreturn]] void not_live(Reg r) const;
@@ -165,10 +173,10 @@ class Builder {
   // not defined on every path is rejected at once. Each is called after the record is emitted.
   size_t last() const { return fn_->code.size() - 1; }
   void use(uint32_t r) {
-    if (flow_.reachable() && !flow_.defined(*fn_, r)) [[unlikely]]
+    if (flow_.reachable() && !flow_.defined_at(meta_[r].key, r)) [[unlikely]]
       reject_undefined(r);
   }
-  void def(uint32_t r) { flow_.define(*fn_, r); }
+  void def(uint32_t r) { flow_.define_at(meta_[r].key, r); }
   void edge(uint32_t label) {
     if (flow_.reachable())
       flow_.edge(label, last());
@@ -180,7 +188,7 @@ class Builder {
 
   Module& module_;
   Function* fn_;
-  std::vector<uint8_t> alive_;      // per register: 1 until putreg
+  std::vector<RegMeta> meta_;
   uint32_t used_slots_[2][2] = {};  // [float][class] bit set of slots in use
   detail::FlowTracker flow_;
   size_t call_args_mark_ = 0;  // call_args size before the call being recorded
@@ -239,28 +247,28 @@ inline bool pointer_like(Type t) {
 
 // Inline so that the opcode folds into the checks at each call site (VCODE's macros, in C++).
 
-inline void Builder::binary(Op op, Reg d, Reg a, Reg b) {
+[[gnu::flatten]] inline void Builder::binary(Op op, Reg d, Reg a, Reg b) {
   Type t = live(d).type;
   bool trusted = live(a).type == t && live(b).type == t && detail::ok(op, t);
   emit(op, t, 0, d.id, a.id, b.id, 0, trusted);
   use(a.id), use(b.id), def(d.id);
 }
 
-inline void Builder::binary(Op op, Reg d, Reg a, int64_t imm) {
+[[gnu::flatten]] inline void Builder::binary(Op op, Reg d, Reg a, int64_t imm) {
   Type t = live(d).type;
   bool trusted = live(a).type == t && detail::ok(op, t) && !is_float(t);
   emit(op, t, kImm, d.id, a.id, 0, normalize_imm(t, imm), trusted);
   use(a.id), def(d.id);
 }
 
-inline void Builder::unary(Op op, Reg d, Reg a) {
+[[gnu::flatten]] inline void Builder::unary(Op op, Reg d, Reg a) {
   Type t = live(d).type;
   bool trusted = op == Op::Cvt ? (live(a), true) : (live(a).type == t && detail::ok(op, t));
   emit(op, t, 0, d.id, a.id, 0, 0, trusted);
   use(a.id), def(d.id);
 }
 
-inline void Builder::mem(Op op, Reg v, Reg base, Reg index, int64_t off) {
+[[gnu::flatten]] inline void Builder::mem(Op op, Reg v, Reg base, Reg index, int64_t off) {
   Type t = live(v).type;
   bool trusted = live(base).type == Type::P && (is_int(t) || (op != Op::Ldbe && op != Op::Stbe));
   uint8_t flags = 0;
@@ -277,14 +285,14 @@ inline void Builder::mem(Op op, Reg v, Reg base, Reg index, int64_t off) {
     def(v.id);
 }
 
-inline void Builder::branch(Op op, Reg a, Reg b, Label l) {
+[[gnu::flatten]] inline void Builder::branch(Op op, Reg a, Reg b, Label l) {
   Type t = live(a).type;
   bool trusted = live(b).type == t && detail::ok(op, t);
   emit(op, t, 0, check_label(l).id, a.id, b.id, 0, trusted);
   use(a.id), use(b.id), edge(l.id);
 }
 
-inline void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
+[[gnu::flatten]] inline void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
   Type t = live(a).type;
   emit(op, t, kImm, check_label(l).id, a.id, 0, normalize_imm(t, imm), !is_float(t));
   use(a.id), edge(l.id);

@@ -129,7 +129,10 @@ struct LocalInfo {
   X(Div, "div")                                                                                  \
   X(Mod, "mod")                                                                                  \
   X(And, "and")                                                                                  \
-  X(Or, "or") X(Xor, "xor") X(Lsh, "lsh") X(Rsh, "rsh") /* unary: dst = op a */                  \
+  X(Or, "or")                                                                                    \
+  X(Xor, "xor")                                                                                  \
+  X(Lsh, "lsh")                                                                                  \
+  X(Rsh, "rsh") /* unary: dst = op a */                                                          \
       X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap")                  \
           X(Cvt, "cvt") /* dst = imm (float immediates are stored as the bits of a double) */    \
       X(Set, "set") /* networking: one's-complement accumulate with end-around carry, fold to 16 \
@@ -219,6 +222,9 @@ struct Function {
   // Set by Builder::finish() and parse(); compile() and the interpreter verify any function
   // without it first. (Whoever edits the records directly clears it.)
   bool verified = false;
+  // One bit per opcode present (1 << Op), kept by the Builder and the parser so that back ends
+  // need not scan the code for calls or divisions; 0 = not known.
+  uint64_t op_mask = 0;
 
   const RegInfo& reg(uint32_t id) const { return regs[id]; }
   std::string reg_label(uint32_t id) const;

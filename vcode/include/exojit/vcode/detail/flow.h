@@ -8,6 +8,7 @@
 // registers. The meet of two paths keeps the slots on which they agree.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -76,6 +77,12 @@ class FlowTracker {
   bool reachable() const { return reachable_; }
   bool conclusive() const { return conclusive_; }
   bool defined(const Function& f, uint32_t r) const { return state_.holds(f.regs[r], r); }
+  // The same, given the register's slot key (the Builder keeps them at hand).
+  bool defined_at(int key, uint32_t r) const {
+    uint32_t v = state_.reg[size_t(key)];
+    return v == r || v == kAnyReg;
+  }
+  void define_at(int key, uint32_t r) { state_.reg[size_t(key)] = r; }
   void define(const Function& f, uint32_t r) { state_.define(f.regs[r], r); }
   void call() { state_.call(); }
   void indirect_jump() {  // may reach any address-taken label: leave it to the full analysis
@@ -132,7 +139,7 @@ class FlowTracker {
     int64_t first_ref = -1;
   };
   Label& label_(uint32_t id) {
-    if (id >= labels_.size()) labels_.resize(size_t(id) + 1);
+    if (id >= labels_.size()) labels_.resize(std::max(size_t(id) + 1, labels_.size() * 2));
     return labels_[id];
   }
 
