@@ -150,7 +150,7 @@ class X64Emitter {
       frame_.stage = off;
       off += kStageSlots * 8;
       frame_.float_save = off;
-      off += kFloatVars * 8;
+      if (frame_.float_vars_used) off += kFloatVars * 8;
     }
     if (has_division) {  // rdx is saved there while idiv/div use it
       frame_.scratch = off;
