@@ -212,14 +212,19 @@ class X64Emitter {
   // --- instructions ------------------------------------------------------------------------
   void insn(const Insn& in) {
     switch (in.op) {
+      // The common integer cases dispatch once, straight to the direct encoder.
       case Op::Add:
+        return is_float(in.type) ? float_binary(in) : int_alu(in, FastAssembler::kAdd);
       case Op::Sub:
-      case Op::Mul:
+        return is_float(in.type) ? float_binary(in) : int_alu(in, FastAssembler::kSub);
       case Op::And:
+        return int_alu(in, FastAssembler::kAnd);
       case Op::Or:
+        return int_alu(in, FastAssembler::kOr);
       case Op::Xor:
-        if (is_float(in.type)) return float_binary(in);
-        return int_binary(in);
+        return int_alu(in, FastAssembler::kXor);
+      case Op::Mul:
+        return is_float(in.type) ? float_binary(in) : int_mul(in);
       case Op::Div:
         if (is_float(in.type)) return float_binary(in);
         return divide(in);
@@ -280,73 +285,65 @@ class X64Emitter {
     }
   }
 
-  // add/sub/and/or/xor/mul through the direct encoder; false when the case needs asmjit.
-  bool fast_int_binary(const Insn& in) {
-    if (!a_.room()) return false;
-    const bool w = type_bits(in.type) == 64;
+  // add/sub/and/or/xor (digit) through the direct encoder; the rare forms go to int_binary.
+  void int_alu(const Insn& in, FastAssembler::Alu digit) {
+    const Type t = in.type;
+    const bool w = type_bits(t) == 64;
     const uint32_t d = phys_[in.dst], a = phys_[in.a];
-    FastAssembler::Alu digit = FastAssembler::kAdd;
-    switch (in.op) {
-      case Op::Add:
-        digit = FastAssembler::kAdd;
-        break;
-      case Op::Sub:
-        digit = FastAssembler::kSub;
-        break;
-      case Op::And:
-        digit = FastAssembler::kAnd;
-        break;
-      case Op::Or:
-        digit = FastAssembler::kOr;
-        break;
-      case Op::Xor:
-        digit = FastAssembler::kXor;
-        break;
-      case Op::Mul:
-        if (in.flags & kImm) return false;
-        break;
-      default:
-        return false;
-    }
-    auto op_rr = [&](uint32_t x, uint32_t y) {
-      if (in.op == Op::Mul)
-        a_.imul_rr(x, y, w);
-      else
-        a_.rr(FastAssembler::kAluRm[digit], x, y, w);
-    };
+    if (!a_.room()) return int_binary(in);
     if (in.flags & kImm) {
-      if (w && !fits32(in.imm)) return false;
+      if (w && !fits32(in.imm)) return int_binary(in);
       int32_t v = int32_t(in.imm);
-      if (in.op == Op::Add && d != a) {
+      if (digit == FastAssembler::kAdd && d != a) {
         a_.mem(0x8d, d, a, v, w);  // lea d, [a + v]
-        return true;
+      } else {
+        if (d != a) a_.rr(0x89, d, a, w);
+        a_.ri(digit, d, v, w);
       }
-      if (d != a) a_.rr(0x89, d, a, w);
-      a_.ri(digit, d, v, w);
-      return true;
-    }
-    const uint32_t b = phys_[in.b];
-    if (d == a) {
-      op_rr(d, b);
-    } else if (d == b && in.op != Op::Sub) {
-      op_rr(d, a);
-    } else if (d == b) {
-      return false;
-    } else if (in.op == Op::Add) {
-      a_.lea_bi(d, a, b, w);
     } else {
-      a_.rr(0x89, d, a, w);
-      op_rr(d, b);
+      const uint32_t b = phys_[in.b];
+      const uint8_t opcode = FastAssembler::kAluRm[digit];
+      if (d == a) {
+        a_.rr(opcode, d, b, w);
+      } else if (d == b && digit != FastAssembler::kSub) {
+        a_.rr(opcode, d, a, w);
+      } else if (d == b) {
+        return int_binary(in);
+      } else if (digit == FastAssembler::kAdd) {
+        a_.lea_bi(d, a, b, w);
+      } else {
+        a_.rr(0x89, d, a, w);
+        a_.rr(opcode, d, b, w);
+      }
     }
-    return true;
+    if (type_bits(t) < 32) normalize(gp(in.dst, t), t);
   }
 
-  void int_binary(const Insn& in) {
-    Type t = in.type;
-    if (fast_int_binary(in)) {
-      if (type_bits(t) < 32) normalize(gp(in.dst, t), t);
-      return;
+  void int_mul(const Insn& in) {
+    const Type t = in.type;
+    const bool w = type_bits(t) == 64;
+    const uint32_t d = phys_[in.dst], a = phys_[in.a];
+    if (!a_.room()) return int_binary(in);
+    if (in.flags & kImm) {
+      if (w && !fits32(in.imm)) return int_binary(in);
+      a_.imul_ri(d, a, int32_t(in.imm), w);
+    } else {
+      const uint32_t b = phys_[in.b];
+      if (d == a) {
+        a_.imul_rr(d, b, w);
+      } else if (d == b) {
+        a_.imul_rr(d, a, w);
+      } else {
+        a_.rr(0x89, d, a, w);
+        a_.imul_rr(d, b, w);
+      }
     }
+    if (type_bits(t) < 32) normalize(gp(in.dst, t), t);
+  }
+
+  // Every form of add/sub/mul/and/or/xor through asmjit (the direct encoder's leftovers).
+  [[gnu::noinline]] void int_binary(const Insn& in) {
+    Type t = in.type;
     Gp d = gp(in.dst, t), a = gp(in.a, t);
     if (in.flags & kImm) {
       int64_t v = in.imm;

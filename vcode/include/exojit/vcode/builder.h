@@ -11,6 +11,7 @@
 // exojit::Error on a mismatch, so a bad call is reported where it is made.
 #pragma once
 
+#include <array>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -237,8 +238,13 @@ constexpr uint16_t same_type_ok(Op op) {
       return 0;
   }
 }
+inline constexpr auto kSameTypeOk = [] {
+  std::array<uint16_t, 64> table{};
+  for (unsigned op = 0; op <= unsigned(Op::Ret); ++op) table[op] = same_type_ok(Op(op));
+  return table;
+}();
 constexpr bool ok(Op op, Type t) {
-  return same_type_ok(op) >> unsigned(t) & 1;
+  return kSameTypeOk[unsigned(op)] >> unsigned(t) & 1;
 }
 inline bool pointer_like(Type t) {
   return t == Type::P || t == Type::U64 || t == Type::I64;
