@@ -267,12 +267,11 @@ Function& Builder::finish() {
 }
 
 void Builder::reject_undefined(uint32_t r) {
-  std::string why = undefined_register_message(*fn_, r);
-  size_t at = last();
-  std::string text = print_insn(module_, *fn_, fn_->code[at]);
+  std::string message =
+      detail::insn_error(module_, *fn_, last(), undefined_register_message(*fn_, r));
   fn_->code.pop_back();  // the function stays as it was before the bad call
   fn_->call_args.resize(call_args_mark_);
-  fail("@{}: instruction {} `{}`: {}", fn_->name, at, text, why);
+  throw Error(message);
 }
 
 }  // namespace exojit::vcode

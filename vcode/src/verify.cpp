@@ -16,16 +16,16 @@
 namespace exojit::vcode {
 
 namespace detail {
-void fail_at(const Module& m, const Function& f, size_t i, const std::string& why) {
+std::string insn_error(const Module& m, const Function& f, size_t i, const std::string& why) {
   std::string text = i < f.code.size() ? print_insn(m, f, f.code[i]) : std::string("?");
-  fail("@{}: instruction {} `{}`: {}", f.name, i, text, why);
+  return fmt::format("@{}: instruction {} `{}`: {}", f.name, i, text, why);
 }
 }  // namespace detail
 
 namespace {
 
 [[noreturn]] void bad(const Module& m, const Function& f, size_t i, const std::string& why) {
-  detail::fail_at(m, f, i, why);
+  throw Error(detail::insn_error(m, f, i, why));
 }
 
 bool is_ptr_like(Type t) {

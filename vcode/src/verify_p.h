@@ -13,8 +13,8 @@ std::string undefined_register_message(const Function& f, uint32_t r);
 
 namespace detail {
 
-// Throws the Error for instruction i of f: "@f: instruction i `text`: why".
-[[noreturn]] void fail_at(const Module& m, const Function& f, size_t i, const std::string& why);
+// The message for an error at instruction i of f: "@f: instruction i `text`: why".
+std::string insn_error(const Module& m, const Function& f, size_t i, const std::string& why);
 
 // Verifies `f`; `check_operands` = false skips the per-instruction operand checks.
 void verify_function(const Module& m, const Function& f, bool check_operands);
