@@ -166,11 +166,19 @@ TEST(Text, ErrorsNameLineAndColumn) {
   expect_parse_error("func @f() -> i32 { ret 1 } \x01", {"unexpected byte 0x01"});
   expect_parse_error("func @f() -> i32 { ret 1 } ?", {"unexpected character '?'"});
   expect_parse_error("extern @f(void) -> i32", {"a parameter cannot be void"});
-  expect_parse_error("func @f(%p: p t0) -> i64 {\n %x: i64 temp\n %y: i64 temp\n ld %x, [%p + %x + %y]\n ret %x }", {"at most one index"});
-  expect_parse_error("func @f() -> f32 {\n %x: f32 temp\n set %x, 1e300\n ret %x }", {"does not fit in f32"});
-  expect_parse_error("func @f() -> f64 {\n %x: f64 temp\n set %x, -nan:0x7ff8000000000000\n ret %x }", {"NaN"});
-  expect_parse_error("func @f() -> i64 {\n %x: i64 temp\n $0: local 8 align 8\n ld %x, [$4294967296]\n ret %x }", {"local $4294967296 does not exist"});
-  expect_parse_error("func @f() -> i64 {\n %x: i64 temp\n $0: local 8 align 8\n ld %x, [$0 + 4]\n ret %x }", {"outside local $0"});
+  expect_parse_error(
+      "func @f(%p: p t0) -> i64 {\n %x: i64 temp\n %y: i64 temp\n ld %x, [%p + %x + %y]\n ret %x }",
+      {"at most one index"});
+  expect_parse_error("func @f() -> f32 {\n %x: f32 temp\n set %x, 1e300\n ret %x }",
+                     {"does not fit in f32"});
+  expect_parse_error(
+      "func @f() -> f64 {\n %x: f64 temp\n set %x, -nan:0x7ff8000000000000\n ret %x }", {"NaN"});
+  expect_parse_error(
+      "func @f() -> i64 {\n %x: i64 temp\n $0: local 8 align 8\n ld %x, [$4294967296]\n ret %x }",
+      {"local $4294967296 does not exist"});
+  expect_parse_error(
+      "func @f() -> i64 {\n %x: i64 temp\n $0: local 8 align 8\n ld %x, [$0 + 4]\n ret %x }",
+      {"outside local $0"});
 }
 
 }  // namespace

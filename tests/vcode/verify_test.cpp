@@ -239,7 +239,7 @@ TEST(Builder, NamesMustReadBack) {
   Module m;
   Builder b(m, "f", Type::I32, {Type::I32});
   Reg r = b.getreg(Type::I32);
-  EXPECT_THROW(b.name(r, "r0"), Error);        // another register's default name
+  EXPECT_THROW(b.name(r, "r0"), Error);  // another register's default name
   EXPECT_THROW(b.name(r, "has space"), Error);
   EXPECT_THROW(b.name(r, "9lives"), Error);
   b.name(r, "count");
@@ -251,8 +251,8 @@ TEST(Verifier, LocalsStayInsideTheirBoundsAndTheFrame) {
   Builder b(m, "f", Type::I64, {});
   Local l = b.local(8);
   Reg x = b.getreg(Type::I64);
-  EXPECT_THROW(b.ld(x, l, 4), Error);   // crosses the end
-  EXPECT_THROW(b.st(x, l, -8), Error);  // before the start
+  EXPECT_THROW(b.ld(x, l, 4), Error);              // crosses the end
+  EXPECT_THROW(b.st(x, l, -8), Error);             // before the start
   for (int i = 0; i < 5; ++i) b.local(16u << 20);  // 80 MiB in all
   b.set(x, 0);
   b.ret(x);

@@ -121,29 +121,25 @@ struct LocalInfo {
 // ---------------------------------------------------------------------------------------------
 // Opcodes. X(enum, text name). The operation's type is the type of its destination register
 // (for stores: of the stored register; for branches: of the compared registers).
-#define EXOJIT_VCODE_OPS(X)                                                                      \
-  /* integer and float arithmetic: dst = a op (b | imm) */                                       \
-  X(Add, "add")                                                                                  \
-  X(Sub, "sub")                                                                                  \
-  X(Mul, "mul")                                                                                  \
-  X(Div, "div")                                                                                  \
-  X(Mod, "mod")                                                                                  \
-  X(And, "and")                                                                                  \
-  X(Or, "or")                                                                                    \
-  X(Xor, "xor")                                                                                  \
-  X(Lsh, "lsh")                                                                                  \
-  X(Rsh, "rsh") /* unary: dst = op a */                                                          \
-      X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap")                  \
-          X(Cvt, "cvt") /* dst = imm (float immediates are stored as the bits of a double) */    \
-      X(Set, "set") /* networking: one's-complement accumulate with end-around carry, fold to 16 \
-                       bits */                                                                   \
-      X(Cksum, "cksum")                                                                          \
-          X(CksumFold, "cksum_fold") /* memory: [base (+ index) + imm]; base may be a local */   \
-      X(Ld, "ld") X(St, "st") X(Ldu, "ldu") X(Stu, "stu") X(Ldbe, "ldbe") X(Stbe, "stbe")        \
-          X(AddrL, "addrl") /* control */                                                        \
-      X(Blt, "blt") X(Ble, "ble") X(Bgt, "bgt") X(Bge, "bge") X(Beq, "beq") X(Bne, "bne")        \
-          X(Jmp, "jmp") X(Jmpr, "jmpr") X(La, "la") X(Place, "label") X(Call, "call")            \
-              X(Ret, "ret")
+// clang-format off
+#define EXOJIT_VCODE_OPS(X)                                                               \
+  /* integer and float arithmetic: dst = a op (b | imm) */                                \
+  X(Add, "add") X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Mod, "mod")                  \
+  X(And, "and") X(Or, "or") X(Xor, "xor") X(Lsh, "lsh") X(Rsh, "rsh")                     \
+  /* unary: dst = op a */                                                                 \
+  X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap") X(Cvt, "cvt")  \
+  /* dst = imm (float immediates are stored as the bits of a double) */                   \
+  X(Set, "set")                                                                           \
+  /* networking: one's-complement accumulate with end-around carry, fold to 16 bits */    \
+  X(Cksum, "cksum") X(CksumFold, "cksum_fold")                                            \
+  /* memory: [base (+ index) + imm]; base may be a local */                               \
+  X(Ld, "ld") X(St, "st") X(Ldu, "ldu") X(Stu, "stu") X(Ldbe, "ldbe") X(Stbe, "stbe")      \
+  X(AddrL, "addrl")                                                                       \
+  /* control */                                                                           \
+  X(Blt, "blt") X(Ble, "ble") X(Bgt, "bgt") X(Bge, "bge") X(Beq, "beq") X(Bne, "bne")      \
+  X(Jmp, "jmp") X(Jmpr, "jmpr") X(La, "la") X(Place, "label")                             \
+  X(Call, "call") X(Ret, "ret")
+// clang-format on
 
 enum class Op : uint8_t {
 #define EXOJIT_X(e, s) e,
