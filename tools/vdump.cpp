@@ -226,44 +226,6 @@ class Buffers {
   std::vector<uint64_t> raw_;
 };
 
-// Calls generated code of any supported signature. Integer and float arguments travel in
-// separate register files on SysV x86-64, so one prototype with 6 integers and 8 doubles fits
-// every signature the parser accepts (up to 6 integer/pointer and 8 float parameters); an f32
-// travels as a double whose low half holds the float's bits (as Interpreter::call_extern does).
-// Returns the raw result the way the interpreter does: integers re-extended from the return
-// type's width (the bits above a narrow result are undefined), f32 as its 32 bits.
-uint64_t call_native(void* entry, const Signature& sig, const std::vector<uint64_t>& args) {
-  uint64_t ia[kMaxIntArgs] = {};
-  double fa[8] = {};
-  size_t ni = 0, nf = 0;
-  for (size_t k = 0; k < sig.params.size(); ++k) {
-    Type t = sig.params[k];
-    if (is_float(t)) {
-      if (nf == std::size(fa)) fail("--run: more than {} float parameters", std::size(fa));
-      fa[nf++] = std::bit_cast<double>(t == Type::F32 ? uint64_t(uint32_t(args[k])) : args[k]);
-    } else {
-      if (ni == std::size(ia)) fail("--run: more than {} integer parameters", std::size(ia));
-      // Registers narrower than 64 bits hold their value extended to 32 bits and zero-extended
-      // above (the x86 convention the back end relies on).
-      uint64_t v = uint64_t(normalize_imm(t, int64_t(args[k])));
-      ia[ni++] = type_bits(t) < 64 ? uint64_t(uint32_t(v)) : v;
-    }
-  }
-  if (is_float(sig.ret)) {
-    using Fn = double (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double,
-                          double, double, double, double, double, double, double);
-    double r = reinterpret_cast<Fn>(entry)(ia[0], ia[1], ia[2], ia[3], ia[4], ia[5], fa[0], fa[1],
-                                           fa[2], fa[3], fa[4], fa[5], fa[6], fa[7]);
-    uint64_t bits = std::bit_cast<uint64_t>(r);
-    return sig.ret == Type::F32 ? uint64_t(uint32_t(bits)) : bits;
-  }
-  using Fn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double,
-                          double, double, double, double, double, double, double);
-  uint64_t r = reinterpret_cast<Fn>(entry)(ia[0], ia[1], ia[2], ia[3], ia[4], ia[5], fa[0], fa[1],
-                                           fa[2], fa[3], fa[4], fa[5], fa[6], fa[7]);
-  return sig.ret == Type::Void ? 0 : uint64_t(normalize_imm(sig.ret, int64_t(r)));
-}
-
 // Canonical form of a raw result, for comparing the machine code with the interpreter.
 uint64_t canonical(Type t, uint64_t raw) {
   if (t == Type::Void) return 0;
@@ -445,7 +407,7 @@ int run(const Module& m, const Code& code, const Options& o, const Call& c) {
     }
   }
   Buffers nbuf(args);
-  uint64_t nresult = call_native(code.entry(sym.name), f.sig, nbuf.raw());
+  uint64_t nresult = call_raw(code.entry(sym.name), f.sig, nbuf.raw().data());
 
   auto print_buffers = [&](const Buffers& b) {
     for (size_t k = 0; k < args.size(); ++k) {

@@ -5,6 +5,7 @@
 #include <asmjit/core.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -96,6 +97,39 @@ void Code::signature_mismatch(const Symbol& s, const Signature& want) {
     return t + fmt::format(") -> {}", type_name(sig.ret));
   };
   fail("Code::as: @{} is {}, but the C++ type asks for {}", s.name, text(s.sig), text(want));
+}
+
+uint64_t call_raw(const void* entry, const Signature& sig, const uint64_t* args) {
+  uint64_t ia[kMaxIntArgs] = {};
+  double fa[8] = {};
+  size_t ni = 0, nf = 0;
+  for (size_t k = 0; k < sig.params.size(); ++k) {
+    Type t = sig.params[k];
+    if (is_float(t)) {
+      if (nf == std::size(fa)) fail("call_raw: more than {} float arguments", std::size(fa));
+      fa[nf++] = std::bit_cast<double>(t == Type::F32 ? uint64_t(uint32_t(args[k])) : args[k]);
+    } else {
+      if (ni == std::size(ia)) fail("call_raw: more than {} integer arguments", std::size(ia));
+      // Narrow values travel extended to 32 bits and zero above, as the back end keeps them.
+      uint64_t v = uint64_t(normalize_imm(t, int64_t(args[k])));
+      ia[ni++] = type_bits(t) < 64 ? uint64_t(uint32_t(v)) : v;
+    }
+  }
+  if (is_float(sig.ret)) {
+    using Fn = double (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double,
+                          double, double, double, double, double, double, double);
+    double r = reinterpret_cast<Fn>(const_cast<void*>(entry))(ia[0], ia[1], ia[2], ia[3], ia[4],
+                                                              ia[5], fa[0], fa[1], fa[2], fa[3],
+                                                              fa[4], fa[5], fa[6], fa[7]);
+    uint64_t bits = std::bit_cast<uint64_t>(r);
+    return sig.ret == Type::F32 ? uint64_t(uint32_t(bits)) : bits;
+  }
+  using Fn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double,
+                          double, double, double, double, double, double, double);
+  uint64_t r = reinterpret_cast<Fn>(const_cast<void*>(entry))(ia[0], ia[1], ia[2], ia[3], ia[4],
+                                                              ia[5], fa[0], fa[1], fa[2], fa[3],
+                                                              fa[4], fa[5], fa[6], fa[7]);
+  return sig.ret == Type::Void ? 0 : uint64_t(normalize_imm(sig.ret, int64_t(r)));
 }
 
 Code compile(const Module& m, const CompileOptions& options) {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "exojit/error.h"
+#include "exojit/vcode/code.h"
 #include "exojit/vcode/text.h"
 #include "exojit/vcode/verify.h"
 
@@ -114,31 +115,7 @@ uint64_t Interpreter::call(size_t fi, std::span<const uint64_t> args) {
 }
 
 uint64_t Interpreter::call_extern(const Extern& e, const uint64_t* args) {
-  // Integer and float arguments travel in separate register files on the supported ABIs
-  // (SysV x86-64, AAPCS64), so one prototype with 6 integers and 4 doubles calls any
-  // signature; a float argument is passed as a double whose low half holds the float's bits.
-  uint64_t ia[kMaxIntArgs] = {};
-  double fa[kMaxFloatArgs] = {};
-  int ni = 0, nf = 0;
-  for (size_t k = 0; k < e.sig.params.size(); ++k) {
-    if (is_float(e.sig.params[k]))
-      fa[nf++] = std::bit_cast<double>(args[k]);
-    else
-      ia[ni++] = args[k];
-  }
-  if (is_float(e.sig.ret)) {
-    using Fn = double (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double,
-                          double, double, double);
-    double r = reinterpret_cast<Fn>(e.address)(ia[0], ia[1], ia[2], ia[3], ia[4], ia[5], fa[0],
-                                               fa[1], fa[2], fa[3]);
-    uint64_t bits = std::bit_cast<uint64_t>(r);
-    return e.sig.ret == Type::F32 ? uint32_t(bits) : bits;
-  }
-  using Fn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, double,
-                          double, double, double);
-  uint64_t r = reinterpret_cast<Fn>(e.address)(ia[0], ia[1], ia[2], ia[3], ia[4], ia[5], fa[0],
-                                               fa[1], fa[2], fa[3]);
-  return e.sig.ret == Type::Void ? 0 : norm(e.sig.ret, r);
+  return call_raw(e.address, e.sig, args);
 }
 
 uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int depth) {

@@ -97,4 +97,11 @@ class Code {
 // Compiles every function of the (verified) module in one pass over its IR.
 Code compile(const Module& m, const CompileOptions& options = {});
 
+// Calls native code at `entry` (a C function, or generated code) of signature `sig` with raw
+// argument values, as the interpreter takes them (integers as 64-bit values, floats as the bits
+// of a double, or of a float in the low half), and returns the raw result in the same form,
+// normalized to the return type. Up to 6 integer/pointer and 8 float arguments (SysV x86-64:
+// the two kinds travel in separate registers, so one prototype serves every signature).
+uint64_t call_raw(const void* entry, const Signature& sig, const uint64_t* args);
+
 }  // namespace exojit::vcode
