@@ -155,7 +155,6 @@ class Builder {
       check_last();
   }
   void check_last();  // full check of the last record; takes it back and throws if bad
-  // The register's info; throws on an invalid or released register.
   // What the builder keeps per register, compact so the hot checks touch one small array.
   struct RegMeta {
     Type type;
@@ -163,6 +162,7 @@ class Builder {
     uint8_t alive;  // 1 until putreg
     uint8_t unused = 0;
   };
+  // The register's record; throws on an invalid or released register.
   const RegMeta& live(Reg r) const {
     if (r.id < meta_.size() && meta_[r.id].alive) [[likely]]
       return meta_[r.id];
