@@ -10,6 +10,7 @@
 #include <functional>
 #include <random>
 
+#include "emit_ops.h"
 #include "harness.h"
 
 namespace exojit::vcode {
@@ -175,85 +176,8 @@ bool divisible(Type t, uint64_t x, uint64_t y) {
 const Op kIntBinary[] = {Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Mod,
                          Op::And, Op::Or,  Op::Xor, Op::Lsh, Op::Rsh};
 
-void emit_binary(Builder& b, Op op, Reg d, Reg x, Reg y) {
-  switch (op) {
-    case Op::Add:
-      b.add(d, x, y);
-      break;
-    case Op::Sub:
-      b.sub(d, x, y);
-      break;
-    case Op::Mul:
-      b.mul(d, x, y);
-      break;
-    case Op::Div:
-      b.div(d, x, y);
-      break;
-    case Op::Mod:
-      b.mod(d, x, y);
-      break;
-    case Op::And:
-      b.and_(d, x, y);
-      break;
-    case Op::Or:
-      b.or_(d, x, y);
-      break;
-    case Op::Xor:
-      b.xor_(d, x, y);
-      break;
-    case Op::Lsh:
-      b.lsh(d, x, y);
-      break;
-    case Op::Rsh:
-      b.rsh(d, x, y);
-      break;
-    case Op::Cksum:
-      b.cksum(d, x, y);
-      break;
-    default:
-      FAIL() << "not binary";
-  }
-}
-
-void emit_binary(Builder& b, Op op, Reg d, Reg x, int64_t imm) {
-  switch (op) {
-    case Op::Add:
-      b.add(d, x, imm);
-      break;
-    case Op::Sub:
-      b.sub(d, x, imm);
-      break;
-    case Op::Mul:
-      b.mul(d, x, imm);
-      break;
-    case Op::Div:
-      b.div(d, x, imm);
-      break;
-    case Op::Mod:
-      b.mod(d, x, imm);
-      break;
-    case Op::And:
-      b.and_(d, x, imm);
-      break;
-    case Op::Or:
-      b.or_(d, x, imm);
-      break;
-    case Op::Xor:
-      b.xor_(d, x, imm);
-      break;
-    case Op::Lsh:
-      b.lsh(d, x, imm);
-      break;
-    case Op::Rsh:
-      b.rsh(d, x, imm);
-      break;
-    case Op::Cksum:
-      b.cksum(d, x, imm);
-      break;
-    default:
-      FAIL() << "not binary";
-  }
-}
+using test::emit_binary;
+using test::emit_branch;
 
 // Operand placements for a, b and d: parameters, rdx (t2), rcx (t3), variables, aliasing.
 struct Layout {
@@ -567,28 +491,6 @@ TEST(Differential, Checksum) {
 TEST(Differential, Branches) {
   Suite s;
   const Op conds[] = {Op::Blt, Op::Ble, Op::Bgt, Op::Bge, Op::Beq, Op::Bne};
-  auto branch = [](Builder& b, Op op, Reg x, auto y, Label l) {
-    switch (op) {
-      case Op::Blt:
-        b.blt(x, y, l);
-        break;
-      case Op::Ble:
-        b.ble(x, y, l);
-        break;
-      case Op::Bgt:
-        b.bgt(x, y, l);
-        break;
-      case Op::Bge:
-        b.bge(x, y, l);
-        break;
-      case Op::Beq:
-        b.beq(x, y, l);
-        break;
-      default:
-        b.bne(x, y, l);
-        break;
-    }
-  };
   std::vector<Type> types(std::begin(kIntTypes), std::end(kIntTypes));
   types.push_back(Type::F32);
   types.push_back(Type::F64);
@@ -600,7 +502,7 @@ TEST(Differential, Branches) {
           [&](Module& m) {
             Builder b(m, name, Type::I32, {t, t});
             Label yes = b.label();
-            branch(b, op, b.arg(0), b.arg(1), yes);
+            emit_branch(b, op, b.arg(0), b.arg(1), yes);
             b.ret(0);
             b.place(yes);
             b.ret(1);
@@ -617,7 +519,7 @@ TEST(Differential, Branches) {
             [&](Module& m) {
               Builder b(m, iname, Type::I32, {t});
               Label yes = b.label();
-              branch(b, op, b.arg(0), imm, yes);
+              emit_branch(b, op, b.arg(0), imm, yes);
               b.ret(0);
               b.place(yes);
               b.ret(1);

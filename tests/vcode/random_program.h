@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "emit_ops.h"
 #include "exojit/vcode.h"
 
 namespace exojit::test {
@@ -174,27 +175,7 @@ class RandomProgram {
     if (vcode::is_float(type(a)) && type(other) != type(a)) other = a;
     bool imm = !vcode::is_float(type(a)) && chance(50);
     int64_t v = random_imm();
-    auto emit = [&](auto&& f) { imm ? f(a, v, target) : f(a, other, target); };
-    switch (op) {
-      case Op::Blt:
-        emit([&](auto x, auto y, auto l) { b_->blt(x, y, l); });
-        break;
-      case Op::Ble:
-        emit([&](auto x, auto y, auto l) { b_->ble(x, y, l); });
-        break;
-      case Op::Bgt:
-        emit([&](auto x, auto y, auto l) { b_->bgt(x, y, l); });
-        break;
-      case Op::Bge:
-        emit([&](auto x, auto y, auto l) { b_->bge(x, y, l); });
-        break;
-      case Op::Beq:
-        emit([&](auto x, auto y, auto l) { b_->beq(x, y, l); });
-        break;
-      default:
-        emit([&](auto x, auto y, auto l) { b_->bne(x, y, l); });
-        break;
-    }
+    imm ? emit_branch(*b_, op, a, v, target) : emit_branch(*b_, op, a, other, target);
   }
 
   void branch(int depth) {
