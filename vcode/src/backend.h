@@ -19,6 +19,8 @@ struct EmittedFunction {
 struct X64Features {
   bool movbe = true;
   bool bmi2 = true;
+  bool avx = true;    // AVX/AVX2 (VEX encodings, 256-bit vectors)
+  bool sse42 = true;  // crc32
 };
 
 // x86-64 (SysV ABI): emits every function of `m` into `code` in one pass over each IR.

@@ -33,6 +33,8 @@ Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params
   for (size_t i = 0; i < params.size(); ++i) {
     Type t = params[i];
     if (t == Type::Void) fail("function @{}: parameter {} has type void", fn_->name, i);
+    if (is_vector(t))
+      fail("function @{}: parameter {} is a vector; pass a pointer to it", fn_->name, i);
     bool fl = is_float(t);
     int pos = next[fl]++;
     if (pos >= (fl ? 8 : kMaxIntArgs))
@@ -63,7 +65,7 @@ Reg Builder::arg(size_t i) const {
 
 Reg Builder::getreg(Type t, RegClass c) {
   if (t == Type::Void) fail("function @{}: getreg of type void", fn_->name);
-  bool fl = is_float(t);
+  bool fl = in_float_file(t);
   uint32_t& used = used_slots_[fl][size_t(c)];
   int n = pool_size(fl, c);
   uint32_t free_mask = ~used & ((1u << n) - 1);
@@ -80,7 +82,7 @@ Reg Builder::getreg(Type t, RegClass c) {
 void Builder::putreg(Reg r) {
   live(r);
   const RegInfo& info = fn_->regs[r.id];
-  used_slots_[is_float(info.type)][size_t(info.cls)] &= ~(1u << info.slot);
+  used_slots_[in_float_file(info.type)][size_t(info.cls)] &= ~(1u << info.slot);
   meta_[r.id].alive = 0;
 }
 
@@ -149,8 +151,16 @@ void Builder::check_last() {
 void Builder::set(Reg d, int64_t imm) {
   Type t = live(d).type;
   if (is_float(t)) return setf(d, double(imm));
+  if (is_vector(t) && lane_bits(t) < 64) imm &= (int64_t(1) << lane_bits(t)) - 1;
   emit(Op::Set, t, kImm, d.id, 0, 0, normalize_imm(t, imm), true);
   def(d.id);
+}
+
+void Builder::with_imm(Op op, Reg d, Reg a, int64_t imm) {
+  Type t = live(d).type;
+  live(a);
+  emit(op, t, 0, d.id, a.id, 0, imm, false);
+  use(a.id), def(d.id);
 }
 
 void Builder::setf(Reg d, double imm) {

@@ -132,6 +132,13 @@ uint64_t call_raw(const void* entry, const Signature& sig, const uint64_t* args)
   return sig.ret == Type::Void ? 0 : uint64_t(normalize_imm(sig.ret, int64_t(r)));
 }
 
+int vector_width(const CompileOptions& options) {
+  const auto& x86 = asmjit::CpuInfo::host().features().x86();
+  if (options.use_avx && x86.hasAVX() && x86.hasAVX2()) return 256;
+  if (x86.hasSSSE3() && x86.hasSSE4_1()) return 128;
+  return 0;
+}
+
 Code compile(const Module& m, const CompileOptions& options) {
   if (m.functions().empty()) fail("compile: the module has no functions");
   for (const auto& f : m.functions())
@@ -139,8 +146,9 @@ Code compile(const Module& m, const CompileOptions& options) {
   asmjit::CodeHolder holder;
   asmjit::Environment env(asmjit::Arch::kX64);
   holder.init(env);
-  std::vector<detail::EmittedFunction> entries =
-      detail::emit_x64(m, holder, detail::X64Features{options.use_movbe, options.use_bmi2});
+  std::vector<detail::EmittedFunction> entries = detail::emit_x64(
+      m, holder,
+      detail::X64Features{options.use_movbe, options.use_bmi2, options.use_avx, options.use_sse42});
 
   asmjit::Error err = holder.flatten();
   if (!err) err = holder.resolveUnresolvedLinks();

@@ -71,6 +71,88 @@ bool compare_as(Op op, T x, T y) {
   }
 }
 
+// CRC-32C update with the low `bytes` bytes of v, least significant first (SSE4.2 crc32).
+uint32_t crc32c_update(uint32_t crc, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) {
+    crc ^= uint32_t(v >> (8 * i)) & 0xff;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+  }
+  return crc;
+}
+
+// A vector register's bytes, lane i at bytes [i * lane, (i + 1) * lane).
+struct VecReg {
+  alignas(32) uint8_t bytes[32] = {};
+
+  uint64_t lane(int lane_bytes, int i) const {
+    uint64_t v = 0;
+    std::memcpy(&v, bytes + i * lane_bytes, size_t(lane_bytes));
+    return v;
+  }
+  void set_lane(int lane_bytes, int i, uint64_t v) {
+    std::memcpy(bytes + i * lane_bytes, &v, size_t(lane_bytes));
+  }
+};
+
+// Executes a lane-wise vector instruction whose destination is the vector register `d`.
+void vector_insn(const Insn& in, std::vector<VecReg>& v, const uint64_t* r) {
+  const Type t = in.type;
+  const int lb = lane_bits(t) / 8, lanes = lane_count(t);
+  const VecReg& a = v[in.a];
+  VecReg out;
+  switch (in.op) {
+    case Op::Mov:
+      out = a;
+      break;
+    case Op::Set:
+      for (int i = 0; i < lanes; ++i) out.set_lane(lb, i, uint64_t(in.imm));
+      break;
+    case Op::Splat:
+      for (int i = 0; i < lanes; ++i) out.set_lane(lb, i, r[in.a]);
+      break;
+    case Op::Widen: {
+      const int nb = lb / 2, half = int(in.imm) * lanes;
+      for (int i = 0; i < lanes; ++i) out.set_lane(lb, i, a.lane(nb, half + i));
+      break;
+    }
+    case Op::Shuf:
+      for (int i = 0; i < vector_bits(t) / 8; ++i)
+        out.bytes[i] = a.bytes[(i & ~15) + ((uint64_t(in.imm) >> (4 * (i & 15))) & 15)];
+      break;
+    default: {
+      const VecReg& b = v[in.b];
+      const unsigned count = unsigned(in.imm);
+      for (int i = 0; i < lanes; ++i) {
+        uint64_t x = a.lane(lb, i), y = (in.flags & kImm) ? 0 : b.lane(lb, i), z;
+        switch (in.op) {
+          case Op::Add:
+            z = x + y;
+            break;
+          case Op::Sub:
+            z = x - y;
+            break;
+          case Op::And:
+            z = x & y;
+            break;
+          case Op::Or:
+            z = x | y;
+            break;
+          case Op::Xor:
+            z = x ^ y;
+            break;
+          case Op::Lsh:
+            z = count >= 64 ? 0 : x << count;
+            break;
+          default:  // Rsh (logical; the count is below the lane width)
+            z = count >= 64 ? 0 : x >> count;
+        }
+        out.set_lane(lb, i, z);
+      }
+    }
+  }
+  v[in.dst] = out;
+}
+
 // Compares in the operation type: C semantics (signed, unsigned, or IEEE with NaN unordered).
 bool compare(Op op, Type t, uint64_t a, uint64_t b) {
   if (is_float(t)) return compare_as(op, as_double(t, a), as_double(t, b));
@@ -95,6 +177,7 @@ Interpreter::Interpreter(const Module& m) : m_(m) {
       off += l.size;
     }
     p.frame_bytes = off;
+    for (const RegInfo& ri : f.regs) p.has_vectors |= is_vector(ri.type);
     prepared_.push_back(std::move(p));
   }
 }
@@ -123,6 +206,7 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
   const Function& f = *m_.functions()[fi];
   const Prepared& p = prepared_[fi];
   std::vector<uint64_t> r(f.regs.size(), 0);
+  std::vector<VecReg> vr(p.has_vectors ? f.regs.size() : 0);
   for (size_t k = 0; k < f.params.size(); ++k) {
     Type t = f.regs[f.params[k].id].type;
     r[f.params[k].id] =
@@ -156,6 +240,11 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
     // The second source operand. Field b is not a register for every opcode (a call keeps its
     // argument count there), so read it only when it names one.
     const uint64_t b = (in.flags & kImm) ? uint64_t(in.imm) : in.b < r.size() ? r[in.b] : 0;
+    if (is_vector(t) && !is_load(in.op) && !is_store(in.op)) {
+      vector_insn(in, vr, r.data());
+      ++pc;
+      continue;
+    }
     switch (in.op) {
       case Op::Add:
         r[in.dst] = is_float(t) ? float_op(t, r[in.a], b, [](auto x, auto y) { return x + y; })
@@ -265,6 +354,20 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         r[in.dst] = s;
         break;
       }
+      case Op::Crc32c:
+        r[in.dst] = crc32c_update(uint32_t(r[in.a]), r[in.b], type_bytes(f.regs[in.b].type));
+        break;
+      case Op::Hsum: {
+        Type s = f.regs[in.a].type;
+        uint64_t sum = 0;
+        for (int i = 0; i < lane_count(s); ++i) sum += vr[in.a].lane(lane_bits(s) / 8, i);
+        r[in.dst] = norm(t, sum);
+        break;
+      }
+      case Op::Splat:
+      case Op::Widen:
+      case Op::Shuf:
+        break;  // vector destinations, handled above
       case Op::Ld:
       case Op::Ldu:
       case Op::Ldbe: {
@@ -272,6 +375,10 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         size_t n = size_t(type_bytes(t));
         if (in.op == Op::Ld && (reinterpret_cast<uintptr_t>(at) & (n - 1)))
           error(pc, "misaligned ld (use ldu for unaligned data)");
+        if (is_vector(t)) {
+          std::memcpy(vr[in.dst].bytes, at, n);
+          break;
+        }
         uint64_t v = 0;
         std::memcpy(&v, at, n);
         if (in.op == Op::Ldbe && n > 1) v = bswap_bits(int(n * 8), v);
@@ -285,6 +392,10 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         size_t n = size_t(type_bytes(t));
         if (in.op == Op::St && (reinterpret_cast<uintptr_t>(at) & (n - 1)))
           error(pc, "misaligned st (use stu for unaligned data)");
+        if (is_vector(t)) {
+          std::memcpy(at, vr[in.dst].bytes, n);
+          break;
+        }
         uint64_t v = r[in.dst];
         if (in.op == Op::Stbe && n > 1) v = bswap_bits(int(n * 8), v);
         std::memcpy(at, &v, n);

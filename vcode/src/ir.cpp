@@ -11,7 +11,8 @@ namespace exojit::vcode {
 
 namespace {
 constexpr std::array<std::string_view, kNumTypes> kTypeNames = {
-    "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "p", "f32", "f64", "void"};
+    "i8",  "u8",   "i16",   "u16",   "i32",   "u32",   "i64",   "u64",    "p",     "f32",
+    "f64", "void", "v16u8", "v8u16", "v4u32", "v2u64", "v32u8", "v16u16", "v8u32", "v4u64"};
 constexpr std::string_view kOpNames[] = {
 #define EXOJIT_X(e, s) s,
     EXOJIT_VCODE_OPS(EXOJIT_X)

@@ -284,7 +284,7 @@ class Parser {
     if (t == Type::Void) error(name, "a register cannot be void");
     Token slot_tok = expect(Tok::Ident, "a slot (temp, var, t<N> or v<N>)");
     std::string_view s = slot_tok.text;
-    bool fl = is_float(t);
+    bool fl = in_float_file(t);
     RegClass cls;
     int slot = -1;
     if (s == "temp" || s == "var") {
@@ -481,9 +481,12 @@ class Parser {
           in.type = type_of_reg(st, in.dst);
           expect(",");
           in.a = reg_ref(st);
-          if (is_binary(op) || op == Op::Cksum) {
+          if (is_binary(op) || op == Op::Cksum || op == Op::Crc32c) {
             expect(",");
             operand_or_imm(in.type);
+          } else if (op == Op::Widen || op == Op::Shuf) {
+            expect(",");
+            in.imm = parse_imm(Type::U64);
           }
         }
     }
@@ -504,6 +507,7 @@ class Parser {
         expect(":");
         Type t = parse_type_tok();
         bool fl = is_float(t);
+        if (is_vector(t)) error(r, "a parameter cannot be a vector; pass a pointer to it");
         if (pos[fl] >= (fl ? 8 : kMaxIntArgs)) error(r, "too many parameters");
         uint32_t id = declare_reg(st, r, t, pos[fl]++);
         f.params.push_back(Reg{id});

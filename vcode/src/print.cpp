@@ -99,9 +99,12 @@ std::string print_insn(const Module& m, const Function& f, const Insn& in) {
   if (is_branch(in.op))
     return fmt::format("{} {}, {}, {}", name, r(in.a), imm ? imm_text(in.type, in.imm) : r(in.b),
                        label(in.dst));
-  if (is_binary(in.op) || in.op == Op::Cksum)
+  if (is_binary(in.op) || in.op == Op::Cksum || in.op == Op::Crc32c)
     return fmt::format("{} {}, {}, {}", name, r(in.dst), r(in.a),
                        imm ? imm_text(in.type, in.imm) : r(in.b));
+  if (in.op == Op::Widen) return fmt::format("widen {}, {}, {}", r(in.dst), r(in.a), in.imm);
+  if (in.op == Op::Shuf)
+    return fmt::format("shuf {}, {}, {:#x}", r(in.dst), r(in.a), uint64_t(in.imm));
   return fmt::format("{} {}, {}", name, r(in.dst), r(in.a));  // unary
 }
 

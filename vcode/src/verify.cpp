@@ -80,6 +80,29 @@ struct Checker {
     }
   }
 
+  // Lane-wise vector arithmetic: add sub and or xor on registers, lsh rsh by an immediate.
+  void vector_binary(Type d, bool imm) const {
+    switch (in.op) {
+      case Op::Add:
+      case Op::Sub:
+      case Op::And:
+      case Op::Or:
+      case Op::Xor:
+        if (imm)
+          error(fmt::format("vector {} takes registers; splat or set a constant", op_name(in.op)));
+        same(d, reg(in.b, "source"), "the second source");
+        return;
+      case Op::Lsh:
+      case Op::Rsh:
+        if (!imm) error("vector shifts take an immediate count");
+        if (in.imm < 0 || in.imm >= lane_bits(d))
+          error(fmt::format("shift count {} is not below the lane width {}", in.imm, lane_bits(d)));
+        return;
+      default:
+        error(fmt::format("{} has no vector form", op_name(in.op)));
+    }
+  }
+
   void run() const {
     Type t = in.type;
     bool imm = in.flags & kImm;
@@ -97,6 +120,7 @@ struct Checker {
         Type d = reg(in.dst, "destination");
         if (d != t) error("recorded type differs from the destination's");
         same(d, reg(in.a, "source"), "the first source");
+        if (is_vector(d)) return vector_binary(d, imm);
         bool arith = in.op <= Op::Div;
         if (is_float(d) && (!arith || imm))
           error(fmt::format("{} has no float{} form", op_name(in.op), imm ? " immediate" : ""));
@@ -120,8 +144,15 @@ struct Checker {
         if (d != t) error("recorded type differs from the destination's");
         Type a = reg(in.a, "source");
         switch (in.op) {
-          case Op::Neg:
           case Op::Mov:
+            if (is_vector(d) || is_vector(a)) {
+              if (vector_bits(d) != vector_bits(a))
+                error("a vector mov needs vectors of the same width");
+              break;
+            }
+            same(d, a, "the source");
+            break;
+          case Op::Neg:
             same(d, a, "the source");
             break;
           case Op::Com:
@@ -134,6 +165,7 @@ struct Checker {
             same(d, a, "the source");
             break;
           case Op::Cvt:
+            if (is_vector(d) || is_vector(a)) error("cvt converts scalars; see splat, widen, hsum");
             break;  // any numeric type to any other
           default:  // CksumFold
             if (d != Type::U16 && d != Type::U32 && d != Type::U64)
@@ -158,6 +190,35 @@ struct Checker {
           if (b != Type::U16 && b != Type::U32 && b != Type::U64)
             error("checksum input must be u16, u32 or u64");
           if (type_bits(b) > type_bits(d)) error("checksum input is wider than the accumulator");
+        }
+        return;
+      }
+      case Op::Crc32c: {
+        if (reg(in.dst, "destination") != Type::U32 || t != Type::U32)
+          error("crc32c produces a u32 crc");
+        if (reg(in.a, "crc") != Type::U32) error("the crc operand must be u32");
+        if (imm) error("crc32c takes its data in a register");
+        Type b = reg(in.b, "data");
+        if (b != Type::U8 && b != Type::U16 && b != Type::U32 && b != Type::U64)
+          error("crc32c data must be u8, u16, u32 or u64");
+        return;
+      }
+      case Op::Splat:
+      case Op::Widen:
+      case Op::Shuf:
+      case Op::Hsum: {
+        Type d = reg(in.dst, "destination"), a = reg(in.a, "source");
+        if (d != t) error("recorded type differs from the destination's");
+        if (in.op == Op::Splat) {
+          if (!is_vector(d) || !is_int(a)) error("splat puts an integer register in a vector");
+        } else if (in.op == Op::Hsum) {
+          if (!is_int(d) || !is_vector(a)) error("hsum sums a vector into an integer register");
+        } else if (!is_vector(d) || !is_vector(a) || vector_bits(d) != vector_bits(a)) {
+          error(fmt::format("{} needs two vectors of the same width", op_name(in.op)));
+        } else if (in.op == Op::Widen) {
+          if (lane_bits(d) != 2 * lane_bits(a))
+            error("widen doubles the lane width: v16u8 -> v8u16 -> v4u32 -> v2u64 (or 256-bit)");
+          if (in.imm != 0 && in.imm != 1) error("widen takes half 0 (low) or 1 (high)");
         }
         return;
       }
@@ -189,6 +250,7 @@ struct Checker {
         Type a = reg(in.a, "compared");
         if (a != t) error("recorded type differs from the compared register's");
         if (imm && is_float(a)) error("float compares take two registers");
+        if (is_vector(a)) error("vectors are not compared; hsum or store them first");
         if (!imm) same(a, reg(in.b, "compared"), "the second operand");
         return;
       }
@@ -218,6 +280,7 @@ struct Checker {
         int ints = 0, floats = 0;
         for (uint32_t k = 0; k < in.b; ++k) {
           Type at = reg(f.call_args[in.a + k], "argument");
+          if (is_vector(at)) error("vectors are not passed to calls; pass a pointer");
           if (at != sig->params[k] && !(compatible(at, sig->params[k])))
             error(fmt::format("argument {} is {}, the callee takes {}", k, type_name(at),
                               type_name(sig->params[k])));
@@ -244,6 +307,7 @@ struct Checker {
           return;
         }
         if (want == Type::Void) error("return of a value from a void function");
+        if (is_vector(want)) error("a function cannot return a vector");
         if (imm) {
           if (is_float(want)) error("a float function returns a register, not an immediate");
           return;
@@ -272,7 +336,13 @@ constexpr uint8_t operand_roles(Op op) {
     case Op::Lsh:
     case Op::Rsh:
     case Op::Cksum:
+    case Op::Crc32c:
       return kUseA | kUseB | kDefDst;
+    case Op::Splat:
+    case Op::Widen:
+    case Op::Shuf:
+    case Op::Hsum:
+      return kUseA | kDefDst;
     case Op::Neg:
     case Op::Com:
     case Op::Not:
@@ -494,6 +564,10 @@ void check_frame(const Function& f) {
   if (bytes > kMaxFrameBytes)
     fail("@{}: locals take {} bytes, more than the {} a frame may hold", f.name, bytes,
          kMaxFrameBytes);
+  for (size_t i = 0; i < f.sig.params.size(); ++i)
+    if (is_vector(f.sig.params[i]))
+      fail("@{}: parameter {} is a vector; pass a pointer to it", f.name, i);
+  if (is_vector(f.sig.ret)) fail("@{}: a function cannot return a vector", f.name);
 }
 
 void verify_function(const Module& m, const Function& f, bool check_operands) {

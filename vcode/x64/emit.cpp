@@ -14,6 +14,10 @@ X64Emitter::X64Emitter(const Module& m, CodeHolder& code, const X64Features& all
   const auto& features = CpuInfo::host().features().x86();
   has_movbe_ = allowed.movbe && features.hasMOVBE();
   has_bmi2_ = allowed.bmi2 && features.hasBMI2();
+  has_avx_ = allowed.avx && features.hasAVX();
+  has_avx2_ = has_avx_ && features.hasAVX2();
+  has_sse41_ = features.hasSSSE3() && features.hasSSE4_1();
+  has_sse42_ = allowed.sse42 && features.hasSSE4_2();
 }
 
 // Labels for every function first, so calls can go forward; then each body.
@@ -34,6 +38,7 @@ void X64Emitter::function(const Function& f, const EmittedFunction& where) {
   prologue();
   for (size_t i = 0; i < f.code.size(); ++i) insn(f.code[i]);
   a_.bind(where.end);
+  emit_constant_pool();
 }
 
 // Machine register number of each vcode register, computed once per function.
@@ -41,7 +46,7 @@ void X64Emitter::map_registers() {
   phys_.resize(f_->regs.size());
   for (size_t r = 0; r < f_->regs.size(); ++r) {
     const RegInfo& ri = f_->regs[r];
-    if (is_float(ri.type))
+    if (in_float_file(ri.type))
       phys_[r] = uint8_t(ri.cls == RegClass::Temp ? ri.slot : kFloatVarBase + ri.slot);
     else
       phys_[r] = uint8_t((ri.cls == RegClass::Temp ? kIntTemp[ri.slot] : kIntVar[ri.slot]).id());
@@ -88,12 +93,17 @@ void X64Emitter::layout_frame() {
   bool has_calls = uses(Op::Call), has_division = uses(Op::Div) || uses(Op::Mod);
   uint32_t int_vars = 0;
   for (const RegInfo& ri : f.regs) {
+    frame_.uses_ymm |= vector_bits(ri.type) == 256;
     if (ri.cls != RegClass::Var) continue;
-    if (is_float(ri.type))
+    if (in_float_file(ri.type))
+      frame_.save_width = std::max<int32_t>(frame_.save_width, type_bytes(ri.type));
+    if (in_float_file(ri.type))
       frame_.float_vars_used |= 1u << ri.slot;
     else
       int_vars |= 1u << ri.slot;
   }
+  if (frame_.uses_ymm && !has_avx2_)
+    fail("x86-64: @{} has 256-bit vector registers, which need AVX2 (see vector_width())", f.name);
   for (int s = 0; s < kIntVars; ++s)
     if (int_vars >> s & 1) frame_.saved.push_back(kIntVar[s]);
   int32_t off = 0;
@@ -101,7 +111,11 @@ void X64Emitter::layout_frame() {
     frame_.stage = off;
     off += kStageSlots * 8;
     frame_.float_save = off;
-    if (frame_.float_vars_used) off += kFloatVars * 8;
+    if (frame_.float_vars_used) off += kFloatVars * frame_.save_width;
+  }
+  if (uses(Op::Hsum)) {
+    frame_.vector_slot = off;
+    off += 32;
   }
   if (has_division) {  // rdx is saved there while idiv/div use it
     frame_.scratch = off;
@@ -125,7 +139,7 @@ void X64Emitter::prologue() {
   int pos[2] = {0, 0};
   for (Reg p : f_->params) {
     const RegInfo& ri = info(p.id);
-    bool fl = is_float(ri.type);
+    bool fl = in_float_file(ri.type);
     int at = pos[fl]++;
     if (ri.cls != RegClass::Var) continue;
     if (fl)
@@ -137,6 +151,7 @@ void X64Emitter::prologue() {
 
 void X64Emitter::epilogue() {
   if (frame_.size) a_.add(x86::rsp, frame_.size);
+  if (frame_.uses_ymm) a_.vzeroupper();  // no AVX-SSE transition penalty in the caller
   for (auto it = frame_.saved.rbegin(); it != frame_.saved.rend(); ++it) a_.pop(*it);
   a_.ret();
 }
@@ -163,15 +178,17 @@ void X64Emitter::insn(const Insn& in) {
   switch (in.op) {
     // The common integer cases dispatch once, straight to the direct encoder.
     case Op::Add:
-      return is_float(in.type) ? float_binary(in) : int_alu(in, FastAssembler::kAdd);
+      if (in_float_file(in.type)) return is_vector(in.type) ? vector(in) : float_binary(in);
+      return int_alu(in, FastAssembler::kAdd);
     case Op::Sub:
-      return is_float(in.type) ? float_binary(in) : int_alu(in, FastAssembler::kSub);
+      if (in_float_file(in.type)) return is_vector(in.type) ? vector(in) : float_binary(in);
+      return int_alu(in, FastAssembler::kSub);
     case Op::And:
-      return int_alu(in, FastAssembler::kAnd);
+      return is_vector(in.type) ? vector(in) : int_alu(in, FastAssembler::kAnd);
     case Op::Or:
-      return int_alu(in, FastAssembler::kOr);
+      return is_vector(in.type) ? vector(in) : int_alu(in, FastAssembler::kOr);
     case Op::Xor:
-      return int_alu(in, FastAssembler::kXor);
+      return is_vector(in.type) ? vector(in) : int_alu(in, FastAssembler::kXor);
     case Op::Mul:
       return is_float(in.type) ? float_binary(in) : int_mul(in);
     case Op::Div:
@@ -181,30 +198,40 @@ void X64Emitter::insn(const Insn& in) {
       return divide(in);
     case Op::Lsh:
     case Op::Rsh:
-      return shift(in);
+      return is_vector(in.type) ? vector(in) : shift(in);
+    case Op::Mov:
+      if (is_vector(in.type)) return vector(in);
+      [[fallthrough]];
     case Op::Neg:
     case Op::Com:
     case Op::Not:
-    case Op::Mov:
       return unary(in);
     case Op::Bswap:
       return bswap(in);
     case Op::Cvt:
       return convert(in);
     case Op::Set:
-      return set(in);
+      return is_vector(in.type) ? vector(in) : set(in);
     case Op::Cksum:
       return cksum(in);
     case Op::CksumFold:
       return cksum_fold(in);
+    case Op::Crc32c:
+      return crc32c(in);
+    case Op::Splat:
+    case Op::Widen:
+    case Op::Shuf:
+      return vector(in);
+    case Op::Hsum:
+      return hsum(in);
     case Op::Ld:
     case Op::Ldu:
     case Op::Ldbe:
-      return load(in);
+      return is_vector(in.type) ? vector_load(in) : load(in);
     case Op::St:
     case Op::Stu:
     case Op::Stbe:
-      return store(in);
+      return is_vector(in.type) ? vector_store(in) : store(in);
     case Op::AddrL:
       a_.lea(gp64(in.dst), x86::ptr(x86::rsp, frame_.local_offset[in.a]));
       return;

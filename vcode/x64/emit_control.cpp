@@ -101,8 +101,8 @@ void X64Emitter::call(const Insn& in) {
   // Float variables live in caller-saved xmm registers: save them around the call.
   uint32_t keep = frame_.float_vars_used;
   for (int s = 0; s < kFloatVars; ++s)
-    if (keep >> s & 1)
-      a_.movsd(x86::qword_ptr(x86::rsp, frame_.float_save + 8 * s), x86::xmm(kFloatVarBase + s));
+    if (keep >> s & 1) save_float_var(s);
+  if (frame_.uses_ymm) a_.vzeroupper();  // C callees expect clean upper halves
 
   // Arguments move to their ABI registers. When a source is another argument's destination
   // the moves go through the staging area (a parallel move), else straight.
@@ -193,8 +193,30 @@ void X64Emitter::call(const Insn& in) {
     }
   }
   for (int s = 0; s < kFloatVars; ++s)
-    if ((keep >> s & 1) && s != result_float_var)
-      a_.movsd(x86::xmm(kFloatVarBase + s), x86::qword_ptr(x86::rsp, frame_.float_save + 8 * s));
+    if ((keep >> s & 1) && s != result_float_var) restore_float_var(s);
+}
+
+// A float-file variable's save slot holds the widest value any variable of the function has.
+void X64Emitter::save_float_var(int s) {
+  const int32_t w = frame_.save_width;
+  Mem slot = x86::ptr(x86::rsp, frame_.float_save + w * s, uint32_t(w));
+  if (w == 32)
+    a_.vmovdqu(slot, x86::ymm(kFloatVarBase + s));
+  else if (w == 16)
+    a_.movdqu(slot, x86::xmm(kFloatVarBase + s));
+  else
+    a_.movsd(slot, x86::xmm(kFloatVarBase + s));
+}
+
+void X64Emitter::restore_float_var(int s) {
+  const int32_t w = frame_.save_width;
+  Mem slot = x86::ptr(x86::rsp, frame_.float_save + w * s, uint32_t(w));
+  if (w == 32)
+    a_.vmovdqu(x86::ymm(kFloatVarBase + s), slot);
+  else if (w == 16)
+    a_.movdqu(x86::xmm(kFloatVarBase + s), slot);
+  else
+    a_.movsd(x86::xmm(kFloatVarBase + s), slot);
 }
 
 void X64Emitter::ret(const Insn& in) {

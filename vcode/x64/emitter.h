@@ -12,6 +12,8 @@
 //   integer temporaries t0-t6: rdi rsi rdx rcx r8 r9 r10 (t0-t5 are the argument registers)
 //   integer variables   v0-v5: rbx r12 r13 r14 r15 rbp (callee-saved)
 //   float temporaries   t0-t7: xmm0-xmm7;  float variables v0-v6: xmm8-xmm14 (saved around calls)
+//   vector registers share the float slots: xmm0-7 / ymm0-7 temporaries, xmm8-14 / ymm8-14
+//   variables (saved around calls at their full width)
 //   scratch: rax, r11, xmm15.
 // Types narrower than 32 bits live sign- or zero-extended to 32 bits; 32-bit types live
 // zero-extended to 64 (the x86 convention), so every operation can use 32- or 64-bit forms.
@@ -19,6 +21,8 @@
 
 #include <asmjit/x86.h>
 
+#include <array>
+#include <utility>
 #include <vector>
 
 #include "../src/backend.h"
@@ -45,10 +49,13 @@ inline bool fits32(int64_t v) {
 }
 
 struct Frame {
-  int32_t stage = 0;       // call argument staging area
-  int32_t scratch = 0;     // one 8-byte slot for the back end
-  int32_t float_save = 0;  // float variables saved around calls
-  int32_t size = 0;        // bytes subtracted from rsp
+  int32_t stage = 0;        // call argument staging area
+  int32_t scratch = 0;      // one 8-byte slot for the back end
+  int32_t float_save = 0;   // float variables saved around calls
+  int32_t save_width = 8;   // bytes per saved float variable: 8, or 16/32 with vector variables
+  int32_t vector_slot = 0;  // 32 bytes for hsum
+  bool uses_ymm = false;    // vzeroupper before calls and returns
+  int32_t size = 0;         // bytes subtracted from rsp
   std::vector<int32_t> local_offset;
   std::vector<Gp> saved;  // callee-saved registers pushed by the prologue
   uint32_t float_vars_used = 0;
@@ -67,6 +74,7 @@ class X64Emitter {
   static Gp at_width(const Gp& g, Type t) { return type_bits(t) == 64 ? Gp(g.r64()) : Gp(g.r32()); }
   Gp gp(uint32_t r, Type t) const { return at_width(gp64(r), t); }
   Xmm xmm(uint32_t r) const { return x86::xmm(phys_[r]); }
+  x86::Vec vreg(uint32_t r) const;  // xmm or ymm by the register's vector width
 
   // --- emit.cpp
   void function(const Function& f, const EmittedFunction& where);
@@ -99,7 +107,24 @@ class X64Emitter {
   void float_to_int(const Insn& in, Type t, Type s);
   void float_binary(const Insn& in);
 
+  // --- emit_vector.cpp
+  void require_vectors(Type t, bool needs_ssse3_sse41);
+  Mem constant(const std::array<uint8_t, 32>& bytes, uint32_t size);
+  Mem broadcast_constant(Type t, uint64_t lane_value);
+  void vop(x86::Inst::Id sse, x86::Inst::Id vex, const x86::Vec& d, const x86::Vec& a,
+           const asmjit::Operand& b, bool commutative);
+  void vmove(const x86::Vec& d, const x86::Vec& a);
+  void vector(const Insn& in);
+  void splat(const Insn& in, const x86::Vec& d, int lane_index);
+  void vector_load(const Insn& in);
+  void vector_store(const Insn& in);
+  void hsum(const Insn& in);
+  void crc32c(const Insn& in);
+  void emit_constant_pool();
+
   // --- emit_control.cpp
+  void save_float_var(int slot);
+  void restore_float_var(int slot);
   void branch(const Insn& in);
   void call(const Insn& in);
   void ret(const Insn& in);
@@ -113,6 +138,11 @@ class X64Emitter {
   Frame frame_;
   bool has_movbe_ = false;
   bool has_bmi2_ = false;
+  bool has_avx_ = false;    // VEX encodings for vector instructions
+  bool has_avx2_ = false;   // 256-bit vector registers
+  bool has_sse41_ = false;  // SSSE3 + SSE4.1: pshufb, pmovzx (128-bit without AVX)
+  bool has_sse42_ = false;  // crc32
+  std::vector<std::pair<asmjit::Label, std::array<uint8_t, 32>>> pool_;
 };
 
 }  // namespace exojit::vcode::detail::x64

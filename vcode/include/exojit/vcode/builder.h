@@ -79,6 +79,14 @@ class Builder {
   void cksum(Reg d, Reg a, int64_t i) { binary(Op::Cksum, d, a, i); }
   void cksum_fold(Reg d, Reg a) { unary(Op::CksumFold, d, a); }
   void bswap(Reg d, Reg a) { unary(Op::Bswap, d, a); }
+  void crc32c(Reg d, Reg crc, Reg data) { binary(Op::Crc32c, d, crc, data); }
+
+  // Vectors (types v16u8 .. v4u64; add/sub/and/or/xor/mov/set/lsh/rsh and the loads and stores
+  // above also take vector registers, see interp.h).
+  void splat(Reg d, Reg scalar) { unary(Op::Splat, d, scalar); }
+  void widen(Reg d, Reg a, int half) { with_imm(Op::Widen, d, a, half); }
+  void shuf(Reg d, Reg a, uint64_t pattern) { with_imm(Op::Shuf, d, a, int64_t(pattern)); }
+  void hsum(Reg d, Reg a) { unary(Op::Hsum, d, a); }
 
   // Memory: aligned (ld/st), unaligned (ldu/stu), big-endian and unaligned (ldbe/stbe).
   void ld(Reg d, Reg base, int64_t off = 0) { mem(Op::Ld, d, base, Reg{}, off); }
@@ -131,6 +139,7 @@ class Builder {
   void binary(Op op, Reg d, Reg a, Reg b);
   void binary(Op op, Reg d, Reg a, int64_t imm);
   void unary(Op op, Reg d, Reg a);
+  void with_imm(Op op, Reg d, Reg a, int64_t imm);  // widen, shuf: imm is a parameter
   void mem(Op op, Reg v, Reg base, Reg index, int64_t off);
   void mem_local(Op op, Reg v, Local l, int64_t off);
   void branch(Op op, Reg a, Reg b, Label l);
@@ -196,23 +205,29 @@ class Builder {
 };
 
 namespace detail {
-constexpr uint16_t bit(Type t) {
-  return uint16_t(1u << unsigned(t));
+constexpr uint32_t bit(Type t) {
+  return 1u << unsigned(t);
 }
-constexpr uint16_t kIntTypeBits = 0x1ff;  // i8 .. p
-constexpr uint16_t kAllTypeBits = kIntTypeBits | bit(Type::F32) | bit(Type::F64);
+constexpr uint32_t kIntTypeBits = 0x1ff;  // i8 .. p
+constexpr uint32_t kAllTypeBits = kIntTypeBits | bit(Type::F32) | bit(Type::F64);
+constexpr uint32_t kVectorTypeBits = 0xffu << unsigned(Type::V16U8);
 
 // The types for which the register form of `op`, with every operand of the destination's type,
 // is valid. The builder's fast path accepts exactly these; anything else (mixed pointer and
 // integer operands, checksum widths, errors) goes through check_insn, which decides and explains.
-constexpr uint16_t same_type_ok(Op op) {
+constexpr uint32_t same_type_ok(Op op) {
   switch (op) {
     case Op::Add:
     case Op::Sub:
+    case Op::Mov:
+      return kAllTypeBits | kVectorTypeBits;
+    case Op::And:
+    case Op::Or:
+    case Op::Xor:
+      return kIntTypeBits | kVectorTypeBits;
     case Op::Mul:
     case Op::Div:
     case Op::Neg:
-    case Op::Mov:
     case Op::Set:
     case Op::Blt:
     case Op::Ble:
@@ -222,9 +237,6 @@ constexpr uint16_t same_type_ok(Op op) {
     case Op::Bne:
       return kAllTypeBits;
     case Op::Mod:
-    case Op::And:
-    case Op::Or:
-    case Op::Xor:
     case Op::Lsh:
     case Op::Rsh:
     case Op::Com:
@@ -239,7 +251,7 @@ constexpr uint16_t same_type_ok(Op op) {
   }
 }
 inline constexpr auto kSameTypeOk = [] {
-  std::array<uint16_t, 64> table{};
+  std::array<uint32_t, 64> table{};
   for (unsigned op = 0; op <= unsigned(Op::Ret); ++op) table[op] = same_type_ok(Op(op));
   return table;
 }();
@@ -262,14 +274,15 @@ inline bool pointer_like(Type t) {
 
 [[gnu::flatten]] inline void Builder::binary(Op op, Reg d, Reg a, int64_t imm) {
   Type t = live(d).type;
-  bool trusted = live(a).type == t && detail::ok(op, t) && !is_float(t);
+  bool trusted = live(a).type == t && detail::ok(op, t) && !in_float_file(t);
   emit(op, t, kImm, d.id, a.id, 0, normalize_imm(t, imm), trusted);
   use(a.id), def(d.id);
 }
 
 [[gnu::flatten]] inline void Builder::unary(Op op, Reg d, Reg a) {
   Type t = live(d).type;
-  bool trusted = op == Op::Cvt ? (live(a), true) : (live(a).type == t && detail::ok(op, t));
+  bool trusted = op == Op::Cvt ? !is_vector(t) && !is_vector(live(a).type)
+                               : (live(a).type == t && detail::ok(op, t));
   emit(op, t, 0, d.id, a.id, 0, 0, trusted);
   use(a.id), def(d.id);
 }
@@ -300,7 +313,7 @@ inline bool pointer_like(Type t) {
 
 [[gnu::flatten]] inline void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
   Type t = live(a).type;
-  emit(op, t, kImm, check_label(l).id, a.id, 0, normalize_imm(t, imm), !is_float(t));
+  emit(op, t, kImm, check_label(l).id, a.id, 0, normalize_imm(t, imm), !in_float_file(t));
   use(a.id), edge(l.id);
 }
 

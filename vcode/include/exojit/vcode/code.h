@@ -31,7 +31,16 @@ struct CompileOptions {
   // portable sequences (mov+bswap instead of movbe, shifts through cl instead of shlx).
   bool use_movbe = true;
   bool use_bmi2 = true;
+  // AVX/AVX2: VEX-encoded vector instructions and 256-bit vector registers. Off: 128-bit vectors
+  // use SSE encodings and 256-bit ones are an error.
+  bool use_avx = true;
+  // SSE4.2's crc32 for crc32c; off: a bitwise loop.
+  bool use_sse42 = true;
 };
+
+// The widest vector registers compile() accepts on this host with these options: 256 (AVX2),
+// 128 (SSSE3 + SSE4.1), or 0. Code generators pick their vector width with it.
+int vector_width(const CompileOptions& options = {});
 
 class Code {
  public:

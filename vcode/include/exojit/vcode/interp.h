@@ -23,6 +23,23 @@
 //   bswap d, a       reverses the bytes of a 16-, 32- or 64-bit value.
 //   ld/st            need natural alignment (the interpreter checks it); ldu/stu do not;
 //   ldbe/stbe        access big-endian (network order) values at any alignment.
+//   crc32c d, a, b   CRC-32C (Castagnoli, reflected polynomial 0x82f63b78) of the crc a (u32)
+//                    updated with the bytes of b in memory (little-endian) order, b being u8,
+//                    u16, u32 or u64: exactly the x86 SSE4.2 `crc32` instruction, no inversion
+//                    (the caller starts from ~0 and complements at the end, as RFC 3720 does).
+//
+// Vectors (v16u8 .. v4u64): a vector register holds 16 or 32 bytes; lane i is the i-th group of
+// lane-width bytes in memory order. add/sub/and/or/xor/mov work lane-wise on registers of the
+// same type (mov also reinterprets between types of the same width); lsh/rsh shift every lane by
+// an immediate count below the lane width (logical). set puts an immediate (truncated to the
+// lane) in every lane; ld/ldu/st/stu move the whole register (ld/st need the register's
+// alignment).
+//   splat d, a       every lane of d = scalar integer register a, truncated to the lane width.
+//   widen d, a, h    d's lanes (twice a's lane width, same register width) = the zero-extended
+//                    lanes of a's low half (h = 0) or high half (h = 1).
+//   shuf d, a, p     byte shuffle within each 128-bit lane: byte i of d's lane = byte
+//                    ((p >> 4*i) & 15) of the same lane of a (the pshufb of a constant).
+//   hsum d, a        scalar d = the sum of a's lanes, zero-extended, wrapping at d's width.
 //
 // Calls to C functions go through the host ABI; calls to module functions are interpreted.
 #pragma once
@@ -68,6 +85,7 @@ class Interpreter {
     std::vector<uint32_t> label_pos;
     std::vector<uint32_t> local_offset;
     size_t frame_bytes = 0;
+    bool has_vectors = false;
   };
   uint64_t execute(size_t fi, std::span<const uint64_t> args, int depth);
   uint64_t call_extern(const Extern& e, const uint64_t* args);

@@ -17,14 +17,46 @@ namespace exojit::vcode {
 // ---------------------------------------------------------------------------------------------
 // Types (as in VCODE). Integer registers of 8/16/32-bit types hold values of exactly that width;
 // `p` is a 64-bit pointer that compares unsigned.
-enum class Type : uint8_t { I8, U8, I16, U16, I32, U32, I64, U64, P, F32, F64, Void };
-inline constexpr int kNumTypes = 12;
+//
+// Vector types (the extension the pipe compiler needs): 128- and 256-bit registers of unsigned
+// lanes, named v<lanes>u<lane bits>. A vector register holds its bits; the type says how lane-wise
+// operations split them. Vectors live in the float register file (xmm/ymm on x86-64).
+// clang-format off
+enum class Type : uint8_t {
+  I8, U8, I16, U16, I32, U32, I64, U64, P, F32, F64, Void,
+  V16U8, V8U16, V4U32, V2U64,   // 128-bit
+  V32U8, V16U16, V8U32, V4U64,  // 256-bit
+};
+// clang-format on
+inline constexpr int kNumTypes = 20;
 
 std::string_view type_name(Type t);
 bool parse_type(std::string_view s, Type* out);
 
 constexpr bool is_float(Type t) {
   return t == Type::F32 || t == Type::F64;
+}
+constexpr bool is_vector(Type t) {
+  return t >= Type::V16U8;
+}
+// Registers of these types live in the float register file.
+constexpr bool in_float_file(Type t) {
+  return is_float(t) || is_vector(t);
+}
+// Vector geometry: register width in bits, lane width in bits, lane count.
+constexpr int vector_bits(Type t) {
+  return t >= Type::V32U8 ? 256 : t >= Type::V16U8 ? 128 : 0;
+}
+constexpr int lane_bits(Type t) {
+  return is_vector(t) ? 8 << ((unsigned(t) - unsigned(Type::V16U8)) & 3) : 0;
+}
+constexpr int lane_count(Type t) {
+  return is_vector(t) ? vector_bits(t) / lane_bits(t) : 0;
+}
+// The vector type of `bits` width with lanes of `lane` bits (8, 16, 32, 64).
+constexpr Type vector_type(int bits, int lane) {
+  unsigned k = lane == 8 ? 0 : lane == 16 ? 1 : lane == 32 ? 2 : 3;
+  return Type(unsigned(bits == 256 ? Type::V32U8 : Type::V16U8) + k);
 }
 constexpr bool is_int(Type t) {
   return t <= Type::P;
@@ -46,8 +78,13 @@ constexpr int type_bits(Type t) {
       return 32;
     case Type::Void:
       return 0;
-    default:
+    case Type::I64:
+    case Type::U64:
+    case Type::P:
+    case Type::F64:
       return 64;
+    default:
+      return vector_bits(t);
   }
 }
 constexpr int type_bytes(Type t) {
@@ -132,6 +169,12 @@ struct LocalInfo {
   X(Set, "set")                                                                           \
   /* networking: one's-complement accumulate with end-around carry, fold to 16 bits */    \
   X(Cksum, "cksum") X(CksumFold, "cksum_fold")                                            \
+  /* dst(u32) = CRC-32C (Castagnoli) of crc a updated with the bytes of b (its width, LE) */ \
+  X(Crc32c, "crc32c")                                                                     \
+  /* vectors: dst = a in every lane; zero-extend half of a's lanes (imm 0 low, 1 high); */ \
+  /* byte shuffle in each 128-bit lane (imm nibble i = source byte of byte i); */         \
+  /* scalar dst = wrapping sum of a's lanes */                                            \
+  X(Splat, "splat") X(Widen, "widen") X(Shuf, "shuf") X(Hsum, "hsum")                     \
   /* memory: [base (+ index) + imm]; base may be a local */                               \
   X(Ld, "ld") X(St, "st") X(Ldu, "ldu") X(Stu, "stu") X(Ldbe, "ldbe") X(Stbe, "stbe")      \
   X(AddrL, "addrl")                                                                       \
@@ -179,7 +222,8 @@ enum InsnFlags : uint8_t {
 };
 
 // One instruction: 24 bytes, no heap. Field use by opcode:
-//   arithmetic/unary/set/cksum: dst, a, b | imm
+//   arithmetic/unary/set/cksum/crc32c: dst, a, b | imm
+//   splat/hsum: dst, a;  widen/shuf: dst, a, imm (half / shuffle pattern)
 //   loads:  dst, a = base (or local), b = index, imm = displacement
 //   stores: dst = value register, a = base (or local), b = index, imm = displacement
 //   branches: a, b | imm compared, dst = label id

@@ -22,7 +22,7 @@ inline constexpr uint32_t kAnyReg = 0xfffffffeu;  // not yet known (unreachable 
 inline constexpr int kSlotKeys = 2 * 2 * 8;       // file x class x slot
 
 inline int slot_key(const RegInfo& ri) {
-  return (int(is_float(ri.type)) * 2 + int(ri.cls)) * 8 + (ri.slot & 7);
+  return (int(in_float_file(ri.type)) * 2 + int(ri.cls)) * 8 + (ri.slot & 7);
 }
 
 struct SlotState {
