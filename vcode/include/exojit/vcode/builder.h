@@ -135,10 +135,13 @@ class Builder {
   // Verifies the whole function (labels, definitions on every path, returns); throws on error.
   Function& finish();
 
- private:
+  // By opcode, for generators that copy or translate instructions: d = a op b (binary
+  // arithmetic, cksum, crc32c) and d = op a (neg com not mov bswap cvt cksum_fold splat hsum).
   void binary(Op op, Reg d, Reg a, Reg b);
   void binary(Op op, Reg d, Reg a, int64_t imm);
   void unary(Op op, Reg d, Reg a);
+
+ private:
   void with_imm(Op op, Reg d, Reg a, int64_t imm);  // widen, shuf: imm is a parameter
   void mem(Op op, Reg v, Reg base, Reg index, int64_t off);
   void mem_local(Op op, Reg v, Local l, int64_t off);

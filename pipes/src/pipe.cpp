@@ -1,0 +1,103 @@
+// Recording and checking pipe bodies.
+#include "exojit/pipes/pipe.h"
+
+#include "exojit/error.h"
+#include "exojit/vcode/text.h"
+
+namespace exojit::pipes {
+
+using vcode::Op;
+
+namespace {
+
+Type gauge_type(int gauge) {
+  switch (gauge) {
+    case 8:
+      return Type::U8;
+    case 16:
+      return Type::U16;
+    case 32:
+      return Type::U32;
+    case 64:
+      return Type::U64;
+    default:
+      fail("pipe gauge {} is not supported: 8, 16, 32 or 64 bits", gauge);
+  }
+}
+
+// Bodies are straight-line scalar code: no control flow, memory, calls, faults or vectors.
+void check_body(const Pipe& p) {
+  const vcode::Function& f = p.body();
+  const uint32_t input = f.params[0].id;
+  for (size_t i = 0; i + 1 < f.code.size(); ++i) {  // the last record is our ret
+    const vcode::Insn& in = f.code[i];
+    if (p.is_entry_definition(i)) continue;
+    auto refuse = [&](const char* why) {
+      fail("pipe '{}': instruction {} `{}`: {}", p.name, i, vcode::print_insn(p.module, f, in),
+           why);
+    };
+    if (vcode::is_branch(in.op) || vcode::is_terminator(in.op) || in.op == Op::Place ||
+        in.op == Op::La)
+      refuse("a pipe body is straight-line code (no labels, branches or returns)");
+    if (vcode::is_load(in.op) || vcode::is_store(in.op) || in.op == Op::AddrL)
+      refuse("a pipe body does not access memory: the pipe compiler moves the data");
+    if (in.op == Op::Call) refuse("a pipe body does not call functions");
+    if (in.op == Op::Div || in.op == Op::Mod)
+      refuse("a pipe body does not divide (it could fault)");
+    if (vcode::is_vector(in.type) || in.op == Op::Hsum)
+      refuse("pipes are written in scalar code; the compiler vectorizes them");
+    if (p.non_modifying() && in.dst == input)
+      refuse("the pipe is declared non-modifying but writes its input");
+  }
+}
+
+}  // namespace
+
+PipeBody::PipeBody(Pipe& pipe, Type input_type)
+    : vcode::Builder(pipe.module, pipe.name, Type::Void, {input_type}), pipe_(pipe) {}
+
+Reg PipeBody::persistent(Type t, std::string name, uint64_t initial) {
+  if (!vcode::is_int(t))
+    fail("pipe '{}': persistent register '{}' must be an integer or pointer type", pipe_.name,
+         name);
+  for (const PersistentInfo& p : pipe_.persistent)
+    if (p.name == name)
+      fail("pipe '{}': persistent register '{}' declared twice", pipe_.name, name);
+  Reg r = getreg(t, vcode::RegClass::Var);
+  this->name(r, name);
+  // The register holds the caller's value on entry; this record says so to the verifier and
+  // is not part of the body.
+  size_t at = function().code.size();
+  set(r, 0);
+  pipe_.persistent.push_back(PersistentInfo{std::move(name), t, initial, r.id, at});
+  return r;
+}
+
+int PipeList::add(std::string name, int gauge, unsigned attrs, const Definition& define) {
+  if (name.empty()) fail("a pipe needs a name");
+  if (attrs & ~unsigned(kCommutative | kNonModifying))
+    fail("pipe '{}': unknown attribute bits {:#x}", name, attrs);
+  auto pipe = std::make_shared<Pipe>();
+  pipe->name = std::move(name);
+  pipe->gauge = gauge;
+  pipe->attrs = attrs;
+  Type input = gauge_type(gauge);
+  {
+    PipeBody body(*pipe, input);
+    body.name(body.input(), "in");
+    define(body);
+    body.ret();
+    body.finish();
+  }
+  check_body(*pipe);
+  pipes_.push_back(std::move(pipe));
+  return int(pipes_.size() - 1);
+}
+
+int PipeList::find(std::string_view name) const {
+  for (size_t i = 0; i < pipes_.size(); ++i)
+    if (pipes_[i]->name == name) return int(i);
+  return -1;
+}
+
+}  // namespace exojit::pipes
