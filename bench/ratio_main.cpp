@@ -67,6 +67,10 @@ class CapturingReporter : public benchmark::BenchmarkReporter {
   std::map<std::string, Time> medians_;             // reported aggregates
 };
 
+std::string fmt_verdict(const std::string& target, bool ok) {
+  return "   target " + target + ": " + (ok ? "met" : "MISSED");
+}
+
 std::string fmt_target(const char* relation, double bound) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s %g", relation, bound);
@@ -101,10 +105,10 @@ int run_benchmarks_with_ratios(int argc, char** argv, const std::vector<Ratio>& 
     }
     // Real time, as the rows report it; the CPU-time ratio beside it is the steadier one on a
     // loaded machine (it leaves out time the process spent preempted).
-    std::fprintf(out, "ratio %s / %s = %.3g   (cpu time: %.3g)   target %s: %s%s%s%s\n",
-                 r.numerator.c_str(), r.denominator.c_str(), q, num.cpu_ns / den.cpu_ns,
-                 target.c_str(), ok ? "met" : "MISSED", r.note.empty() ? "" : " (", r.note.c_str(),
-                 r.note.empty() ? "" : ")");
+    std::string verdict = target.empty() ? "" : fmt_verdict(target, ok);
+    std::fprintf(out, "ratio %s / %s = %.3g   (cpu time: %.3g)%s%s%s%s\n", r.numerator.c_str(),
+                 r.denominator.c_str(), q, num.cpu_ns / den.cpu_ns, verdict.c_str(),
+                 r.note.empty() ? "" : "   (", r.note.c_str(), r.note.empty() ? "" : ")");
   }
   std::fflush(out);
   benchmark::Shutdown();

@@ -57,15 +57,25 @@ CompiledPipes::Fn* CompiledPipes::function() const {
   return impl_->fn;
 }
 
+CompiledPipes::Persistent CompiledPipes::persistent(int pipe, std::string_view reg) const {
+  return Persistent{impl_->slot(pipe, reg), impl_->type_of(pipe, reg)};
+}
+
+void CompiledPipes::set(Persistent r, uint64_t value) {
+  impl_->state[r.slot] = uint64_t(vcode::normalize_imm(r.type, int64_t(value)));
+}
+
+// Narrow registers store only their own bytes: read them back at their type.
+uint64_t CompiledPipes::get(Persistent r) const {
+  return uint64_t(vcode::normalize_imm(r.type, int64_t(impl_->state[r.slot])));
+}
+
 void CompiledPipes::set(int pipe, std::string_view reg, uint64_t value) {
-  size_t s = impl_->slot(pipe, reg);
-  impl_->state[s] = uint64_t(vcode::normalize_imm(impl_->type_of(pipe, reg), int64_t(value)));
+  set(persistent(pipe, reg), value);
 }
 
 uint64_t CompiledPipes::get(int pipe, std::string_view reg) const {
-  size_t s = impl_->slot(pipe, reg);
-  // Narrow registers store only their own bytes: read them back at their type.
-  return uint64_t(vcode::normalize_imm(impl_->type_of(pipe, reg), int64_t(impl_->state[s])));
+  return get(persistent(pipe, reg));
 }
 
 void CompiledPipes::reset() {

@@ -30,26 +30,43 @@ uint32_t xorshift32(uint32_t s) {
 
 }  // namespace
 
+// Each walks whole words with fixed-size accesses (what a C programmer writes), then the
+// partial last word, if any, under the tail rule.
+
+// The one's-complement sum accumulates in 64 bits and folds once at the end (RFC 1071 §4.1's
+// deferred carries): the same value as adding each word with end-around carry, since the sum is
+// exact (messages under 16 GiB) and folding keeps its residue modulo 2^32 - 1 (and is 0 only
+// if every word was).
 uint32_t cksum(uint32_t acc, const uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; i += 4) {
-    uint64_t s = uint64_t(acc) + load_padded<uint32_t>(p + i, n - i);
-    acc = uint32_t((s & 0xffffffffu) + (s >> 32));
-  }
-  return acc;
+  uint64_t sum = acc;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) sum += load_padded<uint32_t>(p + i, 4);
+  if (i < n) sum += load_padded<uint32_t>(p + i, n - i);
+  while (sum >> 32) sum = (sum & 0xffffffffu) + (sum >> 32);
+  return uint32_t(sum);
 }
 
 void bswap16(uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; i += 2)
-    store_present(p + i, __builtin_bswap16(load_padded<uint16_t>(p + i, n - i)), n - i);
+  size_t i = 0;
+  for (; i + 2 <= n; i += 2)
+    store_present(p + i, __builtin_bswap16(load_padded<uint16_t>(p + i, 2)), 2);
+  if (i < n) store_present(p + i, __builtin_bswap16(load_padded<uint16_t>(p + i, n - i)), n - i);
 }
 
 void bswap32(uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; i += 4)
-    store_present(p + i, __builtin_bswap32(load_padded<uint32_t>(p + i, n - i)), n - i);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    store_present(p + i, __builtin_bswap32(load_padded<uint32_t>(p + i, 4)), 4);
+  if (i < n) store_present(p + i, __builtin_bswap32(load_padded<uint32_t>(p + i, n - i)), n - i);
 }
 
 uint32_t cipher(uint32_t state, uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; i += 4) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    state = xorshift32(state);
+    store_present(p + i, load_padded<uint32_t>(p + i, 4) ^ state, 4);
+  }
+  if (i < n) {
     state = xorshift32(state);
     store_present(p + i, load_padded<uint32_t>(p + i, n - i) ^ state, n - i);
   }

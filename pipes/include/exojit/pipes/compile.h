@@ -80,6 +80,14 @@ class CompiledPipes {
   // Persistent registers, by pipe id and register name: export (set) and import (get).
   void set(int pipe, std::string_view reg, uint64_t value);
   uint64_t get(int pipe, std::string_view reg) const;
+  // The same through a handle looked up once, for per-message use.
+  struct Persistent {
+    size_t slot;
+    Type type;
+  };
+  Persistent persistent(int pipe, std::string_view reg) const;
+  void set(Persistent r, uint64_t value);
+  uint64_t get(Persistent r) const;
   void reset();  // every persistent register back to its initial value
 
   const PipeCost& cost() const;
