@@ -5,6 +5,7 @@
 //   vdump fib.vc                       dump every function
 //   vdump fib.vc --run fib 20 --interp call @fib(20), check it against the interpreter
 //   cat x.vc | vdump --asm-only        read the listing from stdin
+//   vdump --pipes cksum,bswap32        the loop the pipe compiler makes of library pipes
 #include <fmt/format.h>
 
 #include <bit>
@@ -26,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "exojit/pipes.h"
 #include "exojit/vcode.h"
 
 namespace {
@@ -34,6 +36,7 @@ using namespace exojit;
 using namespace exojit::vcode;
 
 constexpr std::string_view kUsage = R"(usage: vdump [options] [FILE]
+       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS] [--listing-only | --asm-only]
 
 Parses the vcode listing FILE (stdin when FILE is absent or '-'), compiles it, and prints for
 every function a header (name, signature, code address and size), its vcode listing and its
@@ -56,13 +59,21 @@ options:
   -q, --quiet            print neither (with --run: only the results)
   -h, --help             this help
 
+pipes (instead of FILE):
+  --pipes NAME,...       compose library pipes (cksum bswap16 bswap32 cipher crc32c copy) in
+                         this order, compile them with exojit::pipes and dump the generated
+                         function, with the compiler's plan and the main loop's cost
+  --read-only            compile for Direction::ReadOnly (default: Write, copying src to dst)
+  --vector BITS          vector width: 0 (scalar loops), 128 or 256 (default: the CPU's widest)
+
 exit status: 0 success; 1 error in the listing, compilation or interpretation; 2 bad usage;
 3 the interpreter disagrees with the machine code.
 )";
 
 constexpr std::string_view kShortUsage =
     "usage: vdump [--run [NAME] [ARG...]] [--interp] [--perf-map] [--listing-only | --asm-only | "
-    "-q] [FILE]\n       (vdump --help for details)\n";
+    "-q] [FILE]\n       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS]\n"
+    "       (vdump --help for details)\n";
 
 // Bad command-line usage: exit status 2, with a short usage text.
 struct UsageError : std::runtime_error {
@@ -77,6 +88,9 @@ struct Options {
   bool interp = false;
   bool perf_map = false;
   std::vector<std::string> run_args;  // [NAME] ARG... as given
+  std::string pipes;                  // --pipes: comma-separated library pipe names
+  bool read_only = false;
+  int vector_bits = -1;
 };
 
 bool starts_with(std::string_view s, std::string_view p) {
@@ -466,6 +480,17 @@ Options parse_options(int argc, char** argv) {
       listing_only = true;
     } else if (!options_done && a == "--asm-only") {
       asm_only = true;
+    } else if (!options_done && a == "--pipes") {
+      if (i + 1 >= argc) throw UsageError("--pipes needs a list of pipe names");
+      o.pipes = argv[++i];
+    } else if (!options_done && a == "--read-only") {
+      o.read_only = true;
+    } else if (!options_done && a == "--vector") {
+      if (i + 1 >= argc) throw UsageError("--vector needs a width: 0, 128 or 256");
+      std::string_view w = argv[++i];
+      if (w != "0" && w != "128" && w != "256")
+        throw UsageError(fmt::format("--vector {}: the width is 0, 128 or 256", w));
+      o.vector_bits = std::stoi(std::string(w));
     } else if (!options_done && (a == "-q" || a == "--quiet")) {
       quiet = true;
     } else if (!options_done && a.size() > 1 && a[0] == '-') {
@@ -489,10 +514,44 @@ Options parse_options(int argc, char** argv) {
   if (listing_only && asm_only)
     throw UsageError("--listing-only and --asm-only exclude each other");
   if (o.interp && !o.run) throw UsageError("--interp needs --run");
+  if (!o.pipes.empty() && (file_set || o.run))
+    throw UsageError("--pipes takes no FILE and no --run");
+  if (o.pipes.empty() && (o.read_only || o.vector_bits >= 0))
+    throw UsageError("--read-only and --vector go with --pipes");
   if (listing_only) o.assembly = false;
   if (asm_only) o.listing = false;
   if (quiet) o.listing = o.assembly = false;
   return o;
+}
+
+// --pipes: the library pipes, composed and compiled; the dump of the generated function.
+int dump_pipes(const Options& o) {
+  pipes::PipeList pl;
+  std::string_view list = o.pipes;
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view name = list.substr(0, comma);
+    if (name.empty()) throw UsageError(fmt::format("--pipes {}: an empty pipe name", o.pipes));
+    pipes::library::add(pl, name);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+  }
+  pipes::CompileOptions options;
+  options.vector_bits = o.vector_bits;
+  pipes::CompiledPipes c = pipes::compile(
+      pl, o.read_only ? pipes::Direction::ReadOnly : pipes::Direction::Write, options);
+  fmt::print("; pipes {} ({})\n", o.pipes, o.read_only ? "read-only" : "write");
+  std::string plan = c.plan();
+  for (size_t at = 0; at < plan.size();) {
+    size_t end = plan.find('\n', at);
+    fmt::print(";   {}\n", plan.substr(at, end - at));
+    at = end + 1;
+  }
+  const pipes::PipeCost& cost = c.cost();
+  fmt::print("; main loop: {} vcode instructions per {} bytes ({})\n", cost.insns_per_iteration,
+             cost.bytes_per_iteration,
+             cost.vector_bits ? fmt::format("{}-bit vectors", cost.vector_bits) : "scalar");
+  if (o.listing || o.assembly) dump(c.module(), c.code(), o, "pipes");
+  return 0;
 }
 
 std::string read_input(const std::string& file) {
@@ -521,6 +580,7 @@ int main(int argc, char** argv) {
   }
   std::string source = o.file.empty() || o.file == "-" ? "<stdin>" : o.file;
   try {
+    if (!o.pipes.empty()) return dump_pipes(o);
     std::string text = read_input(o.file);
     Module m;
     try {
