@@ -29,12 +29,9 @@ Type gauge_type(int gauge) {
 void check_body(const Pipe& p) {
   const vcode::Function& f = p.body();
   const uint32_t input = f.params[0].id;
-  for (size_t i = 0; i + 1 < f.code.size(); ++i) {  // the last record is our ret
-    const vcode::Insn& in = f.code[i];
-    if (p.is_entry_definition(i)) continue;
+  for (const vcode::Insn& in : p.code) {
     auto refuse = [&](const char* why) {
-      fail("pipe '{}': instruction {} `{}`: {}", p.name, i, vcode::print_insn(p.module, f, in),
-           why);
+      fail("pipe '{}': `{}`: {}", p.name, vcode::print_insn(p.module, f, in), why);
     };
     if (vcode::is_branch(in.op) || vcode::is_terminator(in.op) || in.op == Op::Place ||
         in.op == Op::La)
@@ -88,6 +85,12 @@ int PipeList::add(std::string name, int gauge, unsigned attrs, const Definition&
     define(body);
     body.ret();
     body.finish();
+  }
+  const auto& records = pipe->body().code;
+  for (size_t i = 0; i + 1 < records.size(); ++i) {
+    bool entry = false;
+    for (const PersistentInfo& info : pipe->persistent) entry |= info.entry_def == i;
+    if (!entry) pipe->code.push_back(records[i]);
   }
   check_body(*pipe);
   pipes_.push_back(std::move(pipe));

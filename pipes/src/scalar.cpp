@@ -45,9 +45,7 @@ void Generator::run_body(const PipeSite& site, Reg input) {
     temps.emplace(body_reg, t);
     return t;
   };
-  for (size_t i = 0; i + 1 < f.code.size(); ++i) {
-    if (p.is_entry_definition(i)) continue;
-    const Insn& in = f.code[i];
+  for (const Insn& in : p.code) {
     if (in.op == Op::Set) {
       b_.set(map(in.dst), in.imm);
     } else if (vcode::is_binary(in.op) || in.op == Op::Cksum || in.op == Op::Crc32c) {

@@ -17,15 +17,6 @@ bool is_persistent(const Pipe& p, uint32_t reg) {
   return false;
 }
 
-// The body's records, without the entry definitions of persistent registers and the final ret.
-std::vector<Insn> body_records(const Pipe& p) {
-  std::vector<Insn> out;
-  const auto& code = p.body().code;
-  for (size_t i = 0; i + 1 < code.size(); ++i)
-    if (!p.is_entry_definition(i)) out.push_back(code[i]);
-  return out;
-}
-
 bool lane_wise(const Pipe& p, const std::vector<Insn>& code) {
   const vcode::Function& f = p.body();
   const Type lane = f.regs[f.params[0].id].type;
@@ -62,7 +53,7 @@ bool lane_wise(const Pipe& p, const std::vector<Insn>& code) {
 
 Shape analyze(const Pipe& p) {
   Shape s;
-  const std::vector<Insn> code = body_records(p);
+  const std::vector<Insn>& code = p.code;
   const vcode::Function& f = p.body();
   const uint32_t input = f.params[0].id;
   if (code.empty()) {

@@ -95,7 +95,6 @@ Reg VectorLoop::splat(const PipeSite& site, uint32_t body_reg, Type t) {
 
 void VectorLoop::prepare(PipeSite& site) {
   const Pipe& p = *site.pipe;
-  const vcode::Function& f = p.body();
   const Type t = vtype(p.gauge);
   if (site.shape.kind == Shape::Reduction) {
     Reg lo = g_.alloc(vtype(64)), hi = g_.alloc(vtype(64));
@@ -106,9 +105,7 @@ void VectorLoop::prepare(PipeSite& site) {
     return;
   }
   if (site.shape.kind != Shape::Map) return;
-  for (size_t i = 0; i + 1 < f.code.size(); ++i) {
-    if (p.is_entry_definition(i)) continue;
-    const Insn& in = f.code[i];
+  for (const Insn& in : p.code) {
     switch (in.op) {
       case Op::Add:
       case Op::Sub:
@@ -159,9 +156,7 @@ void VectorLoop::map(const PipeSite& site, Reg data) {
     temps.emplace(body_reg, r);
     return r;
   };
-  for (size_t i = 0; i + 1 < f.code.size(); ++i) {
-    if (p.is_entry_definition(i)) continue;
-    const Insn& in = f.code[i];
+  for (const Insn& in : p.code) {
     const bool imm = in.flags & kImm;
     switch (in.op) {
       case Op::Add:

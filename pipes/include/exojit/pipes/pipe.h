@@ -53,15 +53,13 @@ struct Pipe {
   unsigned attrs;
   vcode::Module module;  // holds the body function
   std::vector<PersistentInfo> persistent;
+  // The body's instructions proper: without the persistent registers' entry definitions and
+  // the final ret.
+  std::vector<vcode::Insn> code;
 
   const vcode::Function& body() const { return *module.functions()[0]; }
   bool commutative() const { return attrs & kCommutative; }
   bool non_modifying() const { return attrs & kNonModifying; }
-  bool is_entry_definition(size_t record) const {
-    for (const PersistentInfo& p : persistent)
-      if (p.entry_def == record) return true;
-    return false;
-  }
 };
 
 // What a pipe's definition writes with: the vcode builder of the body, plus the pipe's input and
