@@ -115,30 +115,37 @@ Reg reg_in(Builder& b, Type t, Place p) {
 class Suite {
  public:
   using Inputs = std::vector<std::vector<uint64_t>>;
-  void add(std::function<void(Module&)> build, Inputs inputs, Type result) {
-    cases_.push_back({std::move(inputs), result});
+  // `llvm`: also check the case on the LLVM tier (register placements mean nothing there, so
+  // callers ask for one placement of each operation).
+  void add(std::function<void(Module&)> build, Inputs inputs, Type result, bool llvm = true) {
+    cases_.push_back({std::move(inputs), result, llvm});
     build(m_);
+    if (llvm) build(m_llvm_);
   }
-  // Runs every case on the interpreter and on the back end, once with the optional CPU
-  // instructions (movbe, BMI2 shifts) and once with the portable sequences.
+  // Runs every case on the interpreter and on the back ends: x86-64 once with the optional CPU
+  // instructions (movbe, BMI2 shifts) and once with the portable sequences, and the LLVM tier.
   void run() {
-    CompileOptions portable;
+    CompileOptions portable, llvm;
     portable.use_movbe = portable.use_bmi2 = false;
-    Code codes[2] = {compile(m_), compile(m_, portable)};
+    llvm.tier = Tier::Llvm;
+    Code codes[3] = {compile(m_), compile(m_, portable),
+                     m_llvm_.functions().empty() ? Code() : compile(m_llvm_, llvm)};
+    const char* names[3] = {"host CPU x86-64", "portable x86-64", "LLVM tier"};
     Interpreter interp(m_);
     ASSERT_EQ(m_.functions().size(), cases_.size());
     for (size_t i = 0; i < cases_.size(); ++i) {
       const Function& f = *m_.functions()[i];
       for (const auto& args : cases_[i].inputs) {
         uint64_t want = interp.call(i, args);
-        for (int c = 0; c < 2; ++c) {
+        for (int c = 0; c < (cases_[i].llvm ? 3 : 2); ++c) {
           uint64_t got = test::call_jit(codes[c], f.name, args);
           if (!same_value(cases_[i].result, want, got)) {
             std::string a;
             for (uint64_t v : args) a += fmt::format("{:#x} ", v);
-            ADD_FAILURE() << "mismatch (" << (c ? "portable" : "host CPU") << " code) in\n"
+            ADD_FAILURE() << "mismatch (" << names[c] << ") in\n"
                           << print(m_, f) << "args " << a << ": interpreter "
-                          << fmt::format("{:#x}", want) << ", x86-64 " << fmt::format("{:#x}", got);
+                          << fmt::format("{:#x}", want) << ", compiled "
+                          << fmt::format("{:#x}", got);
             return;
           }
         }
@@ -151,8 +158,9 @@ class Suite {
   struct Case {
     Inputs inputs;
     Type result;
+    bool llvm;
   };
-  Module m_;
+  Module m_, m_llvm_;
   std::vector<Case> cases_;
 };
 
@@ -236,7 +244,8 @@ TEST(Differential, IntegerBinaryRegisterForms) {
               : pairs(values, values);
       for (const Layout& l : kLayouts) {
         std::string name = s.next_name();
-        s.add([&](Module& m) { build_binary(m, name, op, t, bt, l); }, inputs, t);
+        s.add([&](Module& m) { build_binary(m, name, op, t, bt, l); }, inputs, t,
+              &l == &kLayouts[0]);
       }
     }
   s.run();
@@ -283,7 +292,7 @@ TEST(Differential, IntegerBinaryImmediateForms) {
                 b.ret(d);
                 b.finish();
               },
-              inputs, t);
+              inputs, t, alias == 0);
         }
       }
     }

@@ -3,8 +3,11 @@
 
 #include <asmjit/core.h>
 
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "exojit/vcode/code.h"
 #include "exojit/vcode/ir.h"
 
 namespace exojit::vcode::detail {
@@ -22,6 +25,17 @@ struct X64Features {
   bool avx = true;    // AVX/AVX2 (VEX encodings, 256-bit vectors)
   bool sse42 = true;  // crc32
 };
+
+// The LLVM tier (vcode/llvm/): the module lowered to LLVM IR, optimized at `opt_level` (0-3)
+// and compiled by a shared ORC LLJIT. `owner` frees the code when the last copy dies.
+struct LlvmCode {
+  std::shared_ptr<void> owner;
+  uint8_t* base = nullptr;
+  size_t size = 0;
+  std::vector<Code::Symbol> symbols;
+};
+LlvmCode compile_llvm(const Module& m, int opt_level);
+std::string llvm_ir_text(const Module& m, int opt_level);
 
 // x86-64 (SysV ABI): emits every function of `m` into `code` in one pass over each IR.
 std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code,

@@ -50,20 +50,24 @@ void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbol
 }  // namespace
 
 Code::Code(Code&& o) noexcept
-    : base_(std::exchange(o.base_, nullptr)), size_(o.size_), symbols_(std::move(o.symbols_)) {}
+    : base_(std::exchange(o.base_, nullptr)),
+      size_(o.size_),
+      symbols_(std::move(o.symbols_)),
+      owner_(std::move(o.owner_)) {}
 
 Code& Code::operator=(Code&& o) noexcept {
   if (this != &o) {
-    if (base_) allocator().release(base_);
+    if (base_ && !owner_) allocator().release(base_);
     base_ = std::exchange(o.base_, nullptr);
     size_ = o.size_;
     symbols_ = std::move(o.symbols_);
+    owner_ = std::move(o.owner_);
   }
   return *this;
 }
 
 Code::~Code() {
-  if (base_) allocator().release(base_);
+  if (base_ && !owner_) allocator().release(base_);
 }
 
 void* Code::entry() const {
@@ -139,10 +143,26 @@ int vector_width(const CompileOptions& options) {
   return 0;
 }
 
+std::string llvm_ir(const Module& m, int opt_level) {
+  return detail::llvm_ir_text(m, opt_level);
+}
+
 Code compile(const Module& m, const CompileOptions& options) {
   if (m.functions().empty()) fail("compile: the module has no functions");
   for (const auto& f : m.functions())
     if (!f->verified) verify(m, *f);  // never lower unchecked IR
+  if (options.tier == Tier::Llvm) {
+    if (options.llvm_opt_level < 0 || options.llvm_opt_level > 3)
+      fail("compile: LLVM optimization level {} is not 0-3", options.llvm_opt_level);
+    detail::LlvmCode llvm = detail::compile_llvm(m, options.llvm_opt_level);
+    Code code;
+    code.base_ = llvm.base;
+    code.size_ = llvm.size;
+    code.symbols_ = std::move(llvm.symbols);
+    code.owner_ = std::move(llvm.owner);
+    if (options.perf_map || perf_map_from_env()) write_perf_map(code.base_, code.symbols_);
+    return code;
+  }
   asmjit::CodeHolder holder;
   asmjit::Environment env(asmjit::Arch::kX64);
   holder.init(env);

@@ -22,6 +22,11 @@ namespace exojit::vcode {
 
 enum class Target { X86_64 };
 
+// vcode's two run-time systems (tcc's idea, seed 001 2.3): the fast tier emits machine code in one
+// pass; the LLVM tier lowers to LLVM IR, optimizes it and compiles it with ORC, for better code
+// at a much higher compile cost. Both have the interpreter's semantics.
+enum class Tier { Fast, Llvm };
+
 struct CompileOptions {
   Target target = Target::X86_64;
   // Append the functions to /tmp/perf-<pid>.map so `perf report` names them. Also enabled by
@@ -36,7 +41,13 @@ struct CompileOptions {
   bool use_avx = true;
   // SSE4.2's crc32 for crc32c; off: a bitwise loop.
   bool use_sse42 = true;
+  Tier tier = Tier::Fast;
+  // The LLVM tier's optimization level, 0-3 (IR pipeline and codegen), like -O0..-O3.
+  int llvm_opt_level = 2;
 };
+
+// The optimized LLVM IR the LLVM tier compiles for `m` (what `vdump --tier llvm` prints).
+std::string llvm_ir(const Module& m, int opt_level = 2);
 
 // The widest vector registers compile() accepts on this host with these options: 256 (AVX2),
 // 128 (SSSE3 + SSE4.1), or 0. Code generators pick their vector width with it.
@@ -101,6 +112,7 @@ class Code {
   uint8_t* base_ = nullptr;
   size_t size_ = 0;
   std::vector<Symbol> symbols_;
+  std::shared_ptr<void> owner_;  // LLVM tier: frees the code; fast tier: null (base_ is ours)
 };
 
 // Compiles every function of the (verified) module in one pass over its IR.

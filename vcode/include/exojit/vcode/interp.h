@@ -2,7 +2,10 @@
 //
 // Values. An integer register of type T holds a value of exactly T's width: results are
 // truncated to the width (two's complement wrap-around). `p` is a 64-bit unsigned integer.
-// Floats follow IEEE 754 in the register's own precision (f32 arithmetic is done in float).
+// Floats follow IEEE 754 in the register's own precision (f32 arithmetic is done in float). The
+// sign and payload of a NaN that an operation creates are not specified (IEEE 754 leaves them
+// open: x86 makes negative quiet NaNs, AArch64 and LLVM's constant folding positive ones); every
+// NaN compares and converts alike.
 //
 // Arithmetic. div/mod truncate toward zero (signed by type, like C); a zero divisor, and
 // INT_MIN / -1 in 32 or 64 bits, are errors (the machine traps on them). lsh/rsh take the count
