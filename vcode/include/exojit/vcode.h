@@ -8,4 +8,5 @@
 #include "exojit/vcode/interp.h"
 #include "exojit/vcode/ir.h"
 #include "exojit/vcode/text.h"
+#include "exojit/vcode/tiered.h"
 #include "exojit/vcode/verify.h"

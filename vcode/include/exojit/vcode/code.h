@@ -92,6 +92,12 @@ class Code {
     return reinterpret_cast<F*>(entry());
   }
 
+  // Throws unless the C++ function type F has the ABI of `sig` (what as<F>() checks).
+  template <typename F>
+  static void check_signature_of(const Signature& sig, std::string_view name) {
+    check_signature<F>(Symbol{std::string(name), 0, 0, sig});
+  }
+
  private:
   friend Code compile(const Module& m, const CompileOptions& options);
   const Symbol& find(std::string_view name) const;
