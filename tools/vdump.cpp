@@ -6,6 +6,7 @@
 //   vdump fib.vc --run fib 20 --interp call @fib(20), check it against the interpreter
 //   cat x.vc | vdump --asm-only        read the listing from stdin
 //   vdump --pipes cksum,bswap32        the loop the pipe compiler makes of library pipes
+//   vdump cksum.vc --tier llvm         also the LLVM tier: its IR and machine code
 #include <fmt/format.h>
 
 #include <bit>
@@ -54,6 +55,10 @@ options:
                          a trap it detects is reported instead of crashing) and say whether the
                          two agree
   --perf-map             append the functions to /tmp/perf-<pid>.map (CompileOptions::perf_map)
+  --tier llvm            also compile on the LLVM tier and print, after each function's fast-tier
+                         machine code, its optimized LLVM IR and the LLVM tier's machine code;
+                         --run then calls the LLVM tier's code
+  --llvm-opt N           the LLVM tier's optimization level, 0-3 (default 2)
   --listing-only         print the vcode listings, not the machine code
   --asm-only             print the machine code, not the vcode listings
   -q, --quiet            print neither (with --run: only the results)
@@ -91,6 +96,8 @@ struct Options {
   std::string pipes;                  // --pipes: comma-separated library pipe names
   bool read_only = false;
   int vector_bits = -1;
+  bool llvm = false;  // --tier llvm
+  int llvm_opt = 2;
 };
 
 bool starts_with(std::string_view s, std::string_view p) {
@@ -340,7 +347,19 @@ std::string disassembly(const Code& code, const Code::Symbol& sym, const Module&
   return s;
 }
 
-void dump(const Module& m, const Code& code, const Options& o, std::string_view source) {
+// The LLVM IR of function @name in a module's IR text ("" if absent).
+std::string llvm_function_ir(const std::string& ir, const std::string& name) {
+  size_t at = ir.find(" @" + name + "(");
+  if (at == std::string::npos) return "";
+  size_t begin = ir.rfind("\ndefine ", at);
+  size_t end = ir.find("\n}\n", at);
+  if (begin == std::string::npos || end == std::string::npos) return "";
+  return ir.substr(begin + 1, end + 3 - (begin + 1));
+}
+
+// llvm: the LLVM tier's code and the module's IR, when --tier llvm.
+void dump(const Module& m, const Code& code, const Options& o, std::string_view source,
+          const Code* llvm = nullptr, const std::string& llvm_ir_text = "") {
   size_t n = m.functions().size();
   fmt::print("; {}: {} function{}, {} extern{}", source, n, n == 1 ? "" : "s", m.externs().size(),
              m.externs().size() == 1 ? "" : "s");
@@ -360,6 +379,14 @@ void dump(const Module& m, const Code& code, const Options& o, std::string_view 
     if (o.listing) fmt::print("{}", print(m, f));
     if (o.listing && o.assembly) fmt::print("-- x86-64\n");
     if (o.assembly) fmt::print("{}", disassembly(code, sym, m));
+    if (!llvm) continue;
+    const Code::Symbol& lsym = llvm->symbols()[i];
+    if (o.listing)
+      fmt::print("-- LLVM IR (O{})\n{}", o.llvm_opt, llvm_function_ir(llvm_ir_text, f.name));
+    if (o.assembly)
+      fmt::print("-- x86-64, LLVM tier (O{}): {:#x}, {} bytes\n{}", o.llvm_opt,
+                 reinterpret_cast<uintptr_t>(llvm->data() + lsym.offset), lsym.size,
+                 disassembly(*llvm, lsym, m));
   }
 }
 
@@ -483,6 +510,17 @@ Options parse_options(int argc, char** argv) {
     } else if (!options_done && a == "--pipes") {
       if (i + 1 >= argc) throw UsageError("--pipes needs a list of pipe names");
       o.pipes = argv[++i];
+    } else if (!options_done && a == "--tier") {
+      if (i + 1 >= argc) throw UsageError("--tier needs a tier: fast or llvm");
+      std::string_view t = argv[++i];
+      if (t != "fast" && t != "llvm") throw UsageError(fmt::format("--tier {}: fast or llvm", t));
+      o.llvm = t == "llvm";
+    } else if (!options_done && a == "--llvm-opt") {
+      if (i + 1 >= argc) throw UsageError("--llvm-opt needs a level, 0-3");
+      std::string_view l = argv[++i];
+      if (l.size() != 1 || l[0] < '0' || l[0] > '3')
+        throw UsageError(fmt::format("--llvm-opt {}: the level is 0, 1, 2 or 3", l));
+      o.llvm_opt = l[0] - '0';
     } else if (!options_done && a == "--read-only") {
       o.read_only = true;
     } else if (!options_done && a == "--vector") {
@@ -594,9 +632,18 @@ int main(int argc, char** argv) {
     copts.perf_map = o.perf_map;
     Code code;  // a listing of externs only parses, and has nothing to compile
     if (!m.functions().empty()) code = compile(m, copts);
-    if (o.listing || o.assembly) dump(m, code, o, source);
+    Code llvm;
+    std::string ir;
+    if (o.llvm && !m.functions().empty()) {
+      CompileOptions lopts = copts;
+      lopts.tier = Tier::Llvm;
+      lopts.llvm_opt_level = o.llvm_opt;
+      llvm = compile(m, lopts);
+      if (o.listing) ir = llvm_ir(m, o.llvm_opt);
+    }
+    if (o.listing || o.assembly) dump(m, code, o, source, o.llvm ? &llvm : nullptr, ir);
     std::fflush(stdout);
-    return call ? run(m, code, o, *call) : 0;
+    return call ? run(m, o.llvm ? llvm : code, o, *call) : 0;
   } catch (const UsageError& e) {
     std::fflush(stdout);
     fmt::print(stderr, "vdump: {}\n{}", e.what(), kShortUsage);
