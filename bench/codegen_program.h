@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "exojit/vcode/builder.h"
+
 namespace exojit::bench {
 
 inline constexpr int kRegs = 6;           // working registers; 0 is the argument x
@@ -50,8 +52,27 @@ struct Program {
   uint32_t num_labels = 0;
 };
 
+class Rng {  // xorshift64*: deterministic across runs and platforms
+ public:
+  explicit Rng(uint64_t seed) : s_(seed) {}
+  uint64_t next() {
+    s_ ^= s_ >> 12;
+    s_ ^= s_ << 25;
+    s_ ^= s_ >> 27;
+    return s_ * 0x2545F4914F6CDD1Dull;
+  }
+  uint32_t below(uint32_t n) { return uint32_t(next() % n); }
+  bool chance(uint32_t percent) { return below(100) < percent; }
+
+ private:
+  uint64_t s_;
+};
+
 // The program, made once (deterministic).
 const Program& program();
+
+// Records the program as vcode function `uint64_t fn(uint64_t* mem, uint64_t x)` into m.
+void build_vcode(vcode::Module& m, const Program& p);
 
 // Machine instructions in vcode's code for program(), the common ns_per_insn denominator.
 size_t vcode_insn_count();

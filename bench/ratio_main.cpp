@@ -79,7 +79,9 @@ std::string fmt_target(const char* relation, double bound) {
 
 }  // namespace
 
-int run_benchmarks_with_ratios(int argc, char** argv, const std::vector<Ratio>& ratios) {
+int run_benchmarks_with_ratios(
+    int argc, char** argv, const std::vector<Ratio>& ratios,
+    const std::function<void(const RowTime& time, std::FILE* out)>& after) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::BenchmarkReporter* display = benchmark::CreateDefaultDisplayReporter();
@@ -110,6 +112,7 @@ int run_benchmarks_with_ratios(int argc, char** argv, const std::vector<Ratio>& 
                  r.denominator.c_str(), q, num.cpu_ns / den.cpu_ns, verdict.c_str(),
                  r.note.empty() ? "" : "   (", r.note.c_str(), r.note.empty() ? "" : ")");
   }
+  if (after) after([&](const std::string& row) { return reporter.time(row).real_ns; }, out);
   std::fflush(out);
   benchmark::Shutdown();
   return 0;

@@ -4,6 +4,8 @@
 // machine-readable output on stdout stays valid.
 #pragma once
 
+#include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,12 @@ struct Ratio {
 // Initializes Google Benchmark from argv, runs the selected rows and prints `ratios` whose rows
 // both ran (per-iteration real time; the median over repetitions, if any). Returns main's exit
 // status (1 on unrecognized arguments; a missed target is reported, not an error).
-int run_benchmarks_with_ratios(int argc, char** argv, const std::vector<Ratio>& ratios);
+//
+// `after`, if given, is called last with the median real time per iteration (ns) of any row (< 0
+// if it did not run) and the stream the ratios went to, to print derived figures.
+using RowTime = std::function<double(const std::string& row)>;
+int run_benchmarks_with_ratios(
+    int argc, char** argv, const std::vector<Ratio>& ratios,
+    const std::function<void(const RowTime& time, std::FILE* out)>& after = nullptr);
 
 }  // namespace exojit::bench
