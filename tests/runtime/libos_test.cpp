@@ -156,8 +156,10 @@ TEST(Libos, FragmentsBetweenHostsOverTheLink) {
   std::vector<uint8_t> got(30000);
   ASSERT_EQ(exo_recvfrom(b, sb, got.data(), uint32_t(got.size()), nullptr, nullptr), 20000);
   EXPECT_TRUE(std::equal(payload.begin(), payload.end(), got.begin()));
-  // 14 fragments of 1480 bytes at 100 Mb/s, 5 us away, after the ARP exchange.
-  EXPECT_GT(net.clock.now(), 14u * 1514 * 80);
+  // 13 fragments of 1480 bytes and one of 768, with their headers, at 100 Mb/s (80 ns a byte),
+  // 5 us away, after the ARP exchange (two 60-byte frames, each 5 us away).
+  uint64_t wire = (13 * 1514 + 14 + 20 + 768) * 80;
+  EXPECT_EQ(net.clock.now(), wire + 5000 + 2 * (60 * 80 + 5000));
 }
 
 TEST(Libos, IcmpEcho) {
