@@ -70,9 +70,9 @@ void Nic::receive_locked(const uint8_t* frame, size_t length) {
     ++counters_.rx_drops_oversize;
     return;
   }
-  ++counters_.rx_frames;
-  counters_.rx_bytes += length;
   if (config_.dma == DmaMode::Direct) {
+    ++counters_.rx_frames;
+    counters_.rx_bytes += length;
     kernel_.deliver(*this, frame, length);  // straight into the owner's buffer
     return;
   }
@@ -80,6 +80,8 @@ void Nic::receive_locked(const uint8_t* frame, size_t length) {
     ++counters_.rx_drops_ring_full;
     return;
   }
+  ++counters_.rx_frames;
+  counters_.rx_bytes += length;
   RxDescriptor& d = rx_ring_[rx_head_ % rx_ring_.size()];
   std::memcpy(d.buffer, frame, length);  // the NIC's DMA into a kernel buffer
   d.length = uint32_t(length);

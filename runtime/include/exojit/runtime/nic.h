@@ -40,7 +40,7 @@ struct NicConfig {
 };
 
 struct NicCounters {
-  uint64_t rx_frames = 0;           // frames accepted into the NIC
+  uint64_t rx_frames = 0;           // frames accepted into the NIC (its ring had room)
   uint64_t rx_bytes = 0;
   uint64_t rx_delivered = 0;        // frames that reached a handler or a ring
   uint64_t rx_drops_ring_full = 0;  // the NIC's receive ring was full
