@@ -14,7 +14,7 @@ void Scheduler::set_slices(std::vector<Environment*> slices) {
 
 bool Scheduler::step() {
   VirtualClock& clock = clock_;
-  clock.run_due();
+  bool events = clock.run_due() > 0;
   size_t n = slices_.size();
   for (size_t i = 0; i < n; ++i) {
     Environment* env = slices_[cursor_];
@@ -36,6 +36,7 @@ bool Scheduler::step() {
     env->runnable = s == Step::Yield || (s == Step::Block && env->wake_seq() != env->seen_wake);
     return true;
   }
+  if (events) return true;  // they may have made someone runnable, or fed a poller
   if (clock.run_next()) {
     ++stats_.idle_jumps;
     return true;
@@ -67,7 +68,7 @@ void ThreadRunner::start(Environment& env, Main main) {
 
 void ThreadRunner::stop() {
   stop_.store(true, std::memory_order_release);
-  for (Environment* e : envs_) e->wake();
+  for (Environment* e : envs_) e->interrupt();
   join();
 }
 

@@ -70,14 +70,16 @@ uint64_t Host::now_ns(void* ctx) {
   return static_cast<Host*>(ctx)->kernel_.clock().now();
 }
 
-void Host::wait(void* ctx) {
+int Host::wait(void* ctx) {
   Host* h = static_cast<Host*>(ctx);
+  if (h->env_.interrupted()) return -EINTR;
   // Read the wake-up count before looking at the ring: a frame placed after the look wakes the
   // wait below, one placed before it is seen by the look.
   uint32_t seen = h->env_.wake_seq();
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (ring_ready(h->kernel_.ring(h->ring_).header)) return;
+  if (ring_ready(h->kernel_.ring(h->ring_).header)) return 0;
   h->env_.wait(seen);
+  return h->env_.interrupted() ? -EINTR : 0;
 }
 
 }  // namespace exojit::libos

@@ -215,7 +215,8 @@ extern "C" int exo_recvfrom(struct exo_stack* s, int fd, void* buf, uint32_t cap
     exo_stack_poll(s);
     if (k->q_head != k->q_tail) break;
     if (k->nonblock || !s->ops.wait) return -EAGAIN;
-    s->ops.wait(s->ops.ctx);
+    int rc = s->ops.wait(s->ops.ctx);
+    if (rc < 0) return rc;
   }
   struct exo_datagram* d = &k->queue[k->q_tail % EXO_SOCKET_QUEUE];
   uint32_t n = d->len < cap ? d->len : cap;

@@ -72,6 +72,12 @@ class Environment {
   // predicate, if any, holds.
   void wait(uint32_t seen);
   void wait() { wait(wake_seq()); }
+  // Asks a thread-mode environment to stop: blocking calls return (the libOS's with -EINTR).
+  void interrupt() {
+    interrupted_.store(true, std::memory_order_release);
+    wake();
+  }
+  bool interrupted() const { return interrupted_.load(std::memory_order_acquire); }
 
   // Scheduler bookkeeping (scheduler.h).
   bool runnable = true;
@@ -100,6 +106,7 @@ class Environment {
   WakeupPredicate* predicate_ = nullptr;
   std::atomic<uint32_t> wake_seq_{0};
   std::atomic<bool> sleeping_{false};
+  std::atomic<bool> interrupted_{false};
   std::atomic<uint64_t> wakeups_{0};
   Counters counters_;
 };

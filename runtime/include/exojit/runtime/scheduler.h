@@ -62,7 +62,8 @@ class ThreadRunner {
   ~ThreadRunner();  // joins (call stop() first if the mains loop until asked to end)
 
   void start(Environment& env, Main main);
-  // Asks every thread to end (stopping() becomes true) and wakes them all; then joins.
+  // Asks every thread to end (stopping() becomes true, each environment is interrupted: its
+  // blocking calls return) and joins.
   void stop();
   bool stopping() const { return stop_.load(std::memory_order_acquire); }
   void join();

@@ -42,8 +42,9 @@ struct exo_kernel_ops {
   /* Host pointer to [va, va+len) of environment memory (one page), or NULL. */
   uint8_t* (*translate)(void* ctx, uint64_t va, uint32_t len, int write);
   uint64_t (*now_ns)(void* ctx);
-  /* Blocks until the environment is woken; NULL when blocking is impossible (scheduler model). */
-  void (*wait)(void* ctx);
+  /* Blocks until the environment is woken: 0, or -EINTR when it is asked to stop. NULL when
+   * blocking is impossible (scheduler model). */
+  int (*wait)(void* ctx);
 };
 
 struct exo_stack_config {
