@@ -35,8 +35,8 @@ Host::Host(Kernel& kernel, Environment& env, size_t cap, Nic& nic, BuiltinDemux&
   sc.pool_va = pool_va;
   sc.pool_count = config.pool_buffers;
   sc.pool_buf_size = kBufferSize;
-  exo_kernel_ops ops{this, &Host::transmit, &Host::translate, &Host::now_ns,
-                     kernel.threaded() ? &Host::wait : nullptr};
+  exo_kernel_ops ops{this,          &Host::transmit, &Host::translate,
+                     &Host::now_ns, &Host::tx_room,  kernel.threaded() ? &Host::wait : nullptr};
   stack_ = std::make_unique<exo_stack>();
   if (int rc = exo_stack_init(stack_.get(), &sc, &ops); rc < 0)
     fail("libOS host: stack initialisation failed ({})", rc);
@@ -68,6 +68,12 @@ uint8_t* Host::translate(void* ctx, uint64_t va, uint32_t len, int write) {
 
 uint64_t Host::now_ns(void* ctx) {
   return static_cast<Host*>(ctx)->kernel_.clock().now();
+}
+
+uint32_t Host::tx_room(void* ctx) {
+  Host* h = static_cast<Host*>(ctx);
+  uint32_t used = h->nic_.tx_in_flight();
+  return used >= h->nic_.config().tx_slots ? 0 : h->nic_.config().tx_slots - used;
 }
 
 int Host::wait(void* ctx) {

@@ -192,6 +192,10 @@ int exo_ip_output(struct exo_stack* s, uint32_t dst, uint8_t proto, int ttl, int
     s->counters.tx_no_buffer++;
     return -ENOBUFS;
   }
+  if (s->ops.tx_room && s->ops.tx_room(s->ops.ctx) < frags) {
+    s->counters.tx_drops_ring_full++;
+    return -ENOBUFS;
+  }
   for (uint32_t off = 0; off < payload; off += chunk) {
     uint32_t n = payload - off < chunk ? payload - off : chunk;
     int buf = exo_buf_alloc(s);

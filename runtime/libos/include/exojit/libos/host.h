@@ -48,6 +48,7 @@ class Host {
   static int transmit(void* ctx, uint64_t va, uint32_t len);
   static uint8_t* translate(void* ctx, uint64_t va, uint32_t len, int write);
   static uint64_t now_ns(void* ctx);
+  static uint32_t tx_room(void* ctx);
   static int wait(void* ctx);
 
   runtime::Kernel& kernel_;

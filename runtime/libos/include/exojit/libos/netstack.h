@@ -42,6 +42,9 @@ struct exo_kernel_ops {
   /* Host pointer to [va, va+len) of environment memory (one page), or NULL. */
   uint8_t* (*translate)(void* ctx, uint64_t va, uint32_t len, int write);
   uint64_t (*now_ns)(void* ctx);
+  /* Free slots in the NIC's transmit ring, so a fragmented datagram goes out whole or not at
+   * all; NULL when unknown. */
+  uint32_t (*tx_room)(void* ctx);
   /* Blocks until the environment is woken: 0, or -EINTR when it is asked to stop. NULL when
    * blocking is impossible (scheduler model). */
   int (*wait)(void* ctx);
