@@ -67,10 +67,10 @@ void bm_rx_to_ring(benchmark::State& state) {
     if (++n % 32 == 0)  // the environment drains what arrived and gives the buffers back
       while (RingSlot* s = ring_peek(h)) ring_release(h, s->buffer, s->capacity);
   }
-  if (k.ring(ring).counters.drops_full || nic.counters().rx_drops_ring_full) die("rx_to_ring dropped");
-  state.counters["ns_per_packet"] =
-      benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate |
-                                                         benchmark::Counter::kInvert);
+  if (k.ring(ring).counters.drops_full || nic.counters().rx_drops_ring_full)
+    die("rx_to_ring dropped");
+  state.counters["ns_per_packet"] = benchmark::Counter(
+      double(state.iterations()), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 // B echoes every datagram on port 7 back to its sender.

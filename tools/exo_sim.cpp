@@ -70,19 +70,29 @@ Options parse(int argc, char** argv) {
     }
     if (i + 1 >= argc) bad("unknown option or missing value: '" + a + "'");
     const char* v = argv[++i];
-    if (a == "--rounds") o.rounds = int(number(argv[i - 1], v));
-    else if (a == "--payload") o.payload = uint32_t(number(argv[i - 1], v));
-    else if (a == "--bulk") o.bulk = uint64_t(number(argv[i - 1], v));
-    else if (a == "--datagram") o.datagram = uint32_t(number(argv[i - 1], v));
-    else if (a == "--latency-us") o.latency_us = number(argv[i - 1], v);
-    else if (a == "--bandwidth-mbps") o.bandwidth_mbps = number(argv[i - 1], v);
-    else if (a == "--loss") o.loss = number(argv[i - 1], v);
-    else if (a == "--mtu") o.mtu = uint16_t(number(argv[i - 1], v));
+    if (a == "--rounds")
+      o.rounds = int(number(argv[i - 1], v));
+    else if (a == "--payload")
+      o.payload = uint32_t(number(argv[i - 1], v));
+    else if (a == "--bulk")
+      o.bulk = uint64_t(number(argv[i - 1], v));
+    else if (a == "--datagram")
+      o.datagram = uint32_t(number(argv[i - 1], v));
+    else if (a == "--latency-us")
+      o.latency_us = number(argv[i - 1], v);
+    else if (a == "--bandwidth-mbps")
+      o.bandwidth_mbps = number(argv[i - 1], v);
+    else if (a == "--loss")
+      o.loss = number(argv[i - 1], v);
+    else if (a == "--mtu")
+      o.mtu = uint16_t(number(argv[i - 1], v));
     else if (a == "--dma") {
       if (std::string(v) != "direct" && std::string(v) != "kernel") bad("--dma: direct or kernel");
       o.direct = std::string(v) == "direct";
-    } else if (a == "--pcap") o.pcap = v;
-    else bad("unknown option '" + a + "'");
+    } else if (a == "--pcap")
+      o.pcap = v;
+    else
+      bad("unknown option '" + a + "'");
   }
   if (o.payload == 0 || o.payload > 65507) bad("--payload: 1..65507");
   if (o.datagram == 0 || o.datagram > 65507) bad("--datagram: 1..65507");
@@ -96,32 +106,34 @@ void print_counters(const char* name, TwoHosts& net, exojit::libos::Host& h, Nic
   const exo_counters& s = h.stack()->counters;
   const LinkCounters& l = net.link.counters(nic);
   std::printf("host %s\n", name);
-  std::printf("  nic  rx %llu frames (%llu bytes), delivered %llu; drops: nic ring full %llu, "
-              "runt %llu, oversize %llu, no owner %llu, owner ring %llu; tx %llu frames, drops: "
-              "ring full %llu, bad %llu\n",
-              (unsigned long long)n.rx_frames, (unsigned long long)n.rx_bytes,
-              (unsigned long long)n.rx_delivered, (unsigned long long)n.rx_drops_ring_full,
-              (unsigned long long)n.rx_drops_runt, (unsigned long long)n.rx_drops_oversize,
-              (unsigned long long)n.rx_drops_no_owner, (unsigned long long)n.rx_drops_owner_ring,
-              (unsigned long long)n.tx_frames, (unsigned long long)n.tx_drops_ring_full,
-              (unsigned long long)n.tx_drops_bad);
-  std::printf("  ring delivered %llu (%llu bytes); drops: full %llu, bad buffer %llu, too big %llu\n",
-              (unsigned long long)r.delivered, (unsigned long long)r.bytes,
-              (unsigned long long)r.drops_full, (unsigned long long)r.drops_bad_buffer,
-              (unsigned long long)r.drops_too_big);
+  std::printf(
+      "  nic  rx %llu frames (%llu bytes), delivered %llu; drops: nic ring full %llu, "
+      "runt %llu, oversize %llu, no owner %llu, owner ring %llu; tx %llu frames, drops: "
+      "ring full %llu, bad %llu\n",
+      (unsigned long long)n.rx_frames, (unsigned long long)n.rx_bytes,
+      (unsigned long long)n.rx_delivered, (unsigned long long)n.rx_drops_ring_full,
+      (unsigned long long)n.rx_drops_runt, (unsigned long long)n.rx_drops_oversize,
+      (unsigned long long)n.rx_drops_no_owner, (unsigned long long)n.rx_drops_owner_ring,
+      (unsigned long long)n.tx_frames, (unsigned long long)n.tx_drops_ring_full,
+      (unsigned long long)n.tx_drops_bad);
+  std::printf(
+      "  ring delivered %llu (%llu bytes); drops: full %llu, bad buffer %llu, too big %llu\n",
+      (unsigned long long)r.delivered, (unsigned long long)r.bytes,
+      (unsigned long long)r.drops_full, (unsigned long long)r.drops_bad_buffer,
+      (unsigned long long)r.drops_too_big);
   std::printf("  link sent %llu, delivered %llu, lost %llu\n", (unsigned long long)l.sent,
               (unsigned long long)l.delivered, (unsigned long long)l.lost);
-  std::printf("  stack ip rx %llu, fragments sent %llu / received %llu / reassembled %llu, "
-              "udp rx %llu, socket queue full %llu, arp requests %llu, tx ring full %llu, "
-              "no buffer %llu, bad (ip %llu, udp %llu, frag %llu)\n",
-              (unsigned long long)s.ip_rx, (unsigned long long)s.tx_fragments,
-              (unsigned long long)s.frag_rx, (unsigned long long)s.frag_reassembled,
-              (unsigned long long)s.udp_rx, (unsigned long long)s.udp_queue_full,
-              (unsigned long long)s.arp_requests_sent, (unsigned long long)s.tx_drops_ring_full,
-              (unsigned long long)s.tx_no_buffer,
-              (unsigned long long)(s.ip_bad_header + s.ip_bad_checksum + s.ip_bad_length),
-              (unsigned long long)(s.udp_bad_length + s.udp_bad_checksum),
-              (unsigned long long)s.frag_bad);
+  std::printf(
+      "  stack ip rx %llu, fragments sent %llu / received %llu / reassembled %llu, "
+      "udp rx %llu, socket queue full %llu, arp requests %llu, tx ring full %llu, "
+      "no buffer %llu, bad (ip %llu, udp %llu, frag %llu)\n",
+      (unsigned long long)s.ip_rx, (unsigned long long)s.tx_fragments,
+      (unsigned long long)s.frag_rx, (unsigned long long)s.frag_reassembled,
+      (unsigned long long)s.udp_rx, (unsigned long long)s.udp_queue_full,
+      (unsigned long long)s.arp_requests_sent, (unsigned long long)s.tx_drops_ring_full,
+      (unsigned long long)s.tx_no_buffer,
+      (unsigned long long)(s.ip_bad_header + s.ip_bad_checksum + s.ip_bad_length),
+      (unsigned long long)(s.udp_bad_length + s.udp_bad_checksum), (unsigned long long)s.frag_bad);
 }
 
 int run(const Options& o) {
@@ -195,14 +207,16 @@ int run(const Options& o) {
   });
   auto h0 = std::chrono::steady_clock::now();
   net.scheduler.run([&] { return done >= o.rounds; });
-  double host_ns =
-      double(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - h0).count());
-  std::printf("ping-pong: %d round trips of %u bytes (%d retried after a loss)\n", done, o.payload, lost);
+  double host_ns = double(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - h0)
+          .count());
+  std::printf("ping-pong: %d round trips of %u bytes (%d retried after a loss)\n", done, o.payload,
+              lost);
   if (done)
-    std::printf("  round trip, virtual: mean %.2f us, min %.2f us, max %.2f us\n"
-                "  round trip, host time: %.0f ns (the simulation's own cost)\n",
-                double(v_total) / done / 1000, double(v_min) / 1000, double(v_max) / 1000,
-                host_ns / done);
+    std::printf(
+        "  round trip, virtual: mean %.2f us, min %.2f us, max %.2f us\n"
+        "  round trip, host time: %.0f ns (the simulation's own cost)\n",
+        double(v_total) / done / 1000, double(v_min) / 1000, double(v_max) / 1000, host_ns / done);
 
   // Bulk: A sends as fast as its NIC's transmit ring allows; when it is full, A sleeps until
   // about one frame has left.
@@ -213,8 +227,8 @@ int run(const Options& o) {
     // Time for one datagram's frames to leave the NIC: how long A sleeps when refused.
     uint64_t frames = (o.datagram + 8 + (o.mtu - 20u) / 8 * 8 - 1) / ((o.mtu - 20u) / 8 * 8);
     uint64_t frame_ns =
-        frames * (c.link.bits_per_second ? (o.mtu + 14ull) * 8 * 1000000000 / c.link.bits_per_second
-                                         : 1000);
+        frames *
+        (c.link.bits_per_second ? (o.mtu + 14ull) * 8 * 1000000000 / c.link.bits_per_second : 1000);
     net.env_a.exited = false;
     net.env_a.runnable = true;
     net.env_a.set_body([&](Environment& env) {
@@ -240,16 +254,18 @@ int run(const Options& o) {
     double bulk_host_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - b0).count();
     double secs = double(last_bulk_ns - start) / 1e9;
-    std::printf("bulk: %llu bytes in %u-byte datagrams; %llu bytes in %llu datagrams arrived "
-                "(%.1f%%); sends refused while the transmit ring was full: %llu\n",
-                (unsigned long long)o.bulk, o.datagram, (unsigned long long)bulk_received,
-                (unsigned long long)bulk_datagrams, 100.0 * double(bulk_received) / double(o.bulk),
-                (unsigned long long)refused);
+    std::printf(
+        "bulk: %llu bytes in %u-byte datagrams; %llu bytes in %llu datagrams arrived "
+        "(%.1f%%); sends refused while the transmit ring was full: %llu\n",
+        (unsigned long long)o.bulk, o.datagram, (unsigned long long)bulk_received,
+        (unsigned long long)bulk_datagrams, 100.0 * double(bulk_received) / double(o.bulk),
+        (unsigned long long)refused);
     if (secs > 0)
-      std::printf("  throughput, virtual: %.1f Mb/s of UDP payload over %.3f ms\n"
-                  "  host time: %.1f ms (%.0f ns per datagram)\n",
-                  double(bulk_received) * 8 / secs / 1e6, secs * 1e3, bulk_host_s * 1e3,
-                  bulk_host_s * 1e9 / double(std::max<uint64_t>(bulk_datagrams, 1)));
+      std::printf(
+          "  throughput, virtual: %.1f Mb/s of UDP payload over %.3f ms\n"
+          "  host time: %.1f ms (%.0f ns per datagram)\n",
+          double(bulk_received) * 8 / secs / 1e6, secs * 1e3, bulk_host_s * 1e3,
+          bulk_host_s * 1e9 / double(std::max<uint64_t>(bulk_datagrams, 1)));
   }
   print_counters("A (10.0.0.1)", net, net.a, net.nic_a);
   print_counters("B (10.0.0.2)", net, net.b, net.nic_b);

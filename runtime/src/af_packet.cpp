@@ -93,7 +93,7 @@ size_t AfPacketPort::poll(int timeout_ms) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t got = recvmsg(fd_, &msg, 0);
-    if (got < 0) break;  // EAGAIN: drained
+    if (got < 0) break;                                 // EAGAIN: drained
     if (from.sll_pkttype == PACKET_OUTGOING) continue;  // our own transmissions, looped back
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
       if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {

@@ -24,7 +24,10 @@ uint8_t* Environment::fault_and_retry(uint64_t va, size_t n, uint8_t access) {
     ++counters_.faults;
     if (!fault_handler_ || !fault_handler_(*this, bad, access))
       fail("environment {}: {} fault at 0x{:x} not resolved", name_,
-           access & kWrite ? "write" : access & kExec ? "execute" : "read", bad);
+           access & kWrite  ? "write"
+           : access & kExec ? "execute"
+                            : "read",
+           bad);
     if (mmu_.check_range(bad, 1, access) == kVaLimit) ++counters_.faults_resolved;
   }
   fail("environment {}: fault at 0x{:x} persists after the handler ran", name_, va);
@@ -40,13 +43,15 @@ uint8_t* Environment::user_span(uint64_t va, size_t n, uint8_t access) {
 void Environment::user_copy_out(uint64_t va, const void* src, size_t n) {
   if (mmu_.copy_out(va, src, n) == kVaLimit) return;
   fault_and_retry(va, n, kWrite);
-  if (mmu_.copy_out(va, src, n) != kVaLimit) fail("environment {}: copy to 0x{:x} failed", name_, va);
+  if (mmu_.copy_out(va, src, n) != kVaLimit)
+    fail("environment {}: copy to 0x{:x} failed", name_, va);
 }
 
 void Environment::user_copy_in(void* dst, uint64_t va, size_t n) {
   if (mmu_.copy_in(dst, va, n) == kVaLimit) return;
   fault_and_retry(va, n, kRead);
-  if (mmu_.copy_in(dst, va, n) != kVaLimit) fail("environment {}: copy from 0x{:x} failed", name_, va);
+  if (mmu_.copy_in(dst, va, n) != kVaLimit)
+    fail("environment {}: copy from 0x{:x} failed", name_, va);
 }
 
 void Environment::wait(uint32_t seen) {

@@ -38,7 +38,8 @@ bool HandlerContext::reply_from_env(uint64_t va, size_t n) {
   return reply(staging, n);
 }
 
-uint32_t HandlerContext::c_copy_out(HandlerContext* c, uint64_t va, const uint8_t* src, uint64_t n) {
+uint32_t HandlerContext::c_copy_out(HandlerContext* c, uint64_t va, const uint8_t* src,
+                                    uint64_t n) {
   return c->copy_out(va, src, n);
 }
 

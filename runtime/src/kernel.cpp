@@ -41,7 +41,8 @@ Nic& Kernel::add_nic(NicConfig config, Capability tx_guard) {
 
 Link& Kernel::connect(Nic& a, Nic& b, LinkConfig config) {
   if (&a == &b) fail("a link joins two different NICs");
-  if (a.link() || b.link()) fail("NIC {} already has a link", a.link() ? a.config().name : b.config().name);
+  if (a.link() || b.link())
+    fail("NIC {} already has a link", a.link() ? a.config().name : b.config().name);
   if (threaded() && !config.immediate)
     fail("thread mode needs immediate links (real threads do not share the virtual clock)");
   links_.push_back(std::make_unique<Link>(*clock_, a, b, config));
@@ -66,9 +67,10 @@ size_t Kernel::grant(Environment& from, size_t cap, Environment& to, Capability 
     fail("environment {}: no capability #{} to grant from", from.name(), cap);
   const Capability& c = from.caps_[cap];
   if (!c.may_refine_to(refined))
-    fail("environment {}: capability #{} {} cannot be refined to {} (needs grant, a dominated "
-         "name and no added permission)",
-         from.name(), cap, c.str(), refined.str());
+    fail(
+        "environment {}: capability #{} {} cannot be refined to {} (needs grant, a dominated "
+        "name and no added permission)",
+        from.name(), cap, c.str(), refined.str());
   to.caps_.push_back(refined);
   return to.caps_.size() - 1;
 }
@@ -175,7 +177,8 @@ void Kernel::init_ring_buffers(Environment& env, uint32_t id, uint32_t buffer_si
   if (buffer_size == 0 || uint64_t(buffer_size) * slots > r.area_len)
     fail("{} buffers of {} bytes do not fit the {}-byte area", slots, buffer_size, r.area_len);
   RingSlot* s = ring_slots(r.header);
-  for (uint32_t i = 0; i < slots; ++i) s[i] = RingSlot{r.area_va + uint64_t(i) * buffer_size, buffer_size, 0};
+  for (uint32_t i = 0; i < slots; ++i)
+    s[i] = RingSlot{r.area_va + uint64_t(i) * buffer_size, buffer_size, 0};
 }
 
 void Kernel::claim_filter(Environment& env, size_t cap, uint32_t filter) {
@@ -209,8 +212,8 @@ void Kernel::bind_filter(Environment& env, size_t cap, uint32_t filter, uint32_t
   owned_slot(env, cap, filter, "a filter slot").ring = &r;
 }
 
-void Kernel::install_handler(Environment& env, size_t cap, uint32_t filter,
-                             MessageHandler* handler, const Nic* reply_nic) {
+void Kernel::install_handler(Environment& env, size_t cap, uint32_t filter, MessageHandler* handler,
+                             const Nic* reply_nic) {
   if (!handler) fail("install_handler: no handler");
   FilterSlot& s = owned_slot(env, cap, filter, "a handler slot");
   bool may_transmit = false;
@@ -304,8 +307,7 @@ void Kernel::deliver(Nic& nic, const uint8_t* frame, size_t length) {
   ++s->counters.matched;
   if (s->handler) {
     HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit);
-    if (s->handler->handle(ctx, Message{frame, uint32_t(length), id}) ==
-        HandlerVerdict::Consumed) {
+    if (s->handler->handle(ctx, Message{frame, uint32_t(length), id}) == HandlerVerdict::Consumed) {
       ++s->counters.handled;
       ++nic.counters_.rx_handled;
       ++nic.counters_.rx_delivered;

@@ -23,8 +23,7 @@ void Link::send(Nic& from, const uint8_t* frame, size_t length) {
     if (config_.immediate) lock.lock();
     ++dir.counters.sent;
     dir.counters.bytes += length;
-    lost = config_.loss > 0 &&
-           std::uniform_real_distribution<double>(0, 1)(dir.rng) < config_.loss;
+    lost = config_.loss > 0 && std::uniform_real_distribution<double>(0, 1)(dir.rng) < config_.loss;
     if (config_.immediate) ++(lost ? dir.counters.lost : dir.counters.delivered);
   }
   if (config_.immediate) {
@@ -34,10 +33,10 @@ void Link::send(Nic& from, const uint8_t* frame, size_t length) {
   }
   // Serialization: the frame starts when the direction is free and takes length*8/bandwidth.
   uint64_t start = std::max(clock_.now(), dir.busy_until);
-  uint64_t wire_ns =
-      config_.bits_per_second ? (uint64_t(length) * 8 * 1000000000ull + config_.bits_per_second - 1) /
-                                    config_.bits_per_second
-                              : 0;
+  uint64_t wire_ns = config_.bits_per_second
+                         ? (uint64_t(length) * 8 * 1000000000ull + config_.bits_per_second - 1) /
+                               config_.bits_per_second
+                         : 0;
   dir.busy_until = start + wire_ns;
   Nic* sender = &from;
   clock_.at(dir.busy_until, [sender] { sender->tx_done(); });

@@ -83,7 +83,8 @@ uint8_t* AddressSpace::translate_miss(uint64_t va, uint8_t access) {
   auto it = table_.find(vpn);
   if (it == table_.end() || (it->second.bits & access) != access) return nullptr;
   uint8_t* page = memory_.frame_data(it->second.frame);
-  if (!tlb_.empty()) tlb_[vpn & tlb_mask_] = TlbEntry{vpn, page, uint8_t(it->second.bits & kPteProt)};
+  if (!tlb_.empty())
+    tlb_[vpn & tlb_mask_] = TlbEntry{vpn, page, uint8_t(it->second.bits & kPteProt)};
   return page + (va & (kPageSize - 1));
 }
 

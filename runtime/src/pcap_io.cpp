@@ -16,7 +16,8 @@ constexpr int kSnapLen = 65535;
 }
 
 PcapWriter::PcapWriter(const std::string& path) {
-  pcap_t* p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, kSnapLen, PCAP_TSTAMP_PRECISION_NANO);
+  pcap_t* p =
+      pcap_open_dead_with_tstamp_precision(DLT_EN10MB, kSnapLen, PCAP_TSTAMP_PRECISION_NANO);
   if (!p) fail("pcap: cannot create a capture handle");
   pcap_dumper_t* d = pcap_dump_open(p, path.c_str());
   if (!d) {

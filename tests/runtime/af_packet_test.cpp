@@ -3,8 +3,10 @@
 // on it; in the second, Linux answers ARP and ICMP and a real UDP socket echoes datagrams
 // (fragmented ones too). Skipped, with the reason, when namespaces or raw sockets are not
 // permitted.
-#include <gtest/gtest.h>
+#include "exojit/runtime/af_packet.h"
+
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -20,7 +22,6 @@
 #include <vector>
 
 #include "exojit/libos/host.h"
-#include "exojit/runtime/af_packet.h"
 
 namespace exojit::runtime {
 namespace {
@@ -104,18 +105,17 @@ int model_side() {
     }
     if (n != int(size)) {
       const exo_counters& k = s->counters;
-      std::fprintf(stderr,
-                   "no echo of %zu bytes: port rx %llu tx %llu; nic no-owner %llu; stack frames "
-                   "%llu arp %llu ip %llu (bad sum %llu, not for us %llu) udp %llu (bad sum %llu, "
-                   "no socket %llu) frag %llu\n",
-                   size, (unsigned long long)port.counters().rx,
-                   (unsigned long long)port.counters().tx,
-                   (unsigned long long)nic.counters().rx_drops_no_owner,
-                   (unsigned long long)k.rx_frames, (unsigned long long)k.arp_rx,
-                   (unsigned long long)k.ip_rx, (unsigned long long)k.ip_bad_checksum,
-                   (unsigned long long)k.ip_not_for_us, (unsigned long long)k.udp_rx,
-                   (unsigned long long)k.udp_bad_checksum, (unsigned long long)k.udp_no_socket,
-                   (unsigned long long)k.frag_rx);
+      std::fprintf(
+          stderr,
+          "no echo of %zu bytes: port rx %llu tx %llu; nic no-owner %llu; stack frames "
+          "%llu arp %llu ip %llu (bad sum %llu, not for us %llu) udp %llu (bad sum %llu, "
+          "no socket %llu) frag %llu\n",
+          size, (unsigned long long)port.counters().rx, (unsigned long long)port.counters().tx,
+          (unsigned long long)nic.counters().rx_drops_no_owner, (unsigned long long)k.rx_frames,
+          (unsigned long long)k.arp_rx, (unsigned long long)k.ip_rx,
+          (unsigned long long)k.ip_bad_checksum, (unsigned long long)k.ip_not_for_us,
+          (unsigned long long)k.udp_rx, (unsigned long long)k.udp_bad_checksum,
+          (unsigned long long)k.udp_no_socket, (unsigned long long)k.frag_rx);
       return 21;
     }
     if (!std::equal(msg.begin(), msg.end(), back.begin())) return 22;
@@ -136,7 +136,8 @@ TEST(AfPacket, ModelledHostTalksToLinuxThroughAVethPair) {
   ASSERT_TRUE(WIFEXITED(status));
   if (WEXITSTATUS(status) == kSkip)
     GTEST_SKIP() << "creating network namespaces / veth pairs is not permitted here";
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed step (see af_packet_test.cpp): " << WEXITSTATUS(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "failed step (see af_packet_test.cpp): " << WEXITSTATUS(status);
 }
 
 }  // namespace

@@ -2,8 +2,8 @@
 // call refusing an inadequate capability with nothing changed.
 #include <gtest/gtest.h>
 
-#include "exojit/runtime/builtin_demux.h"
 #include "exojit/error.h"
+#include "exojit/runtime/builtin_demux.h"
 #include "exojit/runtime/kernel.h"
 
 namespace exojit::runtime {

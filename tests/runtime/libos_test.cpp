@@ -64,14 +64,14 @@ TEST(Libos, UdpEchoResolvesArpFirst) {
   EXPECT_EQ(net.a.ring().counters.drops_full, 0u);
 }
 
-
 // A pair whose link loses everything: the test captures what A transmits and injects frames
 // into B itself, in any order.
 struct Captured {
   TwoHosts net;
   std::vector<std::vector<uint8_t>> frames;
   explicit Captured(TwoHostsConfig c) : net(with_loss(c)) {
-    net.nic_a.add_tx_tap([this](const uint8_t* f, size_t n, uint64_t) { frames.emplace_back(f, f + n); });
+    net.nic_a.add_tx_tap(
+        [this](const uint8_t* f, size_t n, uint64_t) { frames.emplace_back(f, f + n); });
   }
   static TwoHostsConfig with_loss(TwoHostsConfig c) {
     c.link.loss = 1.0;
@@ -89,7 +89,8 @@ TEST(Libos, FragmentedDatagramsReassembleInAnyOrder) {
   ASSERT_EQ(exo_bind(b, sb, 9000), 0);
   ASSERT_EQ(exo_setsockopt(b, sb, EXO_SO_NONBLOCK, 1), 0);
   std::vector<uint8_t> payload = pattern(5000, 1);  // 4 fragments at MTU 1500
-  ASSERT_EQ(exo_sendto(a, sa, payload.data(), uint32_t(payload.size()), TwoHosts::kIpB, 9000), 5000);
+  ASSERT_EQ(exo_sendto(a, sa, payload.data(), uint32_t(payload.size()), TwoHosts::kIpB, 9000),
+            5000);
   ASSERT_EQ(cap.frames.size(), 4u);
   EXPECT_EQ(a->counters.tx_fragments, 4u);
   std::vector<int> order = {0, 1, 2, 3};
@@ -125,7 +126,9 @@ TEST(Libos, InterleavedFragmentedDatagrams) {
   std::vector<std::vector<uint8_t>> sent;
   for (uint32_t i = 0; i < 3; ++i) {
     sent.push_back(pattern(1000 + 777 * i, 10 + i));
-    ASSERT_GT(exo_sendto(a, sa, sent.back().data(), uint32_t(sent.back().size()), TwoHosts::kIpB, 9000), 0);
+    ASSERT_GT(
+        exo_sendto(a, sa, sent.back().data(), uint32_t(sent.back().size()), TwoHosts::kIpB, 9000),
+        0);
   }
   std::vector<std::vector<uint8_t>> frames = cap.frames;
   std::mt19937 rng(7);
@@ -194,7 +197,7 @@ TEST(Libos, SocketOptionsAndErrors) {
   ASSERT_EQ(exo_sendto(a, s, x, 10, TwoHosts::kIpB, 1), 10);
   ASSERT_EQ(cap.frames.size(), 1u);
   const std::vector<uint8_t>& f = cap.frames[0];
-  EXPECT_EQ(f[14 + 8], 9);                     // TTL
+  EXPECT_EQ(f[14 + 8], 9);                        // TTL
   EXPECT_EQ(f[14 + 20 + 6] | f[14 + 20 + 7], 0);  // no UDP checksum
   ASSERT_EQ(exo_setsockopt(a, s, EXO_SO_CHECKSUM, 1), 0);
   ASSERT_EQ(exo_sendto(a, s, x, 10, TwoHosts::kIpB, 1), 10);
@@ -221,12 +224,16 @@ TEST(Libos, BadPacketsAreDroppedAndCounted) {
            c.udp_bad_checksum + c.frag_bad;
   };
   auto expect_dropped = [&](std::vector<uint8_t> f, const char* what) {
-    uint64_t before = drops() + cap.net.nic_b.counters().rx_drops_runt + cap.net.nic_b.counters().rx_drops_no_owner;
+    uint64_t before = drops() + cap.net.nic_b.counters().rx_drops_runt +
+                      cap.net.nic_b.counters().rx_drops_no_owner;
     cap.inject(f);
     exo_stack_poll(b);
     uint8_t buf[200];
     EXPECT_EQ(exo_recvfrom(b, sb, buf, sizeof buf, nullptr, nullptr), -EAGAIN) << what;
-    EXPECT_EQ(drops() + cap.net.nic_b.counters().rx_drops_runt + cap.net.nic_b.counters().rx_drops_no_owner, before + 1) << what;
+    EXPECT_EQ(drops() + cap.net.nic_b.counters().rx_drops_runt +
+                  cap.net.nic_b.counters().rx_drops_no_owner,
+              before + 1)
+        << what;
   };
   // Truncated anywhere (the Ethernet header must survive for the demux to pick host B).
   for (size_t n = 0; n < good.size(); ++n)

@@ -24,7 +24,7 @@ TEST(Mmu, TranslatesWithProtectionAndSoftBits) {
   EXPECT_EQ(as.translate(kVa, kWrite), nullptr);  // read-only
   EXPECT_EQ(as.translate(kVa, kExec), nullptr);
   EXPECT_EQ(as.translate(kVa + kPageSize, kRead), nullptr);  // unmapped
-  EXPECT_EQ(as.lookup(kVa)->bits & kPteSoft, kPteSoft1);   // the libOS's bits are kept
+  EXPECT_EQ(as.lookup(kVa)->bits & kPteSoft, kPteSoft1);     // the libOS's bits are kept
   k.protect_page(e, 0, kVa, kPteRead | kPteWrite | kPteExec);
   EXPECT_NE(as.translate(kVa, kWrite | kExec), nullptr);
   EXPECT_EQ(as.lookup(kVa)->bits & kPteSoft, 0);

@@ -46,8 +46,11 @@ struct Machine {
     kernel.claim_filter(env, 0, filter);
     kernel.bind_filter(env, 0, filter, ring);
   }
-  RingHeader* header() { return reinterpret_cast<RingHeader*>(env.mmu().translate(kRingVa, kRead | kWrite)); }
-  // The environment drains one message (returning its tag) and refills the slot with the same buffer.
+  RingHeader* header() {
+    return reinterpret_cast<RingHeader*>(env.mmu().translate(kRingVa, kRead | kWrite));
+  }
+  // The environment drains one message (returning its tag) and refills the slot with the same
+  // buffer.
   int drain_one() {
     RingHeader* h = header();
     RingSlot* s = ring_peek(h);
@@ -239,7 +242,8 @@ TEST(Link, LatencyBandwidthAndLossOnTheVirtualClock) {
   nc.tx_slots = 4;
   Nic& a = ka.add_nic(nc, g);
   Nic& b = kb.add_nic(nc, g);
-  Link& link = ka.connect(a, b, {.latency_ns = 1000, .bits_per_second = 8000000000ull});  // 1 ns/byte
+  Link& link =
+      ka.connect(a, b, {.latency_ns = 1000, .bits_per_second = 8000000000ull});  // 1 ns/byte
   std::vector<uint64_t> arrivals;
   b.add_rx_tap([&](const uint8_t*, size_t, uint64_t t) { arrivals.push_back(t); });
   auto f = udp_frame(7, 0, 100 - 42);  // 100 bytes: 100 ns on the wire

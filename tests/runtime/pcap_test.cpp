@@ -30,7 +30,7 @@ TEST(Pcap, WriteThenReplayGivesTheSamePackets) {
     exo_stack* a = net.a.stack();
     int s = exo_socket(a);
     std::vector<uint8_t> big(4000, 0x33);
-    exo_sendto(a, s, "x", 1, libos::TwoHosts::kIpB, 9);        // ARP first, then this
+    exo_sendto(a, s, "x", 1, libos::TwoHosts::kIpB, 9);            // ARP first, then this
     exo_sendto(a, s, big.data(), 4000, libos::TwoHosts::kIpB, 9);  // 3 fragments
     net.env_a.set_body([&](Environment&) {
       exo_stack_poll(a);

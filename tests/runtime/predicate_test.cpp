@@ -1,12 +1,13 @@
 // Wake-up predicates: compiled once with vcode, evaluated over the environment's memory,
 // re-armed by changing parameters (no recompilation), addresses checked at install.
+#include "exojit/runtime/predicate.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "exojit/error.h"
 #include "exojit/runtime/kernel.h"
-#include "exojit/runtime/predicate.h"
 #include "exojit/runtime/scheduler.h"
 
 namespace exojit::runtime {
@@ -57,7 +58,7 @@ TEST(Predicate, EvaluatesTermsAndSubPredicates) {
 
 TEST(Predicate, EveryComparisonAtEveryWidth) {
   Fixture f;
-  const Compare ops[] = {Compare::Eq, Compare::Ne, Compare::Lt, Compare::Le,
+  const Compare ops[] = {Compare::Eq, Compare::Ne, Compare::Lt,    Compare::Le,
                          Compare::Gt, Compare::Ge, Compare::AnySet};
   for (uint8_t w : {1, 2, 4, 8})
     for (Compare op : ops) {
@@ -78,7 +79,8 @@ TEST(Predicate, EveryComparisonAtEveryWidth) {
                       : op == Compare::Gt ? m > q
                       : op == Compare::Ge ? m >= q
                                           : (m & q) != 0;
-          ASSERT_EQ(p->evaluate(), want ? 1u : 0u) << int(w) << " " << int(op) << " " << m << " " << q;
+          ASSERT_EQ(p->evaluate(), want ? 1u : 0u)
+              << int(w) << " " << int(op) << " " << m << " " << q;
         }
     }
 }

@@ -1,5 +1,7 @@
 // The deterministic scheduler model (time-slice vector, round-robin among runnable environments,
 // clock jumps when idle) and real host threads woken by the kernel.
+#include "exojit/runtime/scheduler.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,7 +10,6 @@
 
 #include "exojit/error.h"
 #include "exojit/libos/two_hosts.h"
-#include "exojit/runtime/scheduler.h"
 
 namespace exojit::runtime {
 namespace {

@@ -27,7 +27,7 @@ static int arp_send(struct exo_stack* s, uint16_t op, const uint8_t* dst_mac, ui
   memcpy(p + 6, s->cfg.mac, 6);
   exo_put16(p + 12, EXO_ETHERTYPE_ARP);
   uint8_t* a = p + EXO_ETH_HDR;
-  exo_put16(a, 1);        /* Ethernet */
+  exo_put16(a, 1); /* Ethernet */
   exo_put16(a + 2, 0x0800);
   a[4] = 6;
   a[5] = 4;
@@ -85,8 +85,7 @@ static void arp_resolved(struct exo_stack* s, struct exo_arp_entry* e, const uin
 
 void exo_arp_input(struct exo_stack* s, const uint8_t* a, uint32_t len) {
   s->counters.arp_rx++;
-  if (len < ARP_LEN || exo_get16(a) != 1 || exo_get16(a + 2) != 0x0800 || a[4] != 6 ||
-      a[5] != 4) {
+  if (len < ARP_LEN || exo_get16(a) != 1 || exo_get16(a + 2) != 0x0800 || a[4] != 6 || a[5] != 4) {
     s->counters.arp_bad++;
     return;
   }

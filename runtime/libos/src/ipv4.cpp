@@ -22,8 +22,8 @@ void exo_reasm_release(struct exo_stack* s, int slot) {
   r->held = 0;
 }
 
-static void reasm_reset(struct exo_reasm* r, uint32_t src, uint32_t dst, uint16_t id,
-                        uint8_t proto, uint64_t now) {
+static void reasm_reset(struct exo_reasm* r, uint32_t src, uint32_t dst, uint16_t id, uint8_t proto,
+                        uint64_t now) {
   r->in_use = 1;
   r->held = 0;
   r->src = src;
@@ -53,8 +53,7 @@ static void reassemble(struct exo_stack* s, uint32_t src, uint32_t dst, uint16_t
       s->counters.frag_timeouts++;
       exo_reasm_release(s, i);
     }
-    if (r->in_use && !r->held && r->src == src && r->dst == dst && r->id == id &&
-        r->proto == proto)
+    if (r->in_use && !r->held && r->src == src && r->dst == dst && r->id == id && r->proto == proto)
       slot = i;
     else if (!r->in_use && free_slot < 0)
       free_slot = i;
@@ -123,8 +122,8 @@ void exo_ip_input(struct exo_stack* s, const uint8_t* p, uint32_t len, int pool_
   uint16_t frag = exo_get16(p + 6);
   uint32_t off = (uint32_t)(frag & 0x1fff) * 8;
   if ((frag & IP_MF) || off) {
-    reassemble(s, src, dst, exo_get16(p + 4), p[9], off, (frag & IP_MF) != 0, p + ihl,
-               total - ihl, kept);
+    reassemble(s, src, dst, exo_get16(p + 4), p[9], off, (frag & IP_MF) != 0, p + ihl, total - ihl,
+               kept);
     return;
   }
   deliver(s, p[9], src, dst, p + ihl, total - ihl, pool_buf, -1, kept);

@@ -112,8 +112,8 @@ extern "C" int exo_getsockopt(struct exo_stack* s, int fd, int option, int* valu
   return -ENOPROTOOPT;
 }
 
-extern "C" int exo_sendto(struct exo_stack* s, int fd, const void* data, uint32_t len,
-                          uint32_t ip, uint16_t port) {
+extern "C" int exo_sendto(struct exo_stack* s, int fd, const void* data, uint32_t len, uint32_t ip,
+                          uint16_t port) {
   /* Socket lookup by descriptor. */
   struct exo_sock* k = socket_of(s, fd);
   if (!k) return -EBADF;

@@ -35,8 +35,8 @@ namespace exojit::runtime {
 enum class Mode : uint8_t { Scheduler, Threads };
 
 struct KernelConfig {
-  uint32_t frames = 4096;       // physical memory: 16 MiB
-  uint32_t tlb_entries = 64;    // per environment; a power of two, 0 for no TLB
+  uint32_t frames = 4096;     // physical memory: 16 MiB
+  uint32_t tlb_entries = 64;  // per environment; a power of two, 0 for no TLB
   Mode mode = Mode::Scheduler;
   // Machines simulated together share one virtual clock (and one scheduler): pass it here.
   // nullptr: the kernel has its own.

@@ -50,7 +50,7 @@ class Link {
   };
   struct Direction {
     uint64_t busy_until = 0;
-    std::deque<InFlight> wire;  // FIFO: arrivals keep the sending order
+    std::deque<InFlight> wire;                // FIFO: arrivals keep the sending order
     std::vector<std::vector<uint8_t>> spare;  // recycled buffers
     LinkCounters counters;
     std::mt19937_64 rng;

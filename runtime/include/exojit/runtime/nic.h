@@ -31,25 +31,25 @@ struct NicConfig {
   std::string name = "nic";
   MacAddress mac{0x02, 0, 0, 0, 0, 1};
   DmaMode dma = DmaMode::KernelBuffers;
-  uint32_t rx_slots = 256;   // receive descriptors (kernel buffers, KernelBuffers mode)
-  uint32_t tx_slots = 256;   // frames queued for the wire at once
-  uint32_t max_frame = 2048; // largest frame accepted (bytes)
+  uint32_t rx_slots = 256;    // receive descriptors (kernel buffers, KernelBuffers mode)
+  uint32_t tx_slots = 256;    // frames queued for the wire at once
+  uint32_t max_frame = 2048;  // largest frame accepted (bytes)
   // true: the kernel services the receive ring as each frame arrives (an interrupt per frame);
   // false: frames wait in the ring until service_rx() is called (polling, batching).
   bool interrupts = true;
 };
 
 struct NicCounters {
-  uint64_t rx_frames = 0;           // frames accepted into the NIC (its ring had room)
+  uint64_t rx_frames = 0;  // frames accepted into the NIC (its ring had room)
   uint64_t rx_bytes = 0;
-  uint64_t rx_delivered = 0;        // frames that reached a handler or a ring
-  uint64_t rx_drops_ring_full = 0;  // the NIC's receive ring was full
-  uint64_t rx_drops_runt = 0;       // shorter than an Ethernet header
-  uint64_t rx_drops_oversize = 0;   // longer than max_frame
-  uint64_t rx_drops_no_owner = 0;   // no filter accepted it, or its owner bound no ring
-  uint64_t rx_drops_owner_ring = 0; // the owner's ring could not take it (see the ring's counters)
-  uint64_t rx_handled = 0;          // consumed by a message handler
-  uint64_t rx_copied_bytes = 0;     // bytes the kernel copied (KernelBuffers mode: one copy)
+  uint64_t rx_delivered = 0;         // frames that reached a handler or a ring
+  uint64_t rx_drops_ring_full = 0;   // the NIC's receive ring was full
+  uint64_t rx_drops_runt = 0;        // shorter than an Ethernet header
+  uint64_t rx_drops_oversize = 0;    // longer than max_frame
+  uint64_t rx_drops_no_owner = 0;    // no filter accepted it, or its owner bound no ring
+  uint64_t rx_drops_owner_ring = 0;  // the owner's ring could not take it (see the ring's counters)
+  uint64_t rx_handled = 0;           // consumed by a message handler
+  uint64_t rx_copied_bytes = 0;      // bytes the kernel copied (KernelBuffers mode: one copy)
   uint64_t tx_frames = 0;
   uint64_t tx_bytes = 0;
   uint64_t tx_drops_ring_full = 0;  // transmit ring full: the send was refused

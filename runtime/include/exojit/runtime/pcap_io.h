@@ -47,6 +47,7 @@ enum class ReplayTiming : uint8_t {
 };
 
 // Replays a capture into `nic`'s receive side. Returns the number of packets read.
-size_t replay_pcap(const std::string& path, Nic& nic, ReplayTiming timing = ReplayTiming::Immediate);
+size_t replay_pcap(const std::string& path, Nic& nic,
+                   ReplayTiming timing = ReplayTiming::Immediate);
 
 }  // namespace exojit::runtime

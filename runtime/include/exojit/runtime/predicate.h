@@ -30,8 +30,8 @@ class Kernel;
 enum class Compare : uint8_t { Eq, Ne, Lt, Le, Gt, Ge, AnySet };  // unsigned; AnySet: (w & p) != 0
 
 struct PredicateTerm {
-  uint64_t va;     // the word, in the environment's address space
-  uint8_t width;   // 1, 2, 4 or 8 bytes, little-endian as the machine stores it
+  uint64_t va;    // the word, in the environment's address space
+  uint8_t width;  // 1, 2, 4 or 8 bytes, little-endian as the machine stores it
   Compare compare;
   uint32_t param;  // index of the parameter compared against
 };

@@ -24,8 +24,8 @@ namespace exojit::runtime {
 
 struct SchedulerStats {
   uint64_t slices = 0;
-  uint64_t idle_jumps = 0;        // times the clock jumped to the next event
-  uint64_t predicate_wakeups = 0; // blocked environments made runnable by their predicate
+  uint64_t idle_jumps = 0;         // times the clock jumped to the next event
+  uint64_t predicate_wakeups = 0;  // blocked environments made runnable by their predicate
 };
 
 class Scheduler {

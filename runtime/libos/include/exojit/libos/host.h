@@ -18,7 +18,7 @@ struct HostConfig {
   uint32_t ip = 0, netmask = 0xffffff00u, gateway = 0;
   uint16_t mtu = 1500;
   uint32_t ring_slots = 64;
-  uint32_t pool_buffers = 256;  // 2 KiB each; the ring takes ring_slots of them
+  uint32_t pool_buffers = 256;    // 2 KiB each; the ring takes ring_slots of them
   uint64_t base_va = 0x10000000;  // ring page, then the pool
   bool claim_arp = true;          // take ARP frames (one environment per machine does)
 };

@@ -60,12 +60,12 @@ struct exo_stack_config {
 };
 
 struct exo_datagram {
-  uint8_t* data;     /* payload (host view) */
+  uint8_t* data; /* payload (host view) */
   uint32_t len;
   uint32_t src_ip;
   uint16_t src_port;
-  int16_t pool_buf;  /* pool buffer holding it, or -1 */
-  int16_t reasm;     /* reassembly slot holding it, or -1 */
+  int16_t pool_buf; /* pool buffer holding it, or -1 */
+  int16_t reasm;    /* reassembly slot holding it, or -1 */
 };
 
 struct exo_sock {
@@ -96,7 +96,7 @@ struct exo_reasm {
   uint32_t src, dst;
   uint16_t id;
   uint8_t proto;
-  uint32_t total;  /* payload bytes, known once the last fragment arrived; 0 before */
+  uint32_t total;   /* payload bytes, known once the last fragment arrived; 0 before */
   uint32_t blocks;  /* 8-byte blocks received */
   uint32_t max_end; /* the largest fragment end seen */
   uint64_t started_ns;
