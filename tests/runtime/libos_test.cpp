@@ -300,3 +300,35 @@ TEST(Libos, BadPacketsAreDroppedAndCounted) {
 
 }  // namespace
 }  // namespace exojit::libos
+
+namespace exojit::libos {
+namespace {
+
+// The word-at-a-time checksum against the RFC 1071 definition, every length and alignment, and
+// summed in pieces.
+TEST(Libos, ChecksumMatchesTheDefinition) {
+  std::vector<uint8_t> buf(300);
+  std::mt19937 rng(3);
+  for (auto& c : buf) c = uint8_t(rng());
+  buf[10] = buf[11] = 0xff;
+  auto reference = [](uint32_t sum, const uint8_t* p, size_t n) {
+    uint64_t acc = sum;
+    for (size_t i = 0; i + 1 < n; i += 2) acc += uint32_t(p[i] << 8 | p[i + 1]);
+    if (n % 2) acc += uint32_t(p[n - 1] << 8);
+    while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+    return uint16_t(~acc);
+  };
+  for (size_t off = 0; off < 8; ++off)
+    for (size_t n = 0; n + off <= buf.size(); ++n)
+      ASSERT_EQ(exo_cksum_fold(exo_cksum_add(0, buf.data() + off, uint32_t(n))),
+                reference(0, buf.data() + off, n))
+          << off << " " << n;
+  for (size_t split = 0; split <= 200; split += 2) {
+    uint32_t s = exo_cksum_add(0xfffe1234u, buf.data(), uint32_t(split));
+    s = exo_cksum_add(s, buf.data() + split, uint32_t(251 - split));
+    ASSERT_EQ(exo_cksum_fold(s), reference(0xfffe1234u, buf.data(), 251)) << split;
+  }
+}
+
+}  // namespace
+}  // namespace exojit::libos
