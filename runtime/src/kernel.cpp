@@ -121,6 +121,7 @@ void Kernel::alloc_pages(Environment& env, size_t cap, uint64_t va, size_t pages
 
 uint32_t Kernel::create_ring(Environment& env, size_t cap, uint64_t ring_va, uint32_t slots,
                              uint64_t area_va, uint64_t area_len) {
+  auto lock = exclude_delivery();
   if (cap >= env.caps_.size()) fail("environment {}: no capability #{}", env.name(), cap);
   Capability guard = env.caps_[cap];
   check(env, cap, guard, kPermAlloc, "a new packet ring");
@@ -160,6 +161,7 @@ PacketRing& Kernel::ring(uint32_t id) {
 }
 
 void Kernel::destroy_ring(Environment& env, size_t cap, uint32_t id) {
+  auto lock = exclude_delivery();
   PacketRing& r = ring(id);
   if (r.owner != &env) fail("environment {}: ring {} is not its own", env.name(), id);
   check(env, cap, r.guard, kPermAlloc, "a packet ring");
@@ -182,6 +184,7 @@ void Kernel::init_ring_buffers(Environment& env, uint32_t id, uint32_t buffer_si
 }
 
 void Kernel::claim_filter(Environment& env, size_t cap, uint32_t filter) {
+  auto lock = exclude_delivery();
   if (filter == 0 || filter >= kMaxFilterId) fail("filter id {} (1..{})", filter, kMaxFilterId - 1);
   if (cap >= env.caps_.size()) fail("environment {}: no capability #{}", env.name(), cap);
   check(env, cap, env.caps_[cap], kPermAlloc, "a filter slot");
@@ -202,11 +205,13 @@ FilterSlot& Kernel::owned_slot(Environment& env, size_t cap, uint32_t filter, co
 }
 
 void Kernel::release_filter(Environment& env, size_t cap, uint32_t filter) {
+  auto lock = exclude_delivery();
   FilterSlot& s = owned_slot(env, cap, filter, "a filter slot");
   s = FilterSlot{};
 }
 
 void Kernel::bind_filter(Environment& env, size_t cap, uint32_t filter, uint32_t ring_id) {
+  auto lock = exclude_delivery();
   PacketRing& r = ring(ring_id);
   check(env, cap, r.guard, kPermWrite, "a packet ring");
   owned_slot(env, cap, filter, "a filter slot").ring = &r;
@@ -214,6 +219,7 @@ void Kernel::bind_filter(Environment& env, size_t cap, uint32_t filter, uint32_t
 
 void Kernel::install_handler(Environment& env, size_t cap, uint32_t filter, MessageHandler* handler,
                              const Nic* reply_nic) {
+  auto lock = exclude_delivery();
   if (!handler) fail("install_handler: no handler");
   FilterSlot& s = owned_slot(env, cap, filter, "a handler slot");
   bool may_transmit = false;
@@ -229,6 +235,7 @@ void Kernel::install_handler(Environment& env, size_t cap, uint32_t filter, Mess
 }
 
 void Kernel::remove_handler(Environment& env, size_t cap, uint32_t filter) {
+  auto lock = exclude_delivery();
   owned_slot(env, cap, filter, "a handler slot").handler = nullptr;
 }
 

@@ -159,6 +159,12 @@ class Kernel {
              const char* what) const;
   FilterSlot& owned_slot(Environment& env, size_t cap, uint32_t filter, const char* what);
   bool place(PacketRing& ring, const uint8_t* frame, size_t length);
+  // Thread mode: kernel calls that change what the receive path reads hold its lock.
+  std::unique_lock<std::recursive_mutex> exclude_delivery() {
+    std::unique_lock<std::recursive_mutex> l(delivery_mutex_, std::defer_lock);
+    if (threaded()) l.lock();
+    return l;
+  }
 
   KernelConfig config_;
   PhysicalMemory memory_;
@@ -175,6 +181,6 @@ class Kernel {
 };
 
 // The largest filter id a slot can be claimed for.
-inline constexpr uint32_t kMaxFilterId = 1u << 20;
+inline constexpr uint32_t kMaxFilterId = 1u << 16;
 
 }  // namespace exojit::runtime
