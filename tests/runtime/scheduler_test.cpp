@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "exojit/error.h"
@@ -132,6 +134,59 @@ TEST(Threads, ThreadRunnerNeedsThreadMode) {
   Nic& a = kt.add_nic({}, Capability::root());
   Nic& b = kt.add_nic({}, Capability::root());
   EXPECT_THROW(kt.connect(a, b, {}), Error);  // needs an immediate link
+}
+
+}  // namespace
+}  // namespace exojit::runtime
+
+namespace exojit::runtime {
+namespace {
+
+// Handlers on both ends of an immediate link, replying to each other while both environments'
+// threads send: replies are queued and sent after the receive path, so no lock is held across
+// the two machines (no deadlock) and no handler recurses into the other.
+struct Bouncer : MessageHandler {
+  std::atomic<int> seen{0};
+  HandlerVerdict handle(HandlerContext& c, const Message& m) override {
+    ++seen;
+    std::vector<uint8_t> f(m.data, m.data + m.length);
+    uint8_t& hops = f[14 + 20 + 8];
+    if (hops == 0) return HandlerVerdict::Consumed;
+    --hops;
+    for (int i = 0; i < 6; ++i) std::swap(f[size_t(i)], f[size_t(6 + i)]);
+    c.reply(f.data(), f.size());
+    return HandlerVerdict::Consumed;
+  }
+};
+
+TEST(Threads, HandlersReplyingAcrossAnImmediateLinkFromBothSides) {
+  libos::TwoHosts net({.mode = Mode::Threads, .static_arp = true});
+  Bouncer ba, bb;
+  uint32_t fa = net.demux_a.add({0x0800, 0, 17, 5}), fb = net.demux_b.add({0x0800, 0, 17, 5});
+  net.kernel_a.claim_filter(net.env_a, 0, fa);
+  net.kernel_b.claim_filter(net.env_b, 0, fb);
+  net.kernel_a.install_handler(net.env_a, 0, fa, &ba, &net.nic_a);
+  net.kernel_b.install_handler(net.env_b, 0, fb, &bb, &net.nic_b);
+  auto frame = [](const Nic& from, const Nic& to, uint8_t hops) {
+    std::vector<uint8_t> f(60, 0);
+    std::copy(to.mac().begin(), to.mac().end(), f.begin());
+    std::copy(from.mac().begin(), from.mac().end(), f.begin() + 6);
+    f[12] = 0x08, f[14] = 0x45, f[14 + 3] = 46, f[14 + 9] = 17, f[14 + 20 + 3] = 5;
+    f[14 + 20 + 8] = hops;
+    return f;
+  };
+  constexpr int kFrames = 300, kHops = 9;  // each frame crosses the link 10 times
+  auto sender = [&](Kernel& k, Environment& env, Nic& from, Nic& to) {
+    std::vector<uint8_t> f = frame(from, to, kHops);
+    for (int i = 0; i < kFrames; ++i)
+      while (!k.transmit_bytes(env, 0, from, f.data(), f.size())) std::this_thread::yield();
+  };
+  std::thread ta([&] { sender(net.kernel_a, net.env_a, net.nic_a, net.nic_b); });
+  std::thread tb([&] { sender(net.kernel_b, net.env_b, net.nic_b, net.nic_a); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(ba.seen + bb.seen, 2 * kFrames * (kHops + 1));
+  EXPECT_EQ(net.nic_a.counters().tx_drops_ring_full + net.nic_b.counters().tx_drops_ring_full, 0u);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -81,7 +82,7 @@ class Nic {
   // The kernel side of a send: queues the frame for the wire. false when refused (counted).
   // Callers are the kernel (Kernel::transmit checks the capability) and message handlers.
   bool transmit(const uint8_t* frame, size_t length);
-  uint32_t tx_in_flight() const { return tx_in_flight_; }
+  uint32_t tx_in_flight() const { return tx_in_flight_.load(std::memory_order_relaxed); }
   // Called by the link when a frame has left the transmit ring.
   void tx_done();
   // A message handler's reply: takes a transmit slot now and goes out when the receive path
@@ -113,8 +114,8 @@ class Nic {
   NicConfig config_;
   NicCounters counters_;
   std::vector<RxDescriptor> rx_ring_;
-  uint32_t rx_head_ = 0, rx_tail_ = 0;  // filled by the wire / emptied by the kernel
-  uint32_t tx_in_flight_ = 0;
+  uint32_t rx_head_ = 0, rx_tail_ = 0;     // filled by the wire / emptied by the kernel
+  std::atomic<uint32_t> tx_in_flight_{0};  // changed under the lock, read by senders without it
   Link* link_ = nullptr;
   std::vector<Tap> tx_taps_, rx_taps_;
 };
