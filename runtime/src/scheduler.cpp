@@ -53,7 +53,7 @@ bool Scheduler::run(const std::function<bool()>& done, uint64_t max_slices) {
   return done && done();
 }
 
-ThreadRunner::ThreadRunner(Kernel& kernel) : kernel_(kernel) {
+ThreadRunner::ThreadRunner(Kernel& kernel) {
   if (!kernel.threaded()) fail("ThreadRunner needs a kernel in Mode::Threads");
 }
 

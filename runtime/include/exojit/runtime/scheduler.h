@@ -69,7 +69,6 @@ class ThreadRunner {
   void join();
 
  private:
-  Kernel& kernel_;
   std::vector<std::thread> threads_;
   std::vector<Environment*> envs_;
   std::atomic<bool> stop_{false};
