@@ -1,0 +1,179 @@
+// bench_runtime: the runtime's receive path and a UDP round trip between two simulated hosts,
+// against a real UDP round trip over Linux loopback sockets, in the same run.
+//
+//   runtime/rx_to_ring/builtin             one 60-byte frame from the wire through the NIC's
+//                                          receive ring (kernel buffer), the built-in demux and
+//                                          the copy into the environment's packet ring; the
+//                                          environment drains the ring every 32 frames
+//   runtime/udp_pingpong/sim               64-byte UDP round trip through the libOS, NICs and a
+//                                          link of two simulated hosts, scheduler model (one
+//                                          host thread)
+//   runtime/udp_pingpong/sim_threads       the same with each host's environment on a real host
+//                                          thread, woken by the kernel (futex)
+//   runtime/udp_pingpong/loopback_sockets  64-byte UDP round trip over 127.0.0.1, echo on a
+//                                          second thread (Linux sockets)
+#include <arpa/inet.h>
+#include <benchmark/benchmark.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "exojit/libos/two_hosts.h"
+#include "exojit/runtime/builtin_demux.h"
+#include "exojit/runtime/kernel.h"
+#include "ratio_main.h"
+
+namespace exojit::bench {
+namespace {
+
+using namespace exojit::runtime;
+using libos::TwoHosts;
+
+constexpr uint32_t kPayload = 64;
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "bench_runtime: %s\n", what);
+  std::exit(1);
+}
+
+void bm_rx_to_ring(benchmark::State& state) {
+  Kernel k({.frames = 1024});
+  BuiltinDemux demux;
+  k.set_demux(&demux);
+  Nic& nic = k.add_nic({}, Capability::make({0x4e}, kPermWrite));
+  Environment& env = k.create_environment("app", Capability::make({1}, kPermAll));
+  constexpr uint32_t kSlots = 64, kBuf = 2048;
+  k.alloc_pages(env, 0, 0x100000, 1 + kSlots * kBuf / 4096, kPteRead | kPteWrite);
+  uint32_t ring = k.create_ring(env, 0, 0x100000, kSlots, 0x101000, kSlots * kBuf);
+  k.init_ring_buffers(env, ring, kBuf);
+  demux.add({0x0806, 0, 0, 0});  // other rules present, the UDP one is the most specific
+  demux.add({0x0800, 0, 0, 0});
+  uint32_t id = demux.add({0x0800, 0, 17, 7});
+  k.claim_filter(env, 0, id);
+  k.bind_filter(env, 0, id, ring);
+  std::vector<uint8_t> f(60, 0);
+  f[12] = 0x08, f[14] = 0x45, f[14 + 3] = 46, f[14 + 9] = 17, f[14 + 20 + 3] = 7;
+  RingHeader* h = reinterpret_cast<RingHeader*>(env.mmu().translate(0x100000, kRead | kWrite));
+  uint32_t n = 0;
+  for (auto _ : state) {
+    nic.receive_from_wire(f.data(), f.size());
+    if (++n % 32 == 0)  // the environment drains what arrived and gives the buffers back
+      while (RingSlot* s = ring_peek(h)) ring_release(h, s->buffer, s->capacity);
+  }
+  if (k.ring(ring).counters.drops_full || nic.counters().rx_drops_ring_full)
+    die("rx_to_ring dropped");
+  state.counters["ns_per_packet"] = benchmark::Counter(
+      double(state.iterations()), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// B echoes every datagram on port 7 back to its sender.
+Environment::Body echo_body(exo_stack* b, int sb) {
+  return [b, sb](Environment&) {
+    uint8_t buf[2048];
+    uint32_t ip;
+    uint16_t port;
+    int n;
+    while ((n = exo_recvfrom(b, sb, buf, sizeof buf, &ip, &port)) > 0)
+      exo_sendto(b, sb, buf, uint32_t(n), ip, port);
+    return Step::Block;
+  };
+}
+
+void bm_pingpong_sim(benchmark::State& state) {
+  TwoHosts net({.static_arp = true});
+  exo_stack* a = net.a.stack();
+  exo_stack* b = net.b.stack();
+  int sa = exo_socket(a), sb = exo_socket(b);
+  exo_bind(b, sb, 7);
+  exo_setsockopt(b, sb, EXO_SO_NONBLOCK, 1);
+  exo_connect(a, sa, TwoHosts::kIpB, 7);
+  exo_setsockopt(a, sa, EXO_SO_NONBLOCK, 1);
+  net.env_b.set_body(echo_body(b, sb));
+  net.scheduler.set_slices({&net.env_b});  // A is driven by this thread
+  uint8_t msg[kPayload] = {1, 2, 3}, back[2048];
+  for (auto _ : state) {
+    if (exo_sendto(a, sa, msg, kPayload, 0, 0) != int(kPayload)) die("sim: send failed");
+    while (exo_recvfrom(a, sa, back, sizeof back, nullptr, nullptr) < 0)
+      if (!net.scheduler.step()) die("sim: the reply never came");
+  }
+}
+
+void bm_pingpong_sim_threads(benchmark::State& state) {
+  TwoHosts net({.mode = Mode::Threads, .static_arp = true});
+  exo_stack* a = net.a.stack();
+  exo_stack* b = net.b.stack();
+  int sa = exo_socket(a), sb = exo_socket(b);
+  exo_bind(b, sb, 7);
+  exo_connect(a, sa, TwoHosts::kIpB, 7);
+  ThreadRunner runner(net.kernel_b);
+  runner.start(net.env_b, [&](Environment&) {
+    uint8_t buf[2048];
+    uint32_t ip;
+    uint16_t port;
+    while (!runner.stopping()) {
+      int n = exo_recvfrom(b, sb, buf, sizeof buf, &ip, &port);  // blocking: sleeps in wait()
+      if (n > 0) exo_sendto(b, sb, buf, uint32_t(n), ip, port);
+    }
+  });
+  uint8_t msg[kPayload] = {1, 2, 3}, back[2048];
+  for (auto _ : state) {
+    if (exo_sendto(a, sa, msg, kPayload, 0, 0) != int(kPayload)) die("threads: send failed");
+    if (exo_recvfrom(a, sa, back, sizeof back, nullptr, nullptr) != int(kPayload))
+      die("threads: bad reply");
+  }
+  runner.stop();
+}
+
+void bm_pingpong_loopback(benchmark::State& state) {
+  int server = socket(AF_INET, SOCK_DGRAM, 0), client = socket(AF_INET, SOCK_DGRAM, 0);
+  if (server < 0 || client < 0) die("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) die("bind() failed");
+  socklen_t len = sizeof addr;
+  getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len);
+  if (connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) die("connect() failed");
+  std::atomic<bool> stop{false};
+  std::thread echo([&] {
+    char buf[2048];
+    while (!stop.load()) {
+      sockaddr_in from{};
+      socklen_t fl = sizeof from;
+      ssize_t n = recvfrom(server, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+      if (n > 0) sendto(server, buf, size_t(n), 0, reinterpret_cast<sockaddr*>(&from), fl);
+    }
+  });
+  char msg[kPayload] = {1, 2, 3}, back[2048];
+  for (auto _ : state) {
+    if (send(client, msg, kPayload, 0) != ssize_t(kPayload)) die("send() failed");
+    if (recv(client, back, sizeof back, 0) != ssize_t(kPayload)) die("recv() failed");
+  }
+  stop.store(true);
+  send(client, msg, 1, 0);  // unblocks the echo thread
+  echo.join();
+  close(client);
+  close(server);
+}
+
+}  // namespace
+}  // namespace exojit::bench
+
+int main(int argc, char** argv) {
+  using namespace exojit::bench;
+  benchmark::RegisterBenchmark("runtime/rx_to_ring/builtin", bm_rx_to_ring);
+  benchmark::RegisterBenchmark("runtime/udp_pingpong/sim", bm_pingpong_sim);
+  benchmark::RegisterBenchmark("runtime/udp_pingpong/sim_threads", bm_pingpong_sim_threads);
+  benchmark::RegisterBenchmark("runtime/udp_pingpong/loopback_sockets", bm_pingpong_loopback);
+  return run_benchmarks_with_ratios(
+      argc, argv,
+      {Ratio{"runtime/udp_pingpong/loopback_sockets", "runtime/udp_pingpong/sim", 0, 10,
+             "host time per round trip"}});
+}

@@ -1,0 +1,186 @@
+// The kernel: owns the machine (physical memory, environments, NICs, links, the virtual clock),
+// securely multiplexes it, and runs the receive path.
+//
+// Every call that touches a guarded resource names the capability it uses (an index into the
+// calling environment's list) and is checked before anything changes: a missing or inadequate
+// capability is an exojit::Error and leaves every structure as it was. Guarded resources: page
+// frames, packet rings, NIC transmit sides, filter slots (and their handler slots).
+//
+// Receive path (DESIGN.md): Demux::classify -> filter slot -> MessageHandler (if installed) ->
+// the slot's packet ring -> the owner is woken.
+//
+// Mode::Scheduler (the default; tests): one host thread, the scheduler model runs environments.
+// Mode::Threads: environments are host threads; the receive path takes one lock so frames
+// arriving from several threads are delivered one at a time.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "exojit/runtime/capability.h"
+#include "exojit/runtime/clock.h"
+#include "exojit/runtime/environment.h"
+#include "exojit/runtime/link.h"
+#include "exojit/runtime/nic.h"
+#include "exojit/runtime/physical_memory.h"
+#include "exojit/runtime/plugins.h"
+#include "exojit/runtime/ring.h"
+
+namespace exojit::runtime {
+
+enum class Mode : uint8_t { Scheduler, Threads };
+
+struct KernelConfig {
+  uint32_t frames = 4096;     // physical memory: 16 MiB
+  uint32_t tlb_entries = 64;  // per environment; a power of two, 0 for no TLB
+  Mode mode = Mode::Scheduler;
+  // Machines simulated together share one virtual clock (and one scheduler): pass it here.
+  // nullptr: the kernel has its own.
+  VirtualClock* clock = nullptr;
+};
+
+struct RingCounters {
+  uint64_t delivered = 0;
+  uint64_t bytes = 0;
+  uint64_t drops_full = 0;        // no free slot: the environment had not drained the ring
+  uint64_t drops_bad_buffer = 0;  // the slot's buffer is outside the ring's buffer area
+  uint64_t drops_too_big = 0;     // the message is larger than the slot's buffer
+};
+
+// The kernel's side of a packet ring (ring.h is the environment's side).
+struct PacketRing {
+  uint32_t id;
+  Environment* owner;
+  Capability guard;
+  uint64_t ring_va;
+  RingHeader* header;  // pinned host view of the ring page
+  uint64_t area_va, area_len;
+  std::vector<uint8_t*> area_pages;  // pinned host view of the buffer area, page by page
+  RingCounters counters;
+};
+
+struct FilterCounters {
+  uint64_t matched = 0;
+  uint64_t handled = 0;   // consumed by the handler
+  uint64_t declined = 0;  // the handler declined: delivered to the ring instead
+};
+
+struct FilterSlot {
+  Environment* owner = nullptr;
+  Capability guard;
+  PacketRing* ring = nullptr;
+  MessageHandler* handler = nullptr;
+  bool handler_may_transmit = false;
+  FilterCounters counters;
+};
+
+class Kernel {
+ public:
+  explicit Kernel(KernelConfig config = {});
+  ~Kernel();
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
+  const KernelConfig& config() const { return config_; }
+  bool threaded() const { return config_.mode == Mode::Threads; }
+  PhysicalMemory& memory() { return memory_; }
+  VirtualClock& clock() { return *clock_; }
+
+  // Machine set-up (trusted, boot time): environments with their first capability, NICs, links,
+  // the demultiplexer.
+  Environment& create_environment(std::string name, Capability initial);
+  Nic& add_nic(NicConfig config, Capability tx_guard);
+  Link& connect(Nic& a, Nic& b, LinkConfig config);
+  void set_demux(Demux* demux) { demux_ = demux; }
+  const std::vector<std::unique_ptr<Environment>>& environments() const { return envs_; }
+
+  // Capabilities: `from` hands a refinement of its capability `cap` to `to` (seed 001: the
+  // creator refines what it passes on). Returns the index in `to`'s list.
+  size_t grant(Environment& from, size_t cap, Environment& to, Capability refined);
+
+  // Memory. The frame's guard must be dominated by `cap`, which needs the alloc permission.
+  uint32_t alloc_frame(Environment& env, size_t cap, Capability guard);
+  void free_frame(Environment& env, size_t cap, uint32_t frame);
+  // Mapping needs a capability dominating the frame's guard (with write for a writable page).
+  void map_page(Environment& env, size_t cap, uint64_t va, uint32_t frame, uint8_t bits);
+  void unmap_page(Environment& env, size_t cap, uint64_t va);
+  void protect_page(Environment& env, size_t cap, uint64_t va, uint8_t bits);
+  // Convenience: `pages` fresh frames guarded by `cap` itself, mapped at va... with `bits`.
+  void alloc_pages(Environment& env, size_t cap, uint64_t va, size_t pages, uint8_t bits);
+
+  // Packet rings: the ring page at ring_va (mapped writable, one page) and the buffer area
+  // [area_va, area_va + area_len) (mapped writable) are pinned for the ring's life. The guard
+  // is `cap` itself (alloc permission). The ring's slots must be filled by the environment
+  // (ring.h) before messages can arrive; `init_ring_buffers` does it for an even split of the area.
+  uint32_t create_ring(Environment& env, size_t cap, uint64_t ring_va, uint32_t slots,
+                       uint64_t area_va, uint64_t area_len);
+  void destroy_ring(Environment& env, size_t cap, uint32_t ring);
+  PacketRing& ring(uint32_t id);
+
+  // Filter slots: an environment claims the slot of a filter id (the id its Demux returns),
+  // binds it to one of its rings and may install a message handler. Claiming needs `cap` with
+  // alloc (the slot's guard is `cap`); the others need a capability dominating the slot's guard
+  // with write. A handler may transmit replies if the environment holds a capability for the
+  // NIC's transmit side when the handler is installed.
+  void claim_filter(Environment& env, size_t cap, uint32_t filter);
+  void release_filter(Environment& env, size_t cap, uint32_t filter);
+  void bind_filter(Environment& env, size_t cap, uint32_t filter, uint32_t ring);
+  void install_handler(Environment& env, size_t cap, uint32_t filter, MessageHandler* handler,
+                       const Nic* reply_nic = nullptr);
+  void remove_handler(Environment& env, size_t cap, uint32_t filter);
+  const FilterSlot* filter(uint32_t id) const;
+
+  // Transmit from the environment's memory; needs write on the NIC's transmit guard. Returns
+  // false when the NIC refused the frame (transmit ring full; counted by the NIC).
+  bool transmit(Environment& env, size_t cap, Nic& nic, uint64_t va, size_t length);
+  // Same, from a host buffer the environment's code holds (its libOS's staging memory).
+  bool transmit_bytes(Environment& env, size_t cap, Nic& nic, const uint8_t* frame, size_t length);
+
+  // A timer: wakes `env` at virtual time t (scheduler model).
+  void wake_at(Environment& env, uint64_t t);
+
+  // The receive path, called by NICs: classify, run the handler, place into the ring, wake.
+  void deliver(Nic& nic, const uint8_t* frame, size_t length);
+
+  // Helpers for the environment's side (thread-safe with respect to the kernel's writes).
+  // Fills every slot of ring `id` with consecutive buffers of `buffer_size` bytes from its area.
+  void init_ring_buffers(Environment& env, uint32_t ring, uint32_t buffer_size);
+
+  // Thread mode: held by the receive and transmit paths (recursive: a handler may reply, and an
+  // immediate link delivers the reply on the same thread).
+  std::recursive_mutex& delivery_lock() { return delivery_mutex_; }
+
+ private:
+  void check(Environment& env, size_t cap, const Capability& guard, uint8_t need,
+             const char* what) const;
+  FilterSlot& owned_slot(Environment& env, size_t cap, uint32_t filter, const char* what);
+  bool place(PacketRing& ring, const uint8_t* frame, size_t length);
+  // Thread mode: kernel calls that change what the receive path reads hold its lock.
+  std::unique_lock<std::recursive_mutex> exclude_delivery() {
+    std::unique_lock<std::recursive_mutex> l(delivery_mutex_, std::defer_lock);
+    if (threaded()) l.lock();
+    return l;
+  }
+
+  KernelConfig config_;
+  PhysicalMemory memory_;
+  VirtualClock own_clock_;
+  VirtualClock* clock_;
+  std::vector<std::unique_ptr<Environment>> envs_;
+  std::vector<std::unique_ptr<Nic>> nics_;
+  std::vector<Capability> nic_guards_;
+  std::vector<std::unique_ptr<Link>> links_;
+  std::vector<std::unique_ptr<PacketRing>> rings_;  // by id - 1; null once destroyed
+  std::vector<FilterSlot> filters_;                 // by filter id
+  Demux* demux_ = nullptr;
+  std::recursive_mutex delivery_mutex_;
+};
+
+// The largest filter id a slot can be claimed for.
+inline constexpr uint32_t kMaxFilterId = 1u << 16;
+
+}  // namespace exojit::runtime

@@ -1,0 +1,93 @@
+// The three plug-in interfaces of the runtime (DESIGN.md): a demultiplexer, a message handler
+// and a wake-up predicate. dpf/ implements Demux, ash/ implements MessageHandler; the runtime
+// ships a built-in demux (builtin_demux.h) and vcode-compiled predicates (predicate.h).
+//
+// A packet's walk: Nic -> Demux::classify -> the filter's owner -> its MessageHandler, if any
+// (Consumed: done; Declined: as if there were none) -> the owner's packet ring -> owner woken.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace exojit::runtime {
+
+class Environment;
+class Kernel;
+class Nic;
+
+// Decides which filter accepts a packet. Returns the filter id, 0 when none does. Must never
+// read outside [packet, packet + length). Called on the delivering thread, one call at a time.
+class Demux {
+ public:
+  virtual ~Demux() = default;
+  virtual uint32_t classify(const uint8_t* packet, size_t length) = 0;
+};
+
+// The message as the kernel holds it: read-only, in kernel memory (the NIC's receive buffer).
+struct Message {
+  const uint8_t* data;
+  uint32_t length;
+  uint32_t filter;  // the id the demux returned
+};
+
+enum class HandlerVerdict : uint8_t {
+  Consumed,  // the handler committed: the message is done (it may have replied)
+  Declined,  // the handler aborted or declined: the message goes to the owner's ring
+};
+
+// What a handler may do while it runs "in the environment's address space": every access to the
+// environment's memory is translated by the environment's page table and checked, byte range by
+// byte range; a refused access changes nothing and returns false (the handler then aborts; the
+// environment's fault handler is not called: there is no one to retry for). Replies go out on
+// the NIC the message came in on, if the environment holds a capability for its transmit side.
+class HandlerContext {
+ public:
+  HandlerContext(Kernel& kernel, Environment& env, Nic& nic, bool may_transmit)
+      : kernel_(kernel), env_(env), nic_(nic), may_transmit_(may_transmit) {}
+
+  Kernel& kernel() { return kernel_; }
+  Environment& env() { return env_; }
+  Nic& nic() { return nic_; }
+  uint64_t now() const;  // virtual time, ns
+
+  bool copy_out(uint64_t va, const void* src, size_t n);  // into the environment's memory
+  bool copy_in(void* dst, uint64_t va, size_t n);         // from the environment's memory
+  // Host pointer to [va, va+n) when it lies in one page with `access` (Access bits), else nullptr.
+  uint8_t* span(uint64_t va, size_t n, uint8_t access);
+  // Transmits a frame held in kernel/handler memory; false when refused (no capability for the
+  // NIC, transmit ring full, bad length), counted by the NIC.
+  bool reply(const uint8_t* frame, size_t n);
+  // Transmits a frame from the environment's memory (checked like copy_in).
+  bool reply_from_env(uint64_t va, size_t n);
+
+  uint32_t replies() const { return replies_; }
+
+  // C-callable forms for generated code (vcode ccall): plain integer/pointer arguments and a
+  // 1 (done) / 0 (refused) result.
+  static uint32_t c_copy_out(HandlerContext* c, uint64_t va, const uint8_t* src, uint64_t n);
+  static uint32_t c_copy_in(HandlerContext* c, uint8_t* dst, uint64_t va, uint64_t n);
+  static uint32_t c_reply(HandlerContext* c, const uint8_t* frame, uint64_t n);
+
+ private:
+  Kernel& kernel_;
+  Environment& env_;
+  Nic& nic_;
+  bool may_transmit_;
+  uint32_t replies_ = 0;
+};
+
+class MessageHandler {
+ public:
+  virtual ~MessageHandler() = default;
+  virtual HandlerVerdict handle(HandlerContext& context, const Message& message) = 0;
+};
+
+// A condition over the environment's own memory; the kernel evaluates it (in kernel context) to
+// decide whether a blocked environment should run. Returns a nonzero value when it holds.
+class WakeupPredicate {
+ public:
+  virtual ~WakeupPredicate() = default;
+  virtual uint32_t evaluate() = 0;
+};
+
+}  // namespace exojit::runtime

@@ -1,0 +1,63 @@
+/* Shared by the stack's files: byte order, buffers, and the layers' entry points. */
+#pragma once
+
+#include <errno.h>
+#include <string.h>
+
+#include "exojit/libos/netstack.h"
+
+#define EXO_ETH_HDR 14
+#define EXO_IP_HDR 20
+#define EXO_UDP_HDR 8
+#define EXO_ETHERTYPE_IP 0x0800
+#define EXO_ETHERTYPE_ARP 0x0806
+#define EXO_PROTO_ICMP 1
+#define EXO_PROTO_UDP 17
+
+static inline uint16_t exo_get16(const uint8_t* p) {
+  return (uint16_t)(p[0] << 8 | p[1]);
+}
+static inline uint32_t exo_get32(const uint8_t* p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void exo_put16(uint8_t* p, uint16_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+static inline void exo_put32(uint8_t* p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+/* Pool buffers: index -> environment address and host view. */
+int exo_buf_alloc(struct exo_stack* s);
+void exo_buf_free(struct exo_stack* s, uint32_t buf);
+uint64_t exo_buf_va(const struct exo_stack* s, uint32_t buf);
+uint8_t* exo_buf_ptr(struct exo_stack* s, uint32_t buf);
+
+/* Ethernet: fills the header of the frame in `buf` for next hop `ip` and sends it, or queues it
+ * on the incomplete ARP entry (sending a request). Frees the buffer in every case. */
+int exo_eth_output_ip(struct exo_stack* s, uint32_t buf, uint32_t frame_len, uint32_t next_hop);
+int exo_eth_transmit(struct exo_stack* s, uint32_t buf, uint32_t frame_len);
+/* The next hop for `dst`, or 0 when there is no route. */
+uint32_t exo_route_lookup(struct exo_stack* s, uint32_t dst);
+
+void exo_arp_input(struct exo_stack* s, const uint8_t* p, uint32_t len);
+struct exo_arp_entry* exo_arp_lookup(struct exo_stack* s, uint32_t ip);
+/* The entry for ip; a missing one is created incomplete and a request is sent. NULL: table full. */
+struct exo_arp_entry* exo_arp_resolve(struct exo_stack* s, uint32_t ip);
+
+/* IPv4: input of a whole frame's IP part; output of a transport payload (fragmented as needed).
+ * `head`/`head_len` is the transport header, `data`/`len` the rest (either may be empty). */
+void exo_ip_input(struct exo_stack* s, const uint8_t* p, uint32_t len, int pool_buf, int* kept);
+int exo_ip_output(struct exo_stack* s, uint32_t dst, uint8_t proto, int ttl, int dontfrag,
+                  const uint8_t* head, uint32_t head_len, const uint8_t* data, uint32_t len);
+void exo_reasm_release(struct exo_stack* s, int slot);
+
+void exo_icmp_input(struct exo_stack* s, uint32_t src, const uint8_t* p, uint32_t len);
+/* UDP input; `pool_buf` >= 0 means the payload lies in that pool buffer and may be kept (zero
+ * copy, *kept set); `reasm` >= 0 means it lies in that reassembly slot. */
+void exo_udp_input(struct exo_stack* s, uint32_t src, uint32_t dst, const uint8_t* p, uint32_t len,
+                   int pool_buf, int reasm, int* kept);
