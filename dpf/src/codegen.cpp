@@ -1,0 +1,464 @@
+// The trie compiled to vcode (DPF paper, section 3): one basic block per atom, filter constants
+// as immediates, disjunctions as compares, binary search or a hash table, adjacent == atoms
+// coalesced into wider loads, constant SHIFTs already folded into offsets (canonical.cpp) and
+// one bounds check per SHIFT.
+//
+// Bounds: each branch knows `must`, the bytes (from its segment's base) that every filter
+// accepted below it loads. A branch whose `must` exceeds what is already checked on the path
+// checks the packet's remaining length once, and a failing check skips the branch: nothing below
+// could accept. A SHIFT checks its amount plus what its child needs in one compare.
+#include "codegen.h"
+
+#include <exojit/vcode/builder.h>
+
+#include <algorithm>
+#include <bit>
+
+#include "exojit/error.h"
+
+namespace exojit::dpf::detail {
+
+namespace {
+
+using vcode::Builder;
+using vcode::Label;
+using vcode::Reg;
+using vcode::RegClass;
+using vcode::Type;
+
+uint32_t compute_must(Node& n);
+
+uint32_t compute_must(Branch& b) {
+  uint32_t own = load_end(b.expr);
+  uint32_t below = ~0u;
+  for (auto& [k, child] : b.children) below = std::min(below, compute_must(*child));
+  b.must = b.kind == Atom::Kind::Shift ? own : std::max(own, below);
+  return b.must;
+}
+
+uint32_t compute_must(Node& n) {
+  uint32_t m = ~0u;
+  for (auto& b : n.branches) m = std::min(m, compute_must(*b));
+  n.must = n.accepts.empty() && !n.branches.empty() ? m : 0;
+  return n.must;
+}
+
+Type load_type(unsigned bits) {
+  return bits == 8 ? Type::U8 : bits == 16 ? Type::U16 : bits == 32 ? Type::U32 : Type::U64;
+}
+
+uint64_t ones(unsigned bits) {
+  return bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
+}
+
+struct Seg {
+  Reg base;          // p: the current base of the packet
+  Reg rem;           // u64: bytes from base to the end of the packet
+  uint32_t checked;  // bytes from base known to be inside the packet
+  unsigned align;    // known alignment of base (the estimate; informational on x86-64)
+};
+
+struct Value {
+  Reg reg;
+  Type type;
+};
+
+class Gen {
+ public:
+  Gen(Generated& out, const CodegenOptions& o)
+      : out_(out), options_(o), b_(out.module, "dpf_demux", Type::U64, {Type::P, Type::U64}) {}
+
+  void run(Node& root) {
+    compute_must(root);
+    best_ = get(Type::U64);
+    b_.name(best_, "best");
+    b_.set(best_, int64_t(kNoFilter));
+    b_.name(b_.arg(0), "pkt");
+    b_.name(b_.arg(1), "len");
+    node(root, Seg{b_.arg(0), b_.arg(1), 0, options_.packet_alignment});
+    b_.ret(best_);
+    b_.finish();
+  }
+
+ private:
+  // Registers: temporaries first (caller-saved, free to use in a leaf), then variables.
+  Reg get(Type t) {
+    if (temps_ < vcode::kIntTemps) return ++temps_, b_.getreg(t, RegClass::Temp);
+    if (vars_ < vcode::kIntVars) return ++vars_, b_.getreg(t, RegClass::Var);
+    fail("dpf: the filters need more than {} live values (too many nested SHIFTs or fields)",
+         vcode::kIntTemps + vcode::kIntVars);
+  }
+  void put(Reg r) {
+    if (b_.function().reg(r.id).cls == RegClass::Temp)
+      --temps_;
+    else
+      --vars_;
+    b_.putreg(r);
+  }
+
+  Value widen(Value v) {
+    if (v.type == Type::U64) return v;
+    Reg w = get(Type::U64);
+    b_.cvt(w, v.reg);
+    put(v.reg);
+    return Value{w, Type::U64};
+  }
+
+  Value eval(const ExprPtr& e, const Seg& s) {
+    switch (e->op) {
+      case ExprOp::Const: {
+        Reg r = get(Type::U64);
+        b_.set(r, int64_t(e->value));
+        return Value{r, Type::U64};
+      }
+      case ExprOp::Load: {
+        Type t = load_type(e->bits);
+        Reg r = get(t);
+        if (t == Type::U8)
+          b_.ld(r, s.base, e->offset);
+        else
+          b_.ldbe(r, s.base, e->offset);
+        return Value{r, t};
+      }
+      default:
+        break;
+    }
+    Value a = eval(e->a, s);
+    bool narrow_ok =
+        e->op == ExprOp::And || e->op == ExprOp::Or || e->op == ExprOp::Xor || e->op == ExprOp::Rsh;
+    if (e->b->op == ExprOp::Const) {
+      uint64_t c = e->b->value;
+      if (!narrow_ok || c > ones(vcode::type_bits(a.type))) a = widen(a);
+      binary(e->op, a.reg, a.reg, int64_t(c));
+      return a;
+    }
+    Value b = eval(e->b, s);
+    if (!narrow_ok || a.type != b.type) a = widen(a), b = widen(b);
+    binary(e->op, a.reg, a.reg, b.reg);
+    put(b.reg);
+    return a;
+  }
+
+  template <typename B>
+  void binary(ExprOp op, Reg d, Reg a, B b) {
+    switch (op) {
+      case ExprOp::And:
+        return b_.and_(d, a, b);
+      case ExprOp::Or:
+        return b_.or_(d, a, b);
+      case ExprOp::Xor:
+        return b_.xor_(d, a, b);
+      case ExprOp::Add:
+        return b_.add(d, a, b);
+      case ExprOp::Sub:
+        return b_.sub(d, a, b);
+      case ExprOp::Mul:
+        return b_.mul(d, a, b);
+      case ExprOp::Lsh:
+        return b_.lsh(d, a, b);
+      case ExprOp::Rsh:
+        return b_.rsh(d, a, b);
+      default:
+        fail("dpf: internal: not a binary operator");
+    }
+  }
+
+  // Branches to `target` when `v cmp k` does not hold.
+  void branch_unless(Cmp cmp, Reg v, uint64_t k, Label target) {
+    int64_t i = int64_t(k);
+    switch (cmp) {
+      case Cmp::Eq:
+        return b_.bne(v, i, target);
+      case Cmp::Ne:
+        return b_.beq(v, i, target);
+      case Cmp::Lt:
+        return b_.bge(v, i, target);
+      case Cmp::Le:
+        return b_.bgt(v, i, target);
+      case Cmp::Gt:
+        return b_.ble(v, i, target);
+      case Cmp::Ge:
+        return b_.blt(v, i, target);
+    }
+  }
+
+  void accept(uint64_t key) {
+    Label skip = b_.label();
+    b_.ble(best_, int64_t(key), skip);
+    b_.set(best_, int64_t(key));
+    b_.place(skip);
+  }
+
+  void node(Node& n, const Seg& s) {
+    if (uint64_t k = n.best_accept(); k != kNoFilter) accept(k);
+    for (auto& br : n.branches) {
+      Label next = b_.label();
+      branch(*br, s, next);
+      b_.place(next);
+    }
+  }
+
+  void branch(Branch& br, Seg s, Label fail) {
+    if (br.must > s.checked) {
+      b_.blt(s.rem, int64_t(br.must), fail);
+      s.checked = br.must;
+    }
+    if (br.kind == Atom::Kind::Shift) return shift(br, s, fail);
+    if (br.kind != Atom::Kind::Compare) fail_unsupported(br);
+    if (br.children.size() == 1) return chain(br, s, fail);
+    if (br.children.size() > 3) {
+      if (auto h = HashNode::plan(br, options_.strict_alignment)) {
+        h->choose();
+        HashNode* raw = h.get();
+        out_.tables.push_back(std::move(h));
+        out_.hashed.emplace_back(&br, raw);
+        return hash(*raw, s, fail);
+      }
+    }
+    // A disjunction: dispatch on the value (compares, or a binary search over sorted keys),
+    // then each child's code.
+    Value v = eval(br.expr, s);
+    std::vector<std::pair<uint64_t, Label>> keys;
+    for (auto& [k, child] : br.children) keys.emplace_back(k, b_.label());
+    search(v.reg, keys, 0, keys.size(), fail);
+    put(v.reg);
+    size_t i = 0;
+    for (auto& [k, child] : br.children) {
+      b_.place(keys[i++].second);
+      node(*child, s);
+      if (i < keys.size()) b_.jmp(fail);
+    }
+  }
+
+  [[noreturn]] void fail_unsupported(const Branch& br) {
+    fail("dpf: atom `{}` is not supported by the code generator", to_string(br.expr));
+  }
+
+  void search(Reg v, const std::vector<std::pair<uint64_t, Label>>& keys, size_t lo, size_t hi,
+              Label miss) {
+    if (hi - lo <= 3) {
+      for (size_t i = lo; i < hi; ++i) b_.beq(v, int64_t(keys[i].first), keys[i].second);
+      b_.jmp(miss);
+      return;
+    }
+    size_t mid = (lo + hi) / 2;
+    Label right = b_.label();
+    b_.bge(v, int64_t(keys[mid].first), right);
+    search(v, keys, lo, mid, miss);
+    b_.place(right);
+    search(v, keys, mid, hi, miss);
+  }
+
+  // A run of single-constant compares in one segment, adjacent == fields coalesced.
+  void chain(Branch& br, const Seg& s, Label fail) {
+    std::vector<Step> steps{Step{Atom::Kind::Compare, br.cmp, br.expr, br.children.begin()->first}};
+    Node* end = const_cast<Node*>(follow_chain(br.children.begin()->second.get(), false, &steps));
+    struct Plain {
+      size_t step;
+      uint32_t offset;
+      unsigned bytes;
+      uint64_t mask;
+    };
+    std::vector<Plain> plain;
+    std::vector<size_t> other;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const ExprPtr& e = steps[i].expr;
+      Plain p{i, 0, 0, ~uint64_t(0)};
+      bool is_plain = false;
+      if (steps[i].cmp == Cmp::Eq && !options_.strict_alignment) {
+        if (e->op == ExprOp::Load)
+          p.offset = e->offset, p.bytes = e->bits / 8u, is_plain = true;
+        else if (e->op == ExprOp::And && e->a->op == ExprOp::Load && e->b->op == ExprOp::Const)
+          p.offset = e->a->offset, p.bytes = e->a->bits / 8u, p.mask = e->b->value, is_plain = true;
+      }
+      if (is_plain)
+        plain.push_back(p);
+      else
+        other.push_back(i);
+    }
+    std::sort(plain.begin(), plain.end(), [](auto& x, auto& y) { return x.offset < y.offset; });
+    for (size_t g = 0; g < plain.size();) {
+      size_t last = g;
+      uint32_t start = plain[g].offset, stop = start + plain[g].bytes;
+      while (last + 1 < plain.size() && plain[last + 1].offset >= stop &&
+             plain[last + 1].offset + plain[last + 1].bytes - start <= 8) {
+        ++last;
+        stop = plain[last].offset + plain[last].bytes;
+      }
+      unsigned width = std::bit_ceil(stop - start);
+      uint32_t wstart = start + width <= s.checked ? start : stop >= width ? stop - width : 0;
+      if (last == g || wstart + width > s.checked || wstart + width < stop) {
+        for (size_t i = g; i <= last; ++i) other.push_back(plain[i].step);
+        g = last + 1;
+        continue;
+      }
+      uint64_t mask = 0, value = 0;
+      for (size_t i = g; i <= last; ++i) {
+        unsigned shift = (wstart + width - plain[i].offset - plain[i].bytes) * 8;
+        mask |= (plain[i].mask & ones(plain[i].bytes * 8)) << shift;
+        value |= steps[plain[i].step].value << shift;
+      }
+      Type t = load_type(width * 8);
+      Reg r = get(t);
+      if (t == Type::U8)
+        b_.ld(r, s.base, wstart);
+      else
+        b_.ldbe(r, s.base, wstart);
+      if (mask != ones(width * 8)) b_.and_(r, r, int64_t(mask));
+      b_.bne(r, int64_t(value), fail);
+      put(r);
+      g = last + 1;
+    }
+    std::sort(other.begin(), other.end());
+    for (size_t i : other) {
+      Value v = eval(steps[i].expr, s);
+      branch_unless(steps[i].cmp, v.reg, steps[i].value, fail);
+      put(v.reg);
+    }
+    node(*end, s);
+  }
+
+  // SHIFT: one check covers the amount and the bytes the child needs after it.
+  Seg shift_base(const ExprPtr& amount_expr, uint32_t next_need, const Seg& s, Label fail) {
+    Value amount = widen(eval(amount_expr, s));
+    uint64_t ub = upper_bound(amount_expr);
+    Seg n{};
+    if (next_need > 0 && ub < (uint64_t(1) << 40)) {
+      Reg t = get(Type::U64);
+      b_.add(t, amount.reg, int64_t(next_need));
+      b_.bgt(t, s.rem, fail);
+      put(t);
+      n.checked = next_need;
+    } else {
+      b_.bgt(amount.reg, s.rem, fail);
+      n.checked = 0;
+    }
+    n.base = get(Type::P);
+    b_.add(n.base, s.base, amount.reg);
+    n.rem = get(Type::U64);
+    b_.sub(n.rem, s.rem, amount.reg);
+    put(amount.reg);
+    n.align = std::min(s.align, known_alignment(amount_expr));
+    return n;
+  }
+
+  void shift(Branch& br, const Seg& s, Label fail) {
+    Node& child = *br.children.begin()->second;
+    Seg n = shift_base(br.expr, child.must, s, fail);
+    node(child, n);
+    put(n.base);
+    put(n.rem);
+  }
+
+  // A hash node: load the key's fields (through the chain's SHIFTs), hash, probe, compare.
+  void hash(HashNode& h, const Seg& s0, Label fail) {
+    const auto& fields = h.fields();
+    std::vector<Value> f(fields.size());
+    Seg s = s0;
+    std::vector<Seg> owned;
+    unsigned segment = 0;
+    auto load_segment = [&](unsigned seg) {
+      for (size_t j = 0; j < fields.size(); ++j)
+        if (fields[j].segment == seg) {
+          Value v = eval(fields[j].expr, s);
+          Type want = fields[j].bytes == 8 ? Type::U64 : Type::U32;
+          if (v.type != want) {
+            Reg w = get(want);
+            b_.cvt(w, v.reg);
+            put(v.reg);
+            v = Value{w, want};
+          }
+          f[j] = v;
+        }
+    };
+    load_segment(0);
+    for (const Step& step : h.shape()) {
+      if (step.kind != Atom::Kind::Shift) continue;
+      uint32_t need = 0;
+      for (const auto& fld : fields)
+        if (fld.segment == segment + 1) need = std::max(need, load_end(fld.expr));
+      Seg n = shift_base(step.expr, need, s, fail);
+      if (!owned.empty()) put(owned.back().base), put(owned.back().rem), owned.pop_back();
+      owned.push_back(n);
+      s = n;
+      load_segment(++segment);
+    }
+    if (!owned.empty()) put(owned.back().base), put(owned.back().rem);
+    // Mix the fields, then the hash chosen for the keys.
+    Reg x = get(Type::U64);
+    b_.cvt(x, f[0].reg);
+    for (size_t j = 1; j < f.size(); ++j) {
+      Reg t = get(Type::U64);
+      b_.cvt(t, f[j].reg);
+      if (j % 2) b_.lsh(t, t, 32);
+      b_.xor_(x, x, t);
+      put(t);
+    }
+    if (h.kind() == HashNode::HashKind::XorShift) {
+      Reg t = get(Type::U64);
+      b_.rsh(t, x, int64_t(h.param()));
+      b_.xor_(x, x, t);
+      put(t);
+      b_.and_(x, x, int64_t(ones(h.log2_slots())));
+    } else {
+      b_.mul(x, x, int64_t(h.param()));
+      b_.rsh(x, x, int64_t(64 - h.log2_slots()));
+    }
+    b_.lsh(x, x, int64_t(std::countr_zero(h.stride())));
+    Reg e = get(Type::P);
+    b_.set(e, int64_t(reinterpret_cast<uintptr_t>(h.table())));
+    b_.add(e, e, x);
+    put(x);
+    Reg id = get(Type::U32);
+    Label hit = b_.label();
+    for (unsigned d = 0; d <= h.max_probe(); ++d) {
+      int64_t at = int64_t(d) * h.stride();
+      Label next = d == h.max_probe() ? fail : b_.label();
+      if (h.max_probe() > 0) {  // an empty slot ends the probe sequence
+        b_.ld(id, e, at + h.id_offset());
+        b_.beq(id, 0, fail);
+      }
+      for (size_t j = 0; j < fields.size(); ++j) {
+        Reg v = get(f[j].type);
+        b_.ld(v, e, at + fields[j].offset);
+        b_.bne(v, f[j].reg, next);
+        put(v);
+      }
+      if (h.max_probe() == 0) {
+        b_.ld(id, e, at + h.id_offset());
+        b_.beq(id, 0, fail);
+      }
+      b_.jmp(hit);
+      if (d != h.max_probe()) b_.place(next);
+    }
+    b_.place(hit);
+    Reg k = get(Type::U64);
+    b_.cvt(k, id);
+    b_.or_(k, k, int64_t(h.priority_high() << 32));
+    Label skip = b_.label();
+    b_.ble(best_, k, skip);
+    b_.mov(best_, k);
+    b_.place(skip);
+    put(k);
+    put(id);
+    put(e);
+    for (Value& v : f) put(v.reg);
+  }
+
+  Generated& out_;
+  const CodegenOptions& options_;
+  Builder b_;
+  Reg best_;
+  int temps_ = 2;  // the two parameters
+  int vars_ = 0;
+};
+
+}  // namespace
+
+Generated generate(Trie& trie, const CodegenOptions& options) {
+  Generated out;
+  Gen(out, options).run(trie.root());
+  return out;
+}
+
+}  // namespace exojit::dpf::detail

@@ -1,0 +1,214 @@
+// The engine: canonicalise, check ownership, merge into the trie, then either write a hash
+// table (the code stays) or regenerate and compile the demultiplexer.
+#include "exojit/dpf/engine.h"
+
+#include <exojit/vcode/code.h>
+
+#include <algorithm>
+#include <map>
+
+#include "codegen.h"
+#include "exojit/error.h"
+#include "overlap.h"
+#include "trie.h"
+
+namespace exojit::dpf {
+
+using namespace detail;
+
+struct Engine::Impl {
+  struct Record {
+    uint32_t owner;
+    std::vector<Canonical> disjuncts;
+    std::vector<std::pair<Node*, uint64_t>> accepts;  // where each disjunct ends, its key
+  };
+  EngineOptions options;
+  Trie trie;
+  std::map<FilterId, Record> filters;
+  FilterId next_id = 1;
+  Generated generated;
+  vcode::Code code;
+  size_t regenerations = 0;
+  size_t table_updates = 0;
+
+  // The hash node (and its child on the path) whose table holds `n`, if any.
+  static HashNode* hashed_ancestor(Node* n, Node** child) {
+    for (; n->parent; n = n->parent->parent)
+      if (n->parent->hash) {
+        *child = n;
+        return n->parent->hash;
+      }
+    return nullptr;
+  }
+
+  // After an insertion: can the running code serve it by writing a table? (else regenerate)
+  static bool patch_insert(const Change& c, uint64_t previous_best) {
+    if (c.branch && c.branch->hash) return c.branch->hash->insert(*c.child);
+    if (!c.only_accept) return false;
+    Node* child = nullptr;
+    if (HashNode* h = hashed_ancestor(c.leaf, &child)) return h->insert(*child);
+    return c.leaf->best_accept() == previous_best;  // the immediate in the code is unchanged
+  }
+
+  static bool patch_erase(const Change& c, uint64_t previous_best) {
+    if (c.branch && c.branch->hash) return c.branch->hash->rebuild();
+    if (!c.only_accept) return false;
+    Node* child = nullptr;
+    if (HashNode* h = hashed_ancestor(c.leaf, &child)) return h->rebuild();
+    return c.leaf->best_accept() == previous_best;
+  }
+
+  void clear_hash(Node& n) {
+    for (auto& b : n.branches) {
+      b->hash = nullptr;
+      for (auto& [k, child] : b->children) clear_hash(*child);
+    }
+  }
+
+  // Generates and compiles; the engine keeps its old code if that throws.
+  Engine::DemuxFn* regenerate() {
+    CodegenOptions co;
+    co.strict_alignment = options.strict_alignment;
+    co.packet_alignment = options.packet_alignment;
+    Generated g = generate(trie, co);
+    vcode::Code c = vcode::compile(g.module);
+    clear_hash(trie.root());
+    for (auto& [branch, table] : g.hashed) branch->hash = table;
+    generated = std::move(g);
+    code = std::move(c);
+    ++regenerations;
+    return code.as<Engine::DemuxFn>("dpf_demux");
+  }
+
+  // Refills every table from the trie (after a failed regeneration undid an insertion).
+  void refill_tables() {
+    for (auto& t : generated.tables) t->rebuild();
+  }
+};
+
+Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  fn_ = impl_->regenerate();
+}
+
+Engine::~Engine() = default;
+
+FilterId Engine::insert(const Filter& f, InsertOptions o) {
+  return insert(std::span<const Filter>(&f, 1), o);
+}
+
+FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
+  Impl& m = *impl_;
+  if (disjuncts.empty()) fail("dpf: insert of an empty disjunction");
+  Impl::Record rec;
+  rec.owner = o.owner;
+  for (size_t i = 0; i < disjuncts.size(); ++i) {
+    try {
+      rec.disjuncts.push_back(canonicalize(disjuncts[i]));
+    } catch (const Error& e) {
+      if (disjuncts.size() == 1) throw;
+      fail("disjunct {}: {}", i + 1, e.what());
+    }
+  }
+  if (!o.share)
+    for (auto& [id, other] : m.filters) {
+      if (other.owner == o.owner) continue;
+      for (const Canonical& a : rec.disjuncts)
+        for (const Canonical& b : other.disjuncts)
+          if (may_overlap(a, b)) {
+            Filter shown;
+            shown.atoms() = b.atoms;
+            fail(
+                "dpf: filter overlaps filter {} of owner {} (`{}`); insert with sharing allowed "
+                "to accept the same packets",
+                id, other.owner, to_string(shown));
+          }
+    }
+  if (m.next_id == 0) fail("dpf: filter ids exhausted");
+  FilterId id = m.next_id;
+  bool regen = false;
+  for (const Canonical& c : rec.disjuncts) {
+    uint64_t key = priority_key(c.specificity, id);
+    Change change = m.trie.insert(c, key);
+    rec.accepts.emplace_back(change.leaf, key);
+    // The leaf's best before this accept: the immediate the code holds.
+    uint64_t before = kNoFilter;
+    for (uint64_t k : change.leaf->accepts)
+      if (k != key) before = std::min(before, k);
+    if (!regen && !Impl::patch_insert(change, before)) regen = true;
+  }
+  if (regen) {
+    try {
+      fn_ = m.regenerate();
+    } catch (...) {
+      for (auto& [leaf, key] : rec.accepts) m.trie.erase(leaf, key);
+      m.refill_tables();
+      throw;
+    }
+  } else {
+    ++m.table_updates;
+  }
+  ++m.next_id;
+  m.filters.emplace(id, std::move(rec));
+  return id;
+}
+
+void Engine::remove(FilterId id) {
+  Impl& m = *impl_;
+  auto it = m.filters.find(id);
+  if (it == m.filters.end()) fail("dpf: remove of unknown filter id {}", id);
+  bool regen = false;
+  for (auto& [leaf, key] : it->second.accepts) {
+    uint64_t before = leaf->best_accept();
+    Change change = m.trie.erase(leaf, key);
+    if (!regen && !Impl::patch_erase(change, before)) regen = true;
+  }
+  m.filters.erase(it);
+  if (regen)
+    fn_ = m.regenerate();
+  else
+    ++m.table_updates;
+}
+
+FilterId Engine::demux_reference(const uint8_t* pkt, size_t len) const {
+  return FilterId(impl_->trie.walk(pkt, len));
+}
+
+std::vector<FilterId> Engine::accepting(const uint8_t* pkt, size_t len) const {
+  std::vector<uint64_t> keys;
+  impl_->trie.walk_all(pkt, len, &keys);
+  std::vector<FilterId> ids;
+  for (uint64_t k : keys) ids.push_back(FilterId(k));
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+std::vector<unsigned> Engine::specificity(FilterId id) const {
+  auto it = impl_->filters.find(id);
+  if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
+  std::vector<unsigned> out;
+  for (const Canonical& c : it->second.disjuncts) out.push_back(c.specificity);
+  return out;
+}
+
+size_t Engine::size() const {
+  return impl_->filters.size();
+}
+size_t Engine::regenerations() const {
+  return impl_->regenerations;
+}
+size_t Engine::table_updates() const {
+  return impl_->table_updates;
+}
+const vcode::Module& Engine::module() const {
+  return impl_->generated.module;
+}
+const vcode::Code& Engine::code() const {
+  return impl_->code;
+}
+std::string Engine::dump_trie() const {
+  return impl_->trie.dump();
+}
+
+}  // namespace exojit::dpf

@@ -1,0 +1,273 @@
+// Hash nodes: the key layout (coalesced fields), the choice of the hash function, the table.
+#include "hash_node.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+namespace exojit::dpf::detail {
+
+namespace {
+
+constexpr uint64_t kNoMask = ~uint64_t(0);
+
+// A field load `offset:bits`, possibly masked: what coalescing can combine.
+bool plain_field(const ExprPtr& e, uint32_t* offset, unsigned* bytes, uint64_t* mask) {
+  if (e->op == ExprOp::Load) {
+    *offset = e->offset, *bytes = e->bits / 8u, *mask = kNoMask;
+    return true;
+  }
+  if (e->op == ExprOp::And && e->a->op == ExprOp::Load && e->b->op == ExprOp::Const) {
+    *offset = e->a->offset, *bytes = e->a->bits / 8u, *mask = e->b->value;
+    return true;
+  }
+  return false;
+}
+
+uint64_t ones(unsigned bits) {
+  return bits >= 64 ? kNoMask : (uint64_t(1) << bits) - 1;
+}
+
+// The multipliers and shifts the choice tries, cheapest first.
+constexpr uint8_t kShifts[] = {32, 16, 24, 8, 40, 20, 12, 48, 28, 36, 44, 56};
+constexpr uint64_t kMultipliers[] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full,
+                                     0x165667b19e3779f9ull, 0xd6e8feb86659fd93ull,
+                                     0xff51afd7ed558ccdull, 0xc4ceb9fe1a85ec53ull};
+
+}  // namespace
+
+std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment) {
+  if (b.kind != Atom::Kind::Compare || b.cmp != Cmp::Eq || b.children.size() < 2) return nullptr;
+  std::unique_ptr<HashNode> h(new HashNode(b));
+  // The shape: the first child's chain; every other child must follow it exactly.
+  {
+    auto& [k, child] = *b.children.begin();
+    h->shape_.push_back(Step{Atom::Kind::Compare, Cmp::Eq, b.expr, k});
+    const Node* leaf = follow_chain(child.get(), true, &h->shape_);
+    if (!leaf->branches.empty() || leaf->accepts.empty()) return nullptr;
+    h->high_ = leaf->best_accept() >> 32;
+  }
+  for (const Step& s : h->shape_)
+    if (s.kind == Atom::Kind::Compare && s.cmp != Cmp::Eq) return nullptr;
+  std::vector<Step> steps;
+  for (auto& [k, child] : b.children) {
+    steps.clear();
+    steps.push_back(Step{Atom::Kind::Compare, Cmp::Eq, b.expr, k});
+    const Node* leaf = follow_chain(child.get(), true, &steps);
+    if (!leaf->branches.empty() || leaf->accepts.empty() || steps.size() != h->shape_.size() ||
+        (leaf->best_accept() >> 32) != h->high_)
+      return nullptr;
+    for (size_t i = 0; i < steps.size(); ++i)
+      if (steps[i].kind != h->shape_[i].kind || !same_expr(steps[i].expr, h->shape_[i].expr))
+        return nullptr;
+  }
+
+  // Fields, segment by segment: coalesce adjacent plain fields into one load of 2, 4 or 8
+  // bytes within the bytes the segment loads anyway (its bounds check covers them).
+  h->members_.resize(h->shape_.size());
+  unsigned segment = 0;
+  for (size_t begin = 0; begin < h->shape_.size();) {
+    size_t end = begin;
+    uint32_t seg_end = 0;
+    while (end < h->shape_.size() && h->shape_[end].kind != Atom::Kind::Shift)
+      seg_end = std::max(seg_end, load_end(h->shape_[end++].expr));
+    struct Plain {
+      size_t step;
+      uint32_t offset;
+      unsigned bytes;
+      uint64_t mask;
+    };
+    std::vector<Plain> plain;
+    std::vector<size_t> other;
+    for (size_t i = begin; i < end; ++i) {
+      Plain p{i, 0, 0, 0};
+      if (!strict_alignment && plain_field(h->shape_[i].expr, &p.offset, &p.bytes, &p.mask))
+        plain.push_back(p);
+      else
+        other.push_back(i);
+    }
+    std::sort(plain.begin(), plain.end(), [](auto& x, auto& y) { return x.offset < y.offset; });
+    auto add_field = [&](ExprPtr expr, unsigned bytes) {
+      h->fields_.push_back(Field{std::move(expr), segment, bytes, 0});
+      return unsigned(h->fields_.size() - 1);
+    };
+    for (size_t g = 0; g < plain.size();) {
+      size_t last = g;
+      uint32_t start = plain[g].offset, stop = start + plain[g].bytes;
+      while (last + 1 < plain.size() && plain[last + 1].offset >= stop &&
+             plain[last + 1].offset + plain[last + 1].bytes - start <= 8) {
+        ++last;
+        stop = plain[last].offset + plain[last].bytes;
+      }
+      unsigned width = std::bit_ceil(stop - start);
+      uint32_t wstart = start;
+      if (wstart + width > seg_end) wstart = stop >= width ? stop - width : 0;
+      bool ok = last > g && width <= 8 && wstart + width <= seg_end && wstart + width >= stop;
+      if (!ok) {  // one field per atom
+        for (size_t i = g; i <= last; ++i) {
+          const ExprPtr& e = h->shape_[plain[i].step].expr;
+          unsigned f = add_field(e, upper_bound(e) > 0xffffffffu ? 8 : 4);
+          h->members_[plain[i].step].push_back(Member{f, 0});
+        }
+        g = last + 1;
+        continue;
+      }
+      uint64_t mask = 0;
+      unsigned f = add_field(nullptr, width > 4 ? 8 : 4);
+      for (size_t i = g; i <= last; ++i) {
+        unsigned shift = (wstart + width - plain[i].offset - plain[i].bytes) * 8;
+        mask |= (plain[i].mask & ones(plain[i].bytes * 8)) << shift;
+        h->members_[plain[i].step].push_back(Member{f, shift});
+      }
+      ExprPtr load = make_load(wstart, width * 8);
+      h->fields_[f].expr =
+          mask == ones(width * 8) ? load : make_binary(ExprOp::And, load, make_const(mask));
+      g = last + 1;
+    }
+    for (size_t i : other) {
+      const ExprPtr& e = h->shape_[i].expr;
+      unsigned f = add_field(e, upper_bound(e) > 0xffffffffu ? 8 : 4);
+      h->members_[i].push_back(Member{f, 0});
+    }
+    if (end < h->shape_.size()) ++segment;  // the SHIFT step
+    begin = end + 1;
+  }
+  h->segments_ = segment + 1;
+  if (h->fields_.empty() || h->fields_.size() > kMaxFields) return nullptr;
+  // Entry layout: 8-byte fields, then 4-byte fields, then the 32-bit filter id.
+  unsigned at = 0;
+  for (unsigned want : {8u, 4u})
+    for (Field& f : h->fields_)
+      if (f.bytes == want) f.offset = at, at += want;
+  h->id_offset_ = at;
+  h->stride_ = std::max(8u, std::bit_ceil(at + 4));
+  return h;
+}
+
+uint64_t HashNode::mix(const uint64_t* fields, size_t n) {
+  uint64_t x = fields[0];
+  for (size_t j = 1; j < n; ++j) x ^= j % 2 ? fields[j] << 32 : fields[j];
+  return x;
+}
+
+uint64_t HashNode::slot_of(uint64_t x) const {
+  if (kind_ == HashKind::XorShift) return (x ^ (x >> param_)) & ones(log2_slots_);
+  return (x * param_) >> (64 - log2_slots_);
+}
+
+bool HashNode::key_of(const Node& child, uint64_t* fields, uint32_t* id) const {
+  std::vector<Step> steps;
+  steps.push_back(Step{Atom::Kind::Compare, Cmp::Eq, branch_->expr, child.key});
+  const Node* leaf = follow_chain(&child, true, &steps);
+  if (steps.size() != shape_.size() || !leaf->branches.empty() || leaf->accepts.empty() ||
+      (leaf->best_accept() >> 32) != high_)
+    return false;
+  std::fill(fields, fields + fields_.size(), 0);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].kind != shape_[i].kind || !same_expr(steps[i].expr, shape_[i].expr)) return false;
+    for (const Member& m : members_[i]) fields[m.field] |= steps[i].value << m.shift;
+  }
+  *id = uint32_t(leaf->best_accept());
+  return true;
+}
+
+void HashNode::allocate(unsigned log2_slots) {
+  log2_slots_ = log2_slots;
+  size_t bytes = ((size_t(1) << log2_slots) + kMaxProbe) * stride_;
+  storage_.reset(new uint8_t[bytes + 64]());
+  table_ = storage_.get() + (64 - reinterpret_cast<uintptr_t>(storage_.get()) % 64) % 64;
+  count_ = 0;
+}
+
+bool HashNode::place(const uint64_t* fields, uint32_t id, unsigned bound) {
+  uint64_t slot = slot_of(mix(fields, fields_.size()));
+  for (unsigned d = 0; d <= bound; ++d) {
+    uint8_t* e = table_ + (slot + d) * stride_;
+    uint32_t have;
+    std::memcpy(&have, e + id_offset_, 4);
+    bool same = have != 0;
+    for (size_t j = 0; j < fields_.size() && same; ++j) {
+      uint64_t v = 0;
+      std::memcpy(&v, e + fields_[j].offset, fields_[j].bytes);
+      same = v == fields[j];
+    }
+    if (have != 0 && !same) continue;
+    if (have == 0) ++count_;
+    if (have == 0 || id < have) {
+      for (size_t j = 0; j < fields_.size(); ++j)
+        std::memcpy(e + fields_[j].offset, &fields[j], fields_[j].bytes);  // little-endian host
+      std::memcpy(e + id_offset_, &id, 4);
+    }
+    return true;
+  }
+  return false;
+}
+
+void HashNode::choose() {
+  size_t n = branch_->children.size();
+  std::vector<uint64_t> mixed;
+  std::vector<std::vector<uint64_t>> keys;
+  std::vector<uint32_t> ids;
+  mixed.reserve(n);
+  for (auto& [k, child] : branch_->children) {
+    std::vector<uint64_t> f(fields_.size());
+    uint32_t id;
+    key_of(*child, f.data(), &id);  // plan() checked every child
+    mixed.push_back(mix(f.data(), f.size()));
+    keys.push_back(std::move(f));
+    ids.push_back(id);
+  }
+  unsigned log2 = std::max(3u, unsigned(std::bit_width(n + n / 2)));
+  std::vector<uint8_t> used;
+  for (;; ++log2) {
+    size_t slots = size_t(1) << log2;
+    unsigned best_probe = kMaxProbe + 1;
+    HashKind best_kind = HashKind::Multiply;
+    uint64_t best_param = 0;
+    auto evaluate = [&](HashKind kind, uint64_t param) {
+      kind_ = kind, param_ = param, log2_slots_ = log2;
+      used.assign(slots + kMaxProbe + 1, 0);
+      unsigned worst = 0;
+      for (uint64_t x : mixed) {
+        uint64_t s = slot_of(x);
+        unsigned d = 0;
+        while (used[s + d])
+          if (++d > kMaxProbe || d >= best_probe) return;
+        used[s + d] = 1;
+        worst = std::max(worst, d);
+      }
+      best_probe = worst, best_kind = kind, best_param = param;
+    };
+    for (uint8_t s : kShifts)
+      if (s >= log2 && best_probe > 0) evaluate(HashKind::XorShift, s);
+    for (uint64_t m : kMultipliers)
+      if (best_probe > 0) evaluate(HashKind::Multiply, m);
+    if (best_probe <= kMaxProbe) {
+      kind_ = best_kind, param_ = best_param;
+      allocate(log2);
+      max_probe_ = best_probe;
+      for (size_t i = 0; i < keys.size(); ++i) place(keys[i].data(), ids[i], max_probe_);
+      return;
+    }
+  }
+}
+
+bool HashNode::insert(const Node& child) {
+  uint64_t f[kMaxFields];
+  uint32_t id;
+  if (!key_of(child, f, &id)) return false;
+  if ((count_ + 1) * 4 > (size_t(1) << log2_slots_) * 3) return false;  // too full
+  return place(f, id, max_probe_);
+}
+
+bool HashNode::rebuild() {
+  std::memset(table_, 0, ((size_t(1) << log2_slots_) + kMaxProbe) * stride_);
+  count_ = 0;
+  uint64_t f[kMaxFields];
+  uint32_t id;
+  for (auto& [k, child] : branch_->children)
+    if (!key_of(*child, f, &id) || !place(f, id, max_probe_)) return false;
+  return true;
+}
+
+}  // namespace exojit::dpf::detail

@@ -1,0 +1,94 @@
+// A disjunction compiled as a hash table (DPF paper, "Fast disjunctions").
+//
+// Used for an == branch with more than three constants whose children all continue the same
+// way: the same chain of == atoms and SHIFTs (with different constants) ending in filters of the
+// same specificity, which is what connection filters look like. The whole chain becomes one key,
+// a tuple of fields (adjacent fields coalesced into wider loads); the table maps the key to the
+// filter id. The hash function is chosen when the code is generated, among cheap candidates, for
+// the actual keys; when it maps no two keys to one slot, the code checks one slot and no chain
+// (the collision check is elided), else it probes at most `max_probe` more slots (unrolled).
+// A filter that only adds a key is written into the table: the code is not regenerated.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "trie.h"
+
+namespace exojit::dpf::detail {
+
+class HashNode {
+ public:
+  static constexpr unsigned kMaxProbe = 15;
+  static constexpr size_t kMaxFields = 4;
+
+  // One value of the key, loaded by the generated code.
+  struct Field {
+    ExprPtr expr;      // what to load/compute, relative to its segment's base
+    unsigned segment;  // how many SHIFTs of the chain come before it
+    unsigned bytes;    // width in the table entry: 4 or 8
+    unsigned offset;   // byte offset in the entry
+  };
+  // Where a chain atom's constant goes: field, and bit position in it.
+  struct Member {
+    unsigned field;
+    unsigned shift;
+  };
+  enum class HashKind : uint8_t { XorShift, Multiply };
+
+  // Plans a hash node for `b`, or returns nullptr when its children do not all continue the same
+  // way (or would need more fields than kMaxFields). Does not fill the table (see rebuild).
+  static std::unique_ptr<HashNode> plan(const Branch& b, bool strict_alignment);
+
+  // Chooses the hash function and table size for the branch's current keys and fills the table.
+  void choose();
+  // Writes one child's key (after an insertion); false if it does not fit the code's probe
+  // bound or the table is too full (the caller then regenerates).
+  bool insert(const Node& child);
+  // Refills the table from the branch's children with the same function; false if some key no
+  // longer fits within the compiled probe bound.
+  bool rebuild();
+
+  const Branch& branch() const { return *branch_; }
+  const std::vector<Step>& shape() const { return shape_; }  // the chain; values unused
+  const std::vector<Field>& fields() const { return fields_; }
+  unsigned segments() const { return segments_; }
+  unsigned stride() const { return stride_; }
+  unsigned id_offset() const { return id_offset_; }
+  unsigned log2_slots() const { return log2_slots_; }
+  HashKind kind() const { return kind_; }
+  uint64_t param() const { return param_; }  // XorShift: the shift; Multiply: the multiplier
+  unsigned max_probe() const { return max_probe_; }
+  uint64_t priority_high() const { return high_; }
+  const uint8_t* table() const { return table_; }
+  size_t keys() const { return count_; }
+
+  // The mixing of the fields before the hash, as the generated code does it.
+  static uint64_t mix(const uint64_t* fields, size_t n);
+  uint64_t slot_of(uint64_t mixed) const;
+
+ private:
+  explicit HashNode(const Branch& b) : branch_(&b) {}
+  // The key tuple and best filter id of one child; false if the child's chain is not the shape.
+  bool key_of(const Node& child, uint64_t* fields, uint32_t* id) const;
+  bool place(const uint64_t* fields, uint32_t id, unsigned bound);
+  void allocate(unsigned log2_slots);
+
+  const Branch* branch_;
+  std::vector<Step> shape_;
+  std::vector<std::vector<Member>> members_;  // per Eq step of the shape (else empty)
+  std::vector<Field> fields_;
+  unsigned segments_ = 1;
+  unsigned stride_ = 16, id_offset_ = 0;
+  unsigned log2_slots_ = 3;
+  HashKind kind_ = HashKind::Multiply;
+  uint64_t param_ = 0;
+  unsigned max_probe_ = 0;
+  uint64_t high_ = 0;
+  size_t count_ = 0;
+  std::unique_ptr<uint8_t[]> storage_;
+  uint8_t* table_ = nullptr;  // 64-byte aligned, (slots + kMaxProbe) entries
+};
+
+}  // namespace exojit::dpf::detail
