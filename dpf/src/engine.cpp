@@ -124,8 +124,9 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
                 id, other.owner, to_string(shown));
           }
     }
-  if (m.next_id == 0) fail("dpf: filter ids exhausted");
-  FilterId id = m.next_id;
+  FilterId id = o.id ? o.id : m.next_id;
+  if (id == 0) fail("dpf: filter ids exhausted");
+  if (m.filters.count(id)) fail("dpf: filter id {} is taken", id);
   bool regen = false;
   for (const Canonical& c : rec.disjuncts) {
     uint64_t key = priority_key(c.specificity, id);
@@ -148,7 +149,7 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   } else {
     ++m.table_updates;
   }
-  ++m.next_id;
+  if (m.next_id != 0 && id >= m.next_id) m.next_id = id + 1;  // 0 after 0xffffffff: exhausted
   m.filters.emplace(id, std::move(rec));
   return id;
 }

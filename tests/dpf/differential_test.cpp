@@ -38,8 +38,7 @@ void check_all(const Engine& e, const std::map<FilterId, std::vector<Filter>>& f
   vcode::Interpreter in(e.module());
   for (int i = 0; i < packets; ++i) {
     Bytes p = testing::random_packet(rng);
-    auto exact = std::make_unique<uint8_t[]>(p.size() + 1);  // +1: a valid pointer when empty
-    std::copy(p.begin(), p.end(), exact.get());
+    auto exact = testing::exact_copy(p);
     FilterId want = expected(e, filters, p);
     ASSERT_EQ(e.demux_reference(exact.get(), p.size()), want) << e.dump_trie();
     ASSERT_EQ(e.demux(exact.get(), p.size()), want) << e.dump_trie();

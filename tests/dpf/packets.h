@@ -5,13 +5,23 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <vector>
 
 namespace exojit::dpf::testing {
 
 using Bytes = std::vector<uint8_t>;
+
+// A heap copy of exactly the packet's bytes (plus nothing), so that AddressSanitizer catches a
+// read past its end; never null.
+inline std::unique_ptr<uint8_t[]> exact_copy(const Bytes& p) {
+  auto out = std::make_unique<uint8_t[]>(p.empty() ? 1 : p.size());
+  if (!p.empty()) std::memcpy(out.get(), p.data(), p.size());
+  return out;
+}
 
 inline void put16(Bytes& b, size_t at, uint16_t v) {
   b[at] = uint8_t(v >> 8);

@@ -47,6 +47,7 @@ struct EngineOptions {
 struct InsertOptions {
   uint32_t owner = 0;
   bool share = false;  // allow accepting packets other owners' filters accept
+  FilterId id = 0;     // the id to give the filter (must be free); 0: the next unused one
 };
 
 class Engine {
