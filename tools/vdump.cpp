@@ -5,6 +5,7 @@
 //   vdump fib.vc                       dump every function
 //   vdump fib.vc --run fib 20 --interp call @fib(20), check it against the interpreter
 //   cat x.vc | vdump --asm-only        read the listing from stdin
+//   vdump --dpf filters.txt            the merged DPF trie and the demultiplexer generated for it
 #include <fmt/format.h>
 
 #include <bit>
@@ -26,6 +27,8 @@
 #include <string_view>
 #include <vector>
 
+#include "exojit/dpf/engine.h"
+#include "exojit/dpf/filter_file.h"
 #include "exojit/vcode.h"
 
 namespace {
@@ -50,6 +53,9 @@ options:
   --interp               with --run: also run the call in the vcode interpreter (first, so that
                          a trap it detects is reported instead of crashing) and say whether the
                          two agree
+  --dpf                  FILE holds DPF filters, one per line (DPF syntax, or tcpdump syntax
+                         after `pcap:`; a filter's id is its line number): print the merged
+                         trie, then the demultiplexer generated for it
   --perf-map             append the functions to /tmp/perf-<pid>.map (CompileOptions::perf_map)
   --listing-only         print the vcode listings, not the machine code
   --asm-only             print the machine code, not the vcode listings
@@ -62,7 +68,8 @@ exit status: 0 success; 1 error in the listing, compilation or interpretation; 2
 
 constexpr std::string_view kShortUsage =
     "usage: vdump [--run [NAME] [ARG...]] [--interp] [--perf-map] [--listing-only | --asm-only | "
-    "-q] [FILE]\n       (vdump --help for details)\n";
+    "-q] [FILE]\n       vdump --dpf [--listing-only | --asm-only] FILTERS\n"
+    "       (vdump --help for details)\n";
 
 // Bad command-line usage: exit status 2, with a short usage text.
 struct UsageError : std::runtime_error {
@@ -76,6 +83,7 @@ struct Options {
   bool run = false;
   bool interp = false;
   bool perf_map = false;
+  bool dpf = false;
   std::vector<std::string> run_args;  // [NAME] ARG... as given
 };
 
@@ -460,6 +468,8 @@ Options parse_options(int argc, char** argv) {
       while (i + 1 < argc && !is_option(argv[i + 1])) o.run_args.push_back(argv[++i]);
     } else if (!options_done && a == "--interp") {
       o.interp = true;
+    } else if (!options_done && a == "--dpf") {
+      o.dpf = true;
     } else if (!options_done && a == "--perf-map") {
       o.perf_map = true;
     } else if (!options_done && a == "--listing-only") {
@@ -489,6 +499,7 @@ Options parse_options(int argc, char** argv) {
   if (listing_only && asm_only)
     throw UsageError("--listing-only and --asm-only exclude each other");
   if (o.interp && !o.run) throw UsageError("--interp needs --run");
+  if (o.dpf && o.run) throw UsageError("--dpf and --run exclude each other");
   if (listing_only) o.assembly = false;
   if (asm_only) o.listing = false;
   if (quiet) o.listing = o.assembly = false;
@@ -522,6 +533,20 @@ int main(int argc, char** argv) {
   std::string source = o.file.empty() || o.file == "-" ? "<stdin>" : o.file;
   try {
     std::string text = read_input(o.file);
+    if (o.dpf) {
+      std::vector<dpf::FilterLine> filters;
+      dpf::Engine engine;
+      try {
+        filters = dpf::parse_filter_file(text);
+        dpf::insert_all(engine, filters);
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: {}", source, e.what()));
+      }
+      fmt::print("; {}: {} filter{}, merged trie:\n{}\n", source, filters.size(),
+                 filters.size() == 1 ? "" : "s", engine.dump_trie());
+      if (o.listing || o.assembly) dump(engine.module(), engine.code(), o, source);
+      return 0;
+    }
     Module m;
     try {
       m = parse(text);

@@ -28,17 +28,27 @@ using vcode::Type;
 
 uint32_t compute_must(Node& n);
 
+// Also each subtree's best accept, so that code which sets the best filter of everything that
+// can still run returns at once.
 uint32_t compute_must(Branch& b) {
   uint32_t own = load_end(b.expr);
   uint32_t below = ~0u;
-  for (auto& [k, child] : b.children) below = std::min(below, compute_must(*child));
+  b.subtree_best = kNoFilter;
+  for (auto& [k, child] : b.children) {
+    below = std::min(below, compute_must(*child));
+    b.subtree_best = std::min(b.subtree_best, child->subtree_best);
+  }
   b.must = b.kind == Atom::Kind::Shift ? own : std::max(own, below);
   return b.must;
 }
 
 uint32_t compute_must(Node& n) {
   uint32_t m = ~0u;
-  for (auto& b : n.branches) m = std::min(m, compute_must(*b));
+  n.subtree_best = n.best_accept();
+  for (auto& b : n.branches) {
+    m = std::min(m, compute_must(*b));
+    n.subtree_best = std::min(n.subtree_best, b->subtree_best);
+  }
   n.must = n.accepts.empty() && !n.branches.empty() ? m : 0;
   return n.must;
 }
@@ -75,7 +85,7 @@ class Gen {
     b_.set(best_, int64_t(kNoFilter));
     b_.name(b_.arg(0), "pkt");
     b_.name(b_.arg(1), "len");
-    node(root, Seg{b_.arg(0), b_.arg(1), 0, options_.packet_alignment});
+    node(root, Seg{b_.arg(0), b_.arg(1), 0, options_.packet_alignment}, kNoFilter);
     b_.ret(best_);
     b_.finish();
   }
@@ -182,52 +192,76 @@ class Gen {
     }
   }
 
-  void accept(uint64_t key) {
-    Label skip = b_.label();
-    b_.ble(best_, int64_t(key), skip);
-    b_.set(best_, int64_t(key));
-    b_.place(skip);
+  // Filter `key` accepts. `after`: the best accept of all code that can still run after this
+  // point (code is emitted in walk order and jumps only forward). Returns true when nothing
+  // after can do better: the code has returned.
+  bool accept(uint64_t key, uint64_t after) {
+    bool last = key < after;
+    if (best_none_ && last) {
+      b_.ret(int64_t(key));
+      return true;
+    }
+    if (best_none_) {
+      b_.set(best_, int64_t(key));
+    } else {
+      Label skip = b_.label();
+      b_.ble(best_, int64_t(key), skip);
+      b_.set(best_, int64_t(key));
+      b_.place(skip);
+    }
+    best_none_ = false;
+    if (last) b_.ret(best_);
+    return last;
   }
 
-  void node(Node& n, const Seg& s) {
-    if (uint64_t k = n.best_accept(); k != kNoFilter) accept(k);
-    for (auto& br : n.branches) {
+  void node(Node& n, const Seg& s, uint64_t after) {
+    // after_i: the best of what follows branch i (later branches, then `after`).
+    std::vector<uint64_t> later(n.branches.size() + 1, after);
+    for (size_t i = n.branches.size(); i-- > 0;)
+      later[i] = std::min(later[i + 1], n.branches[i]->subtree_best);
+    if (uint64_t k = n.best_accept(); k != kNoFilter && accept(k, later[0])) return;
+    for (size_t i = 0; i < n.branches.size(); ++i) {
       Label next = b_.label();
-      branch(*br, s, next);
+      branch(*n.branches[i], s, next, later[i + 1]);
       b_.place(next);
     }
   }
 
-  void branch(Branch& br, Seg s, Label fail) {
+  void branch(Branch& br, Seg s, Label fail, uint64_t after) {
     if (br.must > s.checked) {
       b_.blt(s.rem, int64_t(br.must), fail);
       s.checked = br.must;
     }
-    if (br.kind == Atom::Kind::Shift) return shift(br, s, fail);
+    if (br.kind == Atom::Kind::Shift) return shift(br, s, fail, after);
     if (br.kind != Atom::Kind::Compare) fail_unsupported(br);
-    if (br.children.size() == 1) return chain(br, s, fail);
+    if (br.children.size() == 1) return chain(br, s, fail, after);
     if (br.children.size() > 3) {
       if (auto h = HashNode::plan(br, options_.strict_alignment)) {
         h->choose();
         HashNode* raw = h.get();
         out_.tables.push_back(std::move(h));
         out_.hashed.emplace_back(&br, raw);
-        return hash(*raw, s, fail);
+        return hash(*raw, s, fail, after);
       }
     }
     // A disjunction: dispatch on the value (compares, or a binary search over sorted keys),
-    // then each child's code.
+    // then each child's code. The children exclude each other: each continues at `fail`.
     Value v = eval(br.expr, s);
     std::vector<std::pair<uint64_t, Label>> keys;
     for (auto& [k, child] : br.children) keys.emplace_back(k, b_.label());
     search(v.reg, keys, 0, keys.size(), fail);
     put(v.reg);
     size_t i = 0;
+    bool none_before = best_none_;
+    bool none_after = best_none_;
     for (auto& [k, child] : br.children) {
       b_.place(keys[i++].second);
-      node(*child, s);
+      best_none_ = none_before;  // no child runs after another
+      node(*child, s, after);
+      none_after = none_after && best_none_;
       if (i < keys.size()) b_.jmp(fail);
     }
+    best_none_ = none_after;
   }
 
   [[noreturn]] void fail_unsupported(const Branch& br) {
@@ -250,7 +284,7 @@ class Gen {
   }
 
   // A run of single-constant compares in one segment, adjacent == fields coalesced.
-  void chain(Branch& br, const Seg& s, Label fail) {
+  void chain(Branch& br, const Seg& s, Label fail, uint64_t after) {
     std::vector<Step> steps{Step{Atom::Kind::Compare, br.cmp, br.expr, br.children.begin()->first}};
     Node* end = const_cast<Node*>(follow_chain(br.children.begin()->second.get(), false, &steps));
     struct Plain {
@@ -315,11 +349,13 @@ class Gen {
       branch_unless(steps[i].cmp, v.reg, steps[i].value, fail);
       put(v.reg);
     }
-    node(*end, s);
+    node(*end, s, after);
   }
 
   // SHIFT: one check covers the amount and the bytes the child needs after it.
-  Seg shift_base(const ExprPtr& amount_expr, uint32_t next_need, const Seg& s, Label fail) {
+  // `with_rem`: the new segment needs its remaining length (the hash path does not).
+  Seg shift_base(const ExprPtr& amount_expr, uint32_t next_need, const Seg& s, Label fail,
+                 bool with_rem = true) {
     Value amount = widen(eval(amount_expr, s));
     uint64_t ub = upper_bound(amount_expr);
     Seg n{};
@@ -335,29 +371,28 @@ class Gen {
     }
     n.base = get(Type::P);
     b_.add(n.base, s.base, amount.reg);
-    n.rem = get(Type::U64);
-    b_.sub(n.rem, s.rem, amount.reg);
+    if (with_rem) {
+      n.rem = get(Type::U64);
+      b_.sub(n.rem, s.rem, amount.reg);
+    }
     put(amount.reg);
     n.align = std::min(s.align, known_alignment(amount_expr));
     return n;
   }
 
-  void shift(Branch& br, const Seg& s, Label fail) {
+  void shift(Branch& br, const Seg& s, Label fail, uint64_t after) {
     Node& child = *br.children.begin()->second;
     Seg n = shift_base(br.expr, child.must, s, fail);
-    node(child, n);
+    node(child, n, after);
     put(n.base);
     put(n.rem);
   }
 
   // A hash node: load the key's fields (through the chain's SHIFTs), hash, probe, compare.
-  void hash(HashNode& h, const Seg& s0, Label fail) {
+  void hash(HashNode& h, const Seg& s0, Label fail, uint64_t after) {
     const auto& fields = h.fields();
     std::vector<Value> f(fields.size());
-    Seg s = s0;
-    std::vector<Seg> owned;
-    unsigned segment = 0;
-    auto load_segment = [&](unsigned seg) {
+    auto load_segment = [&](unsigned seg, const Seg& s) {
       for (size_t j = 0; j < fields.size(); ++j)
         if (fields[j].segment == seg) {
           Value v = eval(fields[j].expr, s);
@@ -371,85 +406,115 @@ class Gen {
           f[j] = v;
         }
     };
-    load_segment(0);
+    load_segment(0, s0);
+    Seg s = s0;
+    bool owned = false;
+    unsigned segment = 0;
     for (const Step& step : h.shape()) {
       if (step.kind != Atom::Kind::Shift) continue;
       uint32_t need = 0;
       for (const auto& fld : fields)
         if (fld.segment == segment + 1) need = std::max(need, load_end(fld.expr));
-      Seg n = shift_base(step.expr, need, s, fail);
-      if (!owned.empty()) put(owned.back().base), put(owned.back().rem), owned.pop_back();
-      owned.push_back(n);
+      Seg n = shift_base(step.expr, need, s, fail, false);
+      if (owned) put(s.base);
       s = n;
-      load_segment(++segment);
+      owned = true;
+      load_segment(++segment, s);
     }
-    if (!owned.empty()) put(owned.back().base), put(owned.back().rem);
-    // Mix the fields, then the hash chosen for the keys.
-    Reg x = get(Type::U64);
-    b_.cvt(x, f[0].reg);
-    for (size_t j = 1; j < f.size(); ++j) {
-      Reg t = get(Type::U64);
-      b_.cvt(t, f[j].reg);
-      if (j % 2) b_.lsh(t, t, 32);
-      b_.xor_(x, x, t);
-      put(t);
-    }
-    if (h.kind() == HashNode::HashKind::XorShift) {
-      Reg t = get(Type::U64);
-      b_.rsh(t, x, int64_t(h.param()));
-      b_.xor_(x, x, t);
-      put(t);
-      b_.and_(x, x, int64_t(ones(h.log2_slots())));
+    if (owned) put(s.base);
+    // The slot's byte offset: the hash chosen for the keys, times the entry size.
+    // x becomes the entry's address (a pointer register from the start: one register less).
+    unsigned stride_bits = unsigned(std::countr_zero(h.stride()));
+    Reg x = get(Type::P);
+    if (h.kind() == HashNode::HashKind::Window) {
+      b_.cvt(x, f[h.window_field()].reg);
+      int64_t shift = int64_t(h.param()) - int64_t(stride_bits);
+      if (shift > 0) b_.rsh(x, x, shift);
+      if (shift < 0) b_.lsh(x, x, -shift);
+      b_.and_(x, x, int64_t(ones(h.log2_slots()) << stride_bits));
     } else {
-      b_.mul(x, x, int64_t(h.param()));
-      b_.rsh(x, x, int64_t(64 - h.log2_slots()));
+      b_.cvt(x, f[0].reg);
+      for (size_t j = 1; j < f.size(); ++j) {
+        Reg t = get(Type::P);
+        b_.cvt(t, f[j].reg);
+        if (j % 2) b_.lsh(t, t, 32);
+        b_.xor_(x, x, t);
+        put(t);
+      }
+      if (h.kind() == HashNode::HashKind::XorShift) {
+        Reg t = get(Type::P);
+        b_.rsh(t, x, int64_t(h.param()));
+        b_.xor_(x, x, t);
+        put(t);
+        b_.and_(x, x, int64_t(ones(h.log2_slots())));
+      } else {
+        b_.mul(x, x, int64_t(h.param()));
+        b_.rsh(x, x, int64_t(64 - h.log2_slots()));
+      }
+      b_.lsh(x, x, int64_t(stride_bits));
     }
-    b_.lsh(x, x, int64_t(std::countr_zero(h.stride())));
-    Reg e = get(Type::P);
-    b_.set(e, int64_t(reinterpret_cast<uintptr_t>(h.table())));
-    b_.add(e, e, x);
-    put(x);
-    Reg id = get(Type::U32);
+    b_.add(x, x, int64_t(reinterpret_cast<uintptr_t>(h.table())));
+    // Probe. With probing, an empty slot (id 0) ends the sequence. Without collisions among
+    // the keys there is one slot to check and no empty check (see HashNode::clear).
+    Reg id = h.max_probe() > 0 ? get(Type::U32) : Reg{};
     Label hit = b_.label();
     for (unsigned d = 0; d <= h.max_probe(); ++d) {
       int64_t at = int64_t(d) * h.stride();
-      Label next = d == h.max_probe() ? fail : b_.label();
-      if (h.max_probe() > 0) {  // an empty slot ends the probe sequence
-        b_.ld(id, e, at + h.id_offset());
+      bool last = d == h.max_probe();
+      Label next = last ? fail : b_.label();
+      if (h.max_probe() > 0) {
+        b_.ld(id, x, at + h.id_offset());
         b_.beq(id, 0, fail);
       }
       for (size_t j = 0; j < fields.size(); ++j) {
         Reg v = get(f[j].type);
-        b_.ld(v, e, at + fields[j].offset);
+        b_.ld(v, x, at + fields[j].offset);
         b_.bne(v, f[j].reg, next);
         put(v);
       }
-      if (h.max_probe() == 0) {
-        b_.ld(id, e, at + h.id_offset());
-        b_.beq(id, 0, fail);
+      if (last) {
+        if (!id.valid()) {
+          id = get(Type::U32);
+          b_.ld(id, x, at + h.id_offset());
+        }
+      } else {
+        b_.jmp(hit);
+        b_.place(next);
       }
-      b_.jmp(hit);
-      if (d != h.max_probe()) b_.place(next);
     }
     b_.place(hit);
+    for (Value& v : f) put(v.reg);
+    put(x);
     Reg k = get(Type::U64);
     b_.cvt(k, id);
-    b_.or_(k, k, int64_t(h.priority_high() << 32));
-    Label skip = b_.label();
-    b_.ble(best_, k, skip);
-    b_.mov(best_, k);
-    b_.place(skip);
-    put(k);
     put(id);
-    put(e);
-    for (Value& v : f) put(v.reg);
+    // The function's result is the filter id in the low half (the high half orders accepts
+    // inside the code and is not needed once the code returns).
+    uint64_t worst = h.priority_high() << 32 | 0xffffffffu;
+    if (best_none_ && worst < after) {
+      b_.ret(k);
+    } else {
+      b_.or_(k, k, int64_t(h.priority_high() << 32));
+      if (best_none_) {
+        b_.mov(best_, k);
+      } else {
+        Label skip = b_.label();
+        b_.ble(best_, k, skip);
+        b_.mov(best_, k);
+        b_.place(skip);
+      }
+      if (worst < after) b_.ret(best_);
+    }
+    put(k);
+    best_none_ = false;
   }
 
   Generated& out_;
   const CodegenOptions& options_;
   Builder b_;
   Reg best_;
-  int temps_ = 2;  // the two parameters
+  bool best_none_ = true;  // no accept emitted yet: `best` still holds kNoFilter
+  int temps_ = 2;          // the two parameters
   int vars_ = 0;
 };
 

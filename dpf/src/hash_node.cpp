@@ -150,7 +150,9 @@ uint64_t HashNode::mix(const uint64_t* fields, size_t n) {
   return x;
 }
 
-uint64_t HashNode::slot_of(uint64_t x) const {
+uint64_t HashNode::slot_of(const uint64_t* fields) const {
+  if (kind_ == HashKind::Window) return (fields[window_field_] >> param_) & ones(log2_slots_);
+  uint64_t x = mix(fields, fields_.size());
   if (kind_ == HashKind::XorShift) return (x ^ (x >> param_)) & ones(log2_slots_);
   return (x * param_) >> (64 - log2_slots_);
 }
@@ -173,14 +175,34 @@ bool HashNode::key_of(const Node& child, uint64_t* fields, uint32_t* id) const {
 
 void HashNode::allocate(unsigned log2_slots) {
   log2_slots_ = log2_slots;
-  size_t bytes = ((size_t(1) << log2_slots) + kMaxProbe) * stride_;
+  size_t bytes = ((size_t(1) << log2_slots) + kMaxProbe) * stride_ + 8;
   storage_.reset(new uint8_t[bytes + 64]());
   table_ = storage_.get() + (64 - reinterpret_cast<uintptr_t>(storage_.get()) % 64) % 64;
   count_ = 0;
 }
 
+void HashNode::clear() {
+  size_t total = (size_t(1) << log2_slots_) + kMaxProbe;
+  std::memset(table_, 0, total * stride_);
+  count_ = 0;
+  if (max_probe_ > 0) return;
+  uint64_t f[kMaxFields] = {};
+  for (size_t s = 0; s < (size_t(1) << log2_slots_); ++s) {
+    std::fill(f, f + fields_.size(), 0);
+    for (uint64_t c = 1; slot_of(f) == s; ++c) {
+      if (kind_ == HashKind::Window)
+        f[window_field_] = ((s + c) & ones(log2_slots_)) << param_;
+      else
+        f[0] = c;
+    }
+    uint8_t* e = table_ + s * stride_;
+    for (size_t j = 0; j < fields_.size(); ++j)
+      std::memcpy(e + fields_[j].offset, &f[j], fields_[j].bytes);
+  }
+}
+
 bool HashNode::place(const uint64_t* fields, uint32_t id, unsigned bound) {
-  uint64_t slot = slot_of(mix(fields, fields_.size()));
+  uint64_t slot = slot_of(fields);
   for (unsigned d = 0; d <= bound; ++d) {
     uint8_t* e = table_ + (slot + d) * stride_;
     uint32_t have;
@@ -205,47 +227,49 @@ bool HashNode::place(const uint64_t* fields, uint32_t id, unsigned bound) {
 
 void HashNode::choose() {
   size_t n = branch_->children.size();
-  std::vector<uint64_t> mixed;
   std::vector<std::vector<uint64_t>> keys;
   std::vector<uint32_t> ids;
-  mixed.reserve(n);
   for (auto& [k, child] : branch_->children) {
     std::vector<uint64_t> f(fields_.size());
     uint32_t id;
     key_of(*child, f.data(), &id);  // plan() checked every child
-    mixed.push_back(mix(f.data(), f.size()));
     keys.push_back(std::move(f));
     ids.push_back(id);
   }
-  unsigned log2 = std::max(3u, unsigned(std::bit_width(n + n / 2)));
   std::vector<uint8_t> used;
-  for (;; ++log2) {
+  for (unsigned log2 = std::max(3u, unsigned(std::bit_width(n + n / 2)));; ++log2) {
     size_t slots = size_t(1) << log2;
     unsigned best_probe = kMaxProbe + 1;
     HashKind best_kind = HashKind::Multiply;
     uint64_t best_param = 0;
-    auto evaluate = [&](HashKind kind, uint64_t param) {
-      kind_ = kind, param_ = param, log2_slots_ = log2;
+    unsigned best_field = 0;
+    // Linear probing of every key; keeps the candidate if its longest probe is the shortest.
+    auto evaluate = [&](HashKind kind, uint64_t param, unsigned field) {
+      kind_ = kind, param_ = param, window_field_ = field, log2_slots_ = log2;
       used.assign(slots + kMaxProbe + 1, 0);
       unsigned worst = 0;
-      for (uint64_t x : mixed) {
-        uint64_t s = slot_of(x);
+      for (const auto& f : keys) {
+        uint64_t at = slot_of(f.data());
         unsigned d = 0;
-        while (used[s + d])
+        while (used[at + d])
           if (++d > kMaxProbe || d >= best_probe) return;
-        used[s + d] = 1;
+        used[at + d] = 1;
         worst = std::max(worst, d);
       }
-      best_probe = worst, best_kind = kind, best_param = param;
+      best_probe = worst, best_kind = kind, best_param = param, best_field = field;
     };
-    for (uint8_t s : kShifts)
-      if (s >= log2 && best_probe > 0) evaluate(HashKind::XorShift, s);
+    for (unsigned j = 0; j < fields_.size(); ++j)
+      for (unsigned sh = 0; sh + log2 <= fields_[j].bytes * 8u && best_probe > 0; ++sh)
+        evaluate(HashKind::Window, sh, j);
+    for (uint8_t sh : kShifts)
+      if (sh >= log2 && best_probe > 0) evaluate(HashKind::XorShift, sh, 0);
     for (uint64_t m : kMultipliers)
-      if (best_probe > 0) evaluate(HashKind::Multiply, m);
+      if (best_probe > 0) evaluate(HashKind::Multiply, m, 0);
     if (best_probe <= kMaxProbe) {
-      kind_ = best_kind, param_ = best_param;
+      kind_ = best_kind, param_ = best_param, window_field_ = best_field;
       allocate(log2);
       max_probe_ = best_probe;
+      clear();
       for (size_t i = 0; i < keys.size(); ++i) place(keys[i].data(), ids[i], max_probe_);
       return;
     }
@@ -261,8 +285,7 @@ bool HashNode::insert(const Node& child) {
 }
 
 bool HashNode::rebuild() {
-  std::memset(table_, 0, ((size_t(1) << log2_slots_) + kMaxProbe) * stride_);
-  count_ = 0;
+  clear();
   uint64_t f[kMaxFields];
   uint32_t id;
   for (auto& [k, child] : branch_->children)

@@ -35,7 +35,9 @@ class HashNode {
     unsigned field;
     unsigned shift;
   };
-  enum class HashKind : uint8_t { XorShift, Multiply };
+  // The hash functions the choice tries, cheapest first: a window of one field's bits,
+  // (fields mixed) ^ (mixed >> param), (mixed * param) >> (64 - log2 slots).
+  enum class HashKind : uint8_t { Window, XorShift, Multiply };
 
   // Plans a hash node for `b`, or returns nullptr when its children do not all continue the same
   // way (or would need more fields than kMaxFields). Does not fill the table (see rebuild).
@@ -58,7 +60,8 @@ class HashNode {
   unsigned id_offset() const { return id_offset_; }
   unsigned log2_slots() const { return log2_slots_; }
   HashKind kind() const { return kind_; }
-  uint64_t param() const { return param_; }  // XorShift: the shift; Multiply: the multiplier
+  uint64_t param() const { return param_; }  // Window, XorShift: the shift; Multiply: multiplier
+  unsigned window_field() const { return window_field_; }
   unsigned max_probe() const { return max_probe_; }
   uint64_t priority_high() const { return high_; }
   const uint8_t* table() const { return table_; }
@@ -66,7 +69,7 @@ class HashNode {
 
   // The mixing of the fields before the hash, as the generated code does it.
   static uint64_t mix(const uint64_t* fields, size_t n);
-  uint64_t slot_of(uint64_t mixed) const;
+  uint64_t slot_of(const uint64_t* fields) const;
 
  private:
   explicit HashNode(const Branch& b) : branch_(&b) {}
@@ -74,6 +77,9 @@ class HashNode {
   bool key_of(const Node& child, uint64_t* fields, uint32_t* id) const;
   bool place(const uint64_t* fields, uint32_t id, unsigned bound);
   void allocate(unsigned log2_slots);
+  // Empties the table. Without collisions (one slot checked, no probing) an empty slot holds a
+  // key that hashes elsewhere, so no packet's key can equal it: the code needs no empty check.
+  void clear();
 
   const Branch* branch_;
   std::vector<Step> shape_;
@@ -84,6 +90,7 @@ class HashNode {
   unsigned log2_slots_ = 3;
   HashKind kind_ = HashKind::Multiply;
   uint64_t param_ = 0;
+  unsigned window_field_ = 0;
   unsigned max_probe_ = 0;
   uint64_t high_ = 0;
   size_t count_ = 0;

@@ -43,6 +43,7 @@ struct Branch {
   // Set by the code generator: the branch is compiled as this hash table (owned by the engine).
   HashNode* hash = nullptr;
   uint32_t must = 0;  // bytes from the segment's base every acceptance below needs (codegen)
+  uint64_t subtree_best = 0;  // the best accept below (codegen)
 };
 
 struct Node {
@@ -51,6 +52,7 @@ struct Node {
   Branch* parent = nullptr;
   uint64_t key = 0;  // this node's constant in its parent branch
   uint32_t must = 0;
+  uint64_t subtree_best = 0;  // the best accept here or below (codegen)
 
   uint64_t best_accept() const;  // kNoFilter if none
 };
