@@ -31,31 +31,27 @@ struct Engine::Impl {
   size_t regenerations = 0;
   size_t table_updates = 0;
 
-  // The hash node (and its child on the path) whose table holds `n`, if any.
-  static HashNode* hashed_ancestor(Node* n, Node** child) {
-    for (; n->parent; n = n->parent->parent)
-      if (n->parent->hash) {
-        *child = n;
-        return n->parent->hash;
-      }
+  // The hash node whose table holds the subtree of `n` (n's nearest hashed ancestor), if any.
+  static HashNode* hashed_ancestor(Node* n) {
+    for (; n && n->parent; n = n->parent->parent)
+      if (n->parent->hash) return n->parent->hash;
     return nullptr;
   }
 
   // After an insertion: can the running code serve it by writing a table? (else regenerate)
   static bool patch_insert(const Change& c, uint64_t previous_best) {
-    if (c.branch && c.branch->hash) return c.branch->hash->insert(*c.child);
-    if (!c.only_accept) return false;
-    Node* child = nullptr;
-    if (HashNode* h = hashed_ancestor(c.leaf, &child)) return h->insert(*child);
-    return c.leaf->best_accept() == previous_best;  // the immediate in the code is unchanged
+    if (HashNode* h = hashed_ancestor(c.leaf)) return h->insert(*c.leaf);
+    // Outside hash tables: only an accept added where one was already, the code unchanged.
+    return c.only_accept && c.leaf->best_accept() == previous_best;
   }
 
+  // After a removal: the surviving node nearest to what went is `c.leaf` (only an accept went)
+  // or the branch that lost a key.
   static bool patch_erase(const Change& c, uint64_t previous_best) {
-    if (c.branch && c.branch->hash) return c.branch->hash->rebuild();
-    if (!c.only_accept) return false;
-    Node* child = nullptr;
-    if (HashNode* h = hashed_ancestor(c.leaf, &child)) return h->rebuild();
-    return c.leaf->best_accept() == previous_best;
+    Node* anchor = c.branch ? c.branch->parent : c.leaf;
+    HashNode* h = c.branch && c.branch->hash ? c.branch->hash : hashed_ancestor(anchor);
+    if (h && (c.branch || c.only_accept)) return h->rebuild();
+    return c.only_accept && c.leaf->best_accept() == previous_best;
   }
 
   void clear_hash(Node& n) {

@@ -34,33 +34,48 @@ constexpr uint64_t kMultipliers[] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4ful
                                      0x165667b19e3779f9ull, 0xd6e8feb86659fd93ull,
                                      0xff51afd7ed558ccdull, 0xc4ceb9fe1a85ec53ull};
 
+// Visits every leaf below `b` with the steps leading to it; false (and stops) when the subtree
+// is not a hash node's: a node with accepts and branches, a node with several branches, or a
+// step other than == or SHIFT. `visit` returns false to stop.
+template <typename F>
+bool for_each_path(const Branch& b, F&& visit) {
+  std::vector<Step> steps;
+  auto walk_branch = [&](auto& self_branch, auto& self_node, const Branch& br) -> bool {
+    for (auto& [k, child] : br.children) {
+      steps.push_back(Step{br.kind, br.cmp, br.expr, k});
+      if (!self_node(self_branch, self_node, *child)) return false;
+      steps.pop_back();
+    }
+    return true;
+  };
+  auto walk_node = [&](auto& self_branch, auto& self_node, const Node& n) -> bool {
+    if (!n.accepts.empty()) return n.branches.empty() && visit(n, steps);
+    if (n.branches.size() != 1) return false;
+    const Branch& br = *n.branches.front();
+    if (br.kind != Atom::Kind::Shift && (br.kind != Atom::Kind::Compare || br.cmp != Cmp::Eq))
+      return false;
+    return self_branch(self_branch, self_node, br);
+  };
+  return walk_branch(walk_branch, walk_node, b);
+}
+
 }  // namespace
 
 std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment) {
   if (b.kind != Atom::Kind::Compare || b.cmp != Cmp::Eq || b.children.size() < 2) return nullptr;
   std::unique_ptr<HashNode> h(new HashNode(b));
-  // The shape: the first child's chain; every other child must follow it exactly.
-  {
-    auto& [k, child] = *b.children.begin();
-    h->shape_.push_back(Step{Atom::Kind::Compare, Cmp::Eq, b.expr, k});
-    const Node* leaf = follow_chain(child.get(), true, &h->shape_);
-    if (!leaf->branches.empty() || leaf->accepts.empty()) return nullptr;
-    h->high_ = leaf->best_accept() >> 32;
-  }
-  for (const Step& s : h->shape_)
-    if (s.kind == Atom::Kind::Compare && s.cmp != Cmp::Eq) return nullptr;
-  std::vector<Step> steps;
-  for (auto& [k, child] : b.children) {
-    steps.clear();
-    steps.push_back(Step{Atom::Kind::Compare, Cmp::Eq, b.expr, k});
-    const Node* leaf = follow_chain(child.get(), true, &steps);
-    if (!leaf->branches.empty() || leaf->accepts.empty() || steps.size() != h->shape_.size() ||
-        (leaf->best_accept() >> 32) != h->high_)
-      return nullptr;
-    for (size_t i = 0; i < steps.size(); ++i)
-      if (steps[i].kind != h->shape_[i].kind || !same_expr(steps[i].expr, h->shape_[i].expr))
-        return nullptr;
-  }
+  // The shape: the first path's; every path below the branch must follow it exactly.
+  bool first = true, uniform = true;
+  bool walked = for_each_path(b, [&](const Node& leaf, const std::vector<Step>& steps) {
+    if (first) {
+      h->shape_ = steps;
+      h->high_ = leaf.best_accept() >> 32;
+      first = false;
+    }
+    uniform = uniform && h->same_shape(leaf, steps);
+    return uniform;
+  });
+  if (first || !uniform || !walked) return nullptr;
 
   // Fields, segment by segment: coalesce adjacent plain fields into one load of 2, 4 or 8
   // bytes within the bytes the segment loads anyway (its bounds check covers them).
@@ -157,20 +172,35 @@ uint64_t HashNode::slot_of(const uint64_t* fields) const {
   return (x * param_) >> (64 - log2_slots_);
 }
 
-bool HashNode::key_of(const Node& child, uint64_t* fields, uint32_t* id) const {
-  std::vector<Step> steps;
-  steps.push_back(Step{Atom::Kind::Compare, Cmp::Eq, branch_->expr, child.key});
-  const Node* leaf = follow_chain(&child, true, &steps);
-  if (steps.size() != shape_.size() || !leaf->branches.empty() || leaf->accepts.empty() ||
-      (leaf->best_accept() >> 32) != high_)
-    return false;
-  std::fill(fields, fields + fields_.size(), 0);
-  for (size_t i = 0; i < steps.size(); ++i) {
+bool HashNode::same_shape(const Node& leaf, const std::vector<Step>& steps) const {
+  if (steps.size() != shape_.size() || (leaf.best_accept() >> 32) != high_) return false;
+  for (size_t i = 0; i < steps.size(); ++i)
     if (steps[i].kind != shape_[i].kind || !same_expr(steps[i].expr, shape_[i].expr)) return false;
-    for (const Member& m : members_[i]) fields[m.field] |= steps[i].value << m.shift;
-  }
-  *id = uint32_t(leaf->best_accept());
   return true;
+}
+
+void HashNode::key_of(const std::vector<Step>& steps, uint64_t* fields) const {
+  std::fill(fields, fields + fields_.size(), 0);
+  for (size_t i = 0; i < steps.size(); ++i)
+    for (const Member& m : members_[i]) fields[m.field] |= steps[i].value << m.shift;
+}
+
+bool HashNode::path_of(const Node& leaf, std::vector<Step>* steps) const {
+  steps->clear();
+  for (const Node* n = &leaf;; n = n->parent->parent) {
+    if (!n->parent) return false;  // not below this branch
+    const Branch& b = *n->parent;
+    steps->push_back(Step{b.kind, b.cmp, b.expr, n->key});
+    if (&b == branch_) break;
+  }
+  std::reverse(steps->begin(), steps->end());
+  if (!leaf.branches.empty() || leaf.accepts.empty()) return false;
+  // Every node on the path must still have one branch and no accept (else the code differs).
+  for (const Node* n = leaf.parent->parent; n && n->parent; n = n->parent->parent) {
+    if (!n->accepts.empty() || n->branches.size() != 1) return false;
+    if (n->parent == branch_) break;
+  }
+  return same_shape(leaf, *steps);
 }
 
 void HashNode::allocate(unsigned log2_slots) {
@@ -226,16 +256,16 @@ bool HashNode::place(const uint64_t* fields, uint32_t id, unsigned bound) {
 }
 
 void HashNode::choose() {
-  size_t n = branch_->children.size();
   std::vector<std::vector<uint64_t>> keys;
   std::vector<uint32_t> ids;
-  for (auto& [k, child] : branch_->children) {
+  for_each_path(*branch_, [&](const Node& leaf, const std::vector<Step>& steps) {
     std::vector<uint64_t> f(fields_.size());
-    uint32_t id;
-    key_of(*child, f.data(), &id);  // plan() checked every child
+    key_of(steps, f.data());  // plan() checked every path
     keys.push_back(std::move(f));
-    ids.push_back(id);
-  }
+    ids.push_back(uint32_t(leaf.best_accept()));
+    return true;
+  });
+  size_t n = keys.size();
   std::vector<uint8_t> used;
   for (unsigned log2 = std::max(3u, unsigned(std::bit_width(n + n / 2)));; ++log2) {
     size_t slots = size_t(1) << log2;
@@ -276,21 +306,23 @@ void HashNode::choose() {
   }
 }
 
-bool HashNode::insert(const Node& child) {
-  uint64_t f[kMaxFields];
-  uint32_t id;
-  if (!key_of(child, f, &id)) return false;
+bool HashNode::insert(const Node& leaf) {
+  std::vector<Step> steps;
+  if (!path_of(leaf, &steps)) return false;
   if ((count_ + 1) * 4 > (size_t(1) << log2_slots_) * 3) return false;  // too full
-  return place(f, id, max_probe_);
+  uint64_t f[kMaxFields];
+  key_of(steps, f);
+  return place(f, uint32_t(leaf.best_accept()), max_probe_);
 }
 
 bool HashNode::rebuild() {
   clear();
   uint64_t f[kMaxFields];
-  uint32_t id;
-  for (auto& [k, child] : branch_->children)
-    if (!key_of(*child, f, &id) || !place(f, id, max_probe_)) return false;
-  return true;
+  return for_each_path(*branch_, [&](const Node& leaf, const std::vector<Step>& steps) {
+    if (!same_shape(leaf, steps)) return false;
+    key_of(steps, f);
+    return place(f, uint32_t(leaf.best_accept()), max_probe_);
+  });
 }
 
 }  // namespace exojit::dpf::detail

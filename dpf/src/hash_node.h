@@ -1,8 +1,8 @@
 // A disjunction compiled as a hash table (DPF paper, "Fast disjunctions").
 //
-// Used for an == branch with more than three constants whose children all continue the same
-// way: the same chain of == atoms and SHIFTs (with different constants) ending in filters of the
-// same specificity, which is what connection filters look like. The whole chain becomes one key,
+// Used for an == branch with more than three constants below which every path continues the same
+// way: the same sequence of == atoms and SHIFTs (with different constants) ending in filters of
+// the same specificity, which is what connection filters look like. Each path becomes one key,
 // a tuple of fields (adjacent fields coalesced into wider loads); the table maps the key to the
 // filter id. The hash function is chosen when the code is generated, among cheap candidates, for
 // the actual keys; when it maps no two keys to one slot, the code checks one slot and no chain
@@ -45,9 +45,10 @@ class HashNode {
 
   // Chooses the hash function and table size for the branch's current keys and fills the table.
   void choose();
-  // Writes one child's key (after an insertion); false if it does not fit the code's probe
-  // bound or the table is too full (the caller then regenerates).
-  bool insert(const Node& child);
+  // Writes the key of the path to `leaf` (after an insertion); false if that path is not of
+  // the node's shape, or does not fit the code's probe bound, or the table is too full (the
+  // caller then regenerates).
+  bool insert(const Node& leaf);
   // Refills the table from the branch's children with the same function; false if some key no
   // longer fits within the compiled probe bound.
   bool rebuild();
@@ -73,8 +74,10 @@ class HashNode {
 
  private:
   explicit HashNode(const Branch& b) : branch_(&b) {}
-  // The key tuple and best filter id of one child; false if the child's chain is not the shape.
-  bool key_of(const Node& child, uint64_t* fields, uint32_t* id) const;
+  bool same_shape(const Node& leaf, const std::vector<Step>& steps) const;
+  void key_of(const std::vector<Step>& steps, uint64_t* fields) const;
+  // The steps from the branch to `leaf`; false if `leaf` is not below it in the node's shape.
+  bool path_of(const Node& leaf, std::vector<Step>* steps) const;
   bool place(const uint64_t* fields, uint32_t id, unsigned bound);
   void allocate(unsigned log2_slots);
   // Empties the table. Without collisions (one slot checked, no probing) an empty slot holds a
