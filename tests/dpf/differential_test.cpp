@@ -100,7 +100,9 @@ TEST(DpfDifferential, ConnectionTablesAgree) {
       filters[id] = {f};
       conns.push_back(s);
     }
-    if (n >= 100) EXPECT_GT(patched, size_t(n) / 2) << "most keys go into the table, no new code";
+    if (n >= 100) {
+      EXPECT_GT(patched, size_t(n) / 2) << "most keys go into the table, no new code";
+    }
     for (size_t i = 0; i < conns.size(); ++i) {
       testing::Ipv4 s = conns[i];
       s.option_words = unsigned(i % 3);
