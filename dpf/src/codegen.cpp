@@ -175,6 +175,12 @@ class Gen {
 
   // Branches to `target` when `v cmp k` does not hold.
   void branch_unless(Cmp cmp, Reg v, uint64_t k, Label target) {
+    if (k > ones(vcode::type_bits(b_.function().reg(v.id).type))) {
+      // A constant above every value of v's width: decided here (an immediate of that width
+      // would be truncated).
+      if (cmp == Cmp::Eq || cmp == Cmp::Gt || cmp == Cmp::Ge) b_.jmp(target);
+      return;
+    }
     int64_t i = int64_t(k);
     switch (cmp) {
       case Cmp::Eq:

@@ -48,9 +48,10 @@ struct Engine::Impl {
   // After a removal: the surviving node nearest to what went is `c.leaf` (only an accept went)
   // or the branch that lost a key.
   static bool patch_erase(const Change& c, uint64_t previous_best) {
-    Node* anchor = c.branch ? c.branch->parent : c.leaf;
+    Node* anchor = c.branch ? c.branch->parent : c.only_accept ? c.leaf : nullptr;
+    if (!anchor) return false;  // a whole path went up to the root: the code changes
     HashNode* h = c.branch && c.branch->hash ? c.branch->hash : hashed_ancestor(anchor);
-    if (h && (c.branch || c.only_accept)) return h->rebuild();
+    if (h) return h->rebuild();
     return c.only_accept && c.leaf->best_accept() == previous_best;
   }
 

@@ -186,6 +186,7 @@ Change Trie::erase(Node* leaf, uint64_t key) {
   Node* n = leaf;
   Branch* lost_key = nullptr;
   bool removed_branch = false;
+  bool leaf_kept = !leaf->accepts.empty() || !leaf->branches.empty() || leaf == root_.get();
   while (n != root_.get() && n->accepts.empty() && n->branches.empty()) {
     Branch* b = n->parent;
     Node* parent = b->parent;
@@ -200,9 +201,9 @@ Change Trie::erase(Node* leaf, uint64_t key) {
     n = parent;
   }
   // Branches pruned below a key that went are part of that key's subtree: only the key counts.
-  change.only_accept = !lost_key && !removed_branch;
+  change.only_accept = leaf_kept;
   change.branch = lost_key;
-  if (change.branch) change.leaf = nullptr;
+  if (!change.only_accept) change.leaf = nullptr;  // it may have been pruned
   return change;
 }
 
