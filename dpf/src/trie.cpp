@@ -185,7 +185,6 @@ Change Trie::erase(Node* leaf, uint64_t key) {
   leaf->accepts.erase(it);
   Node* n = leaf;
   Branch* lost_key = nullptr;
-  bool removed_branch = false;
   bool leaf_kept = !leaf->accepts.empty() || !leaf->branches.empty() || leaf == root_.get();
   while (n != root_.get() && n->accepts.empty() && n->branches.empty()) {
     Branch* b = n->parent;
@@ -197,7 +196,6 @@ Change Trie::erase(Node* leaf, uint64_t key) {
     }
     auto& bs = parent->branches;
     bs.erase(std::find_if(bs.begin(), bs.end(), [&](auto& p) { return p.get() == b; }));
-    removed_branch = true;
     n = parent;
   }
   // Branches pruned below a key that went are part of that key's subtree: only the key counts.
