@@ -75,12 +75,21 @@ struct Value {
 
 class Gen {
  public:
-  Gen(Generated& out, const CodegenOptions& o)
-      : out_(out), options_(o), b_(out.module, "dpf_demux", Type::U64, {Type::P, Type::U64}) {}
+  Gen(Generated& out, const CodegenOptions& o, bool calls)
+      : out_(out),
+        options_(o),
+        calls_(calls),
+        b_(out.module, "dpf_demux", Type::U64, {Type::P, Type::U64},
+           calls ? std::vector<RegClass>{RegClass::Var, RegClass::Var} : std::vector<RegClass>{}) {
+    if (calls) {
+      temps_ = 0, vars_ = 2;
+      recorded_ = out.module.add_extern("dpf_recorded", options_.recorded);
+    }
+  }
 
   void run(Node& root) {
     compute_must(root);
-    best_ = get(Type::U64);
+    best_ = get_long(Type::U64);
     b_.name(best_, "best");
     b_.set(best_, int64_t(kNoFilter));
     b_.name(b_.arg(0), "pkt");
@@ -98,6 +107,13 @@ class Gen {
     fail("dpf: the filters need more than {} live values (too many nested SHIFTs or fields)",
          vcode::kIntTemps + vcode::kIntVars);
   }
+  // A value that lives across calls when the code makes calls (RECORDED atoms).
+  Reg get_long(Type t) {
+    if (calls_ && vars_ < vcode::kIntVars) return ++vars_, b_.getreg(t, RegClass::Var);
+    if (calls_) fail("dpf: too many nested SHIFTs around RECORDED atoms");
+    return get(t);
+  }
+
   void put(Reg r) {
     if (b_.function().reg(r.id).cls == RegClass::Temp)
       --temps_;
@@ -239,6 +255,7 @@ class Gen {
       s.checked = br.must;
     }
     if (br.kind == Atom::Kind::Shift) return shift(br, s, fail, after);
+    if (br.kind == Atom::Kind::Recorded) return recorded(br, s, after);
     if (br.kind != Atom::Kind::Compare) fail_unsupported(br);
     if (br.children.size() == 1) return chain(br, s, fail, after);
     if (br.children.size() > 3) {
@@ -268,6 +285,34 @@ class Gen {
       if (i < keys.size()) b_.jmp(fail);
     }
     best_none_ = none_after;
+  }
+
+  // RECORDED(e): one call per filter id below (ids do not exclude each other).
+  void recorded(Branch& br, const Seg& s, uint64_t after) {
+    Value v = widen(eval(br.expr, s));
+    Reg value = get_long(Type::U64);
+    b_.mov(value, v.reg);
+    put(v.reg);
+    std::vector<uint64_t> later(br.children.size() + 1, after);
+    size_t i = br.children.size();
+    for (auto it = br.children.rbegin(); it != br.children.rend(); ++it, --i)
+      later[i - 1] = std::min(later[i], it->second->subtree_best);
+    i = 0;
+    for (auto& [id, child] : br.children) {
+      Reg state = get(Type::P), idr = get(Type::U64), r = get(Type::U64);
+      b_.set(state, int64_t(reinterpret_cast<uintptr_t>(options_.recorded_state)));
+      b_.set(idr, int64_t(id));
+      b_.ccall(r, recorded_, {state, idr, value});
+      put(state), put(idr);
+      Label skip = b_.label();
+      b_.beq(r, 0, skip);
+      put(r);
+      bool none = best_none_;
+      node(*child, s, later[++i]);
+      best_none_ = best_none_ && none;
+      b_.place(skip);
+    }
+    put(value);
   }
 
   [[noreturn]] void fail_unsupported(const Branch& br) {
@@ -375,10 +420,10 @@ class Gen {
       b_.bgt(amount.reg, s.rem, fail);
       n.checked = 0;
     }
-    n.base = get(Type::P);
+    n.base = with_rem ? get_long(Type::P) : get(Type::P);
     b_.add(n.base, s.base, amount.reg);
     if (with_rem) {
-      n.rem = get(Type::U64);
+      n.rem = get_long(Type::U64);
       b_.sub(n.rem, s.rem, amount.reg);
     }
     put(amount.reg);
@@ -517,6 +562,8 @@ class Gen {
 
   Generated& out_;
   const CodegenOptions& options_;
+  bool calls_;
+  uint32_t recorded_ = 0;  // extern index of the RECORDED lookup
   Builder b_;
   Reg best_;
   bool best_none_ = true;  // no accept emitted yet: `best` still holds kNoFilter
@@ -526,9 +573,24 @@ class Gen {
 
 }  // namespace
 
+namespace {
+
+bool has_recorded(const Node& n) {
+  for (auto& b : n.branches) {
+    if (b->kind == Atom::Kind::Recorded) return true;
+    for (auto& [k, child] : b->children)
+      if (has_recorded(*child)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Generated generate(Trie& trie, const CodegenOptions& options) {
   Generated out;
-  Gen(out, options).run(trie.root());
+  bool calls = has_recorded(trie.root());
+  if (calls && !options.recorded) fail("dpf: RECORDED atoms need the engine's state");
+  Gen(out, options, calls).run(trie.root());
   return out;
 }
 

@@ -18,6 +18,10 @@ struct CodegenOptions {
   // prove aligned. x86-64 loads at any alignment.
   bool strict_alignment = false;
   unsigned packet_alignment = 1;  // what the caller guarantees for `pkt`
+  // RECORDED atoms call this C function (through vcode's ccall); long-lived values then live
+  // in registers that survive calls.
+  RecordedFn recorded = nullptr;
+  const void* recorded_state = nullptr;
 };
 
 struct Generated {

@@ -5,6 +5,8 @@
 #include <exojit/vcode/code.h>
 
 #include <algorithm>
+#include <chrono>
+#include <deque>
 #include <map>
 
 #include "codegen.h"
@@ -24,6 +26,84 @@ struct Engine::Impl {
   };
   EngineOptions options;
   Trie trie;
+  // Stateful atoms: remembered values per filter id, held packets, the clock.
+  struct Remembered {
+    uint64_t value, expiry;
+  };
+  struct Held {
+    FilterId id;
+    uint64_t value, expiry;
+    std::vector<uint8_t> packet;
+  };
+  std::map<FilterId, std::deque<Remembered>> remembered;
+  std::deque<Held> held;
+  std::vector<Released> released;
+  std::function<uint64_t()> clock = [] {
+    return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count());
+  };
+  uint64_t now = 0;
+  size_t stateful_filters = 0;
+
+  // The lookup RECORDED atoms call (from the generated code and the trie walk).
+  static uint64_t recorded_fn(const void* state, uint64_t id, uint64_t value) {
+    const Impl& m = *static_cast<const Impl*>(state);
+    auto it = m.remembered.find(FilterId(id));
+    if (it == m.remembered.end()) return 0;
+    for (const Remembered& r : it->second)
+      if (r.value == value && r.expiry > m.now) return 1;
+    return 0;
+  }
+
+  // Evaluates a canonical disjunct on its own; RECORDED atoms hold when remembered (or, with
+  // `assume`, always: the value is returned in *recorded). *record gets RECORD's value.
+  bool evaluate_stateful(const Canonical& c, FilterId id, const uint8_t* pkt, size_t len,
+                         bool assume, uint64_t* record, bool* has_record, uint64_t* recorded) {
+    const uint8_t* base = pkt;
+    size_t avail = len;
+    *has_record = false;
+    for (const Atom& a : c.atoms) {
+      uint64_t v;
+      if (!detail::evaluate(a.expr, base, avail, &v)) return false;
+      switch (a.kind) {
+        case Atom::Kind::Shift:
+          if (v > avail) return false;
+          base += v, avail -= v;
+          break;
+        case Atom::Kind::Compare: {
+          bool ok = a.cmp == Cmp::Eq   ? v == a.value
+                    : a.cmp == Cmp::Ne ? v != a.value
+                    : a.cmp == Cmp::Lt ? v < a.value
+                    : a.cmp == Cmp::Le ? v <= a.value
+                    : a.cmp == Cmp::Gt ? v > a.value
+                                       : v >= a.value;
+          if (!ok) return false;
+          break;
+        }
+        case Atom::Kind::Record:
+          *record = v, *has_record = true;
+          break;
+        case Atom::Kind::Recorded:
+          *recorded = v;
+          if (!assume && !recorded_fn(this, id, v)) return false;
+          break;
+      }
+    }
+    return true;
+  }
+
+  static bool has_kind(const Canonical& c, Atom::Kind k) {
+    return std::any_of(c.atoms.begin(), c.atoms.end(), [&](const Atom& a) { return a.kind == k; });
+  }
+
+  void expire() {
+    for (auto it = remembered.begin(); it != remembered.end();) {
+      while (!it->second.empty() && it->second.front().expiry <= now) it->second.pop_front();
+      it = it->second.empty() ? remembered.erase(it) : std::next(it);
+    }
+    while (!held.empty() && held.front().expiry <= now) held.pop_front();
+  }
   std::map<FilterId, Record> filters;
   FilterId next_id = 1;
   Generated generated;
@@ -67,6 +147,8 @@ struct Engine::Impl {
     CodegenOptions co;
     co.strict_alignment = options.strict_alignment;
     co.packet_alignment = options.packet_alignment;
+    co.recorded = &Impl::recorded_fn;
+    co.recorded_state = this;
     Generated g = generate(trie, co);
     vcode::Code c = vcode::compile(g.module);
     clear_hash(trie.root());
@@ -85,6 +167,8 @@ struct Engine::Impl {
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
+  impl_->trie.recorded = &Impl::recorded_fn;
+  impl_->trie.recorded_state = impl_.get();
   fn_ = impl_->regenerate();
 }
 
@@ -125,6 +209,13 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   if (id == 0) fail("dpf: filter ids exhausted");
   if (m.filters.count(id)) fail("dpf: filter id {} is taken", id);
   bool regen = false;
+  bool stateful = false;
+  for (Canonical& c : rec.disjuncts)
+    for (Atom& a : c.atoms)
+      if (a.kind == Atom::Kind::Recorded || a.kind == Atom::Kind::Record) {
+        stateful = true;
+        if (a.kind == Atom::Kind::Recorded) a.value = id;  // a branch of its own per id
+      }
   for (const Canonical& c : rec.disjuncts) {
     uint64_t key = priority_key(c.specificity, id);
     Change change = m.trie.insert(c, key);
@@ -148,6 +239,8 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   }
   if (m.next_id != 0 && id >= m.next_id) m.next_id = id + 1;  // 0 after 0xffffffff: exhausted
   m.filters.emplace(id, std::move(rec));
+  if (stateful) ++m.stateful_filters;
+  stateful_ = m.stateful_filters > 0;
   return id;
 }
 
@@ -161,11 +254,70 @@ void Engine::remove(FilterId id) {
     Change change = m.trie.erase(leaf, key);
     if (!regen && !Impl::patch_erase(change, before)) regen = true;
   }
+  for (const Canonical& c : it->second.disjuncts)
+    if (Impl::has_kind(c, Atom::Kind::Record) || Impl::has_kind(c, Atom::Kind::Recorded)) {
+      --m.stateful_filters;
+      break;
+    }
+  stateful_ = m.stateful_filters > 0;
+  m.remembered.erase(id);
+  std::erase_if(m.held, [&](const Impl::Held& h) { return h.id == id; });
   m.filters.erase(it);
   if (regen)
     fn_ = m.regenerate();
   else
     ++m.table_updates;
+}
+
+FilterId Engine::demux_stateful(const uint8_t* pkt, size_t len) {
+  Impl& m = *impl_;
+  m.now = m.clock();
+  m.expire();
+  FilterId id = FilterId(fn_(pkt, len));
+  uint64_t record = 0, recorded = 0;
+  bool has_record = false;
+  if (id != 0) {
+    // The winner remembers its RECORD value (from the disjunct that accepts), and the packets
+    // held for that value go to it.
+    for (const Canonical& c : m.filters.at(id).disjuncts) {
+      if (!Impl::has_kind(c, Atom::Kind::Record) ||
+          !m.evaluate_stateful(c, id, pkt, len, false, &record, &has_record, &recorded) ||
+          !has_record)
+        continue;
+      auto& values = m.remembered[id];
+      values.push_back({record, m.now + m.options.record_lifetime_ns});
+      if (values.size() > m.options.record_capacity) values.pop_front();
+      for (auto h = m.held.begin(); h != m.held.end();)
+        if (h->id == id && h->value == record) {
+          m.released.push_back(Released{id, std::move(h->packet)});
+          h = m.held.erase(h);
+        } else {
+          ++h;
+        }
+      break;
+    }
+    return id;
+  }
+  // No filter: hold the packet if a RECORDED filter would take it once its value is recorded.
+  for (auto& [fid, r] : m.filters)
+    for (const Canonical& c : r.disjuncts) {
+      if (!Impl::has_kind(c, Atom::Kind::Recorded) ||
+          !m.evaluate_stateful(c, fid, pkt, len, true, &record, &has_record, &recorded))
+        continue;
+      m.held.push_back(Impl::Held{fid, recorded, m.now + m.options.record_lifetime_ns,
+                                  std::vector<uint8_t>(pkt, pkt + len)});
+      if (m.held.size() > m.options.held_capacity) m.held.pop_front();
+      return 0;
+    }
+  return 0;
+}
+
+std::vector<Released> Engine::take_released() {
+  return std::exchange(impl_->released, {});
+}
+
+void Engine::set_clock(std::function<uint64_t()> now_ns) {
+  impl_->clock = std::move(now_ns);
 }
 
 FilterId Engine::demux_reference(const uint8_t* pkt, size_t len) const {

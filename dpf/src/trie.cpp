@@ -29,8 +29,9 @@ bool branch_matches(const Branch& b, const Atom& a) {
   return same_expr(b.expr, a.expr);
 }
 
+// Recorded atoms carry their filter's id in `value` (set by the engine).
 uint64_t branch_key(const Atom& a) {
-  return a.kind == Atom::Kind::Compare ? a.value : 0;
+  return a.kind == Atom::Kind::Shift ? 0 : a.value;
 }
 
 bool compare_holds(Cmp c, uint64_t v, uint64_t k) {
@@ -52,23 +53,28 @@ bool compare_holds(Cmp c, uint64_t v, uint64_t k) {
 }
 
 template <typename Sink>
-void walk_node(const Node& n, const uint8_t* base, size_t avail, Sink& sink) {
+void walk_node(const Trie& t, const Node& n, const uint8_t* base, size_t avail, Sink& sink) {
   for (uint64_t k : n.accepts) sink(k);
   for (const auto& b : n.branches) {
     uint64_t v;
     if (!evaluate(b->expr, base, avail, &v)) continue;
     switch (b->kind) {
+      case Atom::Kind::Recorded:
+        for (auto& [id, child] : b->children)
+          if (t.recorded && t.recorded(t.recorded_state, id, v))
+            walk_node(t, *child, base, avail, sink);
+        break;
       case Atom::Kind::Compare:
         if (b->cmp == Cmp::Eq) {
           auto it = b->children.find(v);
-          if (it != b->children.end()) walk_node(*it->second, base, avail, sink);
+          if (it != b->children.end()) walk_node(t, *it->second, base, avail, sink);
         } else {
           auto& [k, child] = *b->children.begin();
-          if (compare_holds(b->cmp, v, k)) walk_node(*child, base, avail, sink);
+          if (compare_holds(b->cmp, v, k)) walk_node(t, *child, base, avail, sink);
         }
         break;
       case Atom::Kind::Shift:
-        if (v <= avail) walk_node(*b->children.begin()->second, base + v, avail - v, sink);
+        if (v <= avail) walk_node(t, *b->children.begin()->second, base + v, avail - v, sink);
         break;
       default:
         break;
@@ -82,6 +88,13 @@ void dump_node(const Node& n, int depth, std::string& out) {
     out += fmt::format("{}accept id {} (specificity {})\n", pad, uint32_t(k),
                        kMaxAtoms + 1 - (k >> 32));
   for (const auto& b : n.branches) {
+    if (b->kind == Atom::Kind::Recorded) {
+      for (auto& [id, child] : b->children) {
+        out += fmt::format("{}RECORDED({}) for id {}\n", pad, to_string(b->expr), id);
+        dump_node(*child, depth + 1, out);
+      }
+      continue;
+    }
     if (b->kind == Atom::Kind::Shift) {
       out += fmt::format("{}SHIFT({})  [needs {} bytes]\n", pad, to_string(b->expr), b->must);
       dump_node(*b->children.begin()->second, depth + 1, out);
@@ -208,13 +221,13 @@ Change Trie::erase(Node* leaf, uint64_t key) {
 uint64_t Trie::walk(const uint8_t* pkt, size_t len) const {
   uint64_t best = kNoFilter;
   auto sink = [&](uint64_t k) { best = std::min(best, k); };
-  walk_node(*root_, pkt, len, sink);
+  walk_node(*this, *root_, pkt, len, sink);
   return best;
 }
 
 void Trie::walk_all(const uint8_t* pkt, size_t len, std::vector<uint64_t>* keys) const {
   auto sink = [&](uint64_t k) { keys->push_back(k); };
-  walk_node(*root_, pkt, len, sink);
+  walk_node(*this, *root_, pkt, len, sink);
 }
 
 std::string Trie::dump() const {

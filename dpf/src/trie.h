@@ -36,8 +36,8 @@ struct Branch {
   Atom::Kind kind = Atom::Kind::Compare;  // Compare, Shift or Recorded
   Cmp cmp = Cmp::Eq;
   ExprPtr expr;
-  // Eq: one child per constant (the disjunction); other compares: the one constant; Shift and
-  // Recorded: key 0.
+  // Eq: one child per constant (the disjunction); other compares: the one constant; Shift: key
+  // 0; Recorded: one child per filter id (each id remembers its own values).
   std::map<uint64_t, std::unique_ptr<Node>> children;
   Node* parent = nullptr;
   // Set by the code generator: the branch is compiled as this hash table (owned by the engine).
@@ -65,9 +65,14 @@ struct Change {
   Node* leaf = nullptr;      // the node whose accepts changed
 };
 
+// Was `value` remembered for filter `id` (RECORD), and not yet expired? (the engine's state)
+using RecordedFn = uint64_t (*)(const void* state, uint64_t id, uint64_t value);
+
 class Trie {
  public:
   Trie();
+  RecordedFn recorded = nullptr;
+  const void* recorded_state = nullptr;
   // Merges a canonical filter; `key` is its priority key. Returns what changed.
   Change insert(const Canonical& f, uint64_t key);
   // Removes the accept `key` ending at `leaf`, pruning empty nodes. Returns the branch that lost a

@@ -33,7 +33,7 @@ FilterId expected(const Engine& e, const std::map<FilterId, std::vector<Filter>>
   return best;
 }
 
-void check_all(const Engine& e, const std::map<FilterId, std::vector<Filter>>& filters,
+void check_all(Engine& e, const std::map<FilterId, std::vector<Filter>>& filters,
                std::mt19937_64& rng, int packets, bool interp) {
   vcode::Interpreter in(e.module());
   for (int i = 0; i < packets; ++i) {

@@ -13,6 +13,13 @@
 // A filter that only adds a constant to a disjunction compiled as a hash table is written into
 // the table; any other change regenerates the code (in microseconds; see bench_demux).
 //
+// Stateful atoms (IP fragments, seed 001 section 2.1.6): when a filter with RECORD(e) accepts a
+// packet, e's value is remembered for that filter's id; RECORDED(e) in a filter of the same id
+// holds for packets whose e was remembered. A packet that no filter accepts but that would match
+// a RECORDED filter once its value is remembered (a fragment that overtook its first fragment)
+// is held; when the value is recorded it is released (take_released) to that filter. Memory is
+// bounded by EngineOptions; values and held packets expire after record_lifetime_ns.
+//
 // Ownership: every filter has an owner. An insertion whose filter could accept a packet that a
 // filter of another owner accepts is refused (exojit::Error naming that filter), unless the
 // caller allows sharing. Two filters are disjoint when, on the same packet bytes, one requires
@@ -22,6 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -42,6 +50,18 @@ struct EngineOptions {
   // For targets that trap on unaligned loads: only coalesce into loads known to be aligned.
   bool strict_alignment = false;
   unsigned packet_alignment = 1;  // alignment the caller guarantees for packets (estimate input)
+  // Stateful atoms (filter.h): values remembered per filter id, each for a bounded time; packets
+  // held until their chain's first packet arrives, bounded in number and time.
+  size_t record_capacity = 64;                   // values per filter id (the oldest goes first)
+  uint64_t record_lifetime_ns = 30'000'000'000;  // 30 s (IP reassembly timeouts are 15-60 s)
+  size_t held_capacity = 64;                     // packets held for chains not yet seen
+};
+
+// A packet that was held (it matched a filter but for a value not yet RECORDed) and whose
+// chain's first packet has now arrived: it belongs to filter `id`.
+struct Released {
+  FilterId id;
+  std::vector<uint8_t> packet;
 };
 
 struct InsertOptions {
@@ -65,8 +85,18 @@ class Engine {
   FilterId insert(std::span<const Filter> disjuncts, InsertOptions o = {});
   void remove(FilterId id);  // throws if there is no such filter
 
-  // The accepting filter (0: none), by the generated code.
-  FilterId demux(const uint8_t* pkt, size_t len) const { return FilterId(fn_(pkt, len)); }
+  // The accepting filter (0: none), by the generated code. (With stateful filters inserted,
+  // also records values and holds or releases packets.)
+  FilterId demux(const uint8_t* pkt, size_t len) {
+    if (stateful_) [[unlikely]]
+      return demux_stateful(pkt, len);
+    return FilterId(fn_(pkt, len));
+  }
+
+  // Held packets released since the last call, in arrival order.
+  std::vector<Released> take_released();
+  // The clock for the lifetimes, in nanoseconds (default: std::chrono::steady_clock).
+  void set_clock(std::function<uint64_t()> now_ns);
 
   // The same answer by walking the trie (the reference the code is tested against).
   FilterId demux_reference(const uint8_t* pkt, size_t len) const;
@@ -84,9 +114,12 @@ class Engine {
   std::string dump_trie() const;  // the merged trie, one line per test
 
  private:
+  FilterId demux_stateful(const uint8_t* pkt, size_t len);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   DemuxFn* fn_ = nullptr;
+  bool stateful_ = false;
 };
 
 }  // namespace exojit::dpf
