@@ -329,12 +329,18 @@ void register_insert() {
     // Candidates whose key fits the table as compiled (a key beyond the probe bound would
     // regenerate: that is the other row).
     std::vector<Filter> fit;
-    for (size_t i = 1000; i < conns.size(); ++i) {
-      size_t before = e.regenerations();
-      FilterId id = e.insert(dpf_filter(conns[i], true));
-      bool nocode = e.regenerations() == before;
-      e.remove(id);
-      if (nocode && e.regenerations() == before) fit.push_back(dpf_filter(conns[i], true));
+    for (size_t i = 1000; i < conns.size(); ++i) fit.push_back(dpf_filter(conns[i], true));
+    // Keep those that go in and out without new code; again until no removal regenerates (a
+    // regeneration chooses a new hash function, which changes what fits).
+    for (size_t regens = ~size_t(0); regens != e.regenerations();) {
+      regens = e.regenerations();
+      std::vector<Filter> keep;
+      for (const Filter& f : fit) {
+        size_t before = e.regenerations();
+        e.remove(e.insert(f));
+        if (e.regenerations() == before) keep.push_back(f);
+      }
+      fit = std::move(keep);
     }
     if (fit.empty()) return s.SkipWithError("no key fits the table");
     size_t regens = e.regenerations(), i = 0;

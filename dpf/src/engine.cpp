@@ -251,8 +251,17 @@ void Engine::remove(FilterId id) {
   bool regen = false;
   for (auto& [leaf, key] : it->second.accepts) {
     uint64_t before = leaf->best_accept();
+    // A key in a hash table: take it out of the table in place (same layout as if it had never
+    // been inserted, so the code's probe bound still holds).
+    std::vector<uint64_t> fields;
+    HashNode* h = Impl::hashed_ancestor(leaf);
+    if (h && !h->key_of_leaf(*leaf, &fields)) h = nullptr;
     Change change = m.trie.erase(leaf, key);
-    if (!regen && !Impl::patch_erase(change, before)) regen = true;
+    if (regen) continue;
+    if (h && (change.branch || change.only_accept) &&
+        h->forget(fields, change.only_accept ? change.leaf : nullptr))
+      continue;
+    if (!Impl::patch_erase(change, before)) regen = true;
   }
   for (const Canonical& c : it->second.disjuncts)
     if (Impl::has_kind(c, Atom::Kind::Record) || Impl::has_kind(c, Atom::Kind::Recorded)) {

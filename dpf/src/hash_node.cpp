@@ -213,22 +213,78 @@ void HashNode::allocate(unsigned log2_slots) {
 
 void HashNode::clear() {
   size_t total = (size_t(1) << log2_slots_) + kMaxProbe;
-  std::memset(table_, 0, total * stride_);
   count_ = 0;
-  if (max_probe_ > 0) return;
+  for (size_t s = 0; s < total; ++s) empty_slot(s);
+}
+
+void HashNode::empty_slot(size_t s) {
+  uint8_t* e = table_ + s * stride_;
+  std::memset(e, 0, stride_);
+  if (max_probe_ > 0 || s >= (size_t(1) << log2_slots_)) return;
   uint64_t f[kMaxFields] = {};
-  for (size_t s = 0; s < (size_t(1) << log2_slots_); ++s) {
-    std::fill(f, f + fields_.size(), 0);
-    for (uint64_t c = 1; slot_of(f) == s; ++c) {
-      if (kind_ == HashKind::Window)
-        f[window_field_] = ((s + c) & ones(log2_slots_)) << param_;
-      else
-        f[0] = c;
-    }
-    uint8_t* e = table_ + s * stride_;
-    for (size_t j = 0; j < fields_.size(); ++j)
-      std::memcpy(e + fields_[j].offset, &f[j], fields_[j].bytes);
+  for (uint64_t c = 1; slot_of(f) == s; ++c) {
+    if (kind_ == HashKind::Window)
+      f[window_field_] = ((s + c) & ones(log2_slots_)) << param_;
+    else
+      f[0] = c;
   }
+  for (size_t j = 0; j < fields_.size(); ++j)
+    std::memcpy(e + fields_[j].offset, &f[j], fields_[j].bytes);
+}
+
+size_t HashNode::find(const uint64_t* fields) const {
+  uint64_t slot = slot_of(fields);
+  for (unsigned d = 0; d <= max_probe_; ++d) {
+    const uint8_t* e = table_ + (slot + d) * stride_;
+    uint32_t id;
+    std::memcpy(&id, e + id_offset_, 4);
+    if (id == 0) return SIZE_MAX;
+    bool same = true;
+    for (size_t j = 0; j < fields_.size() && same; ++j) {
+      uint64_t v = 0;
+      std::memcpy(&v, e + fields_[j].offset, fields_[j].bytes);
+      same = v == fields[j];
+    }
+    if (same) return slot + d;
+  }
+  return SIZE_MAX;
+}
+
+bool HashNode::key_of_leaf(const Node& leaf, std::vector<uint64_t>* fields) const {
+  std::vector<Step> steps;
+  if (!path_of(leaf, &steps)) return false;
+  fields->assign(fields_.size(), 0);
+  key_of(steps, fields->data());
+  return true;
+}
+
+bool HashNode::forget(const std::vector<uint64_t>& fields, const Node* surviving_leaf) {
+  size_t hole = find(fields.data());
+  if (hole == SIZE_MAX) return false;
+  if (surviving_leaf) {  // another filter still ends there: its id
+    uint32_t id = uint32_t(surviving_leaf->best_accept());
+    std::memcpy(table_ + hole * stride_ + id_offset_, &id, 4);
+    return true;
+  }
+  // Backward-shift deletion: a later entry of the run whose home slot is at or before the hole
+  // moves into it (the table does not wrap: it has kMaxProbe spare entries at the end).
+  size_t total = (size_t(1) << log2_slots_) + kMaxProbe;
+  for (size_t k = hole + 1; max_probe_ > 0 && k < total; ++k) {
+    uint8_t* e = table_ + k * stride_;
+    uint32_t id;
+    std::memcpy(&id, e + id_offset_, 4);
+    if (id == 0) break;
+    uint64_t f[kMaxFields] = {};
+    for (size_t j = 0; j < fields_.size(); ++j)
+      std::memcpy(&f[j], e + fields_[j].offset, fields_[j].bytes);
+    if (slot_of(f) <= hole) {
+      std::memcpy(table_ + hole * stride_, e, stride_);
+      hole = k;
+    }
+  }
+  empty_slot(hole);
+  --count_;
+  return true;
 }
 
 bool HashNode::place(const uint64_t* fields, uint32_t id, unsigned bound) {

@@ -53,6 +53,13 @@ class HashNode {
   // longer fits within the compiled probe bound.
   bool rebuild();
 
+  // Before `leaf`'s accept `key` is removed from the trie: remembers the key of its path.
+  // After: `forget` removes that key from the table (moving later entries of its probe run
+  // back, so the table is as if the key had never been inserted), or writes the leaf's new best
+  // id when the leaf stays. False: not found (the caller regenerates).
+  bool key_of_leaf(const Node& leaf, std::vector<uint64_t>* fields) const;
+  bool forget(const std::vector<uint64_t>& fields, const Node* surviving_leaf);
+
   const Branch& branch() const { return *branch_; }
   const std::vector<Step>& shape() const { return shape_; }  // the chain; values unused
   const std::vector<Field>& fields() const { return fields_; }
@@ -83,6 +90,8 @@ class HashNode {
   // Empties the table. Without collisions (one slot checked, no probing) an empty slot holds a
   // key that hashes elsewhere, so no packet's key can equal it: the code needs no empty check.
   void clear();
+  void empty_slot(size_t slot);
+  size_t find(const uint64_t* fields) const;  // slot, or SIZE_MAX
 
   const Branch* branch_;
   std::vector<Step> shape_;
