@@ -478,8 +478,27 @@ class Gen {
     unsigned stride_bits = unsigned(std::countr_zero(h.stride()));
     Reg x = get(Type::P);
     if (h.kind() == HashNode::HashKind::Window) {
-      b_.cvt(x, f[h.window_field()].reg);
-      int64_t shift = int64_t(h.param()) - int64_t(stride_bits);
+      // A window inside one byte of a plain field in the first segment: load that byte from the
+      // packet (off the dependency chain of the wide field load).
+      const HashNode::Field& wf = fields[h.window_field()];
+      unsigned sh = unsigned(h.param());
+      const ExprPtr& load = wf.expr->op == ExprOp::And ? wf.expr->a : wf.expr;
+      uint64_t mask = wf.expr->op == ExprOp::And && wf.expr->b->op == ExprOp::Const
+                          ? wf.expr->b->value
+                          : ~uint64_t(0);
+      uint64_t window = ones(h.log2_slots()) << sh;
+      bool byte = wf.segment == 0 && load->op == ExprOp::Load && sh % 8 + h.log2_slots() <= 8 &&
+                  (mask & window) == window && sh / 8 < load->bits / 8u;
+      if (byte) {
+        Reg v = get(Type::U8);
+        b_.ld(v, s0.base, int64_t(load->offset + load->bits / 8u - 1 - sh / 8));
+        b_.cvt(x, v);
+        put(v);
+        sh %= 8;
+      } else {
+        b_.cvt(x, f[h.window_field()].reg);
+      }
+      int64_t shift = int64_t(sh) - int64_t(stride_bits);
       if (shift > 0) b_.rsh(x, x, shift);
       if (shift < 0) b_.lsh(x, x, -shift);
       b_.and_(x, x, int64_t(ones(h.log2_slots()) << stride_bits));

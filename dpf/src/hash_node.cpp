@@ -323,13 +323,17 @@ void HashNode::choose() {
   });
   size_t n = keys.size();
   std::vector<uint8_t> used;
-  for (unsigned log2 = std::max(3u, unsigned(std::bit_width(n + n / 2)));; ++log2) {
+  struct Choice {
+    unsigned probe = kMaxProbe + 1;
+    HashKind kind = HashKind::Multiply;
+    uint64_t param = 0;
+    unsigned field = 0;
+  };
+  // The best function for 2^log2 slots: the first without collisions in cost order, else the
+  // one with the shortest longest probe.
+  auto search = [&](unsigned log2) {
     size_t slots = size_t(1) << log2;
-    unsigned best_probe = kMaxProbe + 1;
-    HashKind best_kind = HashKind::Multiply;
-    uint64_t best_param = 0;
-    unsigned best_field = 0;
-    // Linear probing of every key; keeps the candidate if its longest probe is the shortest.
+    Choice best;
     auto evaluate = [&](HashKind kind, uint64_t param, unsigned field) {
       kind_ = kind, param_ = param, window_field_ = field, log2_slots_ = log2;
       used.assign(slots + kMaxProbe + 1, 0);
@@ -338,28 +342,37 @@ void HashNode::choose() {
         uint64_t at = slot_of(f.data());
         unsigned d = 0;
         while (used[at + d])
-          if (++d > kMaxProbe || d >= best_probe) return;
+          if (++d > kMaxProbe || d >= best.probe) return;
         used[at + d] = 1;
         worst = std::max(worst, d);
       }
-      best_probe = worst, best_kind = kind, best_param = param, best_field = field;
+      best = Choice{worst, kind, param, field};
     };
-    for (unsigned j = 0; j < fields_.size(); ++j)
-      for (unsigned sh = 0; sh + log2 <= fields_[j].bytes * 8u && best_probe > 0; ++sh)
-        evaluate(HashKind::Window, sh, j);
+    // Windows inside one byte first (the code can load that byte from the packet), then any
+    // window, then the mixing hashes.
+    for (int inside = 1; inside >= 0; --inside)
+      for (unsigned j = 0; j < fields_.size(); ++j)
+        for (unsigned sh = 0; sh + log2 <= fields_[j].bytes * 8u && best.probe > 0; ++sh)
+          if ((sh % 8 + log2 <= 8) == bool(inside)) evaluate(HashKind::Window, sh, j);
     for (uint8_t sh : kShifts)
-      if (sh >= log2 && best_probe > 0) evaluate(HashKind::XorShift, sh, 0);
+      if (sh >= log2 && best.probe > 0) evaluate(HashKind::XorShift, sh, 0);
     for (uint64_t m : kMultipliers)
-      if (best_probe > 0) evaluate(HashKind::Multiply, m, 0);
-    if (best_probe <= kMaxProbe) {
-      kind_ = best_kind, param_ = best_param, window_field_ = best_field;
-      allocate(log2);
-      max_probe_ = best_probe;
-      clear();
-      for (size_t i = 0; i < keys.size(); ++i) place(keys[i].data(), ids[i], max_probe_);
-      return;
-    }
+      if (best.probe > 0) evaluate(HashKind::Multiply, m, 0);
+    return best;
+  };
+  unsigned log2 = std::max(3u, unsigned(std::bit_width(n + n / 2)));
+  Choice c = search(log2);
+  // Small tables: a little more room for no collisions at all (one slot checked).
+  for (unsigned extra = 1; extra <= 2 && c.probe > 0 && n <= 256; ++extra) {
+    Choice wider = search(log2 + extra);
+    if (wider.probe == 0) c = wider, log2 += extra;
   }
+  while (c.probe > kMaxProbe) c = search(++log2);
+  kind_ = c.kind, param_ = c.param, window_field_ = c.field;
+  allocate(log2);
+  max_probe_ = c.probe;
+  clear();
+  for (size_t i = 0; i < keys.size(); ++i) place(keys[i].data(), ids[i], max_probe_);
 }
 
 bool HashNode::insert(const Node& leaf) {
