@@ -350,7 +350,7 @@ class Gen {
       const ExprPtr& e = steps[i].expr;
       Plain p{i, 0, 0, ~uint64_t(0)};
       bool is_plain = false;
-      if (steps[i].cmp == Cmp::Eq && !options_.strict_alignment) {
+      if (steps[i].cmp == Cmp::Eq) {
         if (e->op == ExprOp::Load)
           p.offset = e->offset, p.bytes = e->bits / 8u, is_plain = true;
         else if (e->op == ExprOp::And && e->a->op == ExprOp::Load && e->b->op == ExprOp::Const)
@@ -372,7 +372,10 @@ class Gen {
       }
       unsigned width = std::bit_ceil(stop - start);
       uint32_t wstart = start + width <= s.checked ? start : stop >= width ? stop - width : 0;
-      if (last == g || wstart + width > s.checked || wstart + width < stop) {
+      // On targets that trap on unaligned loads, only a load the alignment estimate proves
+      // aligned (the base's known alignment, through the SHIFTs, and the offset).
+      bool aligned = !options_.strict_alignment || (s.align >= width && wstart % width == 0);
+      if (last == g || !aligned || wstart + width > s.checked || wstart + width < stop) {
         for (size_t i = g; i <= last; ++i) other.push_back(plain[i].step);
         g = last + 1;
         continue;

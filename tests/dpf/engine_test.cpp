@@ -248,3 +248,37 @@ TEST(DpfEngine, RemoveUnknownIdIsAnError) {
 
 }  // namespace
 }  // namespace exojit::dpf
+
+namespace exojit::dpf {
+namespace {
+
+// With strict alignment, coalescing uses the alignment estimate: the base is 4-aligned (the
+// caller's promise), SHIFT(20) keeps it so, SHIFT(2) breaks it.
+TEST(DpfEngine, StrictAlignmentCoalescesOnlyProvenAlignedLoads) {
+  EngineOptions o;
+  o.strict_alignment = true;
+  o.packet_alignment = 4;
+  auto listing = [&](const Filter& f) {
+    Engine e(o);
+    e.insert(f);
+    return vcode::print(e.module());
+  };
+  Filter aligned;
+  aligned.eq(field(14, 16), 0x4500).eq(field(16, 16), 40).eq(field(24, 16), 1);
+  aligned.eq(field(26, 16), 2);
+  std::string a = listing(aligned);
+  EXPECT_NE(a.find("[%pkt + 24]"), std::string::npos) << a;  // 24:16 and 26:16 as one u32
+  EXPECT_EQ(a.find("[%pkt + 26]"), std::string::npos) << a;
+  EXPECT_NE(a.find("[%pkt + 14]"), std::string::npos) << a;  // 14..17 is not 4-aligned
+  EXPECT_NE(a.find("[%pkt + 16]"), std::string::npos) << a;
+  Filter shifted;
+  shifted.eq(field(12, 16), 0x800).shift((field(0, 8) & 0xf) << 1).eq(field(0, 16), 1);
+  shifted.eq(field(2, 16), 2);
+  std::string b = listing(shifted);
+  EXPECT_NE(b.find("+ 2]"), std::string::npos) << b;  // base 2-aligned: no 4-byte load
+  o.strict_alignment = false;  // x86-64: unaligned loads are fine, one 8-byte load
+  EXPECT_EQ(listing(aligned).find("[%pkt + 16]"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace exojit::dpf
