@@ -1,6 +1,7 @@
 // The engine: the paper's filter, the most-specific rule, hash nodes updated without new code,
 // coalescing, ownership, removal, and errors naming the atom.
 #include <exojit/dpf/engine.h>
+#include <exojit/dpf/pcap.h>
 #include <exojit/error.h>
 #include <exojit/vcode/text.h>
 #include <gtest/gtest.h>
@@ -278,6 +279,30 @@ TEST(DpfEngine, StrictAlignmentCoalescesOnlyProvenAlignedLoads) {
   EXPECT_NE(b.find("+ 2]"), std::string::npos) << b;  // base 2-aligned: no 4-byte load
   o.strict_alignment = false;  // x86-64: unaligned loads are fine, one 8-byte load
   EXPECT_EQ(listing(aligned).find("[%pkt + 16]"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace exojit::dpf
+
+namespace exojit::dpf {
+namespace {
+
+// The example of README.md and dpf/README.md, as written there.
+TEST(DpfEngine, ReadmeExample) {
+  exojit::dpf::Engine e;
+  auto web = e.insert(exojit::dpf::parse_filter(
+      "(12:16 == 0x800) && (23:8 == 6) && SHIFT(14) && SHIFT((0:8 & 0xf) << 2) && (2:16 == 80)"));
+  auto dns = e.insert(exojit::dpf::compile_pcap("udp dst port 53 and not src net 10.0.0.0/8"));
+  testing::Ipv4 s;
+  s.dport = 80, s.option_words = 2;
+  Bytes pkt = testing::ipv4(s);
+  EXPECT_EQ(e.demux(pkt.data(), pkt.size()), web);
+  s.proto = 17, s.dport = 53;
+  pkt = testing::ipv4(s);
+  EXPECT_EQ(e.demux(pkt.data(), pkt.size()), dns);
+  s.src = 0x0a000005;
+  pkt = testing::ipv4(s);
+  EXPECT_EQ(e.demux(pkt.data(), pkt.size()), 0u);
 }
 
 }  // namespace
