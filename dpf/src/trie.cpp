@@ -174,10 +174,7 @@ Change Trie::insert(const Canonical& f, uint64_t key) {
       auto child = std::make_unique<Node>();
       child->parent = found;
       child->key = k;
-      if (!structural) {
-        change.branch = found;
-        change.child = child.get();
-      }
+      if (!structural) change.branch = found;
       structural = true;
       it = found->children.emplace(k, std::move(child)).first;
     }
@@ -247,24 +244,6 @@ const Node* follow_chain(const Node* n, bool through_shifts, std::vector<Step>* 
     n = child.get();
   }
   return n;
-}
-
-bool filter_accepts(const Canonical& f, const uint8_t* pkt, size_t len) {
-  const uint8_t* base = pkt;
-  size_t avail = len;
-  for (const Atom& a : f.atoms) {
-    uint64_t v;
-    if (a.kind == Atom::Kind::Record) continue;
-    if (!evaluate(a.expr, base, avail, &v)) return false;
-    if (a.kind == Atom::Kind::Shift) {
-      if (v > avail) return false;
-      base += v;
-      avail -= v;
-    } else if (a.kind == Atom::Kind::Compare && !compare_holds(a.cmp, v, a.value)) {
-      return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace exojit::dpf::detail

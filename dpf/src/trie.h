@@ -60,7 +60,6 @@ struct Node {
 // What an insertion changed, for the engine's decision to patch data or regenerate code.
 struct Change {
   Branch* branch = nullptr;  // the branch that got a new key (nullptr: structural change)
-  Node* child = nullptr;     // the new key's subtree
   bool only_accept = false;  // the filter's path existed: only an accept was added
   Node* leaf = nullptr;      // the node whose accepts changed
 };
@@ -104,8 +103,5 @@ struct Step {
 // Follows single-child compare steps from `n` (staying in the segment when `same_segment`), or
 // also SHIFT steps otherwise. Returns the node where the chain stops.
 const Node* follow_chain(const Node* n, bool through_shifts, std::vector<Step>* steps);
-
-// Does `f` accept the packet, on its own? (the meaning the trie must preserve; for tests)
-bool filter_accepts(const Canonical& f, const uint8_t* pkt, size_t len);
 
 }  // namespace exojit::dpf::detail
