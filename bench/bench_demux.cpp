@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "../tests/dpf/packets.h"
+#include "packets.h"  // tests/dpf: the packets the tests use
 #include "ratio_main.h"
 
 namespace exojit::bench {
