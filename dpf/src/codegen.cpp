@@ -91,12 +91,22 @@ class Gen {
     compute_must(root);
     best_ = get_long(Type::U64);
     b_.name(best_, "best");
+    size_t init = b_.function().code.size();
     b_.set(best_, int64_t(kNoFilter));
     b_.name(b_.arg(0), "pkt");
     b_.name(b_.arg(1), "len");
     node(root, Seg{b_.arg(0), b_.arg(1), 0, options_.packet_alignment}, kNoFilter);
-    b_.ret(best_);
-    b_.finish();
+    if (!best_none_) {
+      b_.ret(best_);
+      b_.finish();
+      return;
+    }
+    // No path stores to `best` (every accept returned at once): it is never read, and its
+    // initialisation goes (the function is verified again when compiled).
+    b_.ret(int64_t(kNoFilter));
+    vcode::Function& f = b_.finish();
+    f.code.erase(f.code.begin() + long(init));
+    f.verified = false;
   }
 
  private:
@@ -565,7 +575,7 @@ class Gen {
     // inside the code and is not needed once the code returns).
     uint64_t worst = h.priority_high() << 32 | 0xffffffffu;
     if (best_none_ && worst < after) {
-      b_.ret(k);
+      b_.ret(k);  // `best` untouched: the miss path still has none
     } else {
       b_.or_(k, k, int64_t(h.priority_high() << 32));
       if (best_none_) {
@@ -577,9 +587,9 @@ class Gen {
         b_.place(skip);
       }
       if (worst < after) b_.ret(best_);
+      best_none_ = false;
     }
     put(k);
-    best_none_ = false;
   }
 
   Generated& out_;
