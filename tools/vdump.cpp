@@ -7,6 +7,7 @@
 //   cat x.vc | vdump --asm-only        read the listing from stdin
 //   vdump --pipes cksum,bswap32        the loop the pipe compiler makes of library pipes
 //   vdump cksum.vc --tier llvm         also the LLVM tier: its IR and machine code
+//   vdump --dpf filters.txt            the merged DPF trie and the demultiplexer generated for it
 #include <fmt/format.h>
 
 #include <bit>
@@ -28,6 +29,8 @@
 #include <string_view>
 #include <vector>
 
+#include "exojit/dpf/engine.h"
+#include "exojit/dpf/filter_file.h"
 #include "exojit/pipes.h"
 #include "exojit/vcode.h"
 
@@ -54,6 +57,9 @@ options:
   --interp               with --run: also run the call in the vcode interpreter (first, so that
                          a trap it detects is reported instead of crashing) and say whether the
                          two agree
+  --dpf                  FILE holds DPF filters, one per line (DPF syntax, or tcpdump syntax
+                         after `pcap:`; a filter's id is its line number): print the merged
+                         trie, then the demultiplexer generated for it
   --perf-map             append the functions to /tmp/perf-<pid>.map (CompileOptions::perf_map)
   --tier llvm            also compile on the LLVM tier and print, after each function's fast-tier
                          machine code, its optimized LLVM IR and the LLVM tier's machine code;
@@ -77,7 +83,8 @@ exit status: 0 success; 1 error in the listing, compilation or interpretation; 2
 
 constexpr std::string_view kShortUsage =
     "usage: vdump [--run [NAME] [ARG...]] [--interp] [--perf-map] [--listing-only | --asm-only | "
-    "-q] [FILE]\n       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS]\n"
+    "-q] [FILE]\n       vdump --dpf [--listing-only | --asm-only] FILTERS\n"
+    "       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS]\n"
     "       (vdump --help for details)\n";
 
 // Bad command-line usage: exit status 2, with a short usage text.
@@ -92,6 +99,7 @@ struct Options {
   bool run = false;
   bool interp = false;
   bool perf_map = false;
+  bool dpf = false;
   std::vector<std::string> run_args;  // [NAME] ARG... as given
   std::string pipes;                  // --pipes: comma-separated library pipe names
   bool read_only = false;
@@ -501,6 +509,8 @@ Options parse_options(int argc, char** argv) {
       while (i + 1 < argc && !is_option(argv[i + 1])) o.run_args.push_back(argv[++i]);
     } else if (!options_done && a == "--interp") {
       o.interp = true;
+    } else if (!options_done && a == "--dpf") {
+      o.dpf = true;
     } else if (!options_done && a == "--perf-map") {
       o.perf_map = true;
     } else if (!options_done && a == "--listing-only") {
@@ -556,6 +566,8 @@ Options parse_options(int argc, char** argv) {
     throw UsageError("--pipes takes no FILE and no --run");
   if (o.pipes.empty() && (o.read_only || o.vector_bits >= 0))
     throw UsageError("--read-only and --vector go with --pipes");
+  if (o.dpf && o.run) throw UsageError("--dpf and --run exclude each other");
+  if (o.dpf && (!o.pipes.empty() || o.llvm)) throw UsageError("--dpf excludes --pipes and --tier");
   if (listing_only) o.assembly = false;
   if (asm_only) o.listing = false;
   if (quiet) o.listing = o.assembly = false;
@@ -620,6 +632,20 @@ int main(int argc, char** argv) {
   try {
     if (!o.pipes.empty()) return dump_pipes(o);
     std::string text = read_input(o.file);
+    if (o.dpf) {
+      std::vector<dpf::FilterLine> filters;
+      dpf::Engine engine;
+      try {
+        filters = dpf::parse_filter_file(text);
+        dpf::insert_all(engine, filters);
+      } catch (const Error& e) {
+        throw Error(fmt::format("{}: {}", source, e.what()));
+      }
+      fmt::print("; {}: {} filter{}, merged trie:\n{}\n", source, filters.size(),
+                 filters.size() == 1 ? "" : "s", engine.dump_trie());
+      if (o.listing || o.assembly) dump(engine.module(), engine.code(), o, source);
+      return 0;
+    }
     Module m;
     try {
       m = parse(text);

@@ -1,0 +1,408 @@
+// bench_demux: DPF against libpcap's bpf_filter interpreter (the filters tried in turn) and a
+// hand-coded C demultiplexor, in one run (DPF paper, section 4).
+//
+//   demux/table3/<fixed|variable>/<first|last>/<impl>  10 TCP/IP connection filters (fixed or
+//       variable IP header), the packet matching the first or the last one (paper, Table 3)
+//   demux/scale/<N>/<impl>   N connection filters, packets drawn at random among them from a
+//       ring of 1,024 prepared packets (a NIC receive ring: the same for every N, so only the
+//       demultiplexer's own footprint grows with N)
+//   demux/depth/<D>/<impl>   one filter of D protocol levels, two atoms each (paper, Figure 3)
+//   demux/insert/nocode      one more connection filter into a trie of 1,000: a new hash key
+//   demux/insert/regen       one more filter into the same trie that needs new code
+//
+// hand_c: the demultiplexor a kernel programmer writes: parse the headers, then compare the
+// connection table, linearly for table3 (as in the paper's comparison), through an open-
+// addressing hash table for scale; a function call (noinline), as a driver's demux hook is.
+// dpf: the generated function called through its pointer (Engine::function()); the scale rows
+// go through Engine::demux.
+#include <benchmark/benchmark.h>
+#include <exojit/dpf/engine.h>
+#include <exojit/error.h>
+#include <pcap/pcap.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "packets.h"  // tests/dpf: the packets the tests use
+#include "ratio_main.h"
+
+namespace exojit::bench {
+namespace {
+
+using dpf::Engine;
+using dpf::field;
+using dpf::Filter;
+using dpf::FilterId;
+using dpf::testing::Bytes;
+
+struct Conn {
+  uint32_t src, dst;
+  uint16_t sport, dport;
+  uint32_t id;
+};
+
+constexpr uint32_t kServer = 0x0a000001;  // every connection's destination (this host)
+
+std::vector<Conn> connections(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Conn> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back(Conn{0xc0000000u | uint32_t(rng() & 0xffffff), kServer,
+                       uint16_t(1024 + rng() % 60000), uint16_t(i % 2 ? 443 : 80),
+                       uint32_t(i + 1)});
+  return out;
+}
+
+Filter dpf_filter(const Conn& c, bool variable) {
+  Filter f;
+  f.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), c.src);
+  f.eq(field(30, 32), c.dst).shift(14);
+  if (variable)
+    f.shift((field(0, 8) & 0xf) << 2);
+  else
+    f.shift(20);
+  return f.eq(field(0, 16), c.sport).eq(field(2, 16), c.dport);
+}
+
+std::string ip_text(uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) + "." +
+         std::to_string(a >> 8 & 255) + "." + std::to_string(a & 255);
+}
+
+std::string pcap_text(const Conn& c, bool variable) {
+  std::string hosts = " and ip src " + ip_text(c.src) + " and ip dst " + ip_text(c.dst);
+  std::string sp = std::to_string(c.sport), dp = std::to_string(c.dport);
+  if (variable) return "tcp" + hosts + " and tcp[0:2] == " + sp + " and tcp[2:2] == " + dp;
+  return "ip proto 6" + hosts + " and ip[20:2] == " + sp + " and ip[22:2] == " + dp;
+}
+
+Bytes packet_for(const Conn& c) {
+  dpf::testing::Ipv4 s;
+  s.src = c.src, s.dst = c.dst, s.sport = c.sport, s.dport = c.dport, s.payload = 10;
+  return dpf::testing::ipv4(s);
+}
+
+// libpcap's compiled filters, tried in turn by the bpf_filter interpreter.
+class BpfSet {
+ public:
+  explicit BpfSet(const std::vector<std::string>& exprs) {
+    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+    for (const std::string& e : exprs) {
+      bpf_program p{};
+      if (pcap_compile(dead, &p, e.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+        fail("pcap_compile `{}`: {}", e, pcap_geterr(dead));
+      programs_.push_back(p);
+    }
+    pcap_close(dead);
+  }
+  ~BpfSet() {
+    for (bpf_program& p : programs_) pcap_freecode(&p);
+  }
+  uint32_t demux(const uint8_t* p, size_t len) const {
+    for (size_t i = 0; i < programs_.size(); ++i)
+      if (bpf_filter(programs_[i].bf_insns, p, u_int(len), u_int(len))) return uint32_t(i + 1);
+    return 0;
+  }
+
+ private:
+  std::vector<bpf_program> programs_;
+};
+
+uint16_t be16(const uint8_t* p) {
+  return uint16_t(p[0] << 8 | p[1]);
+}
+uint32_t be32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return __builtin_bswap32(v);
+}
+
+// The hand-coded demultiplexor: headers parsed once, then the table.
+template <bool kVariable>
+struct Parsed {
+  uint32_t src, dst;
+  uint16_t sport, dport;
+  static bool parse(const uint8_t* p, size_t len, Parsed* out) {
+    if (len < 34 || be16(p + 12) != 0x0800 || p[23] != 6) return false;
+    size_t l4 = kVariable ? 14 + size_t(p[14] & 0xf) * 4 : 34;
+    if (len < l4 + 4) return false;
+    out->src = be32(p + 26), out->dst = be32(p + 30);
+    out->sport = be16(p + l4), out->dport = be16(p + l4 + 2);
+    return true;
+  }
+};
+
+template <bool kVariable>
+[[gnu::noinline]] uint32_t hand_linear(const uint8_t* p, size_t len, const std::vector<Conn>& t) {
+  Parsed<kVariable> h;
+  if (!Parsed<kVariable>::parse(p, len, &h)) return 0;
+  for (const Conn& c : t)
+    if (c.src == h.src && c.dst == h.dst && c.sport == h.sport && c.dport == h.dport) return c.id;
+  return 0;
+}
+
+class HandHash {
+ public:
+  explicit HandHash(const std::vector<Conn>& conns) {
+    size_t n = 8;
+    while (n < conns.size() * 2) n *= 2;
+    mask_ = n - 1;
+    table_.assign(n, Conn{0, 0, 0, 0, 0});
+    for (const Conn& c : conns) {
+      size_t s = slot(c.src, c.dst, c.sport, c.dport);
+      while (table_[s].id) s = (s + 1) & mask_;
+      table_[s] = c;
+    }
+  }
+  [[gnu::noinline]] uint32_t demux(const uint8_t* p, size_t len) const {
+    Parsed<true> h;
+    if (!Parsed<true>::parse(p, len, &h)) return 0;
+    for (size_t s = slot(h.src, h.dst, h.sport, h.dport);; s = (s + 1) & mask_) {
+      const Conn& c = table_[s];
+      if (!c.id) return 0;
+      if (c.src == h.src && c.dst == h.dst && c.sport == h.sport && c.dport == h.dport) return c.id;
+    }
+  }
+
+ private:
+  size_t slot(uint32_t s, uint32_t d, uint16_t sp, uint16_t dp) const {
+    uint64_t x = (uint64_t(s) << 32 | d) ^ (uint64_t(sp) << 16 | dp) * 0x9e3779b97f4a7c15ull;
+    return size_t((x * 0xc2b2ae3d27d4eb4full) >> 32) & mask_;
+  }
+  std::vector<Conn> table_;
+  size_t mask_;
+};
+
+// Figure 3's hand-coded check: d levels of two 16-bit fields.
+[[gnu::noinline]] uint32_t hand_depth(const uint8_t* p, size_t n, int d) {
+  if (n < size_t(4 * d)) return 0;
+  for (int k = 0; k < d; ++k, p += 4)
+    if (be16(p) != 2 * k + 1 || be16(p + 2) != 2 * k + 2) return 0;
+  return 1;
+}
+
+// --- table3 -------------------------------------------------------------------------------
+
+template <typename Fn>
+void run_one(benchmark::State& state, const Bytes& pkt, uint32_t want, Fn&& demux) {
+  if (demux(pkt.data(), pkt.size()) != want) {
+    state.SkipWithError("wrong filter");
+    return;
+  }
+  const uint8_t* p = pkt.data();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(p);
+    uint32_t id = demux(p, pkt.size());
+    benchmark::DoNotOptimize(id);
+  }
+}
+
+void register_table3() {
+  static const std::vector<Conn> conns = connections(10, 3);
+  for (bool variable : {false, true}) {
+    std::string hdr = variable ? "variable" : "fixed";
+    auto engine = std::make_shared<Engine>();
+    std::vector<std::string> exprs;
+    for (const Conn& c : conns) {
+      engine->insert(dpf_filter(c, variable));
+      exprs.push_back(pcap_text(c, variable));
+    }
+    auto bpf = std::make_shared<BpfSet>(exprs);
+    for (bool last : {false, true}) {
+      const Conn& c = conns[last ? 9 : 0];
+      auto pkt = std::make_shared<Bytes>(packet_for(c));
+      std::string base = "demux/table3/" + hdr + (last ? "/last/" : "/first/");
+      benchmark::RegisterBenchmark((base + "bpf_interp").c_str(), [=](benchmark::State& s) {
+        run_one(s, *pkt, c.id, [&](const uint8_t* p, size_t n) { return bpf->demux(p, n); });
+      });
+      benchmark::RegisterBenchmark((base + "hand_c").c_str(), [=](benchmark::State& s) {
+        run_one(s, *pkt, c.id, [&](const uint8_t* p, size_t n) {
+          return variable ? hand_linear<true>(p, n, conns) : hand_linear<false>(p, n, conns);
+        });
+      });
+      benchmark::RegisterBenchmark((base + "dpf").c_str(), [=](benchmark::State& s) {
+        Engine::DemuxFn* fn = engine->function();
+        run_one(s, *pkt, c.id, [&](const uint8_t* p, size_t n) { return uint32_t(fn(p, n)); });
+      });
+    }
+  }
+}
+
+// --- scale --------------------------------------------------------------------------------
+
+constexpr size_t kRing = 1024;
+
+struct Ring {
+  std::vector<Bytes> packets;
+  std::vector<uint32_t> want;
+};
+
+template <typename Fn>
+void run_ring(benchmark::State& state, const Ring& ring, Fn&& demux) {
+  for (size_t i = 0; i < kRing; ++i)
+    if (demux(ring.packets[i].data(), ring.packets[i].size()) != ring.want[i]) {
+      state.SkipWithError("wrong filter");
+      return;
+    }
+  size_t i = 0;
+  for (auto _ : state) {
+    const Bytes& p = ring.packets[i++ % kRing];
+    uint32_t id = demux(p.data(), p.size());
+    benchmark::DoNotOptimize(id);
+  }
+}
+
+void register_scale() {
+  for (size_t n : {1, 10, 100, 1000, 10000}) {
+    auto conns = std::make_shared<std::vector<Conn>>(connections(n, 11 + n));
+    auto ring = std::make_shared<Ring>();
+    std::mt19937_64 rng(5);
+    for (size_t i = 0; i < kRing; ++i) {
+      const Conn& c = (*conns)[rng() % n];
+      ring->packets.push_back(packet_for(c));
+      ring->want.push_back(c.id);
+    }
+    std::string base = "demux/scale/" + std::to_string(n) + "/";
+    // Built on first use, once (Google Benchmark calls a row's function several times).
+    auto bpf = std::make_shared<std::unique_ptr<BpfSet>>();
+    benchmark::RegisterBenchmark((base + "bpf_interp").c_str(), [=](benchmark::State& s) {
+      if (!*bpf) {
+        std::vector<std::string> exprs;
+        for (const Conn& c : *conns) exprs.push_back(pcap_text(c, true));
+        *bpf = std::make_unique<BpfSet>(exprs);
+      }
+      run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*bpf)->demux(p, len); });
+    });
+    auto hand = std::make_shared<std::unique_ptr<HandHash>>();
+    benchmark::RegisterBenchmark((base + "hand_c").c_str(), [=](benchmark::State& s) {
+      if (!*hand) *hand = std::make_unique<HandHash>(*conns);
+      run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*hand)->demux(p, len); });
+    });
+    auto engine = std::make_shared<std::unique_ptr<Engine>>();
+    benchmark::RegisterBenchmark((base + "dpf").c_str(), [=](benchmark::State& s) {
+      if (!*engine) {
+        *engine = std::make_unique<Engine>();
+        for (const Conn& c : *conns) (*engine)->insert(dpf_filter(c, true));
+      }
+      run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*engine)->demux(p, len); });
+    });
+  }
+}
+
+// --- depth (Figure 3) ---------------------------------------------------------------------
+
+// Level k is a 4-byte header at offset 4k: two 16-bit fields, 2k+1 and 2k+2, then SHIFT(4).
+void register_depth() {
+  for (int d = 1; d <= 8; ++d) {
+    auto pkt = std::make_shared<Bytes>(size_t(4 * d + 16), 0);
+    Filter f;
+    std::string expr;
+    for (int k = 0; k < d; ++k) {
+      for (int j = 0; j < 2; ++j) {
+        uint16_t v = uint16_t(2 * k + j + 1);
+        dpf::testing::put16(*pkt, size_t(4 * k + 2 * j), v);
+        f.eq(field(uint32_t(2 * j), 16), v);
+        expr += (expr.empty() ? "" : " and ") + std::string("ether[") +
+                std::to_string(4 * k + 2 * j) + ":2] == " + std::to_string(v);
+      }
+      f.shift(4);
+    }
+    auto engine = std::make_shared<Engine>();
+    engine->insert(f);
+    auto bpf = std::make_shared<BpfSet>(std::vector<std::string>{expr});
+    std::string base = "demux/depth/" + std::to_string(d) + "/";
+    benchmark::RegisterBenchmark((base + "bpf_interp").c_str(), [=](benchmark::State& s) {
+      run_one(s, *pkt, 1, [&](const uint8_t* p, size_t n) { return bpf->demux(p, n); });
+    });
+    benchmark::RegisterBenchmark((base + "hand_c").c_str(), [=](benchmark::State& s) {
+      run_one(s, *pkt, 1, [d](const uint8_t* p, size_t n) { return hand_depth(p, n, d); });
+    });
+    benchmark::RegisterBenchmark((base + "dpf").c_str(), [=](benchmark::State& s) {
+      Engine::DemuxFn* fn = engine->function();
+      run_one(s, *pkt, 1, [&](const uint8_t* p, size_t n) { return uint32_t(fn(p, n)); });
+    });
+  }
+}
+
+// --- insertion ----------------------------------------------------------------------------
+
+void register_insert() {
+  benchmark::RegisterBenchmark("demux/insert/nocode", [](benchmark::State& s) {
+    std::vector<Conn> conns = connections(1000 + 256, 99);
+    Engine e;
+    for (size_t i = 0; i < 1000; ++i) e.insert(dpf_filter(conns[i], true));
+    // Candidates whose key fits the table as compiled (a key beyond the probe bound would
+    // regenerate: that is the other row).
+    std::vector<Filter> fit;
+    for (size_t i = 1000; i < conns.size(); ++i) fit.push_back(dpf_filter(conns[i], true));
+    // Keep those that go in and out without new code; again until no removal regenerates (a
+    // regeneration chooses a new hash function, which changes what fits).
+    for (size_t regens = ~size_t(0); regens != e.regenerations();) {
+      regens = e.regenerations();
+      std::vector<Filter> keep;
+      for (const Filter& f : fit) {
+        size_t before = e.regenerations();
+        e.remove(e.insert(f));
+        if (e.regenerations() == before) keep.push_back(f);
+      }
+      fit = std::move(keep);
+    }
+    if (fit.empty()) return s.SkipWithError("no key fits the table");
+    size_t regens = e.regenerations(), i = 0;
+    for (auto _ : s) {
+      FilterId id = e.insert(fit[i++ % fit.size()]);
+      s.PauseTiming();
+      e.remove(id);
+      s.ResumeTiming();
+    }
+    if (e.regenerations() != regens) s.SkipWithError("code was regenerated");
+  });
+  benchmark::RegisterBenchmark("demux/insert/regen", [](benchmark::State& s) {
+    std::vector<Conn> conns = connections(1000, 99);
+    Engine e;
+    for (const Conn& c : conns) e.insert(dpf_filter(c, true));
+    Filter udp;  // a new branch beside the TCP one: new code
+    udp.eq(field(12, 16), 0x800).eq(field(23, 8), 17).shift(34).eq(field(2, 16), 53);
+    size_t regens = e.regenerations();
+    for (auto _ : s) {
+      FilterId id = e.insert(udp);
+      s.PauseTiming();
+      e.remove(id);
+      s.ResumeTiming();
+    }
+    if (e.regenerations() - regens != 2 * size_t(s.iterations()))
+      s.SkipWithError("no regeneration");
+  })->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace
+}  // namespace exojit::bench
+
+int main(int argc, char** argv) {
+  using namespace exojit::bench;
+  try {
+    register_table3();
+    register_scale();
+    register_depth();
+    register_insert();
+  } catch (const exojit::Error& e) {
+    std::fprintf(stderr, "bench_demux: %s\n", e.what());
+    return 1;
+  }
+  std::vector<Ratio> ratios;
+  for (const char* hdr : {"fixed", "variable"})
+    for (const char* which : {"first", "last"}) {
+      std::string base = std::string("demux/table3/") + hdr + "/" + which + "/";
+      ratios.push_back(Ratio{base + "dpf", base + "hand_c", 1.0, 0, "DPF <= hand-coded C"});
+      ratios.push_back(Ratio{base + "bpf_interp", base + "dpf", 0, 30, "DPF >= 30x faster"});
+    }
+  ratios.push_back(Ratio{"demux/scale/10000/dpf", "demux/scale/10/dpf", 2.5, 0, "flat in N"});
+  ratios.push_back(
+      Ratio{"demux/scale/10000/bpf_interp", "demux/scale/10/bpf_interp", 0, 0, "grows linearly"});
+  ratios.push_back(Ratio{"demux/scale/10000/hand_c", "demux/scale/10/hand_c", 0, 0, ""});
+  ratios.push_back(Ratio{"demux/depth/8/dpf", "demux/depth/1/dpf", 0, 0, "depth 8 vs 1"});
+  ratios.push_back(Ratio{"demux/insert/regen", "demux/insert/nocode", 0, 0, "regen vs table"});
+  return run_benchmarks_with_ratios(argc, argv, ratios);
+}

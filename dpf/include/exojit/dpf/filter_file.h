@@ -1,0 +1,26 @@
+// Files of filters, one per line (dpf-match, vdump --dpf): DPF syntax, or the tcpdump syntax
+// after a `pcap:` prefix. A filter's id is its line number (from 1); blank lines and lines
+// starting with '#' hold no filter but are counted.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "exojit/dpf/engine.h"
+#include "exojit/dpf/filter.h"
+#include "exojit/dpf/pcap.h"
+
+namespace exojit::dpf {
+
+struct FilterLine {
+  unsigned line;                  // 1-based: the filter's id
+  std::vector<Filter> disjuncts;  // one, or several for a pcap `or`
+};
+
+// Parses every line; an error names the line ("line 3: ...").
+std::vector<FilterLine> parse_filter_file(std::string_view text);
+
+// Inserts every filter under its line number (sharing allowed: one owner's file).
+void insert_all(Engine& e, const std::vector<FilterLine>& filters);
+
+}  // namespace exojit::dpf

@@ -1,0 +1,397 @@
+// Hash nodes: the key layout (coalesced fields), the choice of the hash function, the table.
+#include "hash_node.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+namespace exojit::dpf::detail {
+
+namespace {
+
+constexpr uint64_t kNoMask = ~uint64_t(0);
+
+// A field load `offset:bits`, possibly masked: what coalescing can combine.
+bool plain_field(const ExprPtr& e, uint32_t* offset, unsigned* bytes, uint64_t* mask) {
+  if (e->op == ExprOp::Load) {
+    *offset = e->offset, *bytes = e->bits / 8u, *mask = kNoMask;
+    return true;
+  }
+  if (e->op == ExprOp::And && e->a->op == ExprOp::Load && e->b->op == ExprOp::Const) {
+    *offset = e->a->offset, *bytes = e->a->bits / 8u, *mask = e->b->value;
+    return true;
+  }
+  return false;
+}
+
+uint64_t ones(unsigned bits) {
+  return bits >= 64 ? kNoMask : (uint64_t(1) << bits) - 1;
+}
+
+// The multipliers and shifts the choice tries, cheapest first.
+constexpr uint8_t kShifts[] = {32, 16, 24, 8, 40, 20, 12, 48, 28, 36, 44, 56};
+constexpr uint64_t kMultipliers[] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full,
+                                     0x165667b19e3779f9ull, 0xd6e8feb86659fd93ull,
+                                     0xff51afd7ed558ccdull, 0xc4ceb9fe1a85ec53ull};
+
+// Visits every leaf below `b` with the steps leading to it; false (and stops) when the subtree
+// is not a hash node's: a node with accepts and branches, a node with several branches, or a
+// step other than == or SHIFT. `visit` returns false to stop.
+template <typename F>
+bool for_each_path(const Branch& b, F&& visit) {
+  std::vector<Step> steps;
+  auto walk_branch = [&](auto& self_branch, auto& self_node, const Branch& br) -> bool {
+    for (auto& [k, child] : br.children) {
+      steps.push_back(Step{br.kind, br.cmp, br.expr, k});
+      if (!self_node(self_branch, self_node, *child)) return false;
+      steps.pop_back();
+    }
+    return true;
+  };
+  auto walk_node = [&](auto& self_branch, auto& self_node, const Node& n) -> bool {
+    if (!n.accepts.empty()) return n.branches.empty() && visit(n, steps);
+    if (n.branches.size() != 1) return false;
+    const Branch& br = *n.branches.front();
+    if (br.kind != Atom::Kind::Shift && (br.kind != Atom::Kind::Compare || br.cmp != Cmp::Eq))
+      return false;
+    return self_branch(self_branch, self_node, br);
+  };
+  return walk_branch(walk_branch, walk_node, b);
+}
+
+}  // namespace
+
+std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment) {
+  if (b.kind != Atom::Kind::Compare || b.cmp != Cmp::Eq || b.children.size() < 2) return nullptr;
+  std::unique_ptr<HashNode> h(new HashNode(b));
+  // The shape: the first path's; every path below the branch must follow it exactly.
+  bool first = true, uniform = true;
+  bool walked = for_each_path(b, [&](const Node& leaf, const std::vector<Step>& steps) {
+    if (first) {
+      h->shape_ = steps;
+      h->high_ = leaf.best_accept() >> 32;
+      first = false;
+    }
+    uniform = uniform && h->same_shape(leaf, steps);
+    return uniform;
+  });
+  if (first || !uniform || !walked) return nullptr;
+
+  // Fields, segment by segment: coalesce adjacent plain fields into one load of 2, 4 or 8
+  // bytes within the bytes the segment loads anyway (its bounds check covers them).
+  h->members_.resize(h->shape_.size());
+  unsigned segment = 0;
+  for (size_t begin = 0; begin < h->shape_.size();) {
+    size_t end = begin;
+    uint32_t seg_end = 0;
+    while (end < h->shape_.size() && h->shape_[end].kind != Atom::Kind::Shift)
+      seg_end = std::max(seg_end, load_end(h->shape_[end++].expr));
+    struct Plain {
+      size_t step;
+      uint32_t offset;
+      unsigned bytes;
+      uint64_t mask;
+    };
+    std::vector<Plain> plain;
+    std::vector<size_t> other;
+    for (size_t i = begin; i < end; ++i) {
+      Plain p{i, 0, 0, 0};
+      if (!strict_alignment && plain_field(h->shape_[i].expr, &p.offset, &p.bytes, &p.mask))
+        plain.push_back(p);
+      else
+        other.push_back(i);
+    }
+    std::sort(plain.begin(), plain.end(), [](auto& x, auto& y) { return x.offset < y.offset; });
+    auto add_field = [&](ExprPtr expr, unsigned bytes) {
+      h->fields_.push_back(Field{std::move(expr), segment, bytes, 0});
+      return unsigned(h->fields_.size() - 1);
+    };
+    for (size_t g = 0; g < plain.size();) {
+      size_t last = g;
+      uint32_t start = plain[g].offset, stop = start + plain[g].bytes;
+      while (last + 1 < plain.size() && plain[last + 1].offset >= stop &&
+             plain[last + 1].offset + plain[last + 1].bytes - start <= 8) {
+        ++last;
+        stop = plain[last].offset + plain[last].bytes;
+      }
+      unsigned width = std::bit_ceil(stop - start);
+      uint32_t wstart = start;
+      if (wstart + width > seg_end) wstart = stop >= width ? stop - width : 0;
+      bool ok = last > g && width <= 8 && wstart + width <= seg_end && wstart + width >= stop;
+      if (!ok) {  // one field per atom
+        for (size_t i = g; i <= last; ++i) {
+          const ExprPtr& e = h->shape_[plain[i].step].expr;
+          unsigned f = add_field(e, upper_bound(e) > 0xffffffffu ? 8 : 4);
+          h->members_[plain[i].step].push_back(Member{f, 0});
+        }
+        g = last + 1;
+        continue;
+      }
+      uint64_t mask = 0;
+      unsigned f = add_field(nullptr, width > 4 ? 8 : 4);
+      for (size_t i = g; i <= last; ++i) {
+        unsigned shift = (wstart + width - plain[i].offset - plain[i].bytes) * 8;
+        mask |= (plain[i].mask & ones(plain[i].bytes * 8)) << shift;
+        h->members_[plain[i].step].push_back(Member{f, shift});
+      }
+      ExprPtr load = make_load(wstart, width * 8);
+      h->fields_[f].expr =
+          mask == ones(width * 8) ? load : make_binary(ExprOp::And, load, make_const(mask));
+      g = last + 1;
+    }
+    for (size_t i : other) {
+      const ExprPtr& e = h->shape_[i].expr;
+      unsigned f = add_field(e, upper_bound(e) > 0xffffffffu ? 8 : 4);
+      h->members_[i].push_back(Member{f, 0});
+    }
+    if (end < h->shape_.size()) ++segment;  // the SHIFT step
+    begin = end + 1;
+  }
+  h->segments_ = segment + 1;
+  if (h->fields_.empty() || h->fields_.size() > kMaxFields) return nullptr;
+  // Entry layout: 8-byte fields, then 4-byte fields, then the 32-bit filter id.
+  unsigned at = 0;
+  for (unsigned want : {8u, 4u})
+    for (Field& f : h->fields_)
+      if (f.bytes == want) f.offset = at, at += want;
+  h->id_offset_ = at;
+  h->stride_ = std::max(8u, std::bit_ceil(at + 4));
+  return h;
+}
+
+uint64_t HashNode::mix(const uint64_t* fields, size_t n) {
+  uint64_t x = fields[0];
+  for (size_t j = 1; j < n; ++j) x ^= j % 2 ? fields[j] << 32 : fields[j];
+  return x;
+}
+
+uint64_t HashNode::slot_of(const uint64_t* fields) const {
+  if (kind_ == HashKind::Window) return (fields[window_field_] >> param_) & ones(log2_slots_);
+  uint64_t x = mix(fields, fields_.size());
+  if (kind_ == HashKind::XorShift) return (x ^ (x >> param_)) & ones(log2_slots_);
+  return (x * param_) >> (64 - log2_slots_);
+}
+
+bool HashNode::same_shape(const Node& leaf, const std::vector<Step>& steps) const {
+  if (steps.size() != shape_.size() || (leaf.best_accept() >> 32) != high_) return false;
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (steps[i].kind != shape_[i].kind || !same_expr(steps[i].expr, shape_[i].expr)) return false;
+  return true;
+}
+
+void HashNode::key_of(const std::vector<Step>& steps, uint64_t* fields) const {
+  std::fill(fields, fields + fields_.size(), 0);
+  for (size_t i = 0; i < steps.size(); ++i)
+    for (const Member& m : members_[i]) fields[m.field] |= steps[i].value << m.shift;
+}
+
+bool HashNode::path_of(const Node& leaf, std::vector<Step>* steps) const {
+  steps->clear();
+  for (const Node* n = &leaf;; n = n->parent->parent) {
+    if (!n->parent) return false;  // not below this branch
+    const Branch& b = *n->parent;
+    steps->push_back(Step{b.kind, b.cmp, b.expr, n->key});
+    if (&b == branch_) break;
+  }
+  std::reverse(steps->begin(), steps->end());
+  if (!leaf.branches.empty() || leaf.accepts.empty()) return false;
+  // Every node on the path must still have one branch and no accept (else the code differs).
+  for (const Node* n = leaf.parent->parent; n && n->parent; n = n->parent->parent) {
+    if (!n->accepts.empty() || n->branches.size() != 1) return false;
+    if (n->parent == branch_) break;
+  }
+  return same_shape(leaf, *steps);
+}
+
+void HashNode::allocate(unsigned log2_slots) {
+  log2_slots_ = log2_slots;
+  size_t bytes = ((size_t(1) << log2_slots) + kMaxProbe) * stride_ + 8;
+  storage_.reset(new uint8_t[bytes + 64]());
+  table_ = storage_.get() + (64 - reinterpret_cast<uintptr_t>(storage_.get()) % 64) % 64;
+  count_ = 0;
+}
+
+void HashNode::clear() {
+  size_t total = (size_t(1) << log2_slots_) + kMaxProbe;
+  count_ = 0;
+  for (size_t s = 0; s < total; ++s) empty_slot(s);
+}
+
+void HashNode::empty_slot(size_t s) {
+  uint8_t* e = table_ + s * stride_;
+  std::memset(e, 0, stride_);
+  if (max_probe_ > 0 || s >= (size_t(1) << log2_slots_)) return;
+  uint64_t f[kMaxFields] = {};
+  for (uint64_t c = 1; slot_of(f) == s; ++c) {
+    if (kind_ == HashKind::Window)
+      f[window_field_] = ((s + c) & ones(log2_slots_)) << param_;
+    else
+      f[0] = c;
+  }
+  for (size_t j = 0; j < fields_.size(); ++j)
+    std::memcpy(e + fields_[j].offset, &f[j], fields_[j].bytes);
+}
+
+size_t HashNode::find(const uint64_t* fields) const {
+  uint64_t slot = slot_of(fields);
+  for (unsigned d = 0; d <= max_probe_; ++d) {
+    const uint8_t* e = table_ + (slot + d) * stride_;
+    uint32_t id;
+    std::memcpy(&id, e + id_offset_, 4);
+    if (id == 0) return SIZE_MAX;
+    bool same = true;
+    for (size_t j = 0; j < fields_.size() && same; ++j) {
+      uint64_t v = 0;
+      std::memcpy(&v, e + fields_[j].offset, fields_[j].bytes);
+      same = v == fields[j];
+    }
+    if (same) return slot + d;
+  }
+  return SIZE_MAX;
+}
+
+bool HashNode::key_of_leaf(const Node& leaf, std::vector<uint64_t>* fields) const {
+  std::vector<Step> steps;
+  if (!path_of(leaf, &steps)) return false;
+  fields->assign(fields_.size(), 0);
+  key_of(steps, fields->data());
+  return true;
+}
+
+bool HashNode::forget(const std::vector<uint64_t>& fields, const Node* surviving_leaf) {
+  size_t hole = find(fields.data());
+  if (hole == SIZE_MAX) return false;
+  if (surviving_leaf) {  // another filter still ends there: its id
+    uint32_t id = uint32_t(surviving_leaf->best_accept());
+    std::memcpy(table_ + hole * stride_ + id_offset_, &id, 4);
+    return true;
+  }
+  // Backward-shift deletion: a later entry of the run whose home slot is at or before the hole
+  // moves into it (the table does not wrap: it has kMaxProbe spare entries at the end).
+  size_t total = (size_t(1) << log2_slots_) + kMaxProbe;
+  for (size_t k = hole + 1; max_probe_ > 0 && k < total; ++k) {
+    uint8_t* e = table_ + k * stride_;
+    uint32_t id;
+    std::memcpy(&id, e + id_offset_, 4);
+    if (id == 0) break;
+    uint64_t f[kMaxFields] = {};
+    for (size_t j = 0; j < fields_.size(); ++j)
+      std::memcpy(&f[j], e + fields_[j].offset, fields_[j].bytes);
+    if (slot_of(f) <= hole) {
+      std::memcpy(table_ + hole * stride_, e, stride_);
+      hole = k;
+    }
+  }
+  empty_slot(hole);
+  --count_;
+  return true;
+}
+
+bool HashNode::place(const uint64_t* fields, uint32_t id, unsigned bound) {
+  uint64_t slot = slot_of(fields);
+  for (unsigned d = 0; d <= bound; ++d) {
+    uint8_t* e = table_ + (slot + d) * stride_;
+    uint32_t have;
+    std::memcpy(&have, e + id_offset_, 4);
+    bool same = have != 0;
+    for (size_t j = 0; j < fields_.size() && same; ++j) {
+      uint64_t v = 0;
+      std::memcpy(&v, e + fields_[j].offset, fields_[j].bytes);
+      same = v == fields[j];
+    }
+    if (have != 0 && !same) continue;
+    if (have == 0) ++count_;
+    if (have == 0 || id < have) {
+      for (size_t j = 0; j < fields_.size(); ++j)
+        std::memcpy(e + fields_[j].offset, &fields[j], fields_[j].bytes);  // little-endian host
+      std::memcpy(e + id_offset_, &id, 4);
+    }
+    return true;
+  }
+  return false;
+}
+
+void HashNode::choose() {
+  std::vector<std::vector<uint64_t>> keys;
+  std::vector<uint32_t> ids;
+  for_each_path(*branch_, [&](const Node& leaf, const std::vector<Step>& steps) {
+    std::vector<uint64_t> f(fields_.size());
+    key_of(steps, f.data());  // plan() checked every path
+    keys.push_back(std::move(f));
+    ids.push_back(uint32_t(leaf.best_accept()));
+    return true;
+  });
+  size_t n = keys.size();
+  std::vector<uint8_t> used;
+  struct Choice {
+    unsigned probe = kMaxProbe + 1;
+    HashKind kind = HashKind::Multiply;
+    uint64_t param = 0;
+    unsigned field = 0;
+  };
+  // The best function for 2^log2 slots: the first without collisions in cost order, else the
+  // one with the shortest longest probe.
+  auto search = [&](unsigned log2) {
+    size_t slots = size_t(1) << log2;
+    Choice best;
+    auto evaluate = [&](HashKind kind, uint64_t param, unsigned field) {
+      kind_ = kind, param_ = param, window_field_ = field, log2_slots_ = log2;
+      used.assign(slots + kMaxProbe + 1, 0);
+      unsigned worst = 0;
+      for (const auto& f : keys) {
+        uint64_t at = slot_of(f.data());
+        unsigned d = 0;
+        while (used[at + d])
+          if (++d > kMaxProbe || d >= best.probe) return;
+        used[at + d] = 1;
+        worst = std::max(worst, d);
+      }
+      best = Choice{worst, kind, param, field};
+    };
+    // Windows inside one byte first (the code can load that byte from the packet), then any
+    // window, then the mixing hashes.
+    for (int inside = 1; inside >= 0; --inside)
+      for (unsigned j = 0; j < fields_.size(); ++j)
+        for (unsigned sh = 0; sh + log2 <= fields_[j].bytes * 8u && best.probe > 0; ++sh)
+          if ((sh % 8 + log2 <= 8) == bool(inside)) evaluate(HashKind::Window, sh, j);
+    for (uint8_t sh : kShifts)
+      if (sh >= log2 && best.probe > 0) evaluate(HashKind::XorShift, sh, 0);
+    for (uint64_t m : kMultipliers)
+      if (best.probe > 0) evaluate(HashKind::Multiply, m, 0);
+    return best;
+  };
+  unsigned log2 = std::max(3u, unsigned(std::bit_width(n + n / 2)));
+  Choice c = search(log2);
+  // Small tables: a little more room for no collisions at all (one slot checked).
+  for (unsigned extra = 1; extra <= 2 && c.probe > 0 && n <= 256; ++extra) {
+    Choice wider = search(log2 + extra);
+    if (wider.probe == 0) c = wider, log2 += extra;
+  }
+  while (c.probe > kMaxProbe) c = search(++log2);
+  kind_ = c.kind, param_ = c.param, window_field_ = c.field;
+  allocate(log2);
+  max_probe_ = c.probe;
+  clear();
+  for (size_t i = 0; i < keys.size(); ++i) place(keys[i].data(), ids[i], max_probe_);
+}
+
+bool HashNode::insert(const Node& leaf) {
+  std::vector<Step> steps;
+  if (!path_of(leaf, &steps)) return false;
+  if ((count_ + 1) * 4 > (size_t(1) << log2_slots_) * 3) return false;  // too full
+  uint64_t f[kMaxFields];
+  key_of(steps, f);
+  return place(f, uint32_t(leaf.best_accept()), max_probe_);
+}
+
+bool HashNode::rebuild() {
+  clear();
+  uint64_t f[kMaxFields];
+  return for_each_path(*branch_, [&](const Node& leaf, const std::vector<Step>& steps) {
+    if (!same_shape(leaf, steps)) return false;
+    key_of(steps, f);
+    return place(f, uint32_t(leaf.best_accept()), max_probe_);
+  });
+}
+
+}  // namespace exojit::dpf::detail

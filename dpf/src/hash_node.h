@@ -1,0 +1,113 @@
+// A disjunction compiled as a hash table (DPF paper, "Fast disjunctions").
+//
+// Used for an == branch with more than three constants below which every path continues the same
+// way: the same sequence of == atoms and SHIFTs (with different constants) ending in filters of
+// the same specificity, which is what connection filters look like. Each path becomes one key,
+// a tuple of fields (adjacent fields coalesced into wider loads); the table maps the key to the
+// filter id. The hash function is chosen when the code is generated, among cheap candidates, for
+// the actual keys; when it maps no two keys to one slot, the code checks one slot and no chain
+// (the collision check is elided), else it probes at most `max_probe` more slots (unrolled).
+// A filter that only adds a key is written into the table: the code is not regenerated.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "trie.h"
+
+namespace exojit::dpf::detail {
+
+class HashNode {
+ public:
+  static constexpr unsigned kMaxProbe = 15;
+  static constexpr size_t kMaxFields = 4;
+
+  // One value of the key, loaded by the generated code.
+  struct Field {
+    ExprPtr expr;      // what to load/compute, relative to its segment's base
+    unsigned segment;  // how many SHIFTs of the chain come before it
+    unsigned bytes;    // width in the table entry: 4 or 8
+    unsigned offset;   // byte offset in the entry
+  };
+  // Where a chain atom's constant goes: field, and bit position in it.
+  struct Member {
+    unsigned field;
+    unsigned shift;
+  };
+  // The hash functions the choice tries, cheapest first: a window of one field's bits,
+  // (fields mixed) ^ (mixed >> param), (mixed * param) >> (64 - log2 slots).
+  enum class HashKind : uint8_t { Window, XorShift, Multiply };
+
+  // Plans a hash node for `b`, or returns nullptr when its children do not all continue the same
+  // way (or would need more fields than kMaxFields). Does not fill the table (see rebuild).
+  static std::unique_ptr<HashNode> plan(const Branch& b, bool strict_alignment);
+
+  // Chooses the hash function and table size for the branch's current keys and fills the table.
+  void choose();
+  // Writes the key of the path to `leaf` (after an insertion); false if that path is not of
+  // the node's shape, or does not fit the code's probe bound, or the table is too full (the
+  // caller then regenerates).
+  bool insert(const Node& leaf);
+  // Refills the table from the branch's children with the same function; false if some key no
+  // longer fits within the compiled probe bound.
+  bool rebuild();
+
+  // Before `leaf`'s accept `key` is removed from the trie: remembers the key of its path.
+  // After: `forget` removes that key from the table (moving later entries of its probe run
+  // back, so the table is as if the key had never been inserted), or writes the leaf's new best
+  // id when the leaf stays. False: not found (the caller regenerates).
+  bool key_of_leaf(const Node& leaf, std::vector<uint64_t>* fields) const;
+  bool forget(const std::vector<uint64_t>& fields, const Node* surviving_leaf);
+
+  const Branch& branch() const { return *branch_; }
+  const std::vector<Step>& shape() const { return shape_; }  // the chain; values unused
+  const std::vector<Field>& fields() const { return fields_; }
+  unsigned segments() const { return segments_; }
+  unsigned stride() const { return stride_; }
+  unsigned id_offset() const { return id_offset_; }
+  unsigned log2_slots() const { return log2_slots_; }
+  HashKind kind() const { return kind_; }
+  uint64_t param() const { return param_; }  // Window, XorShift: the shift; Multiply: multiplier
+  unsigned window_field() const { return window_field_; }
+  unsigned max_probe() const { return max_probe_; }
+  uint64_t priority_high() const { return high_; }
+  const uint8_t* table() const { return table_; }
+  size_t keys() const { return count_; }
+
+  // The mixing of the fields before the hash, as the generated code does it.
+  static uint64_t mix(const uint64_t* fields, size_t n);
+  uint64_t slot_of(const uint64_t* fields) const;
+
+ private:
+  explicit HashNode(const Branch& b) : branch_(&b) {}
+  bool same_shape(const Node& leaf, const std::vector<Step>& steps) const;
+  void key_of(const std::vector<Step>& steps, uint64_t* fields) const;
+  // The steps from the branch to `leaf`; false if `leaf` is not below it in the node's shape.
+  bool path_of(const Node& leaf, std::vector<Step>* steps) const;
+  bool place(const uint64_t* fields, uint32_t id, unsigned bound);
+  void allocate(unsigned log2_slots);
+  // Empties the table. Without collisions (one slot checked, no probing) an empty slot holds a
+  // key that hashes elsewhere, so no packet's key can equal it: the code needs no empty check.
+  void clear();
+  void empty_slot(size_t slot);
+  size_t find(const uint64_t* fields) const;  // slot, or SIZE_MAX
+
+  const Branch* branch_;
+  std::vector<Step> shape_;
+  std::vector<std::vector<Member>> members_;  // per Eq step of the shape (else empty)
+  std::vector<Field> fields_;
+  unsigned segments_ = 1;
+  unsigned stride_ = 16, id_offset_ = 0;
+  unsigned log2_slots_ = 3;
+  HashKind kind_ = HashKind::Multiply;
+  uint64_t param_ = 0;
+  unsigned window_field_ = 0;
+  unsigned max_probe_ = 0;
+  uint64_t high_ = 0;
+  size_t count_ = 0;
+  std::unique_ptr<uint8_t[]> storage_;
+  uint8_t* table_ = nullptr;  // 64-byte aligned, (slots + kMaxProbe) entries
+};
+
+}  // namespace exojit::dpf::detail
