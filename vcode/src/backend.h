@@ -27,4 +27,7 @@ struct X64Features {
 std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code,
                                       const X64Features& allowed);
 
+// AArch64 (AAPCS64): the same, into a CodeHolder initialized for AArch64 (vcode/a64/).
+std::vector<EmittedFunction> emit_a64(const Module& m, asmjit::CodeHolder& code);
+
 }  // namespace exojit::vcode::detail

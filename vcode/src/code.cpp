@@ -50,23 +50,48 @@ void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbol
 }  // namespace
 
 Code::Code(Code&& o) noexcept
-    : base_(std::exchange(o.base_, nullptr)), size_(o.size_), symbols_(std::move(o.symbols_)) {}
+    : base_(std::exchange(o.base_, nullptr)),
+      size_(o.size_),
+      target_(o.target_),
+      symbols_(std::move(o.symbols_)) {}
 
 Code& Code::operator=(Code&& o) noexcept {
   if (this != &o) {
-    if (base_) allocator().release(base_);
+    release();
     base_ = std::exchange(o.base_, nullptr);
     size_ = o.size_;
     symbols_ = std::move(o.symbols_);
+    target_ = o.target_;
   }
   return *this;
 }
 
 Code::~Code() {
-  if (base_) allocator().release(base_);
+  release();
+}
+
+// Host code lives in the JIT allocator's executable memory; another machine's code in a plain
+// heap block.
+void Code::release() {
+  if (!base_) return;
+  if (runnable())
+    allocator().release(base_);
+  else
+    delete[] base_;
+  base_ = nullptr;
+}
+
+void Code::not_runnable() const {
+  fail("Code: this is {} code, which cannot run on this {} host (disassemble it instead)",
+       target_name(target_), target_name(kHostTarget));
+}
+
+std::string_view target_name(Target t) {
+  return t == Target::AArch64 ? "aarch64" : "x86-64";
 }
 
 void* Code::entry() const {
+  require_runnable();
   if (symbols_.empty()) fail("Code: no code");
   return const_cast<uint8_t*>(base_) + symbols_.front().offset;
 }
@@ -133,6 +158,7 @@ uint64_t call_raw(const void* entry, const Signature& sig, const uint64_t* args)
 }
 
 int vector_width(const CompileOptions& options) {
+  if (options.target == Target::AArch64) return 128;  // NEON; no 256-bit registers
   const auto& x86 = asmjit::CpuInfo::host().features().x86();
   if (options.use_avx && x86.hasAVX() && x86.hasAVX2()) return 256;
   if (x86.hasSSSE3() && x86.hasSSE4_1()) return 128;
@@ -143,30 +169,44 @@ Code compile(const Module& m, const CompileOptions& options) {
   if (m.functions().empty()) fail("compile: the module has no functions");
   for (const auto& f : m.functions())
     if (!f->verified) verify(m, *f);  // never lower unchecked IR
+  const bool aarch64 = options.target == Target::AArch64;
   asmjit::CodeHolder holder;
-  asmjit::Environment env(asmjit::Arch::kX64);
+  asmjit::Environment env(aarch64 ? asmjit::Arch::kAArch64 : asmjit::Arch::kX64);
   holder.init(env);
-  std::vector<detail::EmittedFunction> entries = detail::emit_x64(
-      m, holder,
-      detail::X64Features{options.use_movbe, options.use_bmi2, options.use_avx, options.use_sse42});
+  std::vector<detail::EmittedFunction> entries =
+      aarch64 ? detail::emit_a64(m, holder)
+              : detail::emit_x64(m, holder,
+                                 detail::X64Features{options.use_movbe, options.use_bmi2,
+                                                     options.use_avx, options.use_sse42});
 
   asmjit::Error err = holder.flatten();
   if (!err) err = holder.resolveUnresolvedLinks();
   if (err) fail("compile: assembler error: {}", asmjit::DebugUtils::errorAsString(err));
   size_t size = holder.codeSize();
+  const bool runnable = options.target == kHostTarget;
   void* rx = nullptr;
   void* rw = nullptr;
-  if (allocator().alloc(&rx, &rw, size) != asmjit::kErrorOk)
+  if (!runnable) {
+    rx = rw = new uint8_t[size];  // cross-JIT: bytes to look at, never to run
+  } else if (allocator().alloc(&rx, &rw, size) != asmjit::kErrorOk) {
     fail("compile: cannot allocate {} bytes of executable memory", size);
+  }
+  auto free_block = [&] {
+    if (runnable)
+      allocator().release(rx);
+    else
+      delete[] static_cast<uint8_t*>(rx);
+  };
   err = holder.relocateToBase(uint64_t(reinterpret_cast<uintptr_t>(rx)));
   if (!err) err = holder.copyFlattenedData(rw, size, asmjit::CopySectionFlags::kPadSectionBuffer);
   if (err) {
-    allocator().release(rx);
+    free_block();
     fail("compile: relocation failed: {}", asmjit::DebugUtils::errorAsString(err));
   }
-  asmjit::VirtMem::flushInstructionCache(rx, size);
+  if (runnable) asmjit::VirtMem::flushInstructionCache(rx, size);
 
   Code code;
+  code.target_ = options.target;
   code.base_ = static_cast<uint8_t*>(rx);
   code.size_ = size;
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -175,7 +215,8 @@ Code compile(const Module& m, const CompileOptions& options) {
     const Function& f = *m.functions()[i];
     code.symbols_.push_back(Code::Symbol{f.name, begin, end - begin, f.sig});
   }
-  if (options.perf_map || perf_map_from_env()) write_perf_map(code.base_, code.symbols_);
+  if (runnable && (options.perf_map || perf_map_from_env()))
+    write_perf_map(code.base_, code.symbols_);
   return code;
 }
 
