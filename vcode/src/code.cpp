@@ -19,20 +19,28 @@ namespace exojit::vcode {
 
 namespace {
 
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
 // One process-wide allocator. Dual mapping: each block is mapped twice, read+write for copying
 // the code in and read+execute for running it, so no page is writable and executable at once.
+// EXOJIT_NO_DUAL_MAPPING=1 is for user-mode emulators (qemu-aarch64 runs the AArch64 tests): they
+// do not see code written through the second mapping and would run stale translations of freed
+// code, so the pages are then mapped read+write+execute instead (no W^X).
 asmjit::JitAllocator& allocator() {
   static asmjit::JitAllocator* instance = [] {
     asmjit::JitAllocator::CreateParams params{};
-    params.options = asmjit::JitAllocatorOptions::kUseDualMapping;
+    if (!env_flag("EXOJIT_NO_DUAL_MAPPING"))
+      params.options = asmjit::JitAllocatorOptions::kUseDualMapping;
     return new asmjit::JitAllocator(&params);
   }();
   return *instance;
 }
 
 bool perf_map_from_env() {
-  const char* v = std::getenv("EXOJIT_PERF_MAP");
-  return v && *v && std::strcmp(v, "0") != 0;
+  return env_flag("EXOJIT_PERF_MAP");
 }
 
 void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbols) {
