@@ -31,7 +31,11 @@ DisasmContext make_context(Target target) {
   });
   const char* triple =
       target == Target::AArch64 ? "aarch64-unknown-linux-gnu" : "x86_64-unknown-linux-gnu";
-  void* ctx = LLVMCreateDisasm(triple, nullptr, 0, nullptr, nullptr);
+  // AArch64: the generic CPU lacks the optional CRC32 instructions the back end emits.
+  void* ctx = target == Target::AArch64
+                  ? LLVMCreateDisasmCPUFeatures(triple, "", "+v8.1a,+crc,+neon,+fp-armv8", nullptr,
+                                                0, nullptr, nullptr)
+                  : LLVMCreateDisasm(triple, nullptr, 0, nullptr, nullptr);
   if (!ctx) fail("disassembler: LLVM has no disassembler for {}", triple);
   if (target == Target::X86_64)
     LLVMSetDisasmOptions(ctx, LLVMDisassembler_Option_AsmPrinterVariant);  // Intel syntax
