@@ -40,7 +40,8 @@ using namespace exojit;
 using namespace exojit::vcode;
 
 constexpr std::string_view kUsage = R"(usage: vdump [options] [FILE]
-       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS] [--listing-only | --asm-only]
+       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS] [--target MACHINE]
+             [--listing-only | --asm-only]
 
 Parses the vcode listing FILE (stdin when FILE is absent or '-'), compiles it, and prints for
 every function a header (name, signature, code address and size), its vcode listing and its
@@ -65,6 +66,8 @@ options:
                          machine code, its optimized LLVM IR and the LLVM tier's machine code;
                          --run then calls the LLVM tier's code
   --llvm-opt N           the LLVM tier's optimization level, 0-3 (default 2)
+  --target MACHINE       generate code for x86-64 or aarch64 (default: this host's); another
+                         machine's code is disassembled, not run (cross-JIT)
   --listing-only         print the vcode listings, not the machine code
   --asm-only             print the machine code, not the vcode listings
   -q, --quiet            print neither (with --run: only the results)
@@ -82,9 +85,10 @@ exit status: 0 success; 1 error in the listing, compilation or interpretation; 2
 )";
 
 constexpr std::string_view kShortUsage =
-    "usage: vdump [--run [NAME] [ARG...]] [--interp] [--perf-map] [--listing-only | --asm-only | "
-    "-q] [FILE]\n       vdump --dpf [--listing-only | --asm-only] FILTERS\n"
-    "       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS]\n"
+    "usage: vdump [--run [NAME] [ARG...]] [--interp] [--perf-map] [--target MACHINE]\n"
+    "             [--tier fast|llvm] [--listing-only | --asm-only | -q] [FILE]\n"
+    "       vdump --dpf [--listing-only | --asm-only] FILTERS\n"
+    "       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS] [--target MACHINE]\n"
     "       (vdump --help for details)\n";
 
 // Bad command-line usage: exit status 2, with a short usage text.
@@ -106,6 +110,7 @@ struct Options {
   int vector_bits = -1;
   bool llvm = false;  // --tier llvm
   int llvm_opt = 2;
+  Target target = kHostTarget;
 };
 
 bool starts_with(std::string_view s, std::string_view p) {
@@ -316,14 +321,21 @@ std::string annotate(const DisasmLine& line, const Code& code, const Module& m) 
   size_t space = text.rfind(' ');
   if (space == std::string_view::npos) return "";
   std::string_view operand = text.substr(space + 1);
+  // AArch64 writes immediates as #N; its PC-relative ones count from the instruction itself.
+  const bool a64 = code.target() == Target::AArch64;
+  if (a64 && starts_with(operand, "#")) operand.remove_prefix(1);
   bool negative;
   uint64_t mag;
   if (!parse_integer(operand, &negative, &mag)) return "";
   uint64_t value = negative ? uint64_t(0) - mag : mag;
   std::string_view mnemonic = text.substr(0, text.find(' '));
-  if ((mnemonic.size() >= 2 && mnemonic[0] == 'j') || mnemonic == "call") {
-    if (text.find(',') != std::string_view::npos) return "";
-    uint64_t target = line.address + line.bytes.size() + value;
+  const bool relative = a64 ? (mnemonic == "b" || mnemonic == "bl" || starts_with(mnemonic, "b.") ||
+                               mnemonic == "cbz" || mnemonic == "cbnz" || mnemonic == "tbz" ||
+                               mnemonic == "tbnz" || mnemonic == "adr")
+                            : (mnemonic.size() >= 2 && mnemonic[0] == 'j') || mnemonic == "call";
+  if (relative) {
+    if (!a64 && text.find(',') != std::string_view::npos) return "";
+    uint64_t target = line.address + (a64 ? 0 : line.bytes.size()) + value;
     uint64_t base = uint64_t(reinterpret_cast<uintptr_t>(code.data()));
     for (const Code::Symbol& s : code.symbols()) {
       if (target >= base + s.offset && target < base + s.offset + s.size) {
@@ -341,7 +353,7 @@ std::string annotate(const DisasmLine& line, const Code& code, const Module& m) 
 std::string disassembly(const Code& code, const Code::Symbol& sym, const Module& m) {
   const uint8_t* start = code.data() + sym.offset;
   std::vector<DisasmLine> lines =
-      disassemble(start, sym.size, uint64_t(reinterpret_cast<uintptr_t>(start)));
+      disassemble(start, sym.size, uint64_t(reinterpret_cast<uintptr_t>(start)), code.target());
   size_t width = 0;
   for (const DisasmLine& l : lines) width = std::max(width, l.bytes.size() * 3);
   std::string s;
@@ -374,7 +386,7 @@ void dump(const Module& m, const Code& code, const Options& o, std::string_view 
   if (code.empty())
     fmt::print("\n");
   else
-    fmt::print(", {} bytes of x86-64 code at {:#x}\n", code.size(),
+    fmt::print(", {} bytes of {} code at {:#x}\n", code.size(), target_name(code.target()),
                reinterpret_cast<uintptr_t>(code.data()));
   for (const Extern& e : m.externs())
     fmt::print("extern @{}{}  ; at {:#x}\n", e.name, signature_text(e.sig),
@@ -385,15 +397,15 @@ void dump(const Module& m, const Code& code, const Options& o, std::string_view 
     fmt::print("\n== @{} {}  code {:#x}, {} bytes\n", f.name, signature_text(f.sig),
                reinterpret_cast<uintptr_t>(code.data() + sym.offset), sym.size);
     if (o.listing) fmt::print("{}", print(m, f));
-    if (o.listing && o.assembly) fmt::print("-- x86-64\n");
+    if (o.listing && o.assembly) fmt::print("-- {}\n", target_name(code.target()));
     if (o.assembly) fmt::print("{}", disassembly(code, sym, m));
     if (!llvm) continue;
     const Code::Symbol& lsym = llvm->symbols()[i];
     if (o.listing)
       fmt::print("-- LLVM IR (O{})\n{}", o.llvm_opt, llvm_function_ir(llvm_ir_text, f.name));
     if (o.assembly)
-      fmt::print("-- x86-64, LLVM tier (O{}): {:#x}, {} bytes\n{}", o.llvm_opt,
-                 reinterpret_cast<uintptr_t>(llvm->data() + lsym.offset), lsym.size,
+      fmt::print("-- {}, LLVM tier (O{}): {:#x}, {} bytes\n{}", target_name(kHostTarget),
+                 o.llvm_opt, reinterpret_cast<uintptr_t>(llvm->data() + lsym.offset), lsym.size,
                  disassembly(*llvm, lsym, m));
   }
 }
@@ -533,6 +545,15 @@ Options parse_options(int argc, char** argv) {
       o.llvm_opt = l[0] - '0';
     } else if (!options_done && a == "--read-only") {
       o.read_only = true;
+    } else if (!options_done && a == "--target") {
+      if (i + 1 >= argc) throw UsageError("--target needs a machine: x86-64 or aarch64");
+      std::string_view t = argv[++i];
+      if (t == "x86-64" || t == "x86_64")
+        o.target = Target::X86_64;
+      else if (t == "aarch64" || t == "arm64")
+        o.target = Target::AArch64;
+      else
+        throw UsageError(fmt::format("--target {}: the machines are x86-64 and aarch64", t));
     } else if (!options_done && a == "--vector") {
       if (i + 1 >= argc) throw UsageError("--vector needs a width: 0, 128 or 256");
       std::string_view w = argv[++i];
@@ -562,12 +583,18 @@ Options parse_options(int argc, char** argv) {
   if (listing_only && asm_only)
     throw UsageError("--listing-only and --asm-only exclude each other");
   if (o.interp && !o.run) throw UsageError("--interp needs --run");
+  if (o.run && o.target != kHostTarget)
+    throw UsageError(fmt::format("--run needs code for this {} host, not --target {}",
+                                 target_name(kHostTarget), target_name(o.target)));
   if (!o.pipes.empty() && (file_set || o.run))
     throw UsageError("--pipes takes no FILE and no --run");
   if (o.pipes.empty() && (o.read_only || o.vector_bits >= 0))
     throw UsageError("--read-only and --vector go with --pipes");
   if (o.dpf && o.run) throw UsageError("--dpf and --run exclude each other");
   if (o.dpf && (!o.pipes.empty() || o.llvm)) throw UsageError("--dpf excludes --pipes and --tier");
+  if (o.llvm && o.target != kHostTarget)
+    throw UsageError(fmt::format("--tier llvm compiles for this {} host only, not --target {}",
+                                 target_name(kHostTarget), target_name(o.target)));
   if (listing_only) o.assembly = false;
   if (asm_only) o.listing = false;
   if (quiet) o.listing = o.assembly = false;
@@ -587,6 +614,7 @@ int dump_pipes(const Options& o) {
   }
   pipes::CompileOptions options;
   options.vector_bits = o.vector_bits;
+  options.codegen.target = o.target;
   pipes::CompiledPipes c = pipes::compile(
       pl, o.read_only ? pipes::Direction::ReadOnly : pipes::Direction::Write, options);
   fmt::print("; pipes {} ({})\n", o.pipes, o.read_only ? "read-only" : "write");
@@ -656,6 +684,7 @@ int main(int argc, char** argv) {
     if (o.run) call = prepare_call(m, o);
     CompileOptions copts;
     copts.perf_map = o.perf_map;
+    copts.target = o.target;
     Code code;  // a listing of externs only parses, and has nothing to compile
     if (!m.functions().empty()) code = compile(m, copts);
     Code llvm;

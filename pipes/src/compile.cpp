@@ -47,6 +47,7 @@ CompiledPipes::~CompiledPipes() = default;
 
 size_t CompiledPipes::operator()(void* dst, const void* src, size_t nbytes) {
   if (impl_->fn) return impl_->fn(dst, src, nbytes);
+  if (!impl_->interp) impl_->code.entry();  // another machine's code: says so (an Error)
   const uint64_t args[] = {uint64_t(reinterpret_cast<uintptr_t>(dst)),
                            uint64_t(reinterpret_cast<uintptr_t>(src)), uint64_t(nbytes)};
   return size_t(impl_->interp->call(size_t(0), args));
@@ -152,7 +153,8 @@ CompiledPipes compile(const PipeList& pipes, Direction direction, const CompileO
   }
   if (options.backend == Backend::Native) {
     impl->code = vcode::compile(impl->module, options.codegen);
-    impl->fn = impl->code.as<CompiledPipes::Fn>("pipes");
+    // Code for another machine (CompileOptions::codegen.target) can be looked at, not run.
+    if (impl->code.runnable()) impl->fn = impl->code.as<CompiledPipes::Fn>("pipes");
   } else {
     impl->interp = std::make_unique<vcode::Interpreter>(impl->module);
   }

@@ -66,7 +66,7 @@ void check_program(uint64_t seed) {
   ASSERT_EQ(want, got) << "seed " << seed << "\n" << listing;
   ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size())) << "memory differs, seed " << seed << "\n"
                                                           << listing;
-  if (seed % kLlvmEvery) return;
+  if (seed % kLlvmEvery || !llvm_tier_available()) return;
   // The LLVM tier too (its compile costs milliseconds: every kLlvmEvery-th program).
   CompileOptions llvm;
   llvm.tier = Tier::Llvm;

@@ -41,4 +41,7 @@ std::string llvm_ir_text(const Module& m, int opt_level);
 std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code,
                                       const X64Features& allowed);
 
+// AArch64 (AAPCS64): the same, into a CodeHolder initialized for AArch64 (vcode/a64/).
+std::vector<EmittedFunction> emit_a64(const Module& m, asmjit::CodeHolder& code);
+
 }  // namespace exojit::vcode::detail

@@ -19,20 +19,28 @@ namespace exojit::vcode {
 
 namespace {
 
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
 // One process-wide allocator. Dual mapping: each block is mapped twice, read+write for copying
 // the code in and read+execute for running it, so no page is writable and executable at once.
+// EXOJIT_NO_DUAL_MAPPING=1 is for user-mode emulators (qemu-aarch64 runs the AArch64 tests): they
+// do not see code written through the second mapping and would run stale translations of freed
+// code, so the pages are then mapped read+write+execute instead (no W^X).
 asmjit::JitAllocator& allocator() {
   static asmjit::JitAllocator* instance = [] {
     asmjit::JitAllocator::CreateParams params{};
-    params.options = asmjit::JitAllocatorOptions::kUseDualMapping;
+    if (!env_flag("EXOJIT_NO_DUAL_MAPPING"))
+      params.options = asmjit::JitAllocatorOptions::kUseDualMapping;
     return new asmjit::JitAllocator(&params);
   }();
   return *instance;
 }
 
 bool perf_map_from_env() {
-  const char* v = std::getenv("EXOJIT_PERF_MAP");
-  return v && *v && std::strcmp(v, "0") != 0;
+  return env_flag("EXOJIT_PERF_MAP");
 }
 
 void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbols) {
@@ -52,25 +60,50 @@ void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbol
 Code::Code(Code&& o) noexcept
     : base_(std::exchange(o.base_, nullptr)),
       size_(o.size_),
+      target_(o.target_),
       symbols_(std::move(o.symbols_)),
       owner_(std::move(o.owner_)) {}
 
 Code& Code::operator=(Code&& o) noexcept {
   if (this != &o) {
-    if (base_ && !owner_) allocator().release(base_);
+    release();
     base_ = std::exchange(o.base_, nullptr);
     size_ = o.size_;
     symbols_ = std::move(o.symbols_);
+    target_ = o.target_;
     owner_ = std::move(o.owner_);
   }
   return *this;
 }
 
 Code::~Code() {
-  if (base_ && !owner_) allocator().release(base_);
+  release();
+}
+
+// Host code lives in the JIT allocator's executable memory; another machine's code in a plain
+// heap block.
+void Code::release() {
+  if (!base_) return;
+  if (owner_)  // the LLVM tier's code: its owner frees it
+    owner_.reset();
+  else if (runnable())
+    allocator().release(base_);
+  else
+    delete[] base_;
+  base_ = nullptr;
+}
+
+void Code::not_runnable() const {
+  fail("Code: this is {} code, which cannot run on this {} host (disassemble it instead)",
+       target_name(target_), target_name(kHostTarget));
+}
+
+std::string_view target_name(Target t) {
+  return t == Target::AArch64 ? "aarch64" : "x86-64";
 }
 
 void* Code::entry() const {
+  require_runnable();
   if (symbols_.empty()) fail("Code: no code");
   return const_cast<uint8_t*>(base_) + symbols_.front().offset;
 }
@@ -137,14 +170,28 @@ uint64_t call_raw(const void* entry, const Signature& sig, const uint64_t* args)
 }
 
 int vector_width(const CompileOptions& options) {
+  if (options.target == Target::AArch64) return 128;  // NEON; no 256-bit registers
   const auto& x86 = asmjit::CpuInfo::host().features().x86();
   if (options.use_avx && x86.hasAVX() && x86.hasAVX2()) return 256;
   if (x86.hasSSSE3() && x86.hasSSE4_1()) return 128;
   return 0;
 }
 
+bool llvm_tier_available() {
+#if EXOJIT_HAVE_LLVM
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::string llvm_ir(const Module& m, int opt_level) {
+#if EXOJIT_HAVE_LLVM
   return detail::llvm_ir_text(m, opt_level);
+#else
+  (void)m, (void)opt_level;
+  fail("llvm_ir: exojit was built without LLVM (EXOJIT_WITH_LLVM=OFF)");
+#endif
 }
 
 Code compile(const Module& m, const CompileOptions& options) {
@@ -152,8 +199,13 @@ Code compile(const Module& m, const CompileOptions& options) {
   for (const auto& f : m.functions())
     if (!f->verified) verify(m, *f);  // never lower unchecked IR
   if (options.tier == Tier::Llvm) {
+    if (options.target != kHostTarget)
+      fail("compile: the LLVM tier compiles for this {} host only", target_name(kHostTarget));
     if (options.llvm_opt_level < 0 || options.llvm_opt_level > 3)
       fail("compile: LLVM optimization level {} is not 0-3", options.llvm_opt_level);
+#if !EXOJIT_HAVE_LLVM
+    fail("compile: no LLVM tier: exojit was built without LLVM (EXOJIT_WITH_LLVM=OFF)");
+#else
     detail::LlvmCode llvm = detail::compile_llvm(m, options.llvm_opt_level);
     Code code;
     code.base_ = llvm.base;
@@ -162,31 +214,46 @@ Code compile(const Module& m, const CompileOptions& options) {
     code.owner_ = std::move(llvm.owner);
     if (options.perf_map || perf_map_from_env()) write_perf_map(code.base_, code.symbols_);
     return code;
+#endif
   }
+  const bool aarch64 = options.target == Target::AArch64;
   asmjit::CodeHolder holder;
-  asmjit::Environment env(asmjit::Arch::kX64);
+  asmjit::Environment env(aarch64 ? asmjit::Arch::kAArch64 : asmjit::Arch::kX64);
   holder.init(env);
-  std::vector<detail::EmittedFunction> entries = detail::emit_x64(
-      m, holder,
-      detail::X64Features{options.use_movbe, options.use_bmi2, options.use_avx, options.use_sse42});
+  std::vector<detail::EmittedFunction> entries =
+      aarch64 ? detail::emit_a64(m, holder)
+              : detail::emit_x64(m, holder,
+                                 detail::X64Features{options.use_movbe, options.use_bmi2,
+                                                     options.use_avx, options.use_sse42});
 
   asmjit::Error err = holder.flatten();
   if (!err) err = holder.resolveUnresolvedLinks();
   if (err) fail("compile: assembler error: {}", asmjit::DebugUtils::errorAsString(err));
   size_t size = holder.codeSize();
+  const bool runnable = options.target == kHostTarget;
   void* rx = nullptr;
   void* rw = nullptr;
-  if (allocator().alloc(&rx, &rw, size) != asmjit::kErrorOk)
+  if (!runnable) {
+    rx = rw = new uint8_t[size];  // cross-JIT: bytes to look at, never to run
+  } else if (allocator().alloc(&rx, &rw, size) != asmjit::kErrorOk) {
     fail("compile: cannot allocate {} bytes of executable memory", size);
+  }
+  auto free_block = [&] {
+    if (runnable)
+      allocator().release(rx);
+    else
+      delete[] static_cast<uint8_t*>(rx);
+  };
   err = holder.relocateToBase(uint64_t(reinterpret_cast<uintptr_t>(rx)));
   if (!err) err = holder.copyFlattenedData(rw, size, asmjit::CopySectionFlags::kPadSectionBuffer);
   if (err) {
-    allocator().release(rx);
+    free_block();
     fail("compile: relocation failed: {}", asmjit::DebugUtils::errorAsString(err));
   }
-  asmjit::VirtMem::flushInstructionCache(rx, size);
+  if (runnable) asmjit::VirtMem::flushInstructionCache(rx, size);
 
   Code code;
+  code.target_ = options.target;
   code.base_ = static_cast<uint8_t*>(rx);
   code.size_ = size;
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -195,7 +262,8 @@ Code compile(const Module& m, const CompileOptions& options) {
     const Function& f = *m.functions()[i];
     code.symbols_.push_back(Code::Symbol{f.name, begin, end - begin, f.sig});
   }
-  if (options.perf_map || perf_map_from_env()) write_perf_map(code.base_, code.symbols_);
+  if (runnable && (options.perf_map || perf_map_from_env()))
+    write_perf_map(code.base_, code.symbols_);
   return code;
 }
 

@@ -25,15 +25,20 @@ DisasmContext make_context(Target target) {
     LLVMInitializeX86TargetInfo();
     LLVMInitializeX86TargetMC();
     LLVMInitializeX86Disassembler();
+    LLVMInitializeAArch64TargetInfo();
+    LLVMInitializeAArch64TargetMC();
+    LLVMInitializeAArch64Disassembler();
   });
-  const char* triple = "x86_64-unknown-linux-gnu";
-  switch (target) {
-    case Target::X86_64:
-      break;
-  }
-  void* ctx = LLVMCreateDisasm(triple, nullptr, 0, nullptr, nullptr);
+  const char* triple =
+      target == Target::AArch64 ? "aarch64-unknown-linux-gnu" : "x86_64-unknown-linux-gnu";
+  // AArch64: the generic CPU lacks the optional CRC32 instructions the back end emits.
+  void* ctx = target == Target::AArch64
+                  ? LLVMCreateDisasmCPUFeatures(triple, "", "+v8.1a,+crc,+neon,+fp-armv8", nullptr,
+                                                0, nullptr, nullptr)
+                  : LLVMCreateDisasm(triple, nullptr, 0, nullptr, nullptr);
   if (!ctx) fail("disassembler: LLVM has no disassembler for {}", triple);
-  LLVMSetDisasmOptions(ctx, LLVMDisassembler_Option_AsmPrinterVariant);  // Intel syntax
+  if (target == Target::X86_64)
+    LLVMSetDisasmOptions(ctx, LLVMDisassembler_Option_AsmPrinterVariant);  // Intel syntax
   return DisasmContext(ctx);
 }
 
@@ -71,7 +76,7 @@ std::string disassembly_text(const Code& code, const Code::Symbol& symbol) {
   std::string s;
   const uint8_t* start = code.data() + symbol.offset;
   for (const DisasmLine& line :
-       disassemble(start, symbol.size, reinterpret_cast<uintptr_t>(start))) {
+       disassemble(start, symbol.size, reinterpret_cast<uintptr_t>(start), code.target())) {
     std::string bytes;
     for (uint8_t b : line.bytes) bytes += fmt::format("{:02x} ", b);
     s += fmt::format("  {:012x}:  {:<30} {}\n", line.address, bytes, line.text);

@@ -20,7 +20,17 @@
 
 namespace exojit::vcode {
 
-enum class Target { X86_64 };
+// The machine the code is generated for. Code for another machine than the host (cross-JIT) can
+// be disassembled but not called.
+enum class Target { X86_64, AArch64 };
+
+#if defined(__aarch64__)
+inline constexpr Target kHostTarget = Target::AArch64;
+#else
+inline constexpr Target kHostTarget = Target::X86_64;
+#endif
+
+std::string_view target_name(Target t);  // "x86-64", "aarch64"
 
 // vcode's two run-time systems (tcc's idea, seed 001 2.3): the fast tier emits machine code in one
 // pass; the LLVM tier lowers to LLVM IR, optimizes it and compiles it with ORC, for better code
@@ -28,7 +38,7 @@ enum class Target { X86_64 };
 enum class Tier { Fast, Llvm };
 
 struct CompileOptions {
-  Target target = Target::X86_64;
+  Target target = kHostTarget;
   // Append the functions to /tmp/perf-<pid>.map so `perf report` names them. Also enabled by
   // the environment variable EXOJIT_PERF_MAP=1.
   bool perf_map = false;
@@ -49,8 +59,13 @@ struct CompileOptions {
 // The optimized LLVM IR the LLVM tier compiles for `m` (what `vdump --tier llvm` prints).
 std::string llvm_ir(const Module& m, int opt_level = 2);
 
+// False when exojit was built without LLVM (EXOJIT_WITH_LLVM=OFF, e.g. the AArch64 cross build):
+// then Tier::Llvm is an exojit::Error.
+bool llvm_tier_available();
+
 // The widest vector registers compile() accepts on this host with these options: 256 (AVX2),
-// 128 (SSSE3 + SSE4.1), or 0. Code generators pick their vector width with it.
+// 128 (SSSE3 + SSE4.1), or 0; for AArch64 always 128 (NEON: 256-bit vector types are an error on
+// that target). Code generators pick their vector width with it.
 int vector_width(const CompileOptions& options = {});
 
 class Code {
@@ -68,12 +83,17 @@ class Code {
   ~Code();
 
   bool empty() const { return !base_; }
+  // The machine the code is for; runnable() is false for another machine's code (cross-JIT),
+  // whose bytes are kept in ordinary memory: entry() and as() are then an Error.
+  Target target() const { return target_; }
+  bool runnable() const { return target_ == kHostTarget; }
   const uint8_t* data() const { return base_; }
   size_t size() const { return size_; }
   const std::vector<Symbol>& symbols() const { return symbols_; }
 
   // Entry address of a function (by name, or the only/first one).
   void* entry(std::string_view name) const {
+    require_runnable();
     return const_cast<uint8_t*>(base_) + find(name).offset;
   }
   void* entry() const;
@@ -81,12 +101,14 @@ class Code {
   // Typed entry point; the C++ signature must match the vcode one (else exojit::Error).
   template <typename F>
   F* as(std::string_view name) const {
+    require_runnable();
     const Symbol& s = find(name);
     check_signature<F>(s);
     return reinterpret_cast<F*>(const_cast<uint8_t*>(base_) + s.offset);
   }
   template <typename F>
   F* as() const {
+    require_runnable();
     if (symbols_.empty()) fail("Code::as: no code");
     check_signature<F>(symbols_.front());
     return reinterpret_cast<F*>(entry());
@@ -101,6 +123,11 @@ class Code {
  private:
   friend Code compile(const Module& m, const CompileOptions& options);
   const Symbol& find(std::string_view name) const;
+  void require_runnable() const {
+    if (!runnable()) not_runnable();
+  }
+  [[noreturn]] void not_runnable() const;
+  void release();
   template <typename F>
   struct SigOf;
   template <typename R, typename... A>
@@ -117,6 +144,7 @@ class Code {
 
   uint8_t* base_ = nullptr;
   size_t size_ = 0;
+  Target target_ = kHostTarget;
   std::vector<Symbol> symbols_;
   std::shared_ptr<void> owner_;  // LLVM tier: frees the code; fast tier: null (base_ is ours)
 };
