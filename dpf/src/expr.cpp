@@ -1,26 +1,15 @@
 // Expressions: construction, the builder API's operators, printing and structural order.
 #include <fmt/format.h>
 
+#include "canonical.h"
 #include "exojit/dpf/filter.h"
 
 namespace exojit::dpf {
 
 namespace {
 
-ExprPtr make_const(uint64_t v) {
-  auto n = std::make_shared<ExprNode>();
-  n->op = ExprOp::Const;
-  n->value = v;
-  return n;
-}
-
-ExprPtr make_binary(ExprOp op, ExprPtr a, ExprPtr b) {
-  auto n = std::make_shared<ExprNode>();
-  n->op = op;
-  n->a = std::move(a);
-  n->b = std::move(b);
-  return n;
-}
+using detail::make_binary;  // (canonical.h)
+using detail::make_const;
 
 std::string_view op_text(ExprOp op) {
   switch (op) {
