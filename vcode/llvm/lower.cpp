@@ -10,23 +10,16 @@
 #include <bit>
 #include <vector>
 
+#include "../src/crc32c_p.h"
 #include "exojit/error.h"
 
 namespace exojit::vcode::detail {
 
 namespace {
 
-uint32_t crc32c_bytes(uint32_t crc, uint64_t data, int bytes) {
-  for (int i = 0; i < bytes; ++i) {
-    crc ^= uint32_t(data >> (8 * i)) & 0xff;
-    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
-  }
-  return crc;
-}
-
 // Without SSE4.2, crc32c calls this (the bitwise definition).
 uint32_t crc32c_fallback(uint32_t crc, uint64_t data, uint32_t bytes) {
-  return crc32c_bytes(crc, data, int(bytes));
+  return crc32c_update(crc, data, int(bytes));
 }
 
 llvm::Type* llvm_type(llvm::LLVMContext& ctx, Type t) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "crc32c_p.h"
 #include "exojit/error.h"
 #include "exojit/vcode/code.h"
 #include "exojit/vcode/text.h"
@@ -69,15 +70,6 @@ bool compare_as(Op op, T x, T y) {
     default:
       return x != y;
   }
-}
-
-// CRC-32C update with the low `bytes` bytes of v, least significant first (SSE4.2 crc32).
-uint32_t crc32c_update(uint32_t crc, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) {
-    crc ^= uint32_t(v >> (8 * i)) & 0xff;
-    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
-  }
-  return crc;
 }
 
 // A vector register's bytes, lane i at bytes [i * lane, (i + 1) * lane).
@@ -355,7 +347,8 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         break;
       }
       case Op::Crc32c:
-        r[in.dst] = crc32c_update(uint32_t(r[in.a]), r[in.b], type_bytes(f.regs[in.b].type));
+        r[in.dst] =
+            detail::crc32c_update(uint32_t(r[in.a]), r[in.b], type_bytes(f.regs[in.b].type));
         break;
       case Op::Hsum: {
         Type s = f.regs[in.a].type;
