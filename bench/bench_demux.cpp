@@ -15,6 +15,8 @@
 // addressing hash table for scale; a function call (noinline), as a driver's demux hook is.
 // dpf: the generated function called through its pointer (Engine::function()); the scale rows
 // go through Engine::demux.
+// rte_bpf_jit (only when built with Debian's libdpdk-dev): the same libpcap filters converted
+// to eBPF and JIT-compiled by DPDK's rte_bpf, tried in turn (demux_rte_bpf.h).
 #include <benchmark/benchmark.h>
 #include <exojit/dpf/engine.h>
 #include <exojit/error.h>
@@ -27,6 +29,9 @@
 
 #include "packets.h"  // tests/dpf: the packets the tests use
 #include "ratio_main.h"
+#ifdef EXOJIT_HAVE_DPDK
+#include "demux_rte_bpf.h"
+#endif
 
 namespace exojit::bench {
 namespace {
@@ -199,6 +204,25 @@ void run_one(benchmark::State& state, const Bytes& pkt, uint32_t want, Fn&& demu
   }
 }
 
+// The rte_bpf_jit row of a group: DPDK's JIT of the same pcap expressions, built on first use;
+// `run` is run_one or run_ring bound to the row's packets.
+template <typename Run>
+void register_rte_bpf(const std::string& row, const std::vector<std::string>& exprs, Run run) {
+#ifdef EXOJIT_HAVE_DPDK
+  auto set = std::make_shared<std::unique_ptr<RteBpfSet>>();
+  benchmark::RegisterBenchmark(row.c_str(), [=](benchmark::State& s) {
+    try {
+      if (!*set) *set = std::make_unique<RteBpfSet>(exprs);
+    } catch (const Error& e) {
+      return s.SkipWithError(e.what());
+    }
+    run(s, [&](const uint8_t* p, size_t n) { return (*set)->demux(p, n); });
+  });
+#else
+  (void)row, (void)exprs, (void)run;
+#endif
+}
+
 void register_table3() {
   static const std::vector<Conn> conns = connections(10, 3);
   for (bool variable : {false, true}) {
@@ -226,6 +250,9 @@ void register_table3() {
         Engine::DemuxFn* fn = engine->function();
         run_one(s, *pkt, c.id, [&](const uint8_t* p, size_t n) { return uint32_t(fn(p, n)); });
       });
+      register_rte_bpf(
+          base + "rte_bpf_jit", exprs,
+          [=, id = c.id](benchmark::State& s, auto demux) { run_one(s, *pkt, id, demux); });
     }
   }
 }
@@ -288,6 +315,10 @@ void register_scale() {
       }
       run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*engine)->demux(p, len); });
     });
+    std::vector<std::string> exprs;
+    for (const Conn& c : *conns) exprs.push_back(pcap_text(c, true));
+    register_rte_bpf(base + "rte_bpf_jit", exprs,
+                     [=](benchmark::State& s, auto demux) { run_ring(s, *ring, demux); });
   }
 }
 
@@ -323,6 +354,8 @@ void register_depth() {
       Engine::DemuxFn* fn = engine->function();
       run_one(s, *pkt, 1, [&](const uint8_t* p, size_t n) { return uint32_t(fn(p, n)); });
     });
+    register_rte_bpf(base + "rte_bpf_jit", {expr},
+                     [=](benchmark::State& s, auto demux) { run_one(s, *pkt, 1, demux); });
   }
 }
 
@@ -397,11 +430,14 @@ int main(int argc, char** argv) {
       std::string base = std::string("demux/table3/") + hdr + "/" + which + "/";
       ratios.push_back(Ratio{base + "dpf", base + "hand_c", 1.0, 0, "DPF <= hand-coded C"});
       ratios.push_back(Ratio{base + "bpf_interp", base + "dpf", 0, 30, "DPF >= 30x faster"});
+      ratios.push_back(Ratio{base + "rte_bpf_jit", base + "dpf", 0, 0, "DPF vs DPDK's JIT"});
     }
   ratios.push_back(Ratio{"demux/scale/10000/dpf", "demux/scale/10/dpf", 2.5, 0, "flat in N"});
   ratios.push_back(
       Ratio{"demux/scale/10000/bpf_interp", "demux/scale/10/bpf_interp", 0, 0, "grows linearly"});
   ratios.push_back(Ratio{"demux/scale/10000/hand_c", "demux/scale/10/hand_c", 0, 0, ""});
+  ratios.push_back(
+      Ratio{"demux/scale/10000/rte_bpf_jit", "demux/scale/10000/dpf", 0, 0, "DPF vs DPDK's JIT"});
   ratios.push_back(Ratio{"demux/depth/8/dpf", "demux/depth/1/dpf", 0, 0, "depth 8 vs 1"});
   ratios.push_back(Ratio{"demux/insert/regen", "demux/insert/nocode", 0, 0, "regen vs table"});
   return run_benchmarks_with_ratios(argc, argv, ratios);
