@@ -270,7 +270,7 @@ class Gen {
     if (br.children.size() == 1) return chain(br, s, fail, after);
     if (br.children.size() > 3) {
       if (auto h = HashNode::plan(br, options_.strict_alignment)) {
-        h->choose();
+        h->choose(br.hash);  // br.hash: this branch's node in the code being replaced
         HashNode* raw = h.get();
         out_.tables.push_back(std::move(h));
         out_.hashed.emplace_back(&br, raw);

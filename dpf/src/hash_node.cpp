@@ -311,7 +311,7 @@ bool HashNode::place(const uint64_t* fields, uint32_t id, unsigned bound) {
   return false;
 }
 
-void HashNode::choose() {
+void HashNode::choose(const HashNode* previous) {
   std::vector<std::vector<uint64_t>> keys;
   std::vector<uint32_t> ids;
   for_each_path(*branch_, [&](const Node& leaf, const std::vector<Step>& steps) {
@@ -328,49 +328,70 @@ void HashNode::choose() {
     HashKind kind = HashKind::Multiply;
     uint64_t param = 0;
     unsigned field = 0;
+    unsigned log2 = 0;
+  };
+  // Places every key with one function into 2^log2 slots; `best` becomes it if its longest
+  // probe is shorter than best's (given up as soon as it cannot be).
+  auto evaluate = [&](Choice& best, HashKind kind, uint64_t param, unsigned field, unsigned log2) {
+    kind_ = kind, param_ = param, window_field_ = field, log2_slots_ = log2;
+    used.assign((size_t(1) << log2) + kMaxProbe + 1, 0);
+    unsigned worst = 0;
+    for (const auto& f : keys) {
+      uint64_t at = slot_of(f.data());
+      unsigned d = 0;
+      while (used[at + d])
+        if (++d > kMaxProbe || d >= best.probe) return;
+      used[at + d] = 1;
+      worst = std::max(worst, d);
+    }
+    best = Choice{worst, kind, param, field, log2};
   };
   // The best function for 2^log2 slots: the first without collisions in cost order, else the
   // one with the shortest longest probe.
+  // Large tables take a multiplicative hash: a window of key bits that suits the keys present
+  // can leave later keys in long probe runs (structured bits: ports, a network's addresses).
+  const bool large = n > kSearchedKeys;
   auto search = [&](unsigned log2) {
-    size_t slots = size_t(1) << log2;
     Choice best;
-    auto evaluate = [&](HashKind kind, uint64_t param, unsigned field) {
-      kind_ = kind, param_ = param, window_field_ = field, log2_slots_ = log2;
-      used.assign(slots + kMaxProbe + 1, 0);
-      unsigned worst = 0;
-      for (const auto& f : keys) {
-        uint64_t at = slot_of(f.data());
-        unsigned d = 0;
-        while (used[at + d])
-          if (++d > kMaxProbe || d >= best.probe) return;
-        used[at + d] = 1;
-        worst = std::max(worst, d);
-      }
-      best = Choice{worst, kind, param, field};
-    };
     // Windows inside one byte first (the code can load that byte from the packet), then any
     // window, then the mixing hashes.
-    for (int inside = 1; inside >= 0; --inside)
+    for (int inside = 1; inside >= 0 && !large; --inside)
       for (unsigned j = 0; j < fields_.size(); ++j)
         for (unsigned sh = 0; sh + log2 <= fields_[j].bytes * 8u && best.probe > 0; ++sh)
-          if ((sh % 8 + log2 <= 8) == bool(inside)) evaluate(HashKind::Window, sh, j);
+          if ((sh % 8 + log2 <= 8) == bool(inside)) evaluate(best, HashKind::Window, sh, j, log2);
     for (uint8_t sh : kShifts)
-      if (sh >= log2 && best.probe > 0) evaluate(HashKind::XorShift, sh, 0);
+      if (sh >= log2 && best.probe > 0 && !large) evaluate(best, HashKind::XorShift, sh, 0, log2);
     for (uint64_t m : kMultipliers)
-      if (best.probe > 0) evaluate(HashKind::Multiply, m, 0);
+      if (best.probe > 0) evaluate(best, HashKind::Multiply, m, 0, log2);
     return best;
   };
   unsigned log2 = std::max(3u, unsigned(std::bit_width(n + n / 2)));
-  Choice c = search(log2);
-  // Small tables: a little more room for no collisions at all (one slot checked).
-  for (unsigned extra = 1; extra <= 2 && c.probe > 0 && n <= 256; ++extra) {
-    Choice wider = search(log2 + extra);
-    if (wider.probe == 0) c = wider, log2 += extra;
+  Choice c;
+  // A large table regenerated because a key did not fit (insert() returned false): the keys
+  // are those of the previous table plus a few, so its function and size are tried first, with
+  // the probe bound the keys now need. One pass over the keys instead of a search over every
+  // candidate (which made inserting 10,000 connection filters take minutes).
+  if (previous && large && previous->fields_.size() == fields_.size() &&
+      previous->log2_slots_ >= log2 && previous->log2_slots_ <= log2 + 1 &&
+      previous->window_field_ < fields_.size() &&
+      (previous->kind_ != HashKind::Window ||
+       previous->param_ + previous->log2_slots_ <= fields_[previous->window_field_].bytes * 8u))
+    evaluate(c, previous->kind_, previous->param_, previous->window_field_, previous->log2_slots_);
+  if (c.probe > kMaxProbe) {
+    c = search(log2);
+    // Small tables: a little more room for no collisions at all (one slot checked).
+    for (unsigned extra = 1; extra <= 2 && c.probe > 0 && n <= kSearchedKeys; ++extra) {
+      Choice wider = search(log2 + extra);
+      if (wider.probe == 0) c = wider;
+    }
+    while (c.probe > kMaxProbe) c = search(++log2);
   }
-  while (c.probe > kMaxProbe) c = search(++log2);
   kind_ = c.kind, param_ = c.param, window_field_ = c.field;
-  allocate(log2);
-  max_probe_ = c.probe;
+  allocate(c.log2);
+  // Large tables are compiled with the longest probe sequence allowed, so that keys inserted
+  // later fit without new code: the probe stops at the key or at an empty slot, so a lookup
+  // costs no more than the key's own probe length (only the unrolled code is longer).
+  max_probe_ = n > kSearchedKeys ? kMaxProbe : c.probe;
   clear();
   for (size_t i = 0; i < keys.size(); ++i) place(keys[i].data(), ids[i], max_probe_);
 }

@@ -21,6 +21,10 @@ namespace exojit::dpf::detail {
 class HashNode {
  public:
   static constexpr unsigned kMaxProbe = 15;
+  // Up to this many keys, choose() searches for a collision-free function (one slot checked);
+  // beyond, it keeps a working function across regenerations and compiles the longest probe
+  // bound so that later insertions fit the table without new code.
+  static constexpr size_t kSearchedKeys = 256;
   static constexpr size_t kMaxFields = 4;
 
   // One value of the key, loaded by the generated code.
@@ -44,7 +48,10 @@ class HashNode {
   static std::unique_ptr<HashNode> plan(const Branch& b, bool strict_alignment);
 
   // Chooses the hash function and table size for the branch's current keys and fills the table.
-  void choose();
+  // `previous` (the node this branch had in the code being replaced, or nullptr): its function
+  // and size are kept when every key still fits them, so a regeneration costs one pass over the
+  // keys instead of a search over every candidate function.
+  void choose(const HashNode* previous = nullptr);
   // Writes the key of the path to `leaf` (after an insertion); false if that path is not of
   // the node's shape, or does not fit the code's probe bound, or the table is too full (the
   // caller then regenerates).
