@@ -51,15 +51,18 @@ def _header(results, quick):
     found = [n for n, p in results.programs.items() if p.problem is None]
     failed = [n for n, p in results.programs.items() if p.problem is not None]
     absent = [n for n in bench_runs.ORDER if n not in results.programs]
-    lines.append("Benchmark programs measured: %s." % (", ".join("`%s`" % n for n in found)
-                                                      or "none"))
+    status = ["Benchmark programs measured: %s." % (", ".join("`%s`" % n for n in found)
+                                                    or "none")]
     if failed:
-        lines.append(" Failed: %s." % ", ".join("`%s` (%s)" % (n, results.programs[n].problem)
+        status.append("Failed: %s." % ", ".join("`%s` (%s)" % (n, results.programs[n].problem)
                                                for n in failed))
     if absent:
-        lines.append(" Not in this build (their sections say so): %s."
-                     % ", ".join("`%s`" % n for n in absent))
-    lines.append("\n\nContents: [the machine](#the-machine) · [VCODE / 'C]"
+        status.append("Not in this build (their sections say so): %s."
+                      % ", ".join("`%s`" % n for n in absent))
+    for name, extra in sorted(runs.get("quick_extra", {}).items()):
+        status.append("Quick mode runs `%s` with `%s`." % (name, " ".join(extra)))
+    lines.append(" ".join(status) + "\n")
+    lines.append("Contents: [the machine](#the-machine) · [VCODE / 'C]"
                  "(#vcode--c-code-generation-cost-per-instruction) · "
                  "[DPF](#dpf-dynamic-packet-filters) · "
                  "[ASH](#ash-application-specific-safe-message-handlers) · "

@@ -40,10 +40,8 @@ def bars(ax, categories, series, title, xlabel, ylabel, log=False, references=()
             if v is not None:
                 ax.annotate(_short(v), (rect.get_x() + rect.get_width() / 2, v),
                             ha="center", va="bottom", fontsize=7)
-    for value, label in references:
-        ax.axhline(value, linestyle="--", linewidth=1, color="gray")
-        ax.annotate(label, (-0.45, value), ha="left", va="bottom", fontsize=7, color="dimgray",
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    for (value, label), style in zip(references, ["--", ":", "-."] * 4):
+        ax.axhline(value, linestyle=style, linewidth=1.2, color="dimgray", label=label)
     ax.set_xticks(range(len(categories)))
     ax.set_xticklabels(categories, fontsize=8)
     _finish(ax, title, xlabel, ylabel, logy=log)

@@ -118,11 +118,12 @@ class Results:
         if os.path.exists(path):
             with open(path) as f:
                 self.runs = json.load(f)
-        names = set(self.runs.get("programs", {}).keys())
+        names = list(self.runs.get("programs", {}).keys())  # in the order they ran
         if os.path.isdir(directory):
-            names |= {f[:-5] for f in os.listdir(directory)
-                      if f.startswith("bench_") and f.endswith(".json")}
-        for name in sorted(names):
+            names += sorted(f[:-5] for f in os.listdir(directory)
+                            if f.startswith("bench_") and f.endswith(".json")
+                            and f[:-5] not in names)
+        for name in names:
             self.programs[name] = self._load(name)
 
     def _load(self, name):

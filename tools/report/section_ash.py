@@ -201,7 +201,8 @@ def _sandboxing(ctx):
         rows.append([size, duration(t), duration(s),
                      "%s%%" % sig(over, 2) if over is not None else None,
                      verdict(over, max_=10), seeds.ASH["sandbox"].get(str(size))])
-    out.append(table(["bytes", "trusted", "sandboxed", "overhead", "target ≤ 10%", "paper"], rows))
+    out.append(table(["bytes", "trusted", "sandboxed", "overhead", "target ≤ 10%", "paper"],
+                     rows))
     sizes = sorted(pts)
     fig, (ax,) = plots.figure(width=6)
     plots.bars(ax, ["%d bytes" % s for s in sizes],

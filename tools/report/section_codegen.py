@@ -1,4 +1,5 @@
-"""VCODE / 'C: the cost of generating code, per generated instruction (bench_codegen, bench_tiers)."""
+"""VCODE / 'C: the cost of generating code per generated instruction (bench_codegen,
+bench_tiers)."""
 
 import plots
 import seeds
@@ -53,7 +54,8 @@ def render(ctx):
                       "cycles per instruction"], rows))
 
     by_row = {row: ns for _, row, ns, _ in measured}
-    vf, raw, o0 = by_row["codegen/vcode_fast"], by_row["codegen/asmjit_raw"], by_row["codegen/llvm_O0"]
+    vf, raw = by_row["codegen/vcode_fast"], by_row["codegen/asmjit_raw"]
+    o0 = by_row["codegen/llvm_O0"]
     tf, tl = by_row["tiers/compile/vcode_fast"], by_row["tiers/compile/vcode_llvm"]
     out.append(table(
         ["ratio", "today", "target", "verdict"],

@@ -60,9 +60,20 @@ def _cmake_cache(build_dir):
                 name, _, value = line.rstrip("\n").partition("=")
                 key = name.split(":")[0]
                 if key in ("CMAKE_CXX_COMPILER", "CMAKE_BUILD_TYPE", "CMAKE_CXX_FLAGS",
-                           "EXOJIT_WERROR"):
+                           "EXOJIT_WERROR") or key.startswith("CMAKE_CXX_FLAGS_"):
                     values[key] = value
     return values
+
+
+def _build_flags(cache):
+    """The build type and the compiler flags it means (generic x86-64 code: no -march)."""
+    if not cache:
+        return MISSING
+    build_type = cache.get("CMAKE_BUILD_TYPE") or ""
+    flags = " ".join(x for x in (cache.get("CMAKE_CXX_FLAGS", ""),
+                                 cache.get("CMAKE_CXX_FLAGS_" + build_type.upper(), "")) if x)
+    return "%s: `%s`; warnings as errors: %s" % (build_type or "no build type", flags or "",
+                                                 cache.get("EXOJIT_WERROR", MISSING))
 
 
 def render(ctx):
@@ -87,10 +98,7 @@ def render(ctx):
             for name, why in FEATURES)],
         ["kernel", "%s %s" % (platform.system(), platform.release())],
         ["compiler", compiler_version[0] if compiler_version else compiler],
-        ["build", "CMAKE_BUILD_TYPE=%s, CMAKE_CXX_FLAGS=%s, EXOJIT_WERROR=%s" % (
-            cache.get("CMAKE_BUILD_TYPE") or "(none: the project's default flags)",
-            cache.get("CMAKE_CXX_FLAGS") or "(empty)", cache.get("EXOJIT_WERROR", MISSING))
-         if cache else MISSING],
+        ["build", _build_flags(cache)],
         ["Google Benchmark library", "built as %s (Debian's package)" % context.get(
             "library_build_type", MISSING)],
         ["benchmarks run", runs.get("started", context.get("date", MISSING))],
