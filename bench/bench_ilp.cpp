@@ -10,8 +10,17 @@
 //           fused_c   a hand-fused scalar C loop (ilp_fused_c.cpp, -O2)
 //           dilp      the pipes cksum (+ bswap32) composed and compiled by exojit::pipes
 //
+//   ilp/copies/<n>   the paper's Table 4: a cold message copied once (single), twice through a
+//                    4 KiB intermediate buffer still in cache (double), or twice with the
+//                    intermediate buffer flushed from the cache in between (double_uncached,
+//                    clflush; x86-64 only)
+//
 // Every implementation is checked against the others before anything is timed.
 #include <benchmark/benchmark.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>  // _mm_clflush, _mm_mfence
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -130,6 +139,33 @@ void bm_ilp(benchmark::State& state, Impl impl, bool bswap, bool hot) {
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(kMsg));
 }
 
+// --- Table 4: copies ---------------------------------------------------------------------
+
+enum class Copies { Single, Double, DoubleUncached };
+
+void bm_copies(benchmark::State& state, Copies how) {
+  const Messages& m = messages(false);
+  alignas(64) static uint8_t intermediate[kMsg];  // a driver's buffer, reused for every message
+  size_t i = 0;
+  for (auto _ : state) {
+    if (how == Copies::Single) {
+      library_memcpy(m.dest(i), m.source(i), kMsg);
+    } else {
+      library_memcpy(intermediate, m.source(i), kMsg);
+#if defined(__x86_64__)
+      if (how == Copies::DoubleUncached) {
+        for (size_t line = 0; line < kMsg; line += 64) _mm_clflush(intermediate + line);
+        _mm_mfence();
+      }
+#endif
+      library_memcpy(m.dest(i), intermediate, kMsg);
+    }
+    benchmark::ClobberMemory();
+    if (++i == m.count) i = 0;
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(kMsg));
+}
+
 }  // namespace
 
 }  // namespace exojit::bench
@@ -160,5 +196,14 @@ int main(int argc, char** argv) {
                              "DILP throughput as a fraction of memcpy's"});
     }
   }
+  benchmark::RegisterBenchmark("ilp/copies/single", bm_copies, Copies::Single);
+  benchmark::RegisterBenchmark("ilp/copies/double", bm_copies, Copies::Double);
+#if defined(__x86_64__)
+  benchmark::RegisterBenchmark("ilp/copies/double_uncached", bm_copies, Copies::DoubleUncached);
+#endif
+  ratios.push_back(Ratio{"ilp/copies/double", "ilp/copies/single", 0, 0,
+                         "a second copy, in cache (paper: 1.4)"});
+  ratios.push_back(Ratio{"ilp/copies/double_uncached", "ilp/copies/single", 0, 0,
+                         "a second copy, flushed (paper: 1.8)"});
   return run_benchmarks_with_ratios(argc, argv, ratios);
 }
