@@ -165,6 +165,9 @@ class Lowerer {
             reserved(x.dst))
           refuse(i, "the reserved registers are the sandbox's");
         if (!is_skip && reserved(x.dst)) refuse(i, "the reserved registers are the sandbox's");
+        bool reg_offset = !s->operands.empty() && std::holds_alternative<Reg>(s->operands[0]);
+        if (!is_skip && reg_offset != bool(x.flags & vcode::kIndex))
+          refuse(i, "a malformed primitive");
         if ((x.flags & vcode::kIndex) && reserved(x.b))
           refuse(i, "the reserved registers are the sandbox's");
         continue;
