@@ -47,11 +47,18 @@ using runtime::Mode;
   std::exit(1);
 }
 
-// Environments compete among themselves, below the kernel's delivery.
+// Environments compete among themselves, below the kernel's delivery: SCHED_IDLE, and (with
+// EXOJIT_ASH_ENV_CPU=n) confined to CPU n.
 void environment_priority() {
   sched_param p{};
   p.sched_priority = 0;
   if (sched_setscheduler(0, SCHED_IDLE, &p) != 0) die("sched_setscheduler(SCHED_IDLE) failed");
+  if (const char* cpu = std::getenv("EXOJIT_ASH_ENV_CPU")) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(std::atoi(cpu), &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity failed");
+  }
 }
 
 // N busy environments on the server's machine.
