@@ -277,6 +277,19 @@ class Lowerer {
   // -- lowering --
   void lower(size_t i) {
     const Insn& x = in_.code[i];
+    lower_insn(i, x);
+    // The cached translation (see app_access) survives only straight-line code that leaves the
+    // scratch registers and the base register alone.
+    bool keeps = x.op != Op::Place && x.op != Op::Call && x.op != Op::Div && x.op != Op::Mod;
+    if (vcode::is_load(x.op) || vcode::is_store(x.op))
+      keeps = keeps && !(x.flags & vcode::kLocalBase ? false : inline_site(x) != nullptr);
+    if (!vcode::is_store(x.op) && !vcode::is_branch(x.op) && x.op != Op::Jmp && x.op != Op::Ret &&
+        x.dst == cache_base_)
+      keeps = false;
+    if (!keeps) cache_valid_ = false;
+  }
+
+  void lower_insn(size_t i, const Insn& x) {
     switch (x.op) {
       case Op::Place:
         out_.code.push_back(x);
@@ -328,11 +341,18 @@ class Lowerer {
   }
 
   // A load or store of application memory: confined to the region's mapped pages.
+  //
+  // Checked: the full check (region bounds, software TLB, page crossing) leaves the page's host
+  // address in s1 and the offset in the page in s0. A later access through the same base
+  // register with a constant displacement, in the same straight-line code and of the same kind
+  // (read/write), reuses them: it only checks that it stays in that page (the region is whole
+  // pages, so the page is inside it), and takes the full check out of line when it does not.
   void app_access(const Insn& x) {
     const int64_t size = vcode::type_bytes(x.type);
     Reg base{x.a};
-    Reg s0 = sp_[0], s1 = sp_[1], s2 = sp_[2];
+    Reg s0 = sp_[0], s1 = sp_[1];
     int64_t disp = x.imm;
+    bool write = vcode::is_store(x.op);
     if (o_.trusted) {
       if (x.flags & vcode::kIndex) {
         to_p(s0, Reg{x.b});
@@ -344,6 +364,42 @@ class Lowerer {
       emit(unaligned(x.op), x.type, 0, x.dst, s0.id, 0, 0);
       return;
     }
+    if (int64_t(o_.region_len) < size) {
+      jmp(l_fault_);
+      return;
+    }
+    bool indexed = x.flags & vcode::kIndex;
+    uint32_t back = new_label("access");
+    if (!indexed && cache_valid_ && cache_base_ == x.a && cache_write_ == write) {
+      ++reused_;
+      uint32_t slow = new_label("recheck");
+      if (disp != cache_disp_) bin_imm(Op::Add, s0, s0, disp - cache_disp_);
+      br_imm(Op::Bgt, s0, kPage - size, slow);
+      place(back);
+      emit(unaligned(x.op), x.type, vcode::kIndex, x.dst, s1.id, s0.id, 0);
+      std::vector<Insn> saved;
+      saved.swap(out_.code);
+      place(slow);
+      full_check(x, base, disp, size, write, back);
+      jmp(back);
+      for (const Insn& y : out_.code) tail_.push_back(y);
+      out_.code.swap(saved);
+    } else {
+      full_check(x, base, disp, size, write, back);
+      place(back);
+      emit(unaligned(x.op), x.type, vcode::kIndex, x.dst, s1.id, s0.id, 0);
+    }
+    cache_valid_ = !indexed && o_.region_len % uint64_t(kPage) == 0 && x.dst != x.a;
+    cache_base_ = x.a;
+    cache_disp_ = disp;
+    cache_write_ = write;
+  }
+
+  // s0 = offset in the page, s1 = the page's host address, for [base (+ index) + disp, +size);
+  // faults when outside the region or not mapped; a page-crossing access goes through an
+  // out-of-line check of the next page and continues at `back`.
+  void full_check(const Insn& x, Reg base, int64_t disp, int64_t size, bool write, uint32_t back) {
+    Reg s0 = sp_[0], s1 = sp_[1], s2 = sp_[2];
     if (x.flags & vcode::kIndex) {
       to_p(s0, Reg{x.b});
       bin(Op::Add, s0, s0, base);
@@ -351,21 +407,15 @@ class Lowerer {
     } else {
       bin_imm(Op::Add, s0, base, disp - int64_t(o_.region_va));
     }
-    if (int64_t(o_.region_len) < size) {
-      jmp(l_fault_);
-      return;
-    }
     br_imm(Op::Bgt, s0, int64_t(o_.region_len) - size, l_fault_);
     bin_imm(Op::Rsh, s2, s0, runtime::kPageShift);
     bin_imm(Op::Lsh, s2, s2, 3);
-    int64_t tlb = vcode::is_store(x.op) ? o_.tlb_write : o_.tlb_read;
+    int64_t tlb = write ? o_.tlb_write : o_.tlb_read;
     load_ix(Op::Ld, s1, state_, s2, tlb);
     br_imm(Op::Beq, s1, 0, l_fault_);
     bin_imm(Op::And, s0, s0, kPage - 1);
-    uint32_t cross = new_label("cross"), back = new_label("access");
+    uint32_t cross = new_label("cross");
     br_imm(Op::Bgt, s0, kPage - size, cross);
-    place(back);
-    emit(unaligned(x.op), x.type, vcode::kIndex, x.dst, s1.id, s0.id, 0);
     // Out of line: the access straddles two pages; both must be mapped and host-contiguous.
     std::vector<Insn> saved;
     saved.swap(out_.code);
@@ -376,6 +426,8 @@ class Lowerer {
     jmp(back);
     for (const Insn& y : out_.code) tail_.push_back(y);
     out_.code.swap(saved);
+    // Falls through to the access when it does not cross.
+    (void)x;
   }
 
   void guarded_division(const Insn& x) {
@@ -499,6 +551,11 @@ class Lowerer {
   std::vector<size_t> label_pos_, loop_source_, charge_at_;
   std::vector<uint32_t> label_out_, out_end_;
   std::vector<Insn> tail_;
+  // The last application access's translation, while s0/s1 still hold it (app_access).
+  bool cache_valid_ = false, cache_write_ = false;
+  uint32_t cache_base_ = ~uint32_t(0);
+  int64_t cache_disp_ = 0;
+  uint32_t reused_ = 0;
 };
 
 }  // namespace

@@ -150,6 +150,54 @@ TEST_P(Primitives, UnalignedAccessesAcrossPages) {
   EXPECT_EQ(m.read<uint64_t>(Machine::kApp + kPageSize - 3), 0x1122334455667789ull);
 }
 
+// Accesses through one base register reuse its translation while they stay in its page; one
+// leaving the page (or the region) is checked in full out of line. Same results as the
+// interpreter and the trusted handler, and as C++.
+TEST_P(Primitives, ReusedTranslationsStayChecked) {
+  HandlerBuilder h("fields");
+  Reg p = h.getreg(Type::P, RegClass::Var), sum = h.getreg(Type::U64, RegClass::Var);
+  Reg v = h.getreg(Type::U64), w = h.getreg(Type::U32);
+  h.consume_field(p, Endian::Little);
+  h.ld(sum, p, 0);
+  h.ld(v, p, 8);
+  h.add(sum, sum, v);
+  h.ld(w, p, 4100);  // usually the next page: rechecked
+  h.cvt(v, w);
+  h.add(sum, sum, v);
+  h.ld(v, p, 16);
+  h.add(sum, sum, v);
+  h.st(sum, p, 24);
+  h.st(sum, p, 32);  // reuses the store's translation
+  h.commit();
+  h.finish();
+  Handler handler(h, m.env, opts());
+  if (GetParam().sandbox == Sandbox::Checked) {
+    EXPECT_NE(handler.listing().find("recheck"), std::string::npos);
+    if (std::getenv("ASH_SHOW")) std::puts(handler.listing().c_str());
+  }
+  for (uint64_t at : {uint64_t(100), uint64_t(4000), uint64_t(4090), uint64_t(8100)}) {
+    uint64_t base = Machine::kApp + at;
+    for (uint64_t k = 0; k < 64; ++k) m.write<uint8_t>(base + k, uint8_t(k * 3 + at));
+    m.write<uint32_t>(base + 4100, uint32_t(at * 7));
+    std::vector<uint8_t> msg(8);
+    std::memcpy(msg.data(), &base, 8);
+    ASSERT_EQ(m.run(handler, msg), Outcome::Committed) << at;
+    uint64_t want =
+        m.read<uint64_t>(base) + m.read<uint64_t>(base + 8) + at * 7 + m.read<uint64_t>(base + 16);
+    EXPECT_EQ(m.read<uint64_t>(base + 24), want) << at;
+    EXPECT_EQ(m.read<uint64_t>(base + 32), want) << at;
+  }
+  if (GetParam().sandbox == Sandbox::Trusted) return;
+  // The first field in the region's last page, the one 4100 bytes on outside it: fault, and
+  // nothing stored.
+  uint64_t base = Machine::kApp + (Machine::kAppPages - 1) * kPageSize + 8;
+  std::vector<uint8_t> msg(8);
+  std::memcpy(msg.data(), &base, 8);
+  m.write<uint64_t>(base + 24, 77);
+  EXPECT_EQ(m.run(handler, msg), Outcome::Fault);
+  EXPECT_EQ(m.read<uint64_t>(base + 24), 77u);
+}
+
 // Signed and unsigned division: a zero divisor aborts, INT_MIN / -1 wraps like the machine
 // would not (it would trap): the handler goes on.
 TEST_P(Primitives, DivisionIsGuarded) {
