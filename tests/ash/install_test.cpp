@@ -3,6 +3,8 @@
 // handler; capabilities are checked.
 #include <gtest/gtest.h>
 
+#include "exojit/ash/dpf_demux.h"
+#include "exojit/dpf/filter.h"
 #include "exojit/runtime/ring.h"
 #include "machine.h"
 
@@ -71,6 +73,37 @@ TEST(Install, CommitConsumesAbortGoesToTheRing) {
   m.send(2);
   EXPECT_EQ(m.in_ring(), 6u);
   EXPECT_EQ(handler.counters().runs, 10u);
+}
+
+// The same through a DPF filter: the engine's filter id is the slot the handler sits on.
+TEST(Install, OnADpfFilter) {
+  Machine m;
+  dpf::Engine engine;
+  DpfDemux demux(engine);
+  m.kernel.set_demux(&demux);
+  uint32_t other = engine.insert(dpf::parse_filter("(12:16 == 0x800)"));
+  uint32_t id = engine.insert(dpf::parse_filter("(12:16 == 0x88b5) && (14:8 < 0x80)"));
+  m.kernel.alloc_pages(m.env, 0, 0x10000000, 1 + 4, kPteRead | kPteWrite);
+  uint32_t ring = m.kernel.create_ring(m.env, 0, 0x10000000, 16, 0x10001000, 4 * kPageSize);
+  m.kernel.init_ring_buffers(m.env, ring, 1024);
+  m.kernel.claim_filter(m.env, 0, id);
+  m.kernel.bind_filter(m.env, 0, id, ring);
+  HandlerBuilder h("even_odd");
+  even_odd(h);
+  Handler handler(h, m.env, m.options());
+  m.kernel.install_handler(m.env, 0, id, &handler, &m.nic);
+  for (uint8_t first : {0, 1, 2, 0x90}) {
+    std::vector<uint8_t> f(60, 0);
+    f[12] = 0x88;
+    f[13] = 0xb5;
+    f[14] = first;
+    m.nic.receive_from_wire(f.data(), f.size());
+  }
+  EXPECT_EQ(handler.counters().committed, 2u);            // 0 and 2
+  EXPECT_EQ(handler.counters().aborted_voluntary, 1u);    // 1
+  EXPECT_EQ(m.kernel.ring(ring).counters.delivered, 1u);  // 1; 0x90 matched no filter
+  EXPECT_EQ(m.nic.counters().rx_drops_no_owner, 1u);
+  EXPECT_NE(other, id);
 }
 
 TEST(Install, NeedsTheFilterSlotsCapability) {
