@@ -4,6 +4,7 @@
 
 #include "exojit/error.h"
 #include "exojit/runtime/physical_memory.h"
+#include "exojit/vcode/detail/flow.h"
 #include "exojit/vcode/verify.h"
 #include "sandbox_p.h"
 
@@ -17,6 +18,8 @@ namespace {
 
 constexpr int64_t kPage = int64_t(runtime::kPageSize);
 constexpr int64_t kMaxMsgOffset = 0xffff;
+// An offset no access fits in (the value of s0 when no translation is held).
+constexpr int64_t kOutOfPage = int64_t(1) << 62;
 
 constexpr int64_t off_msg = offsetof(RunState, msg);
 constexpr int64_t off_len = offsetof(RunState, msg_len);
@@ -34,6 +37,7 @@ class Lowerer {
     check_rules();
     setup();
     find_loops();
+    plan_loops();
     for (size_t i = 0; i < in_.code.size(); ++i) {
       lower(i);
       out_end_[i] = uint32_t(out_.code.size());
@@ -128,6 +132,15 @@ class Lowerer {
       if (!vcode::is_int(r.type))
         fail("ash handler {}: {} registers are not allowed (no floating point or vectors)",
              in_.name, vcode::type_name(r.type));
+    // A register given back and taken again could share a reserved register's machine register.
+    for (uint32_t r = 0; r < in_.regs.size(); ++r) {
+      if (reserved(r)) continue;
+      int key = vcode::detail::slot_key(in_.regs[r]);
+      for (uint32_t k = 0; k < in_.regs.size(); ++k)
+        if (reserved(k) && vcode::detail::slot_key(in_.regs[k]) == key)
+          fail("ash handler {}: register %r{} shares a machine register with the sandbox's",
+               in_.name, r);
+    }
     uint64_t local_bytes = 0;
     for (const vcode::LocalInfo& l : in_.locals) local_bytes += l.size + l.align;
     if (local_bytes > o_.max_locals)
@@ -197,7 +210,8 @@ class Lowerer {
     }
     const vcode::RegInfo& r0 = in_.regs[hb_.scratch()[0].id];
     s32_ = alias(r0, Type::U32, "s0w");
-    s64_ = alias(r0, Type::I64, "s0l");
+    // The budget's scratch: not s0/s1, which may hold a translation across a loop's head.
+    s64_ = alias(in_.regs[hb_.scratch()[2].id], Type::I64, "s2l");
     state_ = hb_.state();
     l_fault_ = new_label("fault");
     l_budget_ = new_label("budget");
@@ -277,21 +291,145 @@ class Lowerer {
   // -- lowering --
   void lower(size_t i) {
     const Insn& x = in_.code[i];
+    bool jump = vcode::is_branch(x.op) || x.op == Op::Jmp;
+    if (jump && loop_plan_[x.dst].valid && label_pos_[x.dst] <= i) enter_loop_head(x.dst);
     lower_insn(i, x);
     // The cached translation (see app_access) survives only straight-line code that leaves the
-    // scratch registers and the base register alone.
+    // scratch registers and the base register alone; adding a constant to the base moves it.
     bool keeps = x.op != Op::Place && x.op != Op::Call && x.op != Op::Div && x.op != Op::Mod;
     if (vcode::is_load(x.op) || vcode::is_store(x.op))
       keeps = keeps && !(x.flags & vcode::kLocalBase ? false : inline_site(x) != nullptr);
-    if (!vcode::is_store(x.op) && !vcode::is_branch(x.op) && x.op != Op::Jmp && x.op != Op::Ret &&
-        x.dst == cache_base_)
+    if (int64_t step = 0; cache_valid_ && base_step(x, cache_base_, &step)) {
+      cache_disp_ -= step;
+    } else if (!vcode::is_store(x.op) && !jump && x.op != Op::Ret && x.dst == cache_base_) {
       keeps = false;
+    }
     if (!keeps) cache_valid_ = false;
+    if (x.op == Op::Place && loop_plan_[x.dst].valid) {
+      const LoopPlan& lp = loop_plan_[x.dst];
+      cache_valid_ = true;
+      cache_base_ = lp.base;
+      cache_disp_ = lp.disp;
+      cache_write_ = lp.write;
+    }
+  }
+
+  // `add b, b, imm` / `sub b, b, imm`: the base moves by a constant (*step).
+  static bool base_step(const Insn& x, uint32_t b, int64_t* step) {
+    if ((x.op != Op::Add && x.op != Op::Sub) || !(x.flags & vcode::kImm) || x.dst != b || x.a != b)
+      return false;
+    *step = x.op == Op::Add ? x.imm : -x.imm;
+    return true;
+  }
+
+  // Loops whose accesses all go through one base register moved by constants (an array walk)
+  // keep the translation across iterations: the check is hoisted to the loop's entry (a soft
+  // check that never faults: a failed one leaves s0 out of any page, so the first access checks
+  // in full) and each access only checks that it stays in the page. Conditions: the loop head
+  // is entered by falling into it and by back edges only; its body has no labels, calls,
+  // divisions or message primitives; every application access is through the same base, of
+  // the same kind, without index; the base changes only by constants.
+  struct LoopPlan {
+    bool valid = false;
+    uint32_t base = 0;
+    int64_t disp = 0;  // of the first access, relative to the base at the head
+    bool write = false;
+    int64_t size = 1;
+  };
+
+  void plan_loops() {
+    loop_plan_.assign(in_.num_labels, LoopPlan{});
+    if (o_.trusted || o_.region_len % uint64_t(kPage) != 0) return;
+    for (uint32_t l = 0; l < in_.num_labels; ++l) {
+      size_t head = label_pos_[l], end = loop_source_[l];
+      if (end == ~size_t(0) || head == ~size_t(0)) continue;
+      if (head > 0 && vcode::is_terminator(in_.code[head - 1].op)) continue;
+      bool ok = true, found = false;
+      LoopPlan lp;
+      int64_t moved = 0;
+      for (size_t i = 0; ok && i < in_.code.size(); ++i) {
+        const Insn& x = in_.code[i];
+        bool jump = vcode::is_branch(x.op) || x.op == Op::Jmp;
+        if (jump && x.dst == l && i < head) ok = false;  // entered by a forward jump
+        if (i <= head || i > end) continue;
+        if (x.op == Op::Place || x.op == Op::Call || x.op == Op::Div || x.op == Op::Mod) {
+          ok = false;
+        } else if (vcode::is_load(x.op) || vcode::is_store(x.op)) {
+          if (x.flags & vcode::kLocalBase) continue;
+          if (inline_site(x) || (x.flags & vcode::kIndex)) {
+            ok = false;
+          } else if (!found) {
+            found = true;
+            lp = LoopPlan{true, x.a, x.imm + moved, vcode::is_store(x.op),
+                          vcode::type_bytes(x.type)};
+          } else if (x.a != lp.base || vcode::is_store(x.op) != lp.write) {
+            ok = false;
+          }
+        }
+        if (!ok || !found) {
+          // Moves of the base before the first access: found out once the base is known.
+          continue;
+        }
+        int64_t step = 0;
+        if (base_step(x, lp.base, &step)) continue;
+        if (!vcode::is_store(x.op) && !jump && x.op != Op::Ret && x.dst == lp.base) ok = false;
+      }
+      if (!ok || !found) continue;
+      // The base's moves before the first access shift the displacement at the head.
+      moved = 0;
+      for (size_t i = head + 1; i <= end; ++i) {
+        const Insn& x = in_.code[i];
+        if ((vcode::is_load(x.op) || vcode::is_store(x.op)) && !(x.flags & vcode::kLocalBase))
+          break;
+        int64_t step = 0;
+        if (base_step(x, lp.base, &step)) {
+          moved += step;
+        } else if (!vcode::is_store(x.op) && !vcode::is_branch(x.op) && x.op != Op::Jmp &&
+                   x.op != Op::Ret && x.dst == lp.base) {
+          ok = false;
+        }
+      }
+      if (!ok) continue;
+      lp.disp += moved;
+      loop_plan_[l] = lp;
+    }
+  }
+
+  // Before a back edge to loop head `l`: s0 must be the offset, in s1's page, of the base plus
+  // the head's displacement (or out of any page).
+  void enter_loop_head(uint32_t l) {
+    const LoopPlan& lp = loop_plan_[l];
+    if (cache_valid_ && cache_base_ == lp.base && cache_write_ == lp.write) {
+      if (cache_disp_ != lp.disp) bin_imm(Op::Add, sp_[0], sp_[0], lp.disp - cache_disp_);
+      cache_disp_ = lp.disp;
+      return;
+    }
+    set(sp_[0], kOutOfPage);
+    set(sp_[1], 0);
+  }
+
+  // The loop's entry: translates the base plus the head's displacement without faulting.
+  void loop_preheader(const LoopPlan& lp) {
+    Reg s0 = sp_[0], s1 = sp_[1], s2 = sp_[2];
+    uint32_t miss = new_label("loop_miss"), done = new_label("loop_head");
+    bin_imm(Op::Add, s0, Reg{lp.base}, lp.disp - int64_t(o_.region_va));
+    br_imm(Op::Bgt, s0, int64_t(o_.region_len) - 1, miss);
+    bin_imm(Op::Rsh, s2, s0, runtime::kPageShift);
+    bin_imm(Op::Lsh, s2, s2, 3);
+    load_ix(Op::Ld, s1, state_, s2, lp.write ? o_.tlb_write : o_.tlb_read);
+    br_imm(Op::Beq, s1, 0, miss);
+    bin_imm(Op::And, s0, s0, kPage - 1);
+    jmp(done);
+    place(miss);
+    set(s0, kOutOfPage);
+    set(s1, 0);
+    place(done);
   }
 
   void lower_insn(size_t i, const Insn& x) {
     switch (x.op) {
       case Op::Place:
+        if (loop_plan_[x.dst].valid) loop_preheader(loop_plan_[x.dst]);
         out_.code.push_back(x);
         label_out_[x.dst] = uint32_t(out_.code.size());
         if (loop_source_[x.dst] != ~size_t(0)) charge_budget(x.dst);
@@ -549,6 +687,7 @@ class Lowerer {
   uint32_t helper_ = 0;
   uint32_t l_fault_ = 0, l_budget_ = 0, l_helper_ = 0;
   std::vector<size_t> label_pos_, loop_source_, charge_at_;
+  std::vector<LoopPlan> loop_plan_;
   std::vector<uint32_t> label_out_, out_end_;
   std::vector<Insn> tail_;
   // The last application access's translation, while s0/s1 still hold it (app_access).

@@ -282,6 +282,13 @@ TEST(Malicious, RefusedAtInstall) {
     b.ld(v, b.state(), HandlerBuilder::kSiteTag + 0);
     b.commit();
   });
+  // The sandbox's scratch registers given back and taken again by the handler.
+  refused("scratch_slot", [](HandlerBuilder& b) {
+    for (Reg r : b.scratch()) b.putreg(r);
+    Reg p = b.getreg(Type::P);
+    b.set(p, 0);
+    b.commit();
+  });
   // A local out of its bounds is refused when recorded (stack abuse).
   HandlerBuilder h("local_oob");
   vcode::Local l = h.local(8);
