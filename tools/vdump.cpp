@@ -8,6 +8,7 @@
 //   vdump --pipes cksum,bswap32        the loop the pipe compiler makes of library pipes
 //   vdump cksum.vc --tier llvm         also the LLVM tier: its IR and machine code
 //   vdump --dpf filters.txt            the merged DPF trie and the demultiplexer generated for it
+//   vdump --ash remote_increment       an example ASH, verified and sandboxed, and its machine code
 #include <fmt/format.h>
 
 #include <bit>
@@ -29,6 +30,8 @@
 #include <string_view>
 #include <vector>
 
+#include "example_set.h"
+#include "exojit/ash/handler.h"
 #include "exojit/dpf/engine.h"
 #include "exojit/dpf/filter_file.h"
 #include "exojit/pipes.h"
@@ -80,6 +83,12 @@ pipes (instead of FILE):
   --read-only            compile for Direction::ReadOnly (default: Write, copying src to dst)
   --vector BITS          vector width: 0 (scalar loops), 128 or 256 (default: the CPU's widest)
 
+ash (instead of FILE):
+  --ash NAME             an example ASH (remote_write remote_increment udp_echo cache_server),
+                         installed for a simulated server environment: prints the verified,
+                         sandboxed vcode the handler became and its machine code
+  --trusted              with --ash: the trusted (unsandboxed) version, for comparison
+
 exit status: 0 success; 1 error in the listing, compilation or interpretation; 2 bad usage;
 3 the interpreter disagrees with the machine code.
 )";
@@ -89,6 +98,7 @@ constexpr std::string_view kShortUsage =
     "             [--tier fast|llvm] [--listing-only | --asm-only | -q] [FILE]\n"
     "       vdump --dpf [--listing-only | --asm-only] FILTERS\n"
     "       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS] [--target MACHINE]\n"
+    "       vdump --ash NAME [--trusted] [--listing-only | --asm-only]\n"
     "       (vdump --help for details)\n";
 
 // Bad command-line usage: exit status 2, with a short usage text.
@@ -106,6 +116,8 @@ struct Options {
   bool dpf = false;
   std::vector<std::string> run_args;  // [NAME] ARG... as given
   std::string pipes;                  // --pipes: comma-separated library pipe names
+  std::string ash;                    // --ash: an example handler's name
+  bool trusted = false;               // --trusted (with --ash)
   bool read_only = false;
   int vector_bits = -1;
   bool llvm = false;  // --tier llvm
@@ -529,6 +541,11 @@ Options parse_options(int argc, char** argv) {
       listing_only = true;
     } else if (!options_done && a == "--asm-only") {
       asm_only = true;
+    } else if (!options_done && a == "--ash") {
+      if (i + 1 >= argc) throw UsageError("--ash needs a handler name");
+      o.ash = argv[++i];
+    } else if (!options_done && a == "--trusted") {
+      o.trusted = true;
     } else if (!options_done && a == "--pipes") {
       if (i + 1 >= argc) throw UsageError("--pipes needs a list of pipe names");
       o.pipes = argv[++i];
@@ -591,6 +608,9 @@ Options parse_options(int argc, char** argv) {
   if (o.pipes.empty() && (o.read_only || o.vector_bits >= 0))
     throw UsageError("--read-only and --vector go with --pipes");
   if (o.dpf && o.run) throw UsageError("--dpf and --run exclude each other");
+  if (!o.ash.empty() && (file_set || o.run || o.dpf || !o.pipes.empty() || o.llvm))
+    throw UsageError("--ash takes no FILE, --run, --dpf, --pipes or --tier");
+  if (o.trusted && o.ash.empty()) throw UsageError("--trusted goes with --ash");
   if (o.dpf && (!o.pipes.empty() || o.llvm)) throw UsageError("--dpf excludes --pipes and --tier");
   if (o.llvm && o.target != kHostTarget)
     throw UsageError(fmt::format("--tier llvm compiles for this {} host only, not --target {}",
@@ -632,6 +652,20 @@ int dump_pipes(const Options& o) {
   return 0;
 }
 
+// --ash: an example handler installed for a testbed's server environment; the dump of the
+// sandboxed function it became.
+int dump_ash(const Options& o) {
+  ash::examples::Testbed t(runtime::Mode::Scheduler, 9);
+  std::unique_ptr<ash::Handler> h = ash::examples::make_example(
+      o.ash, t, o.trusted ? ash::Sandbox::Trusted : ash::Sandbox::Checked);
+  fmt::print("; ash handler {} ({}), region 0x{:x}+{}, straight-line cost {} instructions\n", o.ash,
+             o.trusted ? "trusted: no memory checks" : "verified and sandboxed",
+             ash::examples::Testbed::kApp, ash::examples::Testbed::kAppPages * runtime::kPageSize,
+             h->static_cost());
+  if (o.listing || o.assembly) dump(h->lowered(), h->code(), o, o.ash);
+  return 0;
+}
+
 std::string read_input(const std::string& file) {
   std::ostringstream text;
   if (file.empty() || file == "-") {
@@ -659,6 +693,7 @@ int main(int argc, char** argv) {
   std::string source = o.file.empty() || o.file == "-" ? "<stdin>" : o.file;
   try {
     if (!o.pipes.empty()) return dump_pipes(o);
+    if (!o.ash.empty()) return dump_ash(o);
     std::string text = read_input(o.file);
     if (o.dpf) {
       std::vector<dpf::FilterLine> filters;

@@ -10,6 +10,7 @@
 // a message handler, the kernel simply refuses the access.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <unordered_map>
@@ -58,6 +59,9 @@ class AddressSpace {
   void protect(uint64_t va, uint8_t bits);  // new prot + soft bits of a mapped page
   const Pte* lookup(uint64_t va) const;
   size_t mapped_pages() const { return table_.size(); }
+  // Counts page-table edits (map, unmap, protect): kernel objects that cache translations
+  // (message handlers' software TLBs) compare it to know when to rebuild them.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
   // Host pointer to byte `va` when mapped with `access`, else nullptr. The fast path is a TLB hit.
   uint8_t* translate(uint64_t va, uint8_t access) {
@@ -115,6 +119,7 @@ class AddressSpace {
   std::vector<TlbEntry> tlb_;
   uint64_t tlb_mask_ = 0;
   TlbStats stats_;
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace exojit::runtime

@@ -1,0 +1,93 @@
+// An installed ASH: a handler program verified, sandboxed (sandbox.h) and compiled for one
+// environment, run by the kernel on every message its filter accepts (runtime::MessageHandler).
+//
+//   ash::Handler h(builder, env, {.region = {0x20000000, 1 << 20}});   // refused: exojit::Error
+//   kernel.install_handler(env, cap, filter, &h, &nic);                // replies go out on nic
+//
+// The region is the part of the environment's address space the handler may touch; within it
+// only mapped pages with the right access succeed. Translations are cached in a software TLB
+// (page -> host frame) rebuilt whenever the environment's page table changes.
+//
+// Outcomes: commit (the message is consumed) or abort — voluntary (abort()), budget (the
+// instruction budget ran out), fault (a memory or message access out of bounds, an unmapped or
+// forbidden page, a division by zero) — after which the kernel delivers the message to the
+// environment's ring as if there were no handler. The counters tell which.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "exojit/ash/builder.h"
+#include "exojit/runtime/environment.h"
+#include "exojit/runtime/plugins.h"
+#include "exojit/vcode/code.h"
+
+namespace exojit::ash {
+
+enum class Sandbox : uint8_t {
+  Checked,  // every application access translated and checked (the default)
+  Trusted,  // no memory checks (seed 000, 5.2's comparison): the region must be one host block
+};
+
+enum class Engine : uint8_t { Native, Interpreter };
+
+struct Region {
+  uint64_t va = 0;   // page aligned
+  uint64_t len = 0;  // bytes, at most kMaxRegion
+};
+inline constexpr uint64_t kMaxRegion = uint64_t(64) << 20;
+
+struct HandlerOptions {
+  Region region;
+  int64_t budget = 1 << 16;  // vcode instructions per message (pipe loops by iteration)
+  Sandbox sandbox = Sandbox::Checked;
+  Engine engine = Engine::Native;
+  uint32_t max_replies = 4;   // per message; more are refused (reply floods)
+  uint32_t max_locals = 256;  // bytes of stack locals (stack abuse is refused at install)
+  uint32_t max_insns = 4096;  // handler size (its straight-line cost bound)
+};
+
+struct HandlerCounters {
+  uint64_t runs = 0;
+  uint64_t committed = 0;
+  uint64_t aborted_voluntary = 0;
+  uint64_t aborted_budget = 0;
+  uint64_t aborted_fault = 0;
+  uint64_t replies_sent = 0;
+  uint64_t replies_refused = 0;
+  uint64_t tlb_rebuilds = 0;
+};
+
+// How the last run ended (Handler::last_outcome()).
+enum class Outcome : uint8_t { Committed, Aborted, Budget, Fault };
+
+class Handler : public runtime::MessageHandler {
+ public:
+  // Verifies, lowers and compiles `program` for `env`. A refused program (indirect jumps,
+  // floats, calls other than primitives, too many locals, a bad region) is an exojit::Error.
+  Handler(const HandlerBuilder& program, runtime::Environment& env, const HandlerOptions& options);
+  ~Handler() override;
+  Handler(const Handler&) = delete;
+  Handler& operator=(const Handler&) = delete;
+
+  runtime::HandlerVerdict handle(runtime::HandlerContext& context,
+                                 const runtime::Message& message) override;
+
+  const HandlerCounters& counters() const;
+  Outcome last_outcome() const;
+  // The straight-line cost charged at entry (instructions of the lowered handler).
+  uint32_t static_cost() const;
+  // What was generated: the sandboxed vcode (function "<name>") and its machine code (empty with
+  // Engine::Interpreter), and the compiled pipe lists.
+  const vcode::Module& lowered() const;
+  const vcode::Code& code() const;
+  std::string listing() const;  // the lowered vcode as text
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace exojit::ash
