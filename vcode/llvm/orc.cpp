@@ -10,6 +10,17 @@
 
 namespace exojit::vcode::orc {
 
+namespace {
+
+llvm::CodeGenOpt::Level codegen_level(int level) {
+  return level == 0   ? llvm::CodeGenOpt::None
+         : level == 1 ? llvm::CodeGenOpt::Less
+         : level == 2 ? llvm::CodeGenOpt::Default
+                      : llvm::CodeGenOpt::Aggressive;
+}
+
+}  // namespace
+
 std::mutex& lock() {
   static std::mutex m;
   return m;
@@ -27,10 +38,7 @@ Jit& jit(int level) {
   (void)initialized;
   auto j = std::make_unique<Jit>();
   auto jtmb = check(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host");
-  jtmb.setCodeGenOptLevel(level == 0   ? llvm::CodeGenOpt::None
-                          : level == 1 ? llvm::CodeGenOpt::Less
-                          : level == 2 ? llvm::CodeGenOpt::Default
-                                       : llvm::CodeGenOpt::Aggressive);
+  jtmb.setCodeGenOptLevel(codegen_level(level));
   j->jit = check(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create(),
                  "creating the JIT");
   j->jit->getMainJITDylib().addGenerator(
@@ -53,25 +61,43 @@ Jit& jit(int level) {
   return *jits.emplace(level, std::move(j)).first->second;
 }
 
-void optimize(llvm::Module& mod, int level, const std::function<void(llvm::PassBuilder&)>& extend) {
-  llvm::PassBuilder pb;
-  if (extend) extend(pb);
+std::unique_ptr<llvm::TargetMachine> host_target_machine(int level) {
+  jit(level);  // initializes the native target
+  auto jtmb = check(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host");
+  jtmb.setCodeGenOptLevel(codegen_level(level));
+  return check(jtmb.createTargetMachine(), "creating the host's target machine");
+}
+
+void run_passes(llvm::Module& mod,
+                const std::function<llvm::ModulePassManager(llvm::PassBuilder&)>& build,
+                llvm::TargetMachine* tm) {
+  llvm::PassBuilder pb(tm);
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
   llvm::ModuleAnalysisManager mam;
+  llvm::ModulePassManager mpm = build(pb);  // extension points first, then the analyses
   pb.registerModuleAnalyses(mam);
   pb.registerCGSCCAnalyses(cgam);
   pb.registerFunctionAnalyses(fam);
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::OptimizationLevel ol = level <= 0   ? llvm::OptimizationLevel::O0
-                               : level == 1 ? llvm::OptimizationLevel::O1
-                               : level == 2 ? llvm::OptimizationLevel::O2
-                                            : llvm::OptimizationLevel::O3;
-  llvm::ModulePassManager mpm =
-      level <= 0 ? pb.buildO0DefaultPipeline(ol) : pb.buildPerModuleDefaultPipeline(ol);
   mpm.run(mod, mam);
+}
+
+void optimize(llvm::Module& mod, int level, const std::function<void(llvm::PassBuilder&)>& extend,
+              llvm::TargetMachine* tm) {
+  run_passes(
+      mod,
+      [&](llvm::PassBuilder& pb) {
+        if (extend) extend(pb);
+        llvm::OptimizationLevel ol = level <= 0   ? llvm::OptimizationLevel::O0
+                                     : level == 1 ? llvm::OptimizationLevel::O1
+                                     : level == 2 ? llvm::OptimizationLevel::O2
+                                                  : llvm::OptimizationLevel::O3;
+        return level <= 0 ? pb.buildO0DefaultPipeline(ol) : pb.buildPerModuleDefaultPipeline(ol);
+      },
+      tm);
 }
 
 std::shared_ptr<void> add_module(Jit& j, llvm::orc::ThreadSafeModule mod) {

@@ -46,9 +46,20 @@ std::mutex& lock();
 Jit& jit(int level);
 
 // LLVM's default module pipeline at `level` (0-3). `extend`, if given, may register extension
-// point callbacks on the PassBuilder before the pipeline is built.
+// point callbacks on the PassBuilder before the pipeline is built. With `tm`, the passes know the
+// target (cost models of the vectorizers and the unroller).
 void optimize(llvm::Module& mod, int level,
-              const std::function<void(llvm::PassBuilder&)>& extend = nullptr);
+              const std::function<void(llvm::PassBuilder&)>& extend = nullptr,
+              llvm::TargetMachine* tm = nullptr);
+
+// Runs the module pipeline that `build` makes with the PassBuilder (analyses registered; with
+// `tm`, they know the target).
+void run_passes(llvm::Module& mod,
+                const std::function<llvm::ModulePassManager(llvm::PassBuilder&)>& build,
+                llvm::TargetMachine* tm = nullptr);
+
+// A target machine for the host CPU (all its features), for optimize().
+std::unique_ptr<llvm::TargetMachine> host_target_machine(int level);
 
 // Adds `mod` to `j` under a fresh ResourceTracker (under lock()). The returned owner removes
 // the tracker, freeing the machine code, when the last copy dies (it takes lock() itself).
