@@ -18,6 +18,7 @@
 #include <llvm/Transforms/Scalar/SimplifyCFG.h>
 #include <llvm/Transforms/Utils/Cloning.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -71,7 +72,6 @@ struct Specializer::Impl {
   std::map<std::string, std::vector<std::string>> calls;  // the source's direct call graph
   std::unordered_map<std::string, std::shared_ptr<const Residual>> cache;
   Stats stats;
-  uint64_t next = 0;
 
   std::shared_ptr<Residual> build(const Declaration& decl, bool generic);
 };
@@ -139,6 +139,8 @@ std::shared_ptr<Residual> Specializer::Impl::build(const Declaration& decl, bool
         const auto* f = llvm::dyn_cast<llvm::Function>(gv);
         return !f || keep.count(f);
       });
+  // Unique in the process: every Specializer shares the JIT's symbol table.
+  static std::atomic<uint64_t> next{0};
   const std::string prefix = fmt::format("exojit.spec.{}.", next++);
   llvm::Function* entry = mod->getFunction(decl.function);
 

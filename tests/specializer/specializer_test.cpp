@@ -49,6 +49,15 @@ TEST(Specializer, SpecializedCodeIsSmallerThanTheGenericCode) {
   EXPECT_THROW(sp.native_code("exo_frobnicate"), Error);
 }
 
+TEST(Specializer, TwoSpecializersShareTheJit) {
+  Sender net;
+  Specializer a, b({.host_cpu = false});
+  int fd = exo_socket(net.stack());
+  Declaration d = declare_send(net.stack(), {.fd = fd, .ip = Sender::kPeer, .port = 7});
+  auto ra = a.specialize(d), rb = b.specialize(d);
+  EXPECT_NE(ra->entry, rb->entry);
+}
+
 TEST(Specializer, CacheReturnsTheSameSpecialization) {
   Sender net;
   Specializer sp;
