@@ -13,6 +13,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Transforms/IPO/AlwaysInliner.h>
 #include <llvm/Transforms/IPO/GlobalDCE.h>
+#include <llvm/Transforms/Scalar/LoopPassManager.h>
 #include <llvm/Transforms/Scalar/LoopUnrollPass.h>
 #include <llvm/Transforms/Scalar/SCCP.h>
 #include <llvm/Transforms/Scalar/SimplifyCFG.h>
@@ -186,6 +187,13 @@ std::shared_ptr<Residual> Specializer::Impl::build(const Declaration& decl, bool
           mpm.addPass(llvm::AlwaysInlinerPass());
           mpm.addPass(llvm::GlobalDCEPass());
           llvm::FunctionPassManager fpm;
+          fpm.addPass(detail::FoldInvariantLoads(decl, &out->folded_loads));
+          fpm.addPass(llvm::SCCPPass());
+          fpm.addPass(llvm::SimplifyCFGPass());
+          // The table lookups unrolled, their loads fold, and the branches they decide go.
+          llvm::LoopPassManager lpm;
+          lpm.addPass(llvm::LoopFullUnrollPass(3));
+          fpm.addPass(llvm::createFunctionToLoopPassAdaptor(std::move(lpm)));
           fpm.addPass(detail::FoldInvariantLoads(decl, &out->folded_loads));
           fpm.addPass(llvm::SCCPPass());
           fpm.addPass(llvm::SimplifyCFGPass());
