@@ -2,17 +2,8 @@
 // shared by every compilation (thread-safe; compilations are serialized). Each compile() adds
 // one lowered, optimized module under its own ResourceTracker; the Code handle removes the
 // tracker when it dies, which frees the machine code.
-#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
-#include <llvm/ExecutionEngine/Orc/LLJIT.h>
-#include <llvm/ExecutionEngine/Orc/ObjectTransformLayer.h>
-#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
-#include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Verifier.h>
-#include <llvm/Object/ELFObjectFile.h>
-#include <llvm/Object/ObjectFile.h>
-#include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/Host.h>
-#include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 
 #include <algorithm>
@@ -25,90 +16,18 @@
 #include "exojit/vcode/code.h"
 #include "exojit/vcode/verify.h"
 #include "lower.h"
+#include "orc.h"
 
 namespace exojit::vcode::detail {
 
 namespace {
 
-template <typename T>
-T check(llvm::Expected<T> v, const char* what) {
-  if (!v) fail("llvm tier: {}: {}", what, llvm::toString(v.takeError()));
-  return std::move(*v);
-}
-
-void check(llvm::Error e, const char* what) {
-  if (e) fail("llvm tier: {}: {}", what, llvm::toString(std::move(e)));
-}
+using orc::check;
+using orc::lock;
 
 bool host_has_sse42() {
   llvm::StringMap<bool> features;
   return llvm::sys::getHostCPUFeatures(features) && features.lookup("sse4.2");
-}
-
-struct Jit {
-  std::unique_ptr<llvm::orc::LLJIT> jit;
-  // Symbol sizes of the objects as they are linked (the JIT does not keep them).
-  std::map<std::string, uint64_t> sizes;
-};
-
-std::mutex& lock() {
-  static std::mutex m;
-  return m;
-}
-
-// The JIT for a codegen level (0: none, 1: less, 2: default, 3: aggressive). Under lock().
-Jit& jit(int level) {
-  static std::map<int, std::unique_ptr<Jit>> jits;
-  auto it = jits.find(level);
-  if (it != jits.end()) return *it->second;
-  static bool initialized = [] {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-    return true;
-  }();
-  (void)initialized;
-  auto j = std::make_unique<Jit>();
-  auto jtmb = check(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host");
-  jtmb.setCodeGenOptLevel(level == 0   ? llvm::CodeGenOpt::None
-                          : level == 1 ? llvm::CodeGenOpt::Less
-                          : level == 2 ? llvm::CodeGenOpt::Default
-                                       : llvm::CodeGenOpt::Aggressive);
-  j->jit = check(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create(),
-                 "creating the JIT");
-  Jit* raw = j.get();
-  j->jit->getObjTransformLayer().setTransform(
-      [raw](std::unique_ptr<llvm::MemoryBuffer> obj)
-          -> llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> {
-        auto file = llvm::object::ObjectFile::createObjectFile(obj->getMemBufferRef());
-        if (!file) return file.takeError();
-        for (const llvm::object::SymbolRef& sym : (*file)->symbols()) {
-          auto name = sym.getName();
-          if (!name) return name.takeError();
-          raw->sizes[name->str()] = llvm::object::ELFSymbolRef(sym).getSize();  // ELF on Linux
-        }
-        return obj;
-      });
-  return *jits.emplace(level, std::move(j)).first->second;
-}
-
-void optimize(llvm::Module& mod, int level) {
-  llvm::PassBuilder pb;
-  llvm::LoopAnalysisManager lam;
-  llvm::FunctionAnalysisManager fam;
-  llvm::CGSCCAnalysisManager cgam;
-  llvm::ModuleAnalysisManager mam;
-  pb.registerModuleAnalyses(mam);
-  pb.registerCGSCCAnalyses(cgam);
-  pb.registerFunctionAnalyses(fam);
-  pb.registerLoopAnalyses(lam);
-  pb.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::OptimizationLevel ol = level <= 0   ? llvm::OptimizationLevel::O0
-                               : level == 1 ? llvm::OptimizationLevel::O1
-                               : level == 2 ? llvm::OptimizationLevel::O2
-                                            : llvm::OptimizationLevel::O3;
-  llvm::ModulePassManager mpm =
-      level <= 0 ? pb.buildO0DefaultPipeline(ol) : pb.buildPerModuleDefaultPipeline(ol);
-  mpm.run(mod, mam);
 }
 
 std::atomic<uint64_t> next_module{0};
@@ -124,7 +43,7 @@ std::unique_ptr<llvm::Module> lowered(const Module& m, llvm::LLVMContext& ctx,
     llvm::raw_string_ostream os(why);
     if (llvm::verifyModule(*mod, &os)) fail("llvm tier: invalid IR (a lowering bug): {}", os.str());
   }
-  optimize(*mod, level);
+  orc::optimize(*mod, level);
   return mod;
 }
 
@@ -132,21 +51,13 @@ std::unique_ptr<llvm::Module> lowered(const Module& m, llvm::LLVMContext& ctx,
 
 LlvmCode compile_llvm(const Module& m, int level) {
   std::lock_guard<std::mutex> guard(lock());
-  Jit& j = jit(level);
+  orc::Jit& j = orc::jit(level);
   const std::string prefix = fmt::format("exojit.{}.", next_module++);
   auto ctx = std::make_unique<llvm::LLVMContext>();
   auto mod = lowered(m, *ctx, prefix, level, true);
-  llvm::orc::JITDylib& dylib = j.jit->getMainJITDylib();
-  llvm::orc::ResourceTrackerSP tracker = dylib.createResourceTracker();
-  check(j.jit->addIRModule(tracker, llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))),
-        "adding the module");
   // Freeing: the tracker's removal releases the code memory, under the JIT lock.
   LlvmCode out;
-  out.owner = std::shared_ptr<void>(new int(0), [tracker](int* p) {
-    delete p;
-    std::lock_guard<std::mutex> g(lock());
-    llvm::consumeError(tracker->remove());
-  });
+  out.owner = orc::add_module(j, llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx)));
   uintptr_t low = UINTPTR_MAX, high = 0;
   std::vector<std::pair<uintptr_t, uint64_t>> where;
   for (const auto& f : m.functions()) {

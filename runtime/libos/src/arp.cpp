@@ -4,7 +4,7 @@
 
 #define ARP_LEN 28
 
-struct exo_arp_entry* exo_arp_lookup(struct exo_stack* s, uint32_t ip) {
+extern "C" struct exo_arp_entry* exo_arp_lookup(struct exo_stack* s, uint32_t ip) {
   for (int i = 0; i < EXO_ARP_ENTRIES; ++i)
     if (s->arp[i].state && s->arp[i].ip == ip) return &s->arp[i];
   return NULL;
@@ -59,22 +59,34 @@ struct exo_arp_entry* exo_arp_resolve(struct exo_stack* s, uint32_t ip) {
   return NULL;
 }
 
+/* Whether entry e would change by becoming a resolved mapping to mac. */
+static int arp_changes(const struct exo_arp_entry* e, const uint8_t* mac) {
+  return e->state != 2 || memcmp(e->mac, mac, 6) != 0;
+}
+
 extern "C" int exo_arp_add(struct exo_stack* s, uint32_t ip, const uint8_t mac[6]) {
   struct exo_arp_entry* e = exo_arp_lookup(s, ip);
   for (int i = 0; !e && i < EXO_ARP_ENTRIES; ++i)
     if (!s->arp[i].state) e = &s->arp[i];
   if (!e) return -ENOSPC;
-  if (e->state == 0) memset(e, 0, sizeof *e);
+  int fresh = e->state == 0;
+  if (!fresh && !arp_changes(e, mac)) return 0;
+  if (exo_guard_before(s, EXO_CHANGE_ARP, ip, 0)) return -EBUSY;
+  if (fresh) memset(e, 0, sizeof *e);
   e->ip = ip;
   memcpy(e->mac, mac, 6);
   e->state = 2;
+  exo_guard_after(s, EXO_CHANGE_ARP, ip, 0);
   return 0;
 }
 
 /* A mapping is now known: send what waited for it. */
 static void arp_resolved(struct exo_stack* s, struct exo_arp_entry* e, const uint8_t* mac) {
+  if (!arp_changes(e, mac)) return;
+  exo_guard_before(s, EXO_CHANGE_ARP, e->ip, 0); /* the network is never refused */
   memcpy(e->mac, mac, 6);
   e->state = 2;
+  exo_guard_after(s, EXO_CHANGE_ARP, e->ip, 0);
   for (uint32_t i = 0; i < e->npending; ++i) {
     uint8_t* p = exo_buf_ptr(s, e->pending[i]);
     if (p) memcpy(p, mac, 6);

@@ -31,6 +31,15 @@ static inline void exo_put32(uint8_t* p, uint32_t v) {
   p[3] = (uint8_t)v;
 }
 
+/* Code guards (netstack.h): exo_guard_before() returns nonzero when the change is refused. */
+static inline int exo_guard_before(struct exo_stack* s, int event, uint32_t subject, int detail) {
+  return s->guard.changed ? s->guard.changed(s->guard.ctx, EXO_GUARD_BEFORE, event, subject, detail)
+                          : 0;
+}
+static inline void exo_guard_after(struct exo_stack* s, int event, uint32_t subject, int detail) {
+  if (s->guard.changed) s->guard.changed(s->guard.ctx, EXO_GUARD_AFTER, event, subject, detail);
+}
+
 /* Pool buffers: index -> environment address and host view. */
 int exo_buf_alloc(struct exo_stack* s);
 void exo_buf_free(struct exo_stack* s, uint32_t buf);
@@ -41,11 +50,8 @@ uint8_t* exo_buf_ptr(struct exo_stack* s, uint32_t buf);
  * on the incomplete ARP entry (sending a request). Frees the buffer in every case. */
 int exo_eth_output_ip(struct exo_stack* s, uint32_t buf, uint32_t frame_len, uint32_t next_hop);
 int exo_eth_transmit(struct exo_stack* s, uint32_t buf, uint32_t frame_len);
-/* The next hop for `dst`, or 0 when there is no route. */
-uint32_t exo_route_lookup(struct exo_stack* s, uint32_t dst);
 
 void exo_arp_input(struct exo_stack* s, const uint8_t* p, uint32_t len);
-struct exo_arp_entry* exo_arp_lookup(struct exo_stack* s, uint32_t ip);
 /* The entry for ip; a missing one is created incomplete and a request is sent. NULL: table full. */
 struct exo_arp_entry* exo_arp_resolve(struct exo_stack* s, uint32_t ip);
 

@@ -124,16 +124,27 @@ extern "C" int exo_stack_poll(struct exo_stack* s) {
 extern "C" int exo_route_add(struct exo_stack* s, uint32_t dest, uint32_t mask, uint32_t gateway) {
   for (int i = 0; i < EXO_ROUTES; ++i)
     if (!s->routes[i].in_use) {
+      if (exo_guard_before(s, EXO_CHANGE_ROUTE, dest & mask, 0)) return -EBUSY;
       s->routes[i].dest = dest & mask;
       s->routes[i].mask = mask;
       s->routes[i].gateway = gateway;
       s->routes[i].in_use = 1;
+      exo_guard_after(s, EXO_CHANGE_ROUTE, dest & mask, 0);
       return 0;
     }
   return -ENOSPC;
 }
 
-uint32_t exo_route_lookup(struct exo_stack* s, uint32_t dst) {
+extern "C" int exo_set_mtu(struct exo_stack* s, uint16_t mtu) {
+  if (mtu < 68 || s->cfg.pool_buf_size < (uint32_t)mtu + EXO_ETH_HDR) return -EINVAL;
+  if (mtu == s->cfg.mtu) return 0;
+  if (exo_guard_before(s, EXO_CHANGE_MTU, 0, mtu)) return -EBUSY;
+  s->cfg.mtu = mtu;
+  exo_guard_after(s, EXO_CHANGE_MTU, 0, mtu);
+  return 0;
+}
+
+extern "C" uint32_t exo_route_lookup(struct exo_stack* s, uint32_t dst) {
   /* Longest prefix wins; a gateway must itself be on the local subnet. */
   int best = -1;
   for (int i = 0; i < EXO_ROUTES; ++i) {

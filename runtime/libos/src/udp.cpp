@@ -65,31 +65,44 @@ extern "C" int exo_connect(struct exo_stack* s, int fd, uint32_t ip, uint16_t po
     int rc = exo_bind(s, fd, 0);
     if (rc < 0) return rc;
   }
+  if (k->connected && k->remote_ip == ip && k->remote_port == port) return 0;
+  if (exo_guard_before(s, EXO_CHANGE_CONNECT, (uint32_t)fd, 0)) return -EBUSY;
   k->remote_ip = ip;
   k->remote_port = port;
   k->connected = 1;
+  exo_guard_after(s, EXO_CHANGE_CONNECT, (uint32_t)fd, 0);
   return 0;
 }
 
 extern "C" int exo_setsockopt(struct exo_stack* s, int fd, int option, int value) {
   struct exo_sock* k = socket_of(s, fd);
   if (!k) return -EBADF;
+  int* field;
   switch (option) {
     case EXO_SO_NONBLOCK:
-      k->nonblock = value != 0;
-      return 0;
+      field = &k->nonblock;
+      value = value != 0;
+      break;
     case EXO_SO_CHECKSUM:
-      k->checksum = value != 0;
-      return 0;
+      field = &k->checksum;
+      value = value != 0;
+      break;
     case EXO_SO_TTL:
       if (value < 1 || value > 255) return -EINVAL;
-      k->ttl = value;
-      return 0;
+      field = &k->ttl;
+      break;
     case EXO_SO_DONTFRAG:
-      k->dontfrag = value != 0;
-      return 0;
+      field = &k->dontfrag;
+      value = value != 0;
+      break;
+    default:
+      return -ENOPROTOOPT;
   }
-  return -ENOPROTOOPT;
+  if (*field == value) return 0;
+  if (exo_guard_before(s, EXO_CHANGE_SOCKOPT, (uint32_t)fd, option)) return -EBUSY;
+  *field = value;
+  exo_guard_after(s, EXO_CHANGE_SOCKOPT, (uint32_t)fd, option);
+  return 0;
 }
 
 extern "C" int exo_getsockopt(struct exo_stack* s, int fd, int option, int* value) {
@@ -232,7 +245,9 @@ extern "C" int exo_recvfrom(struct exo_stack* s, int fd, void* buf, uint32_t cap
 extern "C" int exo_close(struct exo_stack* s, int fd) {
   struct exo_sock* k = socket_of(s, fd);
   if (!k) return -EBADF;
+  exo_guard_before(s, EXO_CHANGE_CLOSE, (uint32_t)fd, 0); /* a close is never refused */
   while (k->q_tail != k->q_head) release(s, &k->queue[k->q_tail++ % EXO_SOCKET_QUEUE]);
   k->in_use = 0;
+  exo_guard_after(s, EXO_CHANGE_CLOSE, (uint32_t)fd, 0);
   return 0;
 }

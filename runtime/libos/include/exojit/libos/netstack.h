@@ -50,6 +50,25 @@ struct exo_kernel_ops {
   int (*wait)(void* ctx);
 };
 
+/* Code guards (seed 002, 2.2): a run-time specializer freezes parts of the stack's state (a
+ * socket's fields and options, the routes, ARP entries, the MTU) into code. The stack calls the
+ * guard around every change of such state: once before it (EXO_GUARD_BEFORE: a nonzero return
+ * refuses the change, which then fails with -EBUSY) and once after it (EXO_GUARD_AFTER). A change
+ * that changes nothing is not reported. */
+#define EXO_GUARD_BEFORE 0
+#define EXO_GUARD_AFTER 1
+#define EXO_CHANGE_SOCKOPT 1 /* subject: fd, detail: the option */
+#define EXO_CHANGE_CLOSE 2   /* subject: fd */
+#define EXO_CHANGE_CONNECT 3 /* subject: fd (its peer changes) */
+#define EXO_CHANGE_ROUTE 4   /* a route was added */
+#define EXO_CHANGE_ARP 5     /* subject: the IPv4 address whose entry changes */
+#define EXO_CHANGE_MTU 6     /* detail: the new MTU */
+
+struct exo_guard_ops {
+  void* ctx;
+  int (*changed)(void* ctx, int phase, int event, uint32_t subject, int detail); /* NULL: none */
+};
+
 struct exo_stack_config {
   uint8_t mac[6];
   uint32_t ip, netmask, gateway; /* gateway 0: none */
@@ -127,6 +146,7 @@ struct exo_stack {
   uint16_t next_ip_id, next_port;
   uint16_t last_echo_id, last_echo_seq;
   struct exo_counters counters;
+  struct exo_guard_ops guard;
 };
 
 #ifdef __cplusplus
@@ -142,6 +162,12 @@ void exo_stack_fini(struct exo_stack* s);
 int exo_stack_poll(struct exo_stack* s);
 
 int exo_route_add(struct exo_stack* s, uint32_t dest, uint32_t mask, uint32_t gateway);
+/* The next hop for dst (dst itself on the local subnet, else a gateway), or 0 when no route. */
+uint32_t exo_route_lookup(struct exo_stack* s, uint32_t dst);
+/* The ARP table's entry for ip (resolved or not), or NULL. */
+struct exo_arp_entry* exo_arp_lookup(struct exo_stack* s, uint32_t ip);
+/* A new IP MTU for the interface (a path MTU change), 68..pool_buf_size-14. */
+int exo_set_mtu(struct exo_stack* s, uint16_t mtu);
 int exo_arp_add(struct exo_stack* s, uint32_t ip, const uint8_t mac[6]); /* a static entry */
 
 int exo_socket(struct exo_stack* s);
