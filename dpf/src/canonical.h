@@ -49,4 +49,19 @@ ExprPtr make_load(uint32_t offset, unsigned bits);
 ExprPtr make_const(uint64_t v);
 ExprPtr make_binary(ExprOp op, ExprPtr a, ExprPtr b);
 
+// Atom coalescing (adjacent fields in one wider load): in `loads` sorted by offset, the run that
+// starts at index `first` and goes on while the next load does not overlap and the whole run
+// fits in 8 bytes. Returns the run's last index; *start, *stop get its byte range.
+template <typename Load>
+size_t coalesce_run(const std::vector<Load>& loads, size_t first, uint32_t* start, uint32_t* stop) {
+  size_t last = first;
+  *start = loads[first].offset, *stop = *start + loads[first].bytes;
+  while (last + 1 < loads.size() && loads[last + 1].offset >= *stop &&
+         loads[last + 1].offset + loads[last + 1].bytes - *start <= 8) {
+    ++last;
+    *stop = loads[last].offset + loads[last].bytes;
+  }
+  return last;
+}
+
 }  // namespace exojit::dpf::detail

@@ -373,13 +373,8 @@ class Gen {
     }
     std::sort(plain.begin(), plain.end(), [](auto& x, auto& y) { return x.offset < y.offset; });
     for (size_t g = 0; g < plain.size();) {
-      size_t last = g;
-      uint32_t start = plain[g].offset, stop = start + plain[g].bytes;
-      while (last + 1 < plain.size() && plain[last + 1].offset >= stop &&
-             plain[last + 1].offset + plain[last + 1].bytes - start <= 8) {
-        ++last;
-        stop = plain[last].offset + plain[last].bytes;
-      }
+      uint32_t start, stop;
+      size_t last = coalesce_run(plain, g, &start, &stop);
       unsigned width = std::bit_ceil(stop - start);
       uint32_t wstart = start + width <= s.checked ? start : stop >= width ? stop - width : 0;
       // On targets that trap on unaligned loads, only a load the alignment estimate proves

@@ -107,13 +107,8 @@ std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment)
       return unsigned(h->fields_.size() - 1);
     };
     for (size_t g = 0; g < plain.size();) {
-      size_t last = g;
-      uint32_t start = plain[g].offset, stop = start + plain[g].bytes;
-      while (last + 1 < plain.size() && plain[last + 1].offset >= stop &&
-             plain[last + 1].offset + plain[last + 1].bytes - start <= 8) {
-        ++last;
-        stop = plain[last].offset + plain[last].bytes;
-      }
+      uint32_t start, stop;
+      size_t last = coalesce_run(plain, g, &start, &stop);
       unsigned width = std::bit_ceil(stop - start);
       uint32_t wstart = start;
       if (wstart + width > seg_end) wstart = stop >= width ? stop - width : 0;
