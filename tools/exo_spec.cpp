@@ -193,11 +193,11 @@ int main(int argc, char** argv) {
     std::printf(
         "\n-- code size: generic %zu bytes (native: exo_sendto and the %zu functions it reaches",
         native.bytes, native.functions.size() - 1);
-    std::printf("), %zu bytes (the bitcode through the same pipeline, nothing static)\n",
+    std::printf("), %zu bytes (the bitcode through LLVM's -O2, nothing static)\n",
                 generic->code_bytes);
     std::printf(
-        "-- code size: specialized %zu bytes: %.1fx smaller than native, %.1fx than the "
-        "same pipeline\n",
+        "-- code size: specialized %zu bytes: %.1fx smaller than native, %.1fx than LLVM's "
+        "-O2\n",
         residual->code_bytes, double(native.bytes) / double(residual->code_bytes),
         double(generic->code_bytes) / double(residual->code_bytes));
     std::printf("-- specialized in %.2f ms: %zu loads from invariant memory folded, %d rounds\n",

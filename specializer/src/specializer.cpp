@@ -11,12 +11,7 @@
 #include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/raw_ostream.h>
-#include <llvm/Transforms/IPO/AlwaysInliner.h>
 #include <llvm/Transforms/IPO/GlobalDCE.h>
-#include <llvm/Transforms/Scalar/LoopPassManager.h>
-#include <llvm/Transforms/Scalar/LoopUnrollPass.h>
-#include <llvm/Transforms/Scalar/SCCP.h>
-#include <llvm/Transforms/Scalar/SimplifyCFG.h>
 #include <llvm/Transforms/Utils/Cloning.h>
 
 #include <atomic>
@@ -26,9 +21,11 @@
 #include <set>
 #include <unordered_map>
 
+#include "evaluate.h"
 #include "exojit/error.h"
 #include "fold.h"
 #include "orc.h"
+#include "pipeline.h"
 
 namespace exojit::specializer {
 
@@ -163,67 +160,36 @@ std::shared_ptr<Residual> Specializer::Impl::build(const Declaration& decl, bool
   // the module's prefix so that the JIT's symbol table tells the modules apart.
   for (llvm::Function& f : *mod)
     if (!f.isDeclaration()) {
-      if (&f != entry) {
-        f.setLinkage(llvm::GlobalValue::InternalLinkage);
-        // Into the entry before anything else: the pipeline then simplifies one function whose
-        // static branches fold away, instead of every callee first.
-        if (!generic && !f.hasFnAttribute(llvm::Attribute::NoInline))
-          f.addFnAttr(llvm::Attribute::AlwaysInline);
-      }
+      if (&f != entry) f.setLinkage(llvm::GlobalValue::InternalLinkage);
       f.setName(prefix + f.getName());
     }
   for (llvm::GlobalVariable& g : mod->globals())
     if (!g.isDeclaration()) g.setLinkage(llvm::GlobalValue::InternalLinkage);
 
   auto out = std::make_shared<Residual>();
-  // Partial evaluation first, cheaply: everything inlined into the entry, the invariant loads
-  // folded, constants propagated and the branches they decide removed. The pipeline then
-  // optimizes only what is left.
+  // Partial evaluation first: the entry is folded, pruned and inlined top down, so that only
+  // what this context runs reaches the optimization pipeline (evaluate.h, pipeline.h). The
+  // generic build goes through LLVM's whole -O2 instead, the best it does with nothing static.
   if (!generic)
     vcode::orc::run_passes(
         *mod,
         [&](llvm::PassBuilder&) {
           llvm::ModulePassManager mpm;
-          mpm.addPass(llvm::AlwaysInlinerPass());
+          mpm.addPass(detail::PartiallyEvaluate(entry->getName().str(), decl, &out->folded_loads));
           mpm.addPass(llvm::GlobalDCEPass());
-          llvm::FunctionPassManager fpm;
-          fpm.addPass(detail::FoldInvariantLoads(decl, &out->folded_loads));
-          fpm.addPass(llvm::SCCPPass());
-          fpm.addPass(llvm::SimplifyCFGPass());
-          // The table lookups unrolled, their loads fold, and the branches they decide go.
-          llvm::LoopPassManager lpm;
-          lpm.addPass(llvm::LoopFullUnrollPass(3));
-          fpm.addPass(llvm::createFunctionToLoopPassAdaptor(std::move(lpm)));
-          fpm.addPass(detail::FoldInvariantLoads(decl, &out->folded_loads));
-          fpm.addPass(llvm::SCCPPass());
-          fpm.addPass(llvm::SimplifyCFGPass());
-          mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
           return mpm;
         },
         host.get());
-
   for (int round = 0; round < options.max_rounds; ++round) {
     size_t folded = 0;
     if (!generic)
       for (llvm::Function& f : *mod)
         if (!f.isDeclaration()) folded += detail::fold_invariant_loads(f, decl);
     if (round > 0 && folded == 0) break;
-    vcode::orc::optimize(
-        *mod, options.opt_level,
-        [&](llvm::PassBuilder& pb) {
-          if (generic) return;
-          pb.registerPeepholeEPCallback(
-              [&](llvm::FunctionPassManager& fpm, llvm::OptimizationLevel) {
-                fpm.addPass(detail::FoldInvariantLoads(decl, &out->folded_loads));
-              });
-          // Lookups over tables (the ARP table's 32 entries) become straight-line code, whose
-          // loads from invariant entries then fold: unroll as fully as O3 would.
-          pb.registerLoopOptimizerEndEPCallback(
-              [](llvm::LoopPassManager& lpm, llvm::OptimizationLevel) {
-                lpm.addPass(llvm::LoopFullUnrollPass(3));
-              });
-        },
-        host.get());
+    if (generic)
+      vcode::orc::optimize(*mod, options.opt_level, nullptr, host.get());
+    else
+      detail::optimize_residual(*mod, options.opt_level, decl, &out->folded_loads, host.get());
     out->folded_loads += folded;
     out->rounds = round + 1;
   }

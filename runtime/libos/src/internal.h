@@ -14,21 +14,40 @@
 #define EXO_PROTO_ICMP 1
 #define EXO_PROTO_UDP 17
 
+/* Big-endian fields at any alignment: one unaligned access (and a byte swap on a little-endian
+ * host) each, so that a header is written with a few wide stores, natively and in the
+ * specializer's residual code alike. */
+static inline uint16_t exo_be16(uint16_t v) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return __builtin_bswap16(v);
+#else
+  return v;
+#endif
+}
+static inline uint32_t exo_be32(uint32_t v) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return __builtin_bswap32(v);
+#else
+  return v;
+#endif
+}
 static inline uint16_t exo_get16(const uint8_t* p) {
-  return (uint16_t)(p[0] << 8 | p[1]);
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return exo_be16(v);
 }
 static inline uint32_t exo_get32(const uint8_t* p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return exo_be32(v);
 }
 static inline void exo_put16(uint8_t* p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
+  v = exo_be16(v);
+  memcpy(p, &v, 2);
 }
 static inline void exo_put32(uint8_t* p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
+  v = exo_be32(v);
+  memcpy(p, &v, 4);
 }
 
 /* Code guards (netstack.h): exo_guard_before() returns nonzero when the change is refused. */
@@ -46,9 +65,11 @@ void exo_buf_free(struct exo_stack* s, uint32_t buf);
 uint64_t exo_buf_va(const struct exo_stack* s, uint32_t buf);
 uint8_t* exo_buf_ptr(struct exo_stack* s, uint32_t buf);
 
-/* Ethernet: fills the header of the frame in `buf` for next hop `ip` and sends it, or queues it
- * on the incomplete ARP entry (sending a request). Frees the buffer in every case. */
-int exo_eth_output_ip(struct exo_stack* s, uint32_t buf, uint32_t frame_len, uint32_t next_hop);
+/* Ethernet: fills the header of the frame in `buf` (mapped at `p` by the caller, which has just
+ * written the rest) for next hop `ip` and sends it, or queues it on the incomplete ARP entry
+ * (sending a request). Frees the buffer in every case. */
+int exo_eth_output_ip(struct exo_stack* s, uint32_t buf, uint8_t* p, uint32_t frame_len,
+                      uint32_t next_hop);
 int exo_eth_transmit(struct exo_stack* s, uint32_t buf, uint32_t frame_len);
 
 void exo_arp_input(struct exo_stack* s, const uint8_t* p, uint32_t len);

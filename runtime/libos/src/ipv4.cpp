@@ -144,6 +144,7 @@ static void copy_span(uint8_t* out, const uint8_t* head, uint32_t head_len, cons
 
 static void build_ip_header(struct exo_stack* s, uint8_t* ip, uint32_t total, uint16_t id,
                             uint16_t frag, int ttl, uint8_t proto, uint32_t dst) {
+  uint32_t src = s->cfg.ip;
   ip[0] = 0x45;
   ip[1] = 0;
   exo_put16(ip + 2, (uint16_t)total);
@@ -151,10 +152,14 @@ static void build_ip_header(struct exo_stack* s, uint8_t* ip, uint32_t total, ui
   exo_put16(ip + 6, frag);
   ip[8] = (uint8_t)ttl;
   ip[9] = proto;
-  exo_put16(ip + 10, 0);
-  exo_put32(ip + 12, s->cfg.ip);
+  exo_put32(ip + 12, src);
   exo_put32(ip + 16, dst);
-  exo_put16(ip + 10, exo_cksum_fold(exo_cksum_add(0, ip, EXO_IP_HDR)));
+  /* The checksum from the fields' values, not from the bytes just written: the same sum of the
+   * header's big-endian 16-bit words (RFC 1071) without reading the header back, and one whose
+   * static fields fold into a single constant when the send path is specialized. */
+  uint32_t sum = 0x4500u + (uint16_t)total + id + frag + ((uint32_t)(uint8_t)ttl << 8 | proto) +
+                 (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff);
+  exo_put16(ip + 10, exo_cksum_fold(sum));
 }
 
 int exo_ip_output(struct exo_stack* s, uint32_t dst, uint8_t proto, int ttl, int dontfrag,
@@ -182,7 +187,7 @@ int exo_ip_output(struct exo_stack* s, uint32_t dst, uint8_t proto, int ttl, int
     build_ip_header(s, p + EXO_ETH_HDR, EXO_IP_HDR + payload, id, dontfrag ? IP_DF : 0, ttl, proto,
                     dst);
     copy_span(p + EXO_ETH_HDR + EXO_IP_HDR, head, head_len, data, 0, payload);
-    return exo_eth_output_ip(s, (uint32_t)buf, EXO_ETH_HDR + EXO_IP_HDR + payload, next_hop);
+    return exo_eth_output_ip(s, (uint32_t)buf, p, EXO_ETH_HDR + EXO_IP_HDR + payload, next_hop);
   }
   if (dontfrag) return -EMSGSIZE;
   uint32_t chunk = (mtu - EXO_IP_HDR) & ~7u;
@@ -207,7 +212,7 @@ int exo_ip_output(struct exo_stack* s, uint32_t dst, uint8_t proto, int ttl, int
     build_ip_header(s, p + EXO_ETH_HDR, EXO_IP_HDR + n, id, frag, ttl, proto, dst);
     copy_span(p + EXO_ETH_HDR + EXO_IP_HDR, head, head_len, data, off, n);
     s->counters.tx_fragments++;
-    int rc = exo_eth_output_ip(s, (uint32_t)buf, EXO_ETH_HDR + EXO_IP_HDR + n, next_hop);
+    int rc = exo_eth_output_ip(s, (uint32_t)buf, p, EXO_ETH_HDR + EXO_IP_HDR + n, next_hop);
     if (rc < 0) return rc;
   }
   return 0;

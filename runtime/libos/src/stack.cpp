@@ -170,12 +170,8 @@ int exo_eth_transmit(struct exo_stack* s, uint32_t buf, uint32_t frame_len) {
   return 0;
 }
 
-int exo_eth_output_ip(struct exo_stack* s, uint32_t buf, uint32_t frame_len, uint32_t next_hop) {
-  uint8_t* p = exo_buf_ptr(s, buf);
-  if (!p) {
-    exo_buf_free(s, buf);
-    return -EFAULT;
-  }
+int exo_eth_output_ip(struct exo_stack* s, uint32_t buf, uint8_t* p, uint32_t frame_len,
+                      uint32_t next_hop) {
   memcpy(p + 6, s->cfg.mac, 6);
   exo_put16(p + 12, EXO_ETHERTYPE_IP);
   struct exo_arp_entry* e = exo_arp_resolve(s, next_hop);

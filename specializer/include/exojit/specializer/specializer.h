@@ -66,8 +66,8 @@ class Specializer {
   // pointer) or when the residual code would write memory declared invariant.
   std::shared_ptr<const Residual> specialize(const Declaration& decl);
 
-  // `function` compiled by the same pipeline with nothing static (and everything it calls, in
-  // the same module): the generic reference for code size.
+  // `function` compiled by LLVM's whole -O2 pipeline with nothing static (and everything it
+  // calls, in the same module): the generic reference for code size.
   std::shared_ptr<const Residual> generic(const std::string& function);
 
   // The native machine code of `function` and of every libOS function it reaches through

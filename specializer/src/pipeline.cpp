@@ -1,0 +1,52 @@
+// The residual code's optimization pipeline (pipeline.h).
+#include "pipeline.h"
+
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Transforms/InstCombine/InstCombine.h>
+#include <llvm/Transforms/Scalar/DeadStoreElimination.h>
+#include <llvm/Transforms/Scalar/EarlyCSE.h>
+#include <llvm/Transforms/Scalar/LoopUnrollPass.h>
+#include <llvm/Transforms/Scalar/MemCpyOptimizer.h>
+#include <llvm/Transforms/Scalar/SimplifyCFG.h>
+#include <llvm/Transforms/Utils/LCSSA.h>
+#include <llvm/Transforms/Utils/LoopSimplify.h>
+#include <llvm/Transforms/Vectorize/LoopVectorize.h>
+
+#include "fold.h"
+#include "orc.h"
+
+namespace exojit::specializer::detail {
+
+void optimize_residual(llvm::Module& mod, int level, const Declaration& decl, size_t* folded,
+                       llvm::TargetMachine* tm) {
+  vcode::orc::run_passes(
+      mod,
+      [&](llvm::PassBuilder&) {
+        llvm::FunctionPassManager fpm;
+        fpm.addPass(llvm::EarlyCSEPass(/*UseMemorySSA=*/true));
+        fpm.addPass(llvm::InstCombinePass());
+        fpm.addPass(llvm::SimplifyCFGPass());
+        fpm.addPass(FoldInvariantLoads(decl, folded));  // what the clean-ups made constant
+        fpm.addPass(llvm::DSEPass());
+        fpm.addPass(llvm::MemCpyOptPass());
+        // The loops over dynamic data: vectorized (they are in canonical form for it), then
+        // unrolled by the vectorizer's interleave factor or, for a static size, fully.
+        fpm.addPass(llvm::LoopSimplifyPass());
+        fpm.addPass(llvm::LCSSAPass());
+        fpm.addPass(llvm::LoopVectorizePass());
+        fpm.addPass(llvm::InstCombinePass());
+        fpm.addPass(llvm::SimplifyCFGPass(llvm::SimplifyCFGOptions()
+                                              .convertSwitchRangeToICmp(true)
+                                              .hoistCommonInsts(true)
+                                              .sinkCommonInsts(true)));
+        fpm.addPass(llvm::LoopUnrollPass(llvm::LoopUnrollOptions(level)));
+        fpm.addPass(llvm::InstCombinePass());
+        fpm.addPass(llvm::SimplifyCFGPass());
+        llvm::ModulePassManager mpm;
+        mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
+        return mpm;
+      },
+      tm);
+}
+
+}  // namespace exojit::specializer::detail
