@@ -3,8 +3,8 @@
 // (its inliner, its interprocedural passes, its repeated simplification) would mostly find
 // nothing left to do, at a third of the time a specialization takes. This pipeline keeps what
 // still pays on straight-line protocol code: redundancy and dead-store elimination, and the
-// vectorization and unrolling of the loops over dynamic data (the payload's checksum and copy),
-// with the fold of invariant loads rerun after the clean-ups.
+// vectorization of the loops over dynamic data (the payload's checksum), with the fold of
+// invariant loads rerun after the clean-ups.
 #pragma once
 
 #include <llvm/IR/Module.h>

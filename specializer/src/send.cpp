@@ -129,16 +129,24 @@ struct SendSpecializer::State {
   bool pending = false;                // respecialize after the environment change
   Specializer* specializer = nullptr;  // null once the SendSpecializer is gone
 
+  // Calls through a token are serialized with every other use of its stack (the libOS is not
+  // thread-safe), so counting them needs no atomic read-modify-write: a locked increment and
+  // decrement cost a sixth of a 64-byte send. What the count protects against is a change made
+  // during a call, from inside it (a transmit tap, an ARP reply handled in the call), which must
+  // not free the code the call returns into.
   Version* enter() {
     for (;;) {
-      Version* v = current.load();
-      v->in_flight.fetch_add(1);
-      if (current.load() == v) return v;
+      Version* v = current.load(std::memory_order_relaxed);
+      v->in_flight.store(v->in_flight.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+      if (current.load(std::memory_order_relaxed) == v) return v;
       leave(v);  // moved meanwhile: take the new one
     }
   }
   void leave(Version* v) {
-    if (v->in_flight.fetch_sub(1) == 1 && v->retired.load()) free_if_idle(v);
+    int64_t n = v->in_flight.load(std::memory_order_relaxed) - 1;
+    v->in_flight.store(n, std::memory_order_relaxed);
+    if (n == 0 && v->retired.load(std::memory_order_relaxed)) free_if_idle(v);
   }
   void free_if_idle(Version* v) {
     if (v->retired.load() && v->in_flight.load() == 0 && !v->freed.exchange(true)) {
