@@ -27,7 +27,9 @@ std::mutex& lock() {
 }
 
 Jit& jit(int level) {
-  static std::map<int, std::unique_ptr<Jit>> jits;
+  // Never destroyed: the owners of compiled code (add_module) may be static objects too, destroyed
+  // at exit after this table would be, and removing their code needs the JIT alive.
+  static auto& jits = *new std::map<int, std::unique_ptr<Jit>>;
   auto it = jits.find(level);
   if (it != jits.end()) return *it->second;
   static bool initialized = [] {
