@@ -1,6 +1,8 @@
 // The specializer (specializer.h): clone, substitute, fold, optimize, compile, cache.
 #include "exojit/specializer/specializer.h"
 
+#include <llvm/Analysis/CGSCCPassManager.h>
+#include <llvm/Analysis/InlineCost.h>
 #include <llvm/Bitcode/BitcodeReader.h>
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/InstIterator.h>
@@ -12,6 +14,7 @@
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Transforms/IPO/GlobalDCE.h>
+#include <llvm/Transforms/IPO/Inliner.h>
 #include <llvm/Transforms/Utils/Cloning.h>
 
 #include <atomic>
@@ -99,14 +102,20 @@ Specializer::Specializer(SpecializerOptions options) : impl_(std::make_unique<Im
       f.addFnAttr("target-features", impl_->host->getTargetFeatureString());
     }
   }
-  // Once: every generic function simplified on its own (no inlining, no vectorization, nothing
-  // assumed about callers), so that each specialization starts from compact code.
+  // Once: every generic function simplified, with the small leaves (byte-order helpers, buffer
+  // addresses, checksum folding) inlined into their callers, so that each specialization starts
+  // from compact code and partial evaluation has fewer levels of calls to go down. Nothing is
+  // assumed about callers, nothing vectorized.
   vcode::orc::run_passes(
       *impl_->libos,
       [](llvm::PassBuilder& pb) {
+        constexpr int kLeafThreshold = 25;  // LLVM's cost units; -O2 inlines up to 225
+        llvm::ModuleInlinerWrapperPass inliner(llvm::getInlineParams(kLeafThreshold));
+        inliner.getPM().addPass(
+            llvm::createCGSCCToFunctionPassAdaptor(pb.buildFunctionSimplificationPipeline(
+                llvm::OptimizationLevel::O2, llvm::ThinOrFullLTOPhase::None)));
         llvm::ModulePassManager mpm;
-        mpm.addPass(llvm::createModuleToFunctionPassAdaptor(pb.buildFunctionSimplificationPipeline(
-            llvm::OptimizationLevel::O2, llvm::ThinOrFullLTOPhase::None)));
+        mpm.addPass(std::move(inliner));
         return mpm;
       },
       impl_->host.get());
