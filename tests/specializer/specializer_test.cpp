@@ -49,6 +49,27 @@ TEST(Specializer, SpecializedCodeIsSmallerThanTheGenericCode) {
   EXPECT_THROW(sp.native_code("exo_frobnicate"), Error);
 }
 
+// Partial evaluation leaves one function that does only what depends on the data: no libOS
+// function is left out of line, no lookup, no ARP miss path; the only calls are the kernel's
+// buffer mapping and transmit (each once), plus LLVM intrinsics (the payload's copy).
+TEST(Specializer, ResidualCodeKeepsOnlyTheDataDependentWork) {
+  Sender net;
+  Specializer sp({.keep_ir = true});
+  int fd = exo_socket(net.stack());
+  auto r = sp.specialize(
+      declare_send(net.stack(), {.fd = fd, .ip = Sender::kPeer, .port = 7, .adu = 64}));
+  ASSERT_EQ(r->functions.size(), 1u) << r->ir;
+  size_t calls = 0, defines = 0;
+  for (size_t at = 0; (at = r->ir.find('\n', at)) != std::string::npos; ++at) {
+    std::string line = r->ir.substr(at + 1, r->ir.find('\n', at + 1) - at - 1);
+    if (line.rfind("define ", 0) == 0) ++defines;
+    if (line.find(" call ") != std::string::npos && line.find("@llvm.") == std::string::npos)
+      ++calls;
+  }
+  EXPECT_EQ(defines, 1u) << r->ir;
+  EXPECT_EQ(calls, 2u) << r->ir;
+}
+
 TEST(Specializer, TwoSpecializersShareTheJit) {
   Sender net;
   Specializer a, b({.host_cpu = false});
