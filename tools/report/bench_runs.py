@@ -12,10 +12,11 @@ import os
 import subprocess
 import time
 
-# The settings of `./exo bench`, which the README's figures come from: warm-up, 10 repetitions,
-# medians (shared machines are noisy).
+# The settings of `./exo bench`, which the README's figures come from: warm-up, 10 repetitions
+# interleaved across rows, medians (shared machines are noisy).
 FULL_FLAGS = ["--benchmark_min_time=0.2", "--benchmark_min_warmup_time=0.2",
-              "--benchmark_repetitions=10", "--benchmark_report_aggregates_only=true"]
+              "--benchmark_repetitions=10", "--benchmark_enable_random_interleaving=true",
+              "--benchmark_report_aggregates_only=true"]
 QUICK_FLAGS = ["--benchmark_min_time=0.01", "--benchmark_repetitions=1"]
 # Extra flags per program in quick mode (rows too slow for its two minutes); none today.
 QUICK_EXTRA = {}
