@@ -71,16 +71,21 @@ bool reads_static_memory(const llvm::Loop& loop) {
   return false;
 }
 
-// Marks the loops over static memory for full unrolling; returns how many it marked.
-size_t mark_static_lookups(llvm::Function& f, llvm::FunctionAnalysisManager& fam) {
-  size_t marked = 0;
-  for (llvm::Loop* loop : fam.getResult<llvm::LoopAnalysis>(f).getLoopsInPreorder())
-    if (!llvm::getBooleanLoopAttribute(loop, "llvm.loop.unroll.full") &&
-        reads_static_memory(*loop)) {
-      llvm::addStringMetadataToLoop(loop, "llvm.loop.unroll.full", 1);
-      ++marked;
-    }
-  return marked;
+// Marks for full unrolling the first loop, in the function's order, that reads static memory
+// and is not marked yet; returns whether there was one. One at a time: unrolled and folded, a
+// lookup often decides that the loops after it never run (the ARP table's scan for a free
+// entry, on the miss path), and those then need no unrolling at all.
+bool mark_first_static_lookup(llvm::Function& f, llvm::FunctionAnalysisManager& fam) {
+  llvm::LoopInfo& loops = fam.getResult<llvm::LoopAnalysis>(f);
+  for (llvm::BasicBlock& block : f) {
+    llvm::Loop* loop = loops.getLoopFor(&block);
+    if (!loop || loop->getHeader() != &block) continue;
+    if (llvm::getBooleanLoopAttribute(loop, "llvm.loop.unroll.full") || !reads_static_memory(*loop))
+      continue;
+    llvm::addStringMetadataToLoop(loop, "llvm.loop.unroll.full", 1);
+    return true;
+  }
+  return false;
 }
 
 // The calls in `f` to functions whose body is here and may be inlined.
@@ -109,7 +114,8 @@ llvm::PreservedAnalyses PartiallyEvaluate::run(llvm::Module& m, llvm::ModuleAnal
       llvm::LoopFullUnrollPass(3, /*OnlyWhenForced=*/true)));  // only the marked loops
   for (int level = 0; level < kMaxLevels; ++level) {
     propagate.run(*entry, fam);
-    if (mark_static_lookups(*entry, fam) > 0) {
+    for (int lookups = 0; lookups < kMaxLevels && mark_first_static_lookup(*entry, fam);
+         ++lookups) {
       unroll.run(*entry, fam);
       propagate.run(*entry, fam);
     }

@@ -36,17 +36,15 @@ void optimize_residual(llvm::Module& mod, int level, const Declaration& decl, si
         fpm.addPass(llvm::LoopSimplifyPass());
         fpm.addPass(llvm::LCSSAPass());
         fpm.addPass(llvm::LoopVectorizePass());
-        fpm.addPass(llvm::InstCombinePass());
-        fpm.addPass(llvm::SimplifyCFGPass(llvm::SimplifyCFGOptions()
-                                              .convertSwitchRangeToICmp(true)
-                                              .hoistCommonInsts(true)
-                                              .sinkCommonInsts(true)));
         fpm.addPass(llvm::LoopUnrollPass(llvm::LoopUnrollOptions(level)
                                              .setPartial(false)
                                              .setRuntime(false)
                                              .setFullUnrollMaxCount(2)));
-        fpm.addPass(llvm::InstCombinePass());
-        fpm.addPass(llvm::SimplifyCFGPass());
+        fpm.addPass(llvm::InstCombinePass());  // one clean-up after both
+        fpm.addPass(llvm::SimplifyCFGPass(llvm::SimplifyCFGOptions()
+                                              .convertSwitchRangeToICmp(true)
+                                              .hoistCommonInsts(true)
+                                              .sinkCommonInsts(true)));
         llvm::ModulePassManager mpm;
         mpm.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(fpm)));
         return mpm;
