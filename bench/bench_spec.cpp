@@ -43,7 +43,9 @@ std::string row(uint32_t bytes, const char* path) {
   std::exit(1);
 }
 
+// One machine: a stack, its specializer and code guard, and a socket.
 struct Fixture {
+  explicit Fixture(SpecializerOptions options = {}) : sp(options) {}
   Sender net{{.capture = false}};
   Specializer sp;
   SendSpecializer guard{sp, net.stack()};
@@ -56,15 +58,8 @@ Fixture& fixture() {
 }
 
 // A second machine whose specializer targets baseline x86-64 (one code guard per stack).
-struct BaselineFixture {
-  Sender net{{.capture = false}};
-  Specializer sp{{.host_cpu = false}};
-  SendSpecializer guard{sp, net.stack()};
-  int fd = exo_socket(net.stack());
-};
-
-BaselineFixture& baseline_fixture() {
-  static BaselineFixture f;
+Fixture& baseline_fixture() {
+  static Fixture f({.host_cpu = false});
   return f;
 }
 
@@ -81,8 +76,8 @@ void bm_generic(benchmark::State& state, uint32_t bytes) {
   code_bytes[row(bytes, "generic")] = size;
 }
 
-void bm_specialized(benchmark::State& state, uint32_t bytes) {
-  Fixture& f = fixture();
+// Sends through a token of `f`'s guard; returns the size of the code the token ran.
+double send_through_token(benchmark::State& state, Fixture& f, uint32_t bytes) {
   std::vector<uint8_t> payload(bytes, 0x5a);
   SendToken t = f.guard.request({.fd = f.fd, .ip = Sender::kPeer, .port = 7, .adu = bytes});
   for (auto _ : state) {
@@ -91,18 +86,15 @@ void bm_specialized(benchmark::State& state, uint32_t bytes) {
   }
   double size = double(t.residual()->code_bytes);
   state.counters["code_bytes"] = size;
-  code_bytes[row(bytes, "specialized")] = size;
+  return size;
+}
+
+void bm_specialized(benchmark::State& state, uint32_t bytes) {
+  code_bytes[row(bytes, "specialized")] = send_through_token(state, fixture(), bytes);
 }
 
 void bm_specialized_baseline(benchmark::State& state, uint32_t bytes) {
-  BaselineFixture& f = baseline_fixture();
-  std::vector<uint8_t> payload(bytes, 0x5a);
-  SendToken t = f.guard.request({.fd = f.fd, .ip = Sender::kPeer, .port = 7, .adu = bytes});
-  for (auto _ : state) {
-    int rc = t.send(payload.data(), bytes);
-    if (rc != int(bytes)) die("specialized send failed", rc);
-  }
-  state.counters["code_bytes"] = double(t.residual()->code_bytes);
+  send_through_token(state, baseline_fixture(), bytes);
 }
 
 void bm_specialize(benchmark::State& state, bool cached) {

@@ -25,6 +25,8 @@ namespace {
 
 // More levels than the libOS's call graph is deep; a recursive path stops here, out of line.
 constexpr int kMaxLevels = 32;
+// More lookups over static tables than one level of the send path holds.
+constexpr int kMaxLookups = 32;
 
 // Constant expressions folded with the data layout: static pointers are integers made
 // pointers, and `inttoptr C == null` only folds when the pointer's width is known. SCCP and
@@ -114,7 +116,7 @@ llvm::PreservedAnalyses PartiallyEvaluate::run(llvm::Module& m, llvm::ModuleAnal
       llvm::LoopFullUnrollPass(3, /*OnlyWhenForced=*/true)));  // only the marked loops
   for (int level = 0; level < kMaxLevels; ++level) {
     propagate.run(*entry, fam);
-    for (int lookups = 0; lookups < kMaxLevels && mark_first_static_lookup(*entry, fam);
+    for (int lookups = 0; lookups < kMaxLookups && mark_first_static_lookup(*entry, fam);
          ++lookups) {
       unroll.run(*entry, fam);
       propagate.run(*entry, fam);
