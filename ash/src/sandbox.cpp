@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -70,6 +71,7 @@ class Lowerer {
   Lowered run() {
     check_rules();
     setup();
+    if (!in_.locals.empty()) zero_locals();
     find_loops();
     plan_loops();
     for (size_t i = 0; i < in_.code.size(); ++i) {
@@ -331,11 +333,29 @@ class Lowerer {
     s32_ = alias(r0, Type::U32, "s0w");
     // The budget's scratch: not s0/s1, which may hold a translation across a loop's head.
     s64_ = alias(in_.regs[hb_.scratch()[2].id], Type::I64, "s2l");
+    s8_ = alias(r0, Type::U8, "s0b");
     state_ = hb_.state();
     l_fault_ = new_label("fault");
     l_budget_ = new_label("budget");
     l_helper_ = new_label("helper_abort");
     out_end_.assign(in_.code.size(), 0);
+  }
+
+  // Locals live in the kernel's stack frame: zeroed at entry, so a handler reading one before
+  // writing it reads 0, not what an earlier run (of any environment's handler) left there.
+  void zero_locals() {
+    // Two passes, each with its own view of s0 defined: bytes for locals under 8 bytes, then
+    // 8-byte stores (the last of a local may overlap the one before).
+    set(s8_, 0);
+    for (uint32_t l = 0; l < in_.locals.size(); ++l)
+      for (int64_t off = 0; off < int64_t(in_.locals[l].size) && in_.locals[l].size < 8; ++off)
+        emit(Op::Stu, Type::U8, vcode::kLocalBase, s8_.id, l, 0, off);
+    set(sp_[0], 0);
+    for (uint32_t l = 0; l < in_.locals.size(); ++l) {
+      int64_t size = in_.locals[l].size;
+      for (int64_t off = 0; size >= 8 && off < size; off += 8)
+        emit(Op::Stu, Type::P, vcode::kLocalBase, sp_[0].id, l, 0, std::min(off, size - 8));
+    }
   }
 
   Reg alias(const vcode::RegInfo& slot_of, Type t, std::string name) {
@@ -815,7 +835,7 @@ class Lowerer {
   const Function& in_;
   Lowered lowered_;
   Function& out_;
-  Reg sp_[3], s32_, s64_, state_;
+  Reg sp_[3], s32_, s64_, s8_, state_;
   uint32_t helper_ = 0;
   uint32_t l_fault_ = 0, l_budget_ = 0, l_helper_ = 0;
   std::vector<size_t> label_pos_, loop_source_, charge_at_;

@@ -376,6 +376,39 @@ TEST_P(Escape, Class6ZeroLengthReplyCopyOfAnEmptyMessage) {
   EXPECT_EQ(run(h), Outcome::Committed);
 }
 
+// Locals live in the kernel's stack: a handler reading one before writing it reads 0, never
+// what an earlier run (here: another handler's, at the same depth) left there.
+TEST_P(Escape, LocalsStartZeroed) {
+  constexpr int kWords = 8;
+  HandlerBuilder w("fill_local");
+  Reg v = w.getreg(Type::U64);
+  vcode::Local lw = w.local(kWords * 8);
+  w.set(v, 0x6b6b6b6b6b6b6b6b);
+  for (int k = 0; k < kWords; ++k) w.st(v, lw, k * 8);
+  w.commit();
+  w.finish();
+  HandlerBuilder r("read_local");
+  Reg p = r.getreg(Type::P), x = r.getreg(Type::U64);
+  vcode::Local lr = r.local(kWords * 8);
+  vcode::Local odd = r.local(3, 1);
+  r.set(p, int64_t(kApp));
+  for (int k = 0; k < kWords; ++k) {
+    r.ld(x, lr, k * 8);
+    r.st(x, p, k * 8);
+  }
+  Reg b = r.getreg(Type::U8);
+  r.ld(b, odd, 2);
+  r.st(b, p, kWords * 8);
+  r.commit();
+  r.finish();
+  Handler fill(w, m.attacker, options()), read(r, m.attacker, options());
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(m.run(fill, msg), Outcome::Committed);
+    EXPECT_EQ(m.run(read, msg), Outcome::Committed);
+    for (int i = 0; i <= kWords * 8; ++i) EXPECT_EQ(app(kApp + uint64_t(i)), 0) << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, Escape, ::testing::Values(Engine::Native, Engine::Interpreter),
                          [](const auto& p) {
                            return p.param == Engine::Native ? "native" : "interp";
