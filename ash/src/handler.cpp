@@ -41,6 +41,7 @@ struct Handler::Impl {
   std::vector<uint64_t> block;  // RunState, then the two software TLBs
   uint64_t generation = ~uint64_t(0);
   Outcome last = Outcome::Committed;
+  bool runnable = true;  // Trusted: the region is the block compiled in (set at each rebuild)
 
   RunState& state() { return *reinterpret_cast<RunState*>(block.data()); }
   // Under the kernel's memory lock: the page table is edited by other threads (thread mode).
@@ -252,6 +253,7 @@ void Handler::Impl::rebuild_tlb() {
     rt.tlb_r[p] = reinterpret_cast<uint64_t>(as.walk(va, runtime::kRead));
     rt.tlb_w[p] = reinterpret_cast<uint64_t>(as.walk(va, runtime::kWrite));
   }
+  runnable = rt.options.sandbox != Sandbox::Trusted || trusted_block_intact();
 }
 
 bool Handler::Impl::trusted_block_intact() const {
@@ -302,6 +304,7 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
     if (!m.trusted_block_intact())
       fail("ash: a trusted handler needs its region mapped writable in one host block");
     lo.trusted_delta = int64_t(rt.tlb_r[rt.pages]);
+    m.runnable = true;
   }
   m.sites = program.sites();
   lo.sites = m.sites.data();
@@ -360,10 +363,8 @@ runtime::HandlerVerdict Handler::handle(runtime::HandlerContext& context,
   HandlerRuntime& rt = m.rt;
   // Runs only in the environment it was made for (the kernel installs it for that one alone);
   // anything else is a fault, not an access to another address space.
-  bool stale = rt.env->mmu().generation() != m.generation;
-  if (stale) m.rebuild_tlb();
-  if (&context.env() != rt.env ||
-      (stale && rt.options.sandbox == Sandbox::Trusted && !m.trusted_block_intact())) {
+  if (rt.env->mmu().generation() != m.generation) m.rebuild_tlb();
+  if (&context.env() != rt.env || !m.runnable) {
     ++rt.counters.runs;
     ++rt.counters.aborted_fault;
     m.last = Outcome::Fault;

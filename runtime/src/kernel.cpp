@@ -64,6 +64,9 @@ void Kernel::check(Environment& env, size_t cap, const Capability& guard, uint8_
 }
 
 size_t Kernel::grant(Environment& from, size_t cap, Environment& to, Capability refined) {
+  // Capability lists are read by kernel calls of any thread: edited under both locks.
+  auto delivery = exclude_delivery();
+  std::lock_guard<std::mutex> memory(memory_mutex_);
   if (cap >= from.caps_.size())
     fail("environment {}: no capability #{} to grant from", from.name(), cap);
   const Capability& c = from.caps_[cap];
@@ -160,6 +163,10 @@ void Kernel::revoke(Environment& env, size_t cap) {
       s.handler = nullptr;
       s.handler_may_transmit = false;
     }
+  for (FilterSlot& s : filters_)
+    if (s.owner == &env && s.reply_nic &&
+        env.find_cap(nic_guards_.at(s.reply_nic->id()), kPermWrite) < 0)
+      s.handler_may_transmit = false;  // replies need the NIC's transmit capability
   // Pages: unmapped when no capability left dominates the frame's guard, read-only when none
   // does with write. Pinned pages belong to kernel objects and stay.
   std::vector<uint32_t> held;
@@ -323,6 +330,7 @@ void Kernel::install_handler(Environment& env, size_t cap, uint32_t filter, Mess
   }
   s.handler = handler;
   s.handler_may_transmit = may_transmit;
+  s.reply_nic = reply_nic;
 }
 
 void Kernel::remove_handler(Environment& env, size_t cap, uint32_t filter) {
@@ -407,7 +415,9 @@ void Kernel::deliver(Nic& nic, const uint8_t* frame, size_t length) {
   ++s->counters.matched;
   if (s->handler) {
     HandlerRun run;  // unmap, protect, free and revoke wait for it (quiescence.h)
-    HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit);
+    // Replies go out on the NIC the message came in on: only the one whose capability was
+    // checked at install.
+    HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit && s->reply_nic == &nic);
     if (s->handler->handle(ctx, Message{frame, uint32_t(length), id}) == HandlerVerdict::Consumed) {
       ++s->counters.handled;
       ++nic.counters_.rx_handled;

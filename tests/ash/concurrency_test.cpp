@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <thread>
 
 #include "exojit/ash/handler.h"
@@ -97,18 +98,35 @@ void pause_a_little() {
   std::this_thread::sleep_for(std::chrono::microseconds(300));
 }
 
-class Concurrency : public ::testing::TestWithParam<Engine> {};
+// Each test: the store loop installed on the attacker, frames delivered to it on a thread of
+// its own while the test's thread runs kernel operations.
+class Concurrency : public ::testing::TestWithParam<Engine> {
+ protected:
+  Threaded t;
+  HandlerBuilder program{"stores"};
+  std::unique_ptr<Handler> handler;
+  std::thread delivery;
+
+  void start() {
+    store_loop(program, GetParam() == Engine::Native ? 200000 : 20000);
+    handler = std::make_unique<Handler>(program, t.attacker, t.options(GetParam()));
+    t.kernel.install_handler(t.attacker, 0, t.filter, handler.get());
+    delivery = t.deliverer();
+  }
+  void stop() {
+    t.stop.store(true, std::memory_order_release);
+    delivery.join();
+  }
+  ~Concurrency() override {
+    if (delivery.joinable()) stop();
+  }
+};
 
 // The reproducer: unmap + free on one thread while the handler stores on another, then
 // the victim allocates (and gets the same frame: the free list is a stack).
 TEST_P(Concurrency, UnmapFreeAndReuseWhileAHandlerStores) {
-  Threaded t;
-  HandlerBuilder h("stores");
-  store_loop(h, GetParam() == Engine::Native ? 200000 : 20000);
-  Handler handler(h, t.attacker, t.options(GetParam()));
-  t.kernel.install_handler(t.attacker, 0, t.filter, &handler);
   uint32_t free_before = t.kernel.memory().free_frames();
-  std::thread delivery = t.deliverer();
+  start();
   int reused = 0;
   for (int round = 0; round < 40; ++round) {
     pause_a_little();
@@ -126,21 +144,15 @@ TEST_P(Concurrency, UnmapFreeAndReuseWhileAHandlerStores) {
     t.kernel.free_frame(t.victim, 0, f);
     t.kernel.alloc_pages(t.attacker, 0, kApp, 1, kPteRead | kPteWrite);
   }
-  t.stop.store(true, std::memory_order_release);
-  delivery.join();
+  stop();
   EXPECT_GT(reused, 0);
-  EXPECT_GT(handler.counters().committed + handler.counters().aborted_fault, 0u);
+  EXPECT_GT(handler->counters().committed + handler->counters().aborted_fault, 0u);
   // Every frame is counted once: as many free as before (the attacker has its one page again).
   EXPECT_EQ(t.kernel.memory().free_frames(), free_before);
 }
 
 TEST_P(Concurrency, ProtectWhileAHandlerStores) {
-  Threaded t;
-  HandlerBuilder h("stores");
-  store_loop(h, GetParam() == Engine::Native ? 200000 : 20000);
-  Handler handler(h, t.attacker, t.options(GetParam()));
-  t.kernel.install_handler(t.attacker, 0, t.filter, &handler);
-  std::thread delivery = t.deliverer();
+  start();
   uint8_t* page = t.kernel.memory().frame_data(t.attacker.mmu().lookup(kApp)->frame);
   for (int round = 0; round < 40; ++round) {
     pause_a_little();
@@ -150,22 +162,16 @@ TEST_P(Concurrency, ProtectWhileAHandlerStores) {
     EXPECT_TRUE(Threaded::all(page, uint8_t(round))) << "round " << round;
     t.kernel.protect_page(t.attacker, 0, kApp, kPteRead | kPteWrite);
   }
-  t.stop.store(true, std::memory_order_release);
-  delivery.join();
-  EXPECT_GT(handler.counters().aborted_fault, 0u);
+  stop();
+  EXPECT_GT(handler->counters().aborted_fault, 0u);
 }
 
 TEST_P(Concurrency, RevokeWhileAHandlerStores) {
-  Threaded t;
-  HandlerBuilder h("stores");
-  store_loop(h, GetParam() == Engine::Native ? 200000 : 20000);
-  Handler handler(h, t.attacker, t.options(GetParam()));
-  t.kernel.install_handler(t.attacker, 0, t.filter, &handler);
   // A second, narrower capability survives the revocation (indexes do not move).
   size_t narrow = t.kernel.grant(t.attacker, 0, t.attacker, Capability::make({1, 5}, kPermWrite));
   uint32_t frame = t.attacker.mmu().lookup(kApp)->frame;
   uint8_t* page = t.kernel.memory().frame_data(frame);
-  std::thread delivery = t.deliverer();
+  start();
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   t.kernel.revoke(t.attacker, 0);
   std::memset(page, 0x11, kPageSize);
@@ -177,8 +183,7 @@ TEST_P(Concurrency, RevokeWhileAHandlerStores) {
   EXPECT_TRUE(t.attacker.caps()[narrow].valid());
   EXPECT_THROW(t.kernel.revoke(t.attacker, 0), Error);
   EXPECT_EQ(t.kernel.memory().mappings(frame), 0u);  // the held mapping was let go
-  t.stop.store(true, std::memory_order_release);
-  delivery.join();
+  stop();
 }
 
 // The grace period itself: a writer waits for a run in progress on another thread, not for

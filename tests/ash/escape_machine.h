@@ -120,6 +120,12 @@ struct EscapeMachine {
     return v;
   }
 
+  // Puts back what writable_bytes() returned.
+  void restore_writable(const std::vector<uint8_t>& bytes) {
+    for (size_t p = 0; p < 2; ++p)
+      std::memcpy(host(attacker, kApp + p * kPageSize), bytes.data() + p * kPageSize, kPageSize);
+  }
+
   Outcome run(Handler& h, const std::vector<uint8_t>& msg) {
     HandlerContext ctx(kernel, attacker, nic, true);
     h.handle(ctx, Message{msg.data(), uint32_t(msg.size()), 1});

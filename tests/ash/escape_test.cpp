@@ -208,6 +208,30 @@ TEST_P(Escape, Class4HandlerBoundToAnotherEnvironmentIsRefused) {
   EXPECT_THROW(m.kernel.install_handler(m.attacker, 0, 7, &trusted), Error);
 }
 
+// A trusted handler (no checks, root only) stops running once its block is no longer mapped as
+// it was compiled for: unmapping a page of it makes every later run fault, not write.
+TEST_P(Escape, TrustedHandlerStopsWhenItsBlockChanges) {
+  HandlerBuilder h("trusted_store");
+  Reg p = h.getreg(Type::P), v = h.getreg(Type::U8);
+  h.set(p, int64_t(kApp + kPageSize + 1));
+  h.set(v, 0x99);
+  h.st(v, p, 0);
+  h.commit();
+  h.finish();
+  HandlerOptions o = options();
+  o.region = Region{kApp, 2 * kPageSize};
+  o.sandbox = Sandbox::Trusted;
+  Handler handler(h, m.attacker, o);
+  EXPECT_EQ(m.run(handler, msg), Outcome::Committed);
+  EXPECT_EQ(app(kApp + kPageSize + 1), 0x99);
+  uint32_t frame = m.attacker.mmu().lookup(kApp + kPageSize)->frame;
+  m.kernel.unmap_page(m.attacker, 0, kApp + kPageSize);
+  m.kernel.free_frame(m.attacker, 0, frame);
+  m.snapshot();
+  for (int round = 0; round < 2; ++round) EXPECT_EQ(m.run(handler, msg), Outcome::Fault);
+  EXPECT_EQ(m.intact(), "");
+}
+
 // Class 5. The records edited after finish(): every edit that breaks what the lowering relies
 // on is refused at install, whatever the verified flag says.
 HandlerBuilder& base_program(HandlerBuilder& h) {

@@ -15,7 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <optional>
+#include <memory>
 #include <string>
 
 #include "escape_machine.h"
@@ -65,8 +65,8 @@ class Decoder {
   Decoder(Reader r, EscapeMachine& m) : r_(r), m_(m) {}
 
   // The options, then the program (built and edited in `h`). nullopt: nothing to run.
-  std::optional<HandlerOptions> header(Engine engine) {
-    HandlerOptions o = m_.options(engine);
+  HandlerOptions header() {
+    HandlerOptions o = m_.options();
     uint8_t region = r_.u8() % 5, budget = r_.u8(), flags = r_.u8();
     constexpr uint64_t kPage = runtime::kPageSize;
     const Region regions[] = {{EscapeMachine::kApp, 4 * kPage},
@@ -412,60 +412,50 @@ class Decoder {
   bool commit_at_end_ = true, trusted_probe_ = false;
 };
 
-struct EngineRun {
-  EscapeMachine machine;
-  std::optional<HandlerBuilder> program;
-  std::optional<Handler> handler;
-  std::vector<std::vector<uint8_t>> messages;
+// What one engine did with the messages.
+struct EngineResult {
   std::vector<Outcome> outcomes;
+  std::vector<uint8_t> memory;  // the writable pages afterwards
+  std::vector<std::vector<uint8_t>> sent;
 };
 
-// Builds the program for `e` on a fresh machine; false when the builder or the install refused.
-bool prepare(EngineRun& run, const uint8_t* data, size_t size, Engine e) {
-  Decoder d(Reader(data, size), run.machine);
-  std::optional<HandlerOptions> o = d.header(e);
-  try {
-    run.program.emplace("fuzzed");
-    d.program(*run.program);
-  } catch (const Error&) {
-    ++exojit_ash_escape_unbuilt;
-    return false;  // the builder refused a call: not a program
-  }
-  d.edits(*run.program);
-  run.messages = d.messages();
-  if (d.trusted_probe() && o->region.len == 0) {
-    HandlerOptions t = *o;
-    t.sandbox = Sandbox::Trusted;
-    try {
-      Handler trusted(*run.program, run.machine.attacker, t);
-      finding("a trusted handler was accepted for an empty region");
-    } catch (const Error&) {
-    }
-  }
-  try {
-    run.handler.emplace(*run.program, run.machine.attacker, *o);
-  } catch (const Error& error) {
-    ++exojit_ash_escape_refused;
-    if (std::getenv("EXOJIT_ESCAPE_VERBOSE")) std::fprintf(stderr, "refused: %s\n", error.what());
-    return false;  // refused at install
-  }
-  ++exojit_ash_escape_run;
-  return true;
-}
-
-void run_all(EngineRun& run) {
-  for (const std::vector<uint8_t>& msg : run.messages) {
+// Runs the messages through `h` on `m`, checking the machine after every run, then puts the
+// writable pages and the replies back as they were (the other engine runs on the same machine,
+// so that constants naming host addresses are the same for both).
+EngineResult run_all(EscapeMachine& m, Handler& h, const std::vector<std::vector<uint8_t>>& msgs) {
+  EngineResult r;
+  std::vector<uint8_t> before = m.writable_bytes();
+  for (const std::vector<uint8_t>& msg : msgs) {
     auto start = std::chrono::steady_clock::now();
-    run.outcomes.push_back(run.machine.run(*run.handler, msg));
+    r.outcomes.push_back(m.run(h, msg));
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (seconds > 5) finding("a run took " + std::to_string(seconds) + " s (past its budget)");
-    if (std::string what = run.machine.intact(); !what.empty())
+    if (std::string what = m.intact(); !what.empty())
       finding("memory outside the handler's writable pages changed: " + what);
   }
-  const HandlerCounters& c = run.handler->counters();
+  const HandlerCounters& c = h.counters();
   if (c.runs != c.committed + c.aborted_voluntary + c.aborted_budget + c.aborted_fault)
     finding("the outcome counters do not add up");
+  r.memory = m.writable_bytes();
+  r.sent = std::move(m.sent);
+  m.sent.clear();
+  m.restore_writable(before);
+  return r;
+}
+
+std::unique_ptr<Handler> install(const HandlerBuilder& program, EscapeMachine& m, HandlerOptions o,
+                                 Engine e) {
+  o.engine = e;
+  try {
+    auto h = std::make_unique<Handler>(program, m.attacker, o);
+    ++exojit_ash_escape_run;
+    return h;
+  } catch (const Error& error) {
+    ++exojit_ash_escape_refused;
+    if (std::getenv("EXOJIT_ESCAPE_VERBOSE")) std::fprintf(stderr, "refused: %s\n", error.what());
+    return nullptr;  // refused at install: fine
+  }
 }
 
 }  // namespace
@@ -474,16 +464,34 @@ void run_all(EngineRun& run) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace exojit::ash;
   using namespace exojit::ash::fuzz;
-  EngineRun native, interp;
-  bool n = prepare(native, data, size, Engine::Native);
-  bool i = prepare(interp, data, size, Engine::Interpreter);
-  if (n) run_all(native);
-  if (i) run_all(interp);
-  if (n && i) {
-    if (native.outcomes != interp.outcomes) finding("the engines disagree on an outcome");
-    if (native.machine.writable_bytes() != interp.machine.writable_bytes())
-      finding("the engines disagree on the application's memory");
-    if (native.machine.sent != interp.machine.sent) finding("the engines disagree on the replies");
+  testing::EscapeMachine m;
+  Decoder d(Reader(data, size), m);
+  HandlerOptions o = d.header();
+  HandlerBuilder program("fuzzed");
+  try {
+    d.program(program);
+  } catch (const exojit::Error&) {
+    ++exojit_ash_escape_unbuilt;
+    return 0;  // the builder refused a call: not a program
   }
+  d.edits(program);
+  std::vector<std::vector<uint8_t>> msgs = d.messages();
+  if (d.trusted_probe() && o.region.len == 0) {
+    HandlerOptions t = o;
+    t.sandbox = Sandbox::Trusted;
+    try {
+      Handler trusted(program, m.attacker, t);
+      finding("a trusted handler was accepted for an empty region");
+    } catch (const exojit::Error&) {
+    }
+  }
+  std::unique_ptr<Handler> native = install(program, m, o, Engine::Native);
+  std::unique_ptr<Handler> interp = install(program, m, o, Engine::Interpreter);
+  if (bool(native) != bool(interp)) finding("one engine refused the program");
+  if (!native) return 0;
+  EngineResult a = run_all(m, *native, msgs), b = run_all(m, *interp, msgs);
+  if (a.outcomes != b.outcomes) finding("the engines disagree on an outcome");
+  if (a.memory != b.memory) finding("the engines disagree on the application's memory");
+  if (a.sent != b.sent) finding("the engines disagree on the replies");
   return 0;
 }

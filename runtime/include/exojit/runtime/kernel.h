@@ -81,6 +81,7 @@ struct FilterSlot {
   PacketRing* ring = nullptr;
   MessageHandler* handler = nullptr;
   bool handler_may_transmit = false;
+  const Nic* reply_nic = nullptr;  // the NIC whose transmit capability was checked at install
   FilterCounters counters;
 };
 
