@@ -77,7 +77,11 @@ bool in_handler_run() {
 }
 
 void wait_for_handler_runs() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // No fence needed (nor supported by gcc's ThreadSanitizer): the writer's edit bumped a page
+  // table's generation with a seq_cst read-modify-write before this, and the loads below are
+  // seq_cst, as are a run's slot store and generation load: one total order, so either this
+  // sees the run's odd number or the run sees the new generation. (Handler pointers are read
+  // under the delivery lock, which their writers hold.)
   Slot* own = t_state.slot;
   for (Slot& s : g_slots) {
     if (&s == own) continue;
