@@ -59,7 +59,8 @@ std::string_view prim_name(PrimKind k) {
 
 HandlerBuilder::HandlerBuilder(std::string name)
     : vcode::Builder(held_module, name, Type::U32, {Type::P}, {RegClass::Var}),
-      name_(std::move(name)) {
+      name_(std::move(name)),
+      state_(arg(0)) {
   // The sandbox's scratch registers: taken now so the handler's own registers never use them.
   for (int i = 0; i < 3; ++i) scratch_.push_back(getreg(Type::P, RegClass::Temp));
   vcode::Builder::name(state(), "ash_state");

@@ -41,9 +41,13 @@ struct Handler::Impl {
   std::vector<uint64_t> block;  // RunState, then the two software TLBs
   uint64_t generation = ~uint64_t(0);
   Outcome last = Outcome::Committed;
+  bool runnable = true;  // Trusted: the region is the block compiled in (set at each rebuild)
 
   RunState& state() { return *reinterpret_cast<RunState*>(block.data()); }
+  // Under the kernel's memory lock: the page table is edited by other threads (thread mode).
   void rebuild_tlb();
+  // Trusted: whether the region is still one writable host block at the delta compiled in.
+  bool trusted_block_intact() const;
 };
 
 namespace {
@@ -187,7 +191,7 @@ extern "C" uint32_t exojit_ash_call(RunState* s, uint64_t a, uint64_t b, uint64_
       if (v[0] > s->msg_len || v[1] > s->msg_len - v[0] || v[1] > kMaxReply - s->reply_len)
         return kRetFault;
       if (!charge(s, -1, v[1])) return kRetBudget;
-      std::memcpy(s->reply + s->reply_len, s->msg + v[0], v[1]);
+      if (v[1]) std::memcpy(s->reply + s->reply_len, s->msg + v[0], v[1]);  // msg may be null
       s->reply_len += uint32_t(v[1]);
       return 0;
     case PrimKind::ReplyApp: {
@@ -241,6 +245,7 @@ extern "C" uint32_t exojit_ash_call(RunState* s, uint64_t a, uint64_t b, uint64_
 
 void Handler::Impl::rebuild_tlb() {
   runtime::AddressSpace& as = rt.env->mmu();
+  std::lock_guard<std::mutex> lock(rt.env->kernel().memory_lock());
   generation = as.generation();
   ++rt.counters.tlb_rebuilds;
   for (uint64_t p = 0; p < rt.pages; ++p) {
@@ -248,6 +253,15 @@ void Handler::Impl::rebuild_tlb() {
     rt.tlb_r[p] = reinterpret_cast<uint64_t>(as.walk(va, runtime::kRead));
     rt.tlb_w[p] = reinterpret_cast<uint64_t>(as.walk(va, runtime::kWrite));
   }
+  runnable = rt.options.sandbox != Sandbox::Trusted || trusted_block_intact();
+}
+
+bool Handler::Impl::trusted_block_intact() const {
+  uint64_t host = rt.tlb_w[0];
+  if (rt.pages == 0 || !host || host - rt.options.region.va != rt.tlb_r[rt.pages]) return false;
+  for (uint64_t p = 0; p < rt.pages; ++p)
+    if (rt.tlb_w[p] != host + p * kPageSize) return false;
+  return true;
 }
 
 Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
@@ -283,13 +297,14 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
   lo.max_locals = options.max_locals;
   lo.max_insns = options.max_insns;
   if (lo.trusted) {
-    // No checks: the region must be one block of host memory, mapped read-write.
-    uint64_t host = rt.tlb_w[0];
-    for (uint64_t p = 0; p < rt.pages; ++p)
-      if (!host || rt.tlb_w[p] != host + p * kPageSize)
-        fail("ash: a trusted handler needs its region mapped writable in one host block");
-    lo.trusted_delta = int64_t(host - r.va);
-    rt.tlb_r[rt.pages] = uint64_t(lo.trusted_delta);
+    // No checks: the region must be one block of host memory, mapped read-write (and not
+    // empty: an empty region has no block to be relative to). Each run re-checks it when the
+    // page table changed (handle()).
+    rt.tlb_r[rt.pages] = rt.tlb_w[0] - r.va;
+    if (!m.trusted_block_intact())
+      fail("ash: a trusted handler needs its region mapped writable in one host block");
+    lo.trusted_delta = int64_t(rt.tlb_r[rt.pages]);
+    m.runnable = true;
   }
   m.sites = program.sites();
   lo.sites = m.sites.data();
@@ -338,11 +353,23 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
 
 Handler::~Handler() = default;
 
+runtime::MessageHandler::Binding Handler::binding() const {
+  return Binding{impl_->rt.env, impl_->rt.options.sandbox == Sandbox::Trusted};
+}
+
 runtime::HandlerVerdict Handler::handle(runtime::HandlerContext& context,
                                         const runtime::Message& message) {
   Impl& m = *impl_;
   HandlerRuntime& rt = m.rt;
+  // Runs only in the environment it was made for (the kernel installs it for that one alone);
+  // anything else is a fault, not an access to another address space.
   if (rt.env->mmu().generation() != m.generation) m.rebuild_tlb();
+  if (&context.env() != rt.env || !m.runnable) {
+    ++rt.counters.runs;
+    ++rt.counters.aborted_fault;
+    m.last = Outcome::Fault;
+    return runtime::HandlerVerdict::Declined;
+  }
   RunState& s = m.state();
   s.msg = message.data;
   s.msg_len = message.length;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -18,8 +19,42 @@ namespace {
 
 constexpr int64_t kPage = int64_t(runtime::kPageSize);
 constexpr int64_t kMaxMsgOffset = 0xffff;
-// An offset no access fits in (the value of s0 when no translation is held).
+// An offset no access fits in (the value of s0 when no translation is held). It is only ever
+// compared, never moved: a loop whose head could be re-entered before its first access (and so
+// move the base with the marker in s0) is not hoisted (plan_loops).
 constexpr int64_t kOutOfPage = int64_t(1) << 62;
+// Limits on the side tables of a handler's records, so that nothing the lowering allocates by
+// them grows with a forged count.
+constexpr size_t kMaxRegsPerInsn = 3;
+
+// Displacements, steps and addresses are arbitrary 64-bit constants: offsets are computed
+// modulo 2^64 as the machine computes them (no signed overflow in the compiler).
+constexpr int64_t wrap_add(int64_t a, int64_t b) {
+  return int64_t(uint64_t(a) + uint64_t(b));
+}
+constexpr int64_t wrap_sub(int64_t a, int64_t b) {
+  return int64_t(uint64_t(a) - uint64_t(b));
+}
+
+// The flags an opcode may carry in a handler (every other bit is refused). With each_reg, the
+// one place of the sandbox that knows operand roles by opcode.
+uint8_t allowed_flags(Op op) {
+  if (vcode::is_load(op) || vcode::is_store(op)) return vcode::kIndex | vcode::kLocalBase;
+  if (vcode::is_binary(op) || vcode::is_branch(op) || op == Op::Cksum) return vcode::kImm;
+  if (op == Op::Call) return vcode::kExtern | vcode::kVoid;
+  if (op == Op::Ret || op == Op::Set) return vcode::kImm;
+  return 0;
+}
+
+// The number of register operands a call primitive passes, and whether it produces a value.
+size_t register_operands(const Site& s) {
+  size_t n = 0;
+  for (const Operand& o : s.operands) n += std::holds_alternative<Reg>(o);
+  return n;
+}
+bool produces_value(PrimKind k) {
+  return k == PrimKind::PipeGet || k == PrimKind::ReplyCksum || k == PrimKind::ReplySend;
+}
 
 constexpr int64_t off_msg = offsetof(RunState, msg);
 constexpr int64_t off_len = offsetof(RunState, msg_len);
@@ -36,6 +71,7 @@ class Lowerer {
   Lowered run() {
     check_rules();
     setup();
+    if (!in_.locals.empty()) zero_locals();
     find_loops();
     plan_loops();
     for (size_t i = 0; i < in_.code.size(); ++i) {
@@ -118,16 +154,29 @@ class Lowerer {
     if (!(vcode::is_load(x.op) || vcode::is_store(x.op)) || (x.flags & vcode::kLocalBase) ||
         x.a != hb_.state().id)
       return nullptr;
-    int64_t k = x.imm - HandlerBuilder::kSiteTag;
-    if (k < 0 || size_t(k) >= hb_.sites().size()) return nullptr;
+    uint64_t k = uint64_t(x.imm) - uint64_t(HandlerBuilder::kSiteTag);
+    if (k >= hb_.sites().size()) return nullptr;
     const Site* s = &hb_.sites()[size_t(k)];
     return prim_is_inline(s->kind) ? s : nullptr;
   }
 
+  // Everything the lowering relies on, re-derived from the records: a handler is data handed
+  // across a trust boundary, and its Function may have been edited after finish() (the
+  // verified flag proves nothing). vcode's verifier checks the records' shape (register slots
+  // in their pools, parameters, types, label, local and argument indexes, definitions on every
+  // path, no falling off the end); then the ASH rules.
   void check_rules() const {
     if (in_.code.size() > o_.max_insns)
       fail("ash handler {}: {} instructions, more than the limit of {}", in_.name, in_.code.size(),
            o_.max_insns);
+    if (in_.num_labels > o_.max_insns || in_.regs.size() > kMaxRegsPerInsn * o_.max_insns + 8 ||
+        in_.call_args.size() > kMaxRegsPerInsn * o_.max_insns || in_.locals.size() > o_.max_locals)
+      fail(
+          "ash handler {}: more labels, registers, call arguments or locals than {} instructions "
+          "can use",
+          in_.name, o_.max_insns);
+    vcode::verify(hb_.module(), in_);
+    check_frame();
     for (const vcode::RegInfo& r : in_.regs)
       if (!vcode::is_int(r.type))
         fail("ash handler {}: {} registers are not allowed (no floating point or vectors)",
@@ -136,59 +185,131 @@ class Lowerer {
     for (uint32_t r = 0; r < in_.regs.size(); ++r) {
       if (reserved(r)) continue;
       int key = vcode::detail::slot_key(in_.regs[r]);
-      for (uint32_t k = 0; k < in_.regs.size(); ++k)
-        if (reserved(k) && vcode::detail::slot_key(in_.regs[k]) == key)
+      for (Reg k : reserved_regs())
+        if (vcode::detail::slot_key(in_.regs[k.id]) == key)
           fail("ash handler {}: register %r{} shares a machine register with the sandbox's",
                in_.name, r);
     }
     uint64_t local_bytes = 0;
-    for (const vcode::LocalInfo& l : in_.locals) local_bytes += l.size + l.align;
+    for (const vcode::LocalInfo& l : in_.locals) local_bytes += uint64_t(l.size) + l.align;
     if (local_bytes > o_.max_locals)
       fail("ash handler {}: locals take {} bytes, more than the limit of {} (stack abuse)",
            in_.name, local_bytes, o_.max_locals);
-    for (size_t i = 0; i < in_.code.size(); ++i) {
-      const Insn& x = in_.code[i];
-      switch (x.op) {
-        case Op::Jmpr:
-        case Op::La:
-          refuse(i, "indirect jumps are not allowed");
-        case Op::AddrL:
-          refuse(i, "addresses of locals are not allowed");
-        case Op::Call:
-          if (!(x.flags & vcode::kExtern)) refuse(i, "calls to other functions are not allowed");
-          if (hb_.site_of_extern(uint32_t(x.imm)) < 0)
-            refuse(i, "calls to anything but the message primitives are not allowed");
-          break;
-        case Op::Ret:
-          if (!(x.flags & vcode::kImm) || (x.imm != 0 && x.imm != 1))
-            refuse(i, "a handler ends with commit() or abort()");
-          break;
-        case Op::Div:
-        case Op::Mod:
-          if ((x.flags & vcode::kImm) && x.imm == 0) refuse(i, "division by the constant 0");
-          break;
-        default:
-          break;
-      }
-      if (const Site* s = inline_site(x)) {
-        bool is_skip = s->kind == PrimKind::Skip;
-        if (is_skip != vcode::is_store(x.op)) refuse(i, "a malformed primitive");
-        if (!is_skip && x.type != s->result) refuse(i, "a malformed primitive");
-        if (is_skip && !(std::holds_alternative<int64_t>(s->operands[0]) && x.dst == x.a) &&
-            reserved(x.dst))
-          refuse(i, "the reserved registers are the sandbox's");
-        if (!is_skip && reserved(x.dst)) refuse(i, "the reserved registers are the sandbox's");
-        bool reg_offset = !s->operands.empty() && std::holds_alternative<Reg>(s->operands[0]);
-        if (!is_skip && reg_offset != bool(x.flags & vcode::kIndex))
-          refuse(i, "a malformed primitive");
-        if ((x.flags & vcode::kIndex) && reserved(x.b))
-          refuse(i, "the reserved registers are the sandbox's");
-        continue;
-      }
-      each_reg(x, [&](uint32_t r) {
-        if (reserved(r)) refuse(i, "the reserved registers are the sandbox's");
-      });
+    for (const Site& site : hb_.sites()) check_site(site);
+    for (size_t i = 0; i < in_.code.size(); ++i) check_insn(i);
+  }
+
+  std::vector<Reg> reserved_regs() const {
+    std::vector<Reg> r = hb_.scratch();
+    r.push_back(hb_.state());
+    return r;
+  }
+
+  // The signature u32(p state), and the reserved registers as the builder made them: the state
+  // a variable, the three scratch registers temporaries, each in its own machine register.
+  void check_frame() const {
+    const vcode::Signature& sig = in_.sig;
+    uint32_t st = hb_.state().id;
+    if (sig.ret != Type::U32 || sig.params.size() != 1 || sig.params[0] != Type::P ||
+        in_.params.size() != 1 || in_.params[0].id != st)
+      fail("ash handler {}: the signature is not u32(p state)", in_.name);
+    auto is_reg = [&](uint32_t id, RegClass cls) {
+      return id < in_.regs.size() && in_.regs[id].type == Type::P && in_.regs[id].cls == cls;
+    };
+    if (!is_reg(st, RegClass::Var) || hb_.scratch().size() != 3)
+      fail("ash handler {}: the state register was changed", in_.name);
+    for (size_t k = 0; k < 3; ++k) {
+      uint32_t id = hb_.scratch()[k].id;
+      if (!is_reg(id, RegClass::Temp))
+        fail("ash handler {}: the sandbox's scratch registers were changed", in_.name);
+      for (size_t j = 0; j < k; ++j)
+        if (in_.regs[hb_.scratch()[j].id].slot == in_.regs[id].slot)
+          fail("ash handler {}: the sandbox's scratch registers share a slot", in_.name);
     }
+  }
+
+  // A primitive's record as the builder makes it (sites are the builder's own, not the
+  // Function's; checked all the same: they index pipe lists and persistent registers).
+  void check_site(const Site& s) const {
+    size_t want = 0;
+    switch (s.kind) {
+      case PrimKind::Peek:
+      case PrimKind::PeekAt:
+      case PrimKind::Skip:
+      case PrimKind::Scan:
+      case PrimKind::PipeSet:
+      case PrimKind::ReplyPut:
+        want = 1;
+        break;
+      case PrimKind::Consume:
+      case PrimKind::ReplyPoke:
+      case PrimKind::ReplyCopy:
+      case PrimKind::ReplyApp:
+      case PrimKind::ReplyCksum:
+        want = 2;
+        break;
+      default:
+        want = 0;
+    }
+    bool ok = s.operands.size() == want && uint8_t(s.kind) <= uint8_t(PrimKind::ReplySend) &&
+              s.pipes >= -1 && s.pipes < int(hb_.pipe_lists().size()) &&
+              (s.kind != PrimKind::Scan || s.pipes >= 0) && s.width <= 8;
+    if (s.kind == PrimKind::PipeGet || s.kind == PrimKind::PipeSet)
+      ok = ok && s.ref >= 0 && size_t(s.ref) < hb_.pipe_refs().size();
+    if (!ok) fail("ash handler {}: a malformed {} primitive", in_.name, prim_name(s.kind));
+  }
+
+  void check_insn(size_t i) const {
+    const Insn& x = in_.code[i];
+    if (x.flags & ~allowed_flags(x.op)) refuse(i, "flags the operation does not take");
+    switch (x.op) {
+      case Op::Jmpr:
+      case Op::La:
+        refuse(i, "indirect jumps are not allowed");
+      case Op::AddrL:
+        refuse(i, "addresses of locals are not allowed");
+      case Op::Call: {
+        if (!(x.flags & vcode::kExtern)) refuse(i, "calls to other functions are not allowed");
+        int site = uint64_t(x.imm) > UINT32_MAX ? -1 : hb_.site_of_extern(uint32_t(x.imm));
+        if (site < 0) refuse(i, "calls to anything but the message primitives are not allowed");
+        const Site& s = hb_.sites()[size_t(site)];
+        if (prim_is_inline(s.kind) || x.b != register_operands(s) || x.b > 3 ||
+            (!(x.flags & vcode::kVoid) && !produces_value(s.kind)))
+          refuse(i, "a malformed primitive");
+        break;
+      }
+      case Op::Ret:
+        if (!(x.flags & vcode::kImm) || (x.imm != 0 && x.imm != 1))
+          refuse(i, "a handler ends with commit() or abort()");
+        break;
+      case Op::Div:
+      case Op::Mod:
+        if ((x.flags & vcode::kImm) && vcode::normalize_imm(x.type, x.imm) == 0)
+          refuse(i, "division by the constant 0");
+        break;
+      default:
+        break;
+    }
+    if (const Site* s = inline_site(x)) {
+      bool is_skip = s->kind == PrimKind::Skip;
+      if (is_skip != vcode::is_store(x.op)) refuse(i, "a malformed primitive");
+      if (!is_skip && x.type != s->result) refuse(i, "a malformed primitive");
+      if (s->width != 0 && !is_skip && s->width != vcode::type_bytes(x.type))
+        refuse(i, "a malformed primitive");
+      if (is_skip && !(std::holds_alternative<int64_t>(s->operands[0]) && x.dst == x.a) &&
+          reserved(x.dst))
+        refuse(i, "the reserved registers are the sandbox's");
+      if (!is_skip && reserved(x.dst)) refuse(i, "the reserved registers are the sandbox's");
+      bool reg_offset = !s->operands.empty() && std::holds_alternative<Reg>(s->operands[0]);
+      if (!is_skip && reg_offset != bool(x.flags & vcode::kIndex))
+        refuse(i, "a malformed primitive");
+      if ((x.flags & vcode::kIndex) && (is_skip || reserved(x.b)))
+        refuse(i, "the reserved registers are the sandbox's");
+      return;
+    }
+    each_reg(x, [&](uint32_t r) {
+      if (reserved(r)) refuse(i, "the reserved registers are the sandbox's");
+    });
   }
 
   void setup() {
@@ -212,11 +333,29 @@ class Lowerer {
     s32_ = alias(r0, Type::U32, "s0w");
     // The budget's scratch: not s0/s1, which may hold a translation across a loop's head.
     s64_ = alias(in_.regs[hb_.scratch()[2].id], Type::I64, "s2l");
+    s8_ = alias(r0, Type::U8, "s0b");
     state_ = hb_.state();
     l_fault_ = new_label("fault");
     l_budget_ = new_label("budget");
     l_helper_ = new_label("helper_abort");
     out_end_.assign(in_.code.size(), 0);
+  }
+
+  // Locals live in the kernel's stack frame: zeroed at entry, so a handler reading one before
+  // writing it reads 0, not what an earlier run (of any environment's handler) left there.
+  void zero_locals() {
+    // Two passes, each with its own view of s0 defined: bytes for locals under 8 bytes, then
+    // 8-byte stores (the last of a local may overlap the one before).
+    set(s8_, 0);
+    for (uint32_t l = 0; l < in_.locals.size(); ++l)
+      for (int64_t off = 0; off < int64_t(in_.locals[l].size) && in_.locals[l].size < 8; ++off)
+        emit(Op::Stu, Type::U8, vcode::kLocalBase, s8_.id, l, 0, off);
+    set(sp_[0], 0);
+    for (uint32_t l = 0; l < in_.locals.size(); ++l) {
+      int64_t size = in_.locals[l].size;
+      for (int64_t off = 0; size >= 8 && off < size; off += 8)
+        emit(Op::Stu, Type::P, vcode::kLocalBase, sp_[0].id, l, 0, std::min(off, size - 8));
+    }
   }
 
   Reg alias(const vcode::RegInfo& slot_of, Type t, std::string name) {
@@ -300,7 +439,7 @@ class Lowerer {
     if (vcode::is_load(x.op) || vcode::is_store(x.op))
       keeps = keeps && !(x.flags & vcode::kLocalBase ? false : inline_site(x) != nullptr);
     if (int64_t step = 0; cache_valid_ && base_step(x, cache_base_, &step)) {
-      cache_disp_ -= step;
+      cache_disp_ = wrap_sub(cache_disp_, step);
     } else if (!vcode::is_store(x.op) && !jump && x.op != Op::Ret && x.dst == cache_base_) {
       keeps = false;
     }
@@ -318,7 +457,7 @@ class Lowerer {
   static bool base_step(const Insn& x, uint32_t b, int64_t* step) {
     if ((x.op != Op::Add && x.op != Op::Sub) || !(x.flags & vcode::kImm) || x.dst != b || x.a != b)
       return false;
-    *step = x.op == Op::Add ? x.imm : -x.imm;
+    *step = x.op == Op::Add ? x.imm : wrap_sub(0, x.imm);
     return true;
   }
 
@@ -328,7 +467,9 @@ class Lowerer {
   // in full) and each access only checks that it stays in the page. Conditions: the loop head
   // is entered by falling into it and by back edges only; its body has no labels, calls,
   // divisions or message primitives; every application access is through the same base, of
-  // the same kind, without index; the base changes only by constants.
+  // the same kind, without index; the base changes only by constants; no back edge comes
+  // before the first access (so the "no translation" marker is never moved by a step: the
+  // first access of the first pass compares it as it is and checks in full).
   struct LoopPlan {
     bool valid = false;
     uint32_t base = 0;
@@ -339,7 +480,7 @@ class Lowerer {
 
   void plan_loops() {
     loop_plan_.assign(in_.num_labels, LoopPlan{});
-    if (o_.trusted || o_.region_len % uint64_t(kPage) != 0) return;
+    if (o_.trusted || o_.region_len == 0 || o_.region_len % uint64_t(kPage) != 0) return;
     for (uint32_t l = 0; l < in_.num_labels; ++l) {
       size_t head = label_pos_[l], end = loop_source_[l];
       if (end == ~size_t(0) || head == ~size_t(0)) continue;
@@ -352,6 +493,7 @@ class Lowerer {
         bool jump = vcode::is_branch(x.op) || x.op == Op::Jmp;
         if (jump && x.dst == l && i < head) ok = false;  // entered by a forward jump
         if (i <= head || i > end) continue;
+        if (jump && x.dst == l && !found) ok = false;  // a back edge before the first access
         if (x.op == Op::Place || x.op == Op::Call || x.op == Op::Div || x.op == Op::Mod) {
           ok = false;
         } else if (vcode::is_load(x.op) || vcode::is_store(x.op)) {
@@ -360,7 +502,7 @@ class Lowerer {
             ok = false;
           } else if (!found) {
             found = true;
-            lp = LoopPlan{true, x.a, x.imm + moved, vcode::is_store(x.op),
+            lp = LoopPlan{true, x.a, wrap_add(x.imm, moved), vcode::is_store(x.op),
                           vcode::type_bytes(x.type)};
           } else if (x.a != lp.base || vcode::is_store(x.op) != lp.write) {
             ok = false;
@@ -383,14 +525,14 @@ class Lowerer {
           break;
         int64_t step = 0;
         if (base_step(x, lp.base, &step)) {
-          moved += step;
+          moved = wrap_add(moved, step);
         } else if (!vcode::is_store(x.op) && !vcode::is_branch(x.op) && x.op != Op::Jmp &&
                    x.op != Op::Ret && x.dst == lp.base) {
           ok = false;
         }
       }
       if (!ok) continue;
-      lp.disp += moved;
+      lp.disp = wrap_add(lp.disp, moved);
       loop_plan_[l] = lp;
     }
   }
@@ -400,7 +542,7 @@ class Lowerer {
   void enter_loop_head(uint32_t l) {
     const LoopPlan& lp = loop_plan_[l];
     if (cache_valid_ && cache_base_ == lp.base && cache_write_ == lp.write) {
-      if (cache_disp_ != lp.disp) bin_imm(Op::Add, sp_[0], sp_[0], lp.disp - cache_disp_);
+      if (cache_disp_ != lp.disp) bin_imm(Op::Add, sp_[0], sp_[0], wrap_sub(lp.disp, cache_disp_));
       cache_disp_ = lp.disp;
       return;
     }
@@ -412,7 +554,7 @@ class Lowerer {
   void loop_preheader(const LoopPlan& lp) {
     Reg s0 = sp_[0], s1 = sp_[1], s2 = sp_[2];
     uint32_t miss = new_label("loop_miss"), done = new_label("loop_head");
-    bin_imm(Op::Add, s0, Reg{lp.base}, lp.disp - int64_t(o_.region_va));
+    bin_imm(Op::Add, s0, Reg{lp.base}, wrap_sub(lp.disp, int64_t(o_.region_va)));
     br_imm(Op::Bgt, s0, int64_t(o_.region_len) - 1, miss);
     bin_imm(Op::Rsh, s2, s0, runtime::kPageShift);
     bin_imm(Op::Lsh, s2, s2, 3);
@@ -458,9 +600,16 @@ class Lowerer {
         return guarded_division(x);
       case Op::Call:
         return lower_call(x, hb_.sites()[size_t(hb_.site_of_extern(uint32_t(x.imm)))]);
-      default:
-        out_.code.push_back(x);
+      case Op::Ret:
+        return ret_imm(x.imm);  // commit or abort (check_insn), re-emitted as the sandbox's
+      default: {
+        // Constants as a register of the operation's type holds them: a back end may truncate,
+        // and the checks above compared the normalized value.
+        Insn y = x;
+        if ((y.flags & vcode::kImm) || y.op == Op::Set) y.imm = vcode::normalize_imm(y.type, y.imm);
+        out_.code.push_back(y);
         return;
+      }
     }
   }
 
@@ -495,9 +644,9 @@ class Lowerer {
       if (x.flags & vcode::kIndex) {
         to_p(s0, Reg{x.b});
         bin(Op::Add, s0, s0, base);
-        bin_imm(Op::Add, s0, s0, disp + o_.trusted_delta);
+        bin_imm(Op::Add, s0, s0, wrap_add(disp, o_.trusted_delta));
       } else {
-        bin_imm(Op::Add, s0, base, disp + o_.trusted_delta);
+        bin_imm(Op::Add, s0, base, wrap_add(disp, o_.trusted_delta));
       }
       emit(unaligned(x.op), x.type, 0, x.dst, s0.id, 0, 0);
       return;
@@ -511,7 +660,7 @@ class Lowerer {
     if (!indexed && cache_valid_ && cache_base_ == x.a && cache_write_ == write) {
       ++reused_;
       uint32_t slow = new_label("recheck");
-      if (disp != cache_disp_) bin_imm(Op::Add, s0, s0, disp - cache_disp_);
+      if (disp != cache_disp_) bin_imm(Op::Add, s0, s0, wrap_sub(disp, cache_disp_));
       br_imm(Op::Bgt, s0, kPage - size, slow);
       place(back);
       emit(unaligned(x.op), x.type, vcode::kIndex, x.dst, s1.id, s0.id, 0);
@@ -541,9 +690,9 @@ class Lowerer {
     if (x.flags & vcode::kIndex) {
       to_p(s0, Reg{x.b});
       bin(Op::Add, s0, s0, base);
-      bin_imm(Op::Add, s0, s0, disp - int64_t(o_.region_va));
+      bin_imm(Op::Add, s0, s0, wrap_sub(disp, int64_t(o_.region_va)));
     } else {
-      bin_imm(Op::Add, s0, base, disp - int64_t(o_.region_va));
+      bin_imm(Op::Add, s0, base, wrap_sub(disp, int64_t(o_.region_va)));
     }
     br_imm(Op::Bgt, s0, int64_t(o_.region_len) - size, l_fault_);
     bin_imm(Op::Rsh, s2, s0, runtime::kPageShift);
@@ -568,9 +717,11 @@ class Lowerer {
     (void)x;
   }
 
-  void guarded_division(const Insn& x) {
+  void guarded_division(const Insn& in) {
+    Insn x = in;
     bool signed_ = vcode::is_signed(x.type);
     if (x.flags & vcode::kImm) {
+      x.imm = vcode::normalize_imm(x.type, x.imm);
       if (signed_ && x.imm == -1) {
         if (x.op == Op::Div)
           emit(Op::Neg, x.type, 0, x.dst, x.a, 0, 0);
@@ -675,7 +826,8 @@ class Lowerer {
     for (uint32_t a : args) out_.call_args.push_back(a);
     emit(Op::Call, Type::U32, vcode::kExtern, s32_.id, first, 4, helper_);
     br_imm(Op::Bne, s32_, 0, l_helper_);
-    if (!(x.flags & vcode::kVoid)) emit(Op::Ldu, x.type, 0, x.dst, state_.id, 0, off_result);
+    if (!(x.flags & vcode::kVoid))
+      emit(Op::Ldu, type(Reg{x.dst}), 0, x.dst, state_.id, 0, off_result);
   }
 
   const HandlerBuilder& hb_;
@@ -683,7 +835,7 @@ class Lowerer {
   const Function& in_;
   Lowered lowered_;
   Function& out_;
-  Reg sp_[3], s32_, s64_, state_;
+  Reg sp_[3], s32_, s64_, s8_, state_;
   uint32_t helper_ = 0;
   uint32_t l_fault_ = 0, l_budget_ = 0, l_helper_ = 0;
   std::vector<size_t> label_pos_, loop_source_, charge_at_;
@@ -701,6 +853,7 @@ class Lowerer {
 
 Lowered lower(const HandlerBuilder& program, const LowerOptions& options) {
   const Function& f = program.function();
+  // A usability message only: the records are verified again whatever the flag says.
   if (!f.verified) fail("ash handler {}: finish() the builder before installing it", f.name);
   return Lowerer(program, options).run();
 }

@@ -4,22 +4,27 @@
 namespace exojit::runtime {
 
 // Handlers run on the delivering thread, possibly while the environment's own thread runs:
-// their translations walk the page table and leave the environment's TLB alone (mmu.h).
+// their translations walk the page table and leave the environment's TLB alone (mmu.h), under
+// the kernel's memory lock (other threads edit page tables). A pointer span() returns stays
+// valid for the run: the frame is not let go before the run ends (quiescence.h).
 
 uint64_t HandlerContext::now() const {
   return kernel_.clock().now();
 }
 
 bool HandlerContext::copy_out(uint64_t va, const void* src, size_t n) {
+  std::lock_guard<std::mutex> lock(kernel_.memory_lock());
   return env_.mmu().copy_out(va, src, n, /*via_tlb=*/false) == kVaLimit;
 }
 
 bool HandlerContext::copy_in(void* dst, uint64_t va, size_t n) {
+  std::lock_guard<std::mutex> lock(kernel_.memory_lock());
   return env_.mmu().copy_in(dst, va, n, /*via_tlb=*/false) == kVaLimit;
 }
 
 uint8_t* HandlerContext::span(uint64_t va, size_t n, uint8_t access) {
   if (n == 0 || n > kPageSize || (va & (kPageSize - 1)) + n > kPageSize) return nullptr;
+  std::lock_guard<std::mutex> lock(kernel_.memory_lock());
   return env_.mmu().walk(va, access);
 }
 

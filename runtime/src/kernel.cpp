@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "exojit/error.h"
+#include "exojit/runtime/quiescence.h"
 
 namespace exojit::runtime {
 
@@ -63,6 +64,9 @@ void Kernel::check(Environment& env, size_t cap, const Capability& guard, uint8_
 }
 
 size_t Kernel::grant(Environment& from, size_t cap, Environment& to, Capability refined) {
+  // Capability lists are read by kernel calls of any thread: edited under both locks.
+  auto delivery = exclude_delivery();
+  std::lock_guard<std::mutex> memory(memory_mutex_);
   if (cap >= from.caps_.size())
     fail("environment {}: no capability #{} to grant from", from.name(), cap);
   const Capability& c = from.caps_[cap];
@@ -76,37 +80,120 @@ size_t Kernel::grant(Environment& from, size_t cap, Environment& to, Capability 
 }
 
 uint32_t Kernel::alloc_frame(Environment& env, size_t cap, Capability guard) {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
   check(env, cap, guard, kPermAlloc, "a new frame");
   return memory_.alloc(guard);
 }
 
 void Kernel::free_frame(Environment& env, size_t cap, uint32_t frame) {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
   if (!memory_.allocated(frame)) fail("frame {} is not allocated", frame);
   check(env, cap, memory_.guard(frame), kPermAlloc, "a frame");
-  memory_.free(frame);
+  memory_.free(frame);  // refuses a frame still mapped, or held for running handlers
+}
+
+// After a translation was removed or reduced (the page table's generation moved, so new handler
+// runs translate again): waits for the runs in progress, then lets the held frames go.
+void Kernel::retire(std::unique_lock<std::mutex>& lock, const std::vector<uint32_t>& held) {
+  lock.unlock();
+  wait_for_handler_runs();
+  lock.lock();
+  for (uint32_t f : held) memory_.drop_mapping(f);
 }
 
 void Kernel::map_page(Environment& env, size_t cap, uint64_t va, uint32_t frame, uint8_t bits) {
+  std::unique_lock<std::mutex> lock(memory_mutex_);
   if (!memory_.allocated(frame)) fail("frame {} is not allocated", frame);
   check(env, cap, memory_.guard(frame), (bits & kPteWrite) ? kPermWrite : 0, "a frame");
-  env.mmu_.map(va, frame, bits);
+  const Pte* old = env.mmu_.lookup(va);
+  if (!old) return env.mmu_.map(va, frame, bits);
+  std::vector<uint32_t> held{old->frame};
+  memory_.add_mapping(held[0]);  // the page may be in use by a handler: hold its old frame
+  try {
+    env.mmu_.map(va, frame, bits);
+  } catch (...) {
+    memory_.drop_mapping(held[0]);
+    throw;
+  }
+  retire(lock, held);
 }
 
 void Kernel::unmap_page(Environment& env, size_t cap, uint64_t va) {
+  std::unique_lock<std::mutex> lock(memory_mutex_);
   const Pte* p = env.mmu_.lookup(va);
   if (!p) fail("environment {}: page 0x{:x} is not mapped", env.name(), va);
   check(env, cap, memory_.guard(p->frame), 0, "a mapped frame");
-  env.mmu_.unmap(va);
+  std::vector<uint32_t> held{p->frame};
+  memory_.add_mapping(held[0]);
+  try {
+    env.mmu_.unmap(va);
+  } catch (...) {
+    memory_.drop_mapping(held[0]);
+    throw;
+  }
+  retire(lock, held);
 }
 
 void Kernel::protect_page(Environment& env, size_t cap, uint64_t va, uint8_t bits) {
+  std::unique_lock<std::mutex> lock(memory_mutex_);
   const Pte* p = env.mmu_.lookup(va);
   if (!p) fail("environment {}: page 0x{:x} is not mapped", env.name(), va);
   check(env, cap, memory_.guard(p->frame), (bits & kPteWrite) ? kPermWrite : 0, "a mapped frame");
-  env.mmu_.protect(va, bits);
+  std::vector<uint32_t> held{p->frame};
+  memory_.add_mapping(held[0]);
+  try {
+    env.mmu_.protect(va, bits);
+  } catch (...) {
+    memory_.drop_mapping(held[0]);
+    throw;
+  }
+  retire(lock, held);
+}
+
+void Kernel::revoke(Environment& env, size_t cap) {
+  auto delivery = exclude_delivery();
+  std::unique_lock<std::mutex> lock(memory_mutex_);
+  if (cap >= env.caps_.size() || !env.caps_[cap].valid())
+    fail("environment {}: no capability #{} to revoke", env.name(), cap);
+  env.caps_[cap] = Capability{};
+  // Handlers of slots the environment can no longer write: removed (a run in progress ends
+  // before this returns).
+  for (FilterSlot& s : filters_)
+    if (s.owner == &env && s.handler && env.find_cap(s.guard, kPermWrite) < 0) {
+      s.handler = nullptr;
+      s.handler_may_transmit = false;
+    }
+  for (FilterSlot& s : filters_)
+    if (s.owner == &env && s.reply_nic &&
+        env.find_cap(nic_guards_.at(s.reply_nic->id()), kPermWrite) < 0)
+      s.handler_may_transmit = false;  // replies need the NIC's transmit capability
+  // Pages: unmapped when no capability left dominates the frame's guard, read-only when none
+  // does with write. Pinned pages belong to kernel objects and stay.
+  std::vector<uint32_t> held;
+  std::vector<std::pair<uint64_t, uint8_t>> changes;  // va, new bits (0: unmap)
+  env.mmu_.each_page([&](uint64_t va, const Pte& p) {
+    if (p.pins) return;
+    const Capability& guard = memory_.guard(p.frame);
+    if (env.find_cap(guard, 0) < 0)
+      changes.emplace_back(va, 0);
+    else if ((p.bits & kPteWrite) && env.find_cap(guard, kPermWrite) < 0)
+      changes.emplace_back(va, uint8_t(p.bits & ~kPteWrite));
+  });
+  for (auto [va, bits] : changes) {
+    uint32_t frame = env.mmu_.lookup(va)->frame;
+    held.push_back(frame);
+    memory_.add_mapping(frame);
+    if (bits)
+      env.mmu_.protect(va, bits);
+    else
+      env.mmu_.unmap(va);
+  }
+  if (delivery.owns_lock()) delivery.unlock();
+  retire(lock, held);
 }
 
 void Kernel::alloc_pages(Environment& env, size_t cap, uint64_t va, size_t pages, uint8_t bits) {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
   if (cap >= env.caps_.size()) fail("environment {}: no capability #{}", env.name(), cap);
   if (pages > memory_.free_frames())
     fail("environment {}: {} pages asked, {} frames free", env.name(), pages,
@@ -131,6 +218,7 @@ uint32_t Kernel::create_ring(Environment& env, size_t cap, uint64_t ring_va, uin
   if (area_va & (kPageSize - 1)) fail("buffer area 0x{:x} is not page aligned", area_va);
   if (area_len == 0 || area_len > (uint64_t(1) << 30))
     fail("buffer area of {} bytes (1 byte .. 1 GiB)", area_len);
+  std::lock_guard<std::mutex> memory(memory_mutex_);
   AddressSpace& as = env.mmu_;
   if (as.check_range(ring_va, kPageSize, kRead | kWrite) != kVaLimit)
     fail("ring page 0x{:x} is not mapped read-write", ring_va);
@@ -165,6 +253,7 @@ void Kernel::destroy_ring(Environment& env, size_t cap, uint32_t id) {
   PacketRing& r = ring(id);
   if (r.owner != &env) fail("environment {}: ring {} is not its own", env.name(), id);
   check(env, cap, r.guard, kPermAlloc, "a packet ring");
+  std::lock_guard<std::mutex> memory(memory_mutex_);
   for (FilterSlot& s : filters_)
     if (s.ring == &r) fail("ring {} is still bound to a filter", id);
   env.mmu_.unpin(r.ring_va);
@@ -208,6 +297,8 @@ void Kernel::release_filter(Environment& env, size_t cap, uint32_t filter) {
   auto lock = exclude_delivery();
   FilterSlot& s = owned_slot(env, cap, filter, "a filter slot");
   s = FilterSlot{};
+  if (lock.owns_lock()) lock.unlock();
+  wait_for_handler_runs();  // a handler that was installed there may be destroyed now
 }
 
 void Kernel::bind_filter(Environment& env, size_t cap, uint32_t filter, uint32_t ring_id) {
@@ -222,6 +313,13 @@ void Kernel::install_handler(Environment& env, size_t cap, uint32_t filter, Mess
   auto lock = exclude_delivery();
   if (!handler) fail("install_handler: no handler");
   FilterSlot& s = owned_slot(env, cap, filter, "a handler slot");
+  // The handler runs with the installer's authority alone: it must be made for the installing
+  // environment, and skipping the memory checks is the machine owner's decision (root).
+  MessageHandler::Binding b = handler->binding();
+  if (b.env && b.env != &env)
+    fail("environment {}: the handler was made for environment {}", env.name(), b.env->name());
+  if (b.unchecked && !(env.caps_[cap].length() == 0 && env.caps_[cap].has(kPermAll)))
+    fail("environment {}: an unchecked (trusted) handler needs the root capability", env.name());
   bool may_transmit = false;
   if (reply_nic) {
     const Capability& g = nic_guards_.at(reply_nic->id());
@@ -232,11 +330,14 @@ void Kernel::install_handler(Environment& env, size_t cap, uint32_t filter, Mess
   }
   s.handler = handler;
   s.handler_may_transmit = may_transmit;
+  s.reply_nic = reply_nic;
 }
 
 void Kernel::remove_handler(Environment& env, size_t cap, uint32_t filter) {
   auto lock = exclude_delivery();
   owned_slot(env, cap, filter, "a handler slot").handler = nullptr;
+  if (lock.owns_lock()) lock.unlock();
+  wait_for_handler_runs();  // then the handler may be destroyed
 }
 
 const FilterSlot* Kernel::filter(uint32_t id) const {
@@ -313,7 +414,10 @@ void Kernel::deliver(Nic& nic, const uint8_t* frame, size_t length) {
   }
   ++s->counters.matched;
   if (s->handler) {
-    HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit);
+    HandlerRun run;  // unmap, protect, free and revoke wait for it (quiescence.h)
+    // Replies go out on the NIC the message came in on: only the one whose capability was
+    // checked at install.
+    HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit && s->reply_nic == &nic);
     if (s->handler->handle(ctx, Message{frame, uint32_t(length), id}) == HandlerVerdict::Consumed) {
       ++s->counters.handled;
       ++nic.counters_.rx_handled;

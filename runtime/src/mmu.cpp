@@ -34,7 +34,7 @@ void AddressSpace::map(uint64_t va, uint32_t frame, uint8_t bits) {
   it->second.frame = frame;
   it->second.bits = bits;
   flush_entry(vpn);
-  generation_.fetch_add(1, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_seq_cst);
 }
 
 Pte& AddressSpace::mapped(uint64_t va) {
@@ -50,7 +50,7 @@ void AddressSpace::unmap(uint64_t va) {
   memory_.drop_mapping(p.frame);
   table_.erase(va >> kPageShift);
   flush_entry(va >> kPageShift);
-  generation_.fetch_add(1, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_seq_cst);
 }
 
 void AddressSpace::protect(uint64_t va, uint8_t bits) {
@@ -61,7 +61,7 @@ void AddressSpace::protect(uint64_t va, uint8_t bits) {
     fail("page 0x{:x} is pinned: its access rights cannot be reduced", va);
   p.bits = bits;
   flush_entry(va >> kPageShift);
-  generation_.fetch_add(1, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_seq_cst);
 }
 
 const Pte* AddressSpace::lookup(uint64_t va) const {

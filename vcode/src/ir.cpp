@@ -21,7 +21,8 @@ constexpr std::string_view kOpNames[] = {
 }  // namespace
 
 std::string_view type_name(Type t) {
-  return kTypeNames[size_t(t)];
+  // Edited or corrupt records reach error messages: never index past the table.
+  return size_t(t) < kTypeNames.size() ? kTypeNames[size_t(t)] : "?";
 }
 
 bool parse_type(std::string_view s, Type* out) {
@@ -35,7 +36,7 @@ bool parse_type(std::string_view s, Type* out) {
 }
 
 std::string_view op_name(Op op) {
-  return kOpNames[size_t(op)];
+  return size_t(op) < std::size(kOpNames) ? kOpNames[size_t(op)] : "?";
 }
 
 bool parse_op(std::string_view s, Op* out) {

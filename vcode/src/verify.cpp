@@ -559,8 +559,44 @@ void check_end(const Module& m, const Function& f, const FlowTracker& flow) {
 }
 
 void check_frame(const Function& f) {
+  // The side tables are records too (a function edited after finish() or parsed from text):
+  // every register must name a real slot of its pool, every parameter a register of its type,
+  // every local a power-of-two alignment, before anything indexes by them.
+  for (size_t r = 0; r < f.regs.size(); ++r) {
+    const RegInfo& ri = f.regs[r];
+    if (unsigned(ri.type) >= unsigned(kNumTypes) || ri.type == Type::Void)
+      fail("@{}: register {} has no valid type", f.name, r);
+    if (ri.cls != RegClass::Temp && ri.cls != RegClass::Var)
+      fail("@{}: register {} has no valid class", f.name, r);
+    bool fl = in_float_file(ri.type);
+    int pool =
+        ri.cls == RegClass::Temp ? (fl ? kFloatTemps : kIntTemps) : (fl ? kFloatVars : kIntVars);
+    if (ri.slot >= pool)
+      fail("@{}: register {} names slot {} of a pool of {}", f.name, r, ri.slot, pool);
+  }
+  if (f.params.size() != f.sig.params.size())
+    fail("@{}: {} parameter registers for {} parameters", f.name, f.params.size(),
+         f.sig.params.size());
+  for (size_t i = 0; i < f.params.size(); ++i) {
+    uint32_t id = f.params[i].id;
+    if (id >= f.regs.size() || !compatible(f.sig.params[i], f.regs[id].type))
+      fail("@{}: parameter {} is not a register of its type", f.name, i);
+    for (size_t k = 0; k < i; ++k)
+      if (detail::slot_key(f.regs[f.params[k].id]) == detail::slot_key(f.regs[id]))
+        fail("@{}: parameters {} and {} share a register slot", f.name, k, i);
+  }
+  if (unsigned(f.sig.ret) >= unsigned(kNumTypes))
+    fail("@{}: the return type is not a type", f.name);
+  for (size_t i = 0; i < f.sig.params.size(); ++i)
+    if (unsigned(f.sig.params[i]) >= unsigned(kNumTypes) || f.sig.params[i] == Type::Void)
+      fail("@{}: parameter {} has no valid type", f.name, i);
   uint64_t bytes = 0;
-  for (const LocalInfo& l : f.locals) bytes += l.size + l.align;
+  for (const LocalInfo& l : f.locals) {
+    if (l.align == 0 || (l.align & (l.align - 1)) || l.align > kMaxLocalAlign)
+      fail("@{}: a local aligned to {} bytes (a power of two up to {})", f.name, l.align,
+           kMaxLocalAlign);
+    bytes += l.size + l.align;
+  }
   if (bytes > kMaxFrameBytes)
     fail("@{}: locals take {} bytes, more than the {} a frame may hold", f.name, bytes,
          kMaxFrameBytes);

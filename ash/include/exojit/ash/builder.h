@@ -145,8 +145,9 @@ class HandlerBuilder : private detail::ModuleHolder, public vcode::Builder {
   void commit() { ret(1); }
   void abort() { ret(0); }
 
-  // What the sandbox reads.
-  Reg state() const { return arg(0); }
+  // What the sandbox reads. The reserved registers are the ones this builder took when it was
+  // made; the sandbox checks that the records still say so (they may have been edited).
+  Reg state() const { return state_; }
   const std::vector<Reg>& scratch() const { return scratch_; }
   const std::vector<Site>& sites() const { return sites_; }
   const std::vector<PipeRef>& pipe_refs() const { return refs_; }
@@ -165,6 +166,7 @@ class HandlerBuilder : private detail::ModuleHolder, public vcode::Builder {
   Reg operand_reg(const Operand& o) const { return std::get<Reg>(o); }
 
   std::string name_;
+  Reg state_;
   std::vector<Reg> scratch_;
   std::vector<Site> sites_;
   std::vector<int> extern_site_;

@@ -73,6 +73,9 @@ class Handler : public runtime::MessageHandler {
 
   runtime::HandlerVerdict handle(runtime::HandlerContext& context,
                                  const runtime::Message& message) override;
+  // The environment given at construction, unchecked for Sandbox::Trusted: the kernel installs
+  // the handler for that environment only (Kernel::install_handler).
+  Binding binding() const override;
 
   const HandlerCounters& counters() const;
   Outcome last_outcome() const;

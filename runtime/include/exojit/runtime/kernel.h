@@ -12,6 +12,12 @@
 // Mode::Scheduler (the default; tests): one host thread, the scheduler model runs environments.
 // Mode::Threads: environments are host threads; the receive path takes one lock so frames
 // arriving from several threads are delivered one at a time.
+//
+// Memory operations and handler runs (quiescence.h): page tables and frames are edited under
+// the memory lock, which kernel-context code (handlers' translations) takes to read them. An
+// operation that removes or reduces a translation (unmap_page, protect_page, map_page over a
+// mapped page, revoke) returns only once every handler run in progress elsewhere has ended, and
+// holds the old frame until then: no handler ever touches a frame after it was freed.
 #pragma once
 
 #include <cstdint>
@@ -75,6 +81,7 @@ struct FilterSlot {
   PacketRing* ring = nullptr;
   MessageHandler* handler = nullptr;
   bool handler_may_transmit = false;
+  const Nic* reply_nic = nullptr;  // the NIC whose transmit capability was checked at install
   FilterCounters counters;
 };
 
@@ -109,6 +116,11 @@ class Kernel {
   void map_page(Environment& env, size_t cap, uint64_t va, uint32_t frame, uint8_t bits);
   void unmap_page(Environment& env, size_t cap, uint64_t va);
   void protect_page(Environment& env, size_t cap, uint64_t va, uint8_t bits);
+  // Revokes `env`'s capability `cap` (the entry stays, invalid, so indexes do not move) and the
+  // bindings it alone justified: pages whose frame no remaining capability dominates are unmapped
+  // (made read-only when one still does, without write), handlers of filter slots it can no
+  // longer write are removed. Pinned pages (rings, predicates) stay until their object goes.
+  void revoke(Environment& env, size_t cap);
   // Convenience: `pages` fresh frames guarded by `cap` itself, mapped at va... with `bits`.
   void alloc_pages(Environment& env, size_t cap, uint64_t va, size_t pages, uint8_t bits);
 
@@ -153,12 +165,17 @@ class Kernel {
   // Thread mode: held by the receive and transmit paths (recursive: a handler may reply, and an
   // immediate link delivers the reply on the same thread).
   std::recursive_mutex& delivery_lock() { return delivery_mutex_; }
+  // Held while page tables and frames change, and by kernel-context code that reads them.
+  std::mutex& memory_lock() { return memory_mutex_; }
 
  private:
   void check(Environment& env, size_t cap, const Capability& guard, uint8_t need,
              const char* what) const;
   FilterSlot& owned_slot(Environment& env, size_t cap, uint32_t filter, const char* what);
   bool place(PacketRing& ring, const uint8_t* frame, size_t length);
+  // Unlocks `lock` (the memory lock), waits for the handler runs in progress, locks it again
+  // and drops the mappings held on `held` frames.
+  void retire(std::unique_lock<std::mutex>& lock, const std::vector<uint32_t>& held);
   // Thread mode: kernel calls that change what the receive path reads hold its lock.
   std::unique_lock<std::recursive_mutex> exclude_delivery() {
     std::unique_lock<std::recursive_mutex> l(delivery_mutex_, std::defer_lock);
@@ -178,6 +195,7 @@ class Kernel {
   std::vector<FilterSlot> filters_;                 // by filter id
   Demux* demux_ = nullptr;
   std::recursive_mutex delivery_mutex_;
+  std::mutex memory_mutex_;
 };
 
 // The largest filter id a slot can be claimed for.

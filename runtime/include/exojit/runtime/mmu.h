@@ -59,9 +59,15 @@ class AddressSpace {
   void protect(uint64_t va, uint8_t bits);  // new prot + soft bits of a mapped page
   const Pte* lookup(uint64_t va) const;
   size_t mapped_pages() const { return table_.size(); }
+  // Calls f(va, pte) for every mapped page (in no particular order; f must not edit the table).
+  template <typename F>
+  void each_page(F f) const {
+    for (const auto& [vpn, pte] : table_) f(vpn << kPageShift, pte);
+  }
   // Counts page-table edits (map, unmap, protect): kernel objects that cache translations
   // (message handlers' software TLBs) compare it to know when to rebuild them.
-  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  // Sequentially consistent: a handler run reads it after announcing itself (quiescence.h).
+  uint64_t generation() const { return generation_.load(std::memory_order_seq_cst); }
 
   // Host pointer to byte `va` when mapped with `access`, else nullptr. The fast path is a TLB hit.
   uint8_t* translate(uint64_t va, uint8_t access) {

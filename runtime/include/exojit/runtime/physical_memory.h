@@ -40,6 +40,10 @@ class PhysicalMemory {
   void drop_mapping(uint32_t frame) { --info_[checked(frame)].mappings; }
 
   uint8_t* frame_data(uint32_t frame) { return base_ + uint64_t(checked(frame)) * kPageSize; }
+  // All of physical memory, frame after frame, allocated or not: for invariant checks (tests
+  // and fuzzers compare it before and after running untrusted code).
+  const uint8_t* bytes() const { return base_; }
+  uint64_t size_bytes() const { return uint64_t(frames()) * kPageSize; }
 
  private:
   struct FrameInfo {

@@ -80,6 +80,16 @@ class MessageHandler {
  public:
   virtual ~MessageHandler() = default;
   virtual HandlerVerdict handle(HandlerContext& context, const Message& message) = 0;
+
+  // What the handler reaches by itself, beyond its HandlerContext: the environment whose memory
+  // it translates on its own (nullptr: none, it goes through the context) and whether it does so
+  // without checks. Kernel::install_handler refuses a handler bound to another environment than
+  // the installing one, and an unchecked one unless the installer holds the root capability.
+  struct Binding {
+    const Environment* env = nullptr;
+    bool unchecked = false;
+  };
+  virtual Binding binding() const { return {}; }
 };
 
 // A condition over the environment's own memory; the kernel evaluates it (in kernel context) to

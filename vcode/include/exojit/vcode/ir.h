@@ -149,6 +149,8 @@ struct Local {
 
 // A function's locals together may take at most this much stack (the verifier checks).
 inline constexpr uint64_t kMaxFrameBytes = 64ull << 20;
+// A local's alignment: a power of two up to this (the frame itself is 16-byte aligned).
+inline constexpr uint32_t kMaxLocalAlign = 16;
 
 struct LocalInfo {
   uint32_t size;
