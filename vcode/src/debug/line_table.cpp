@@ -1,0 +1,65 @@
+// The line table: LineTable's lookups, and building it from a back end's notes (code_debug.h).
+#include <algorithm>
+
+#include "code_debug.h"
+#include "exojit/error.h"
+#include "exojit/vcode/text.h"
+
+namespace exojit::vcode {
+
+uint32_t LineTable::line_at(size_t function, uint32_t offset) const {
+  const Function& f = functions.at(function);
+  // The last row at or before `offset`: among rows at one offset (records that emit no code
+  // before one that does) the last is the one whose code it is.
+  auto after = std::upper_bound(f.rows.begin(), f.rows.end(), offset,
+                                [](uint32_t o, const Row& r) { return o < r.offset; });
+  if (after == f.rows.begin()) return f.header_line;  // the prologue
+  return line_of(function, *(after - 1));
+}
+
+std::string_view LineTable::line_text(uint32_t line) const {
+  std::string_view text = listing;
+  for (uint32_t l = 1; l < line; ++l) {
+    size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) return {};
+    text.remove_prefix(nl + 1);
+  }
+  if (line == 0) return {};
+  return text.substr(0, text.find('\n'));
+}
+
+namespace detail {
+
+LineTable make_line_table(const Module& m, const CodeNotes& notes,
+                          const std::vector<Code::Symbol>& symbols) {
+  LineTable t;
+  t.listing = print(m);
+  if (notes.functions.size() != m.functions().size())
+    fail("line table: the back end noted {} functions of {}", notes.functions.size(),
+         m.functions().size());
+  size_t cursor = 0;
+  for (size_t i = 0; i < m.functions().size(); ++i) {
+    const Function& f = *m.functions()[i];
+    const CodeNotes::Function& n = notes.functions[i];
+    // print(m) is the functions' listings in order, with externs and blank lines between them.
+    std::string text = print(m, f);
+    size_t at = t.listing.find(text, cursor);
+    if (at == std::string::npos) fail("line table: @{} is not in the module's listing", f.name);
+    cursor = at + text.size();
+    LineTable::Function lf;
+    lf.header_line =
+        uint32_t(std::count(t.listing.begin(), t.listing.begin() + long(at), '\n')) + 1;
+    // After the `func` line come the declarations, then one line per record, then `}`.
+    uint32_t lines = uint32_t(std::count(text.begin(), text.end(), '\n'));
+    lf.first_record_line = lf.header_line + lines - 1 - uint32_t(f.code.size());
+    lf.size = uint32_t(symbols[i].size);
+    for (const CodeNotes::Row& r : n.rows)
+      lf.rows.push_back(LineTable::Row{r.offset - n.begin, r.record});
+    t.functions.push_back(std::move(lf));
+  }
+  return t;
+}
+
+}  // namespace detail
+
+}  // namespace exojit::vcode
