@@ -128,7 +128,7 @@ class A64Emitter {
 
   const Module& m_;
   arm64::Assembler a_;
-  CodeNotes* notes_;  // debug notes (debug/notes.h), when asked for
+  CodeNotes* notes_;  // debug notes (debug/notes_p.h), when asked for
   std::vector<EmittedFunction> entries_;
   const Function* f_ = nullptr;
   std::vector<AsmLabel> labels_;

@@ -22,7 +22,7 @@ llvm::CodeGenOpt::Level codegen_level(int level) {
 
 // Copies each linked object, relocated for the debugger, into Jit::debug_objects when a
 // compilation asked for it (what LLVM's own GDB listener registers, handed instead to exojit's
-// registration, which has its own lock: vcode/src/debug/gdb_jit.h).
+// registration, which has its own lock: vcode/src/debug/gdb_jit_p.h).
 class DebugObjects : public llvm::JITEventListener {
  public:
   explicit DebugObjects(Jit& j) : j_(j) {}

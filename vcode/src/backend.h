@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "debug/notes.h"
+#include "debug/notes_p.h"
 #include "exojit/vcode/code.h"
 #include "exojit/vcode/ir.h"
 
@@ -40,7 +40,7 @@ LlvmCode compile_llvm(const Module& m, int opt_level, bool debug_objects = false
 std::string llvm_ir_text(const Module& m, int opt_level);
 
 // x86-64 (SysV ABI): emits every function of `m` into `code` in one pass over each IR. With
-// `notes`, also notes where each record's code starts and how the frame changes (debug/notes.h).
+// `notes`, also notes where each record's code starts and how the frame changes (debug/notes_p.h).
 std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code,
                                       const X64Features& allowed, CodeNotes* notes = nullptr);
 

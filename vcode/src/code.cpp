@@ -13,7 +13,7 @@
 #include <optional>
 
 #include "backend.h"
-#include "debug/code_debug.h"
+#include "debug/code_debug_p.h"
 #include "exojit/vcode/text.h"
 #include "exojit/vcode/verify.h"
 

@@ -132,7 +132,7 @@ class X64Emitter {
 
   const Module& m_;
   FastAssembler a_;
-  CodeNotes* notes_;  // debug notes (debug/notes.h), when asked for
+  CodeNotes* notes_;  // debug notes (debug/notes_p.h), when asked for
   std::vector<EmittedFunction> entries_;
   const Function* f_ = nullptr;
   std::vector<asmjit::Label> labels_;

@@ -1,6 +1,4 @@
-// Attaching debug information to compiled code (code_debug.h).
-#include "code_debug.h"
-
+// Attaching debug information to compiled code (code_debug_p.h).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -8,11 +6,12 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "dwarf.h"
-#include "elf.h"
+#include "code_debug_p.h"
+#include "dwarf_p.h"
+#include "elf_p.h"
 #include "exojit/error.h"
-#include "files.h"
-#include "jitdump.h"
+#include "files_p.h"
+#include "jitdump_p.h"
 
 namespace exojit::vcode::detail {
 

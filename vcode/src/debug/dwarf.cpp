@@ -1,10 +1,9 @@
-// DWARF 4 sections for generated code (dwarf.h). The encodings are those of the DWARF 4
+// DWARF 4 sections for generated code (dwarf_p.h). The encodings are those of the DWARF 4
 // standard (sections 6.2 line programs, 6.4 call frame information, 7 data representation).
-#include "dwarf.h"
-
 #include <filesystem>
 
-#include "bytes.h"
+#include "bytes_p.h"
+#include "dwarf_p.h"
 #include "exojit/error.h"
 
 namespace exojit::vcode::detail {

@@ -1,8 +1,7 @@
-// The ELF64 writer (elf.h). Field order and values are those of the System V gABI ("ELF-64
+// The ELF64 writer (elf_p.h). Field order and values are those of the System V gABI ("ELF-64
 // Object File Format"): header, then the sections' contents, then the section header table.
-#include "elf.h"
-
-#include "bytes.h"
+#include "bytes_p.h"
+#include "elf_p.h"
 
 namespace exojit::vcode::detail {
 

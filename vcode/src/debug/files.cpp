@@ -1,6 +1,4 @@
-// The debug directory and the listing files (files.h).
-#include "files.h"
-
+// The debug directory and the listing files (files_p.h).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -15,6 +13,7 @@
 #include <mutex>
 
 #include "exojit/error.h"
+#include "files_p.h"
 
 namespace exojit::vcode::detail {
 

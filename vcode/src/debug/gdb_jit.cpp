@@ -1,8 +1,8 @@
-// The GDB JIT interface (gdb_jit.h). The two symbols and the structures' layout are gdb's
+// The GDB JIT interface (gdb_jit_p.h). The two symbols and the structures' layout are gdb's
 // protocol (gdb/jit.h, version 1); gdb finds them by name in the executable.
-#include "gdb_jit.h"
-
 #include <mutex>
+
+#include "gdb_jit_p.h"
 
 extern "C" {
 

@@ -1,8 +1,6 @@
-// The jitdump writer (jitdump.h). Record layouts: jitdump-specification.txt, sections III
+// The jitdump writer (jitdump_p.h). Record layouts: jitdump-specification.txt, sections III
 // (header) and IV (JIT_CODE_LOAD = 0, JIT_CODE_DEBUG_INFO = 2, JIT_CODE_CLOSE = 3). Timestamps
 // are CLOCK_MONOTONIC, which `perf record -k mono` samples with.
-#include "jitdump.h"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -14,9 +12,10 @@
 #include <cstring>
 #include <mutex>
 
-#include "bytes.h"
+#include "bytes_p.h"
 #include "exojit/error.h"
-#include "files.h"
+#include "files_p.h"
+#include "jitdump_p.h"
 
 namespace exojit::vcode::detail {
 

@@ -1,7 +1,7 @@
-// The line table: LineTable's lookups, and building it from a back end's notes (code_debug.h).
+// The line table: LineTable's lookups, and building it from a back end's notes (code_debug_p.h).
 #include <algorithm>
 
-#include "code_debug.h"
+#include "code_debug_p.h"
 #include "exojit/error.h"
 #include "exojit/vcode/text.h"
 

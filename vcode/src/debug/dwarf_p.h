@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "exojit/vcode/code.h"
-#include "notes.h"
+#include "notes_p.h"
 
 namespace exojit::vcode::detail {
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "exojit/vcode/code.h"
-#include "gdb_jit.h"
-#include "notes.h"
+#include "gdb_jit_p.h"
+#include "notes_p.h"
 
 namespace exojit::vcode::detail {
 
