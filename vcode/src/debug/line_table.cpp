@@ -18,13 +18,8 @@ uint32_t LineTable::line_at(size_t function, uint32_t offset) const {
 }
 
 std::string_view LineTable::line_text(uint32_t line) const {
-  std::string_view text = listing;
-  for (uint32_t l = 1; l < line; ++l) {
-    size_t nl = text.find('\n');
-    if (nl == std::string_view::npos) return {};
-    text.remove_prefix(nl + 1);
-  }
-  if (line == 0) return {};
+  if (line == 0 || line > line_starts.size()) return {};
+  std::string_view text = std::string_view(listing).substr(line_starts[line - 1]);
   return text.substr(0, text.find('\n'));
 }
 
@@ -34,6 +29,9 @@ LineTable make_line_table(const Module& m, const CodeNotes& notes,
                           const std::vector<Code::Symbol>& symbols) {
   LineTable t;
   t.listing = print(m);
+  t.line_starts.push_back(0);
+  for (size_t i = 0; i + 1 < t.listing.size(); ++i)
+    if (t.listing[i] == '\n') t.line_starts.push_back(uint32_t(i + 1));
   if (notes.functions.size() != m.functions().size())
     fail("line table: the back end noted {} functions of {}", notes.functions.size(),
          m.functions().size());
@@ -48,7 +46,8 @@ LineTable make_line_table(const Module& m, const CodeNotes& notes,
     cursor = at + text.size();
     LineTable::Function lf;
     lf.header_line =
-        uint32_t(std::count(t.listing.begin(), t.listing.begin() + long(at), '\n')) + 1;
+        uint32_t(std::upper_bound(t.line_starts.begin(), t.line_starts.end(), uint32_t(at)) -
+                 t.line_starts.begin());
     // After the `func` line come the declarations, then one line per record, then `}`.
     uint32_t lines = uint32_t(std::count(text.begin(), text.end(), '\n'));
     lf.first_record_line = lf.header_line + lines - 1 - uint32_t(f.code.size());

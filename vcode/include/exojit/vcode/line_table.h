@@ -34,7 +34,8 @@ struct LineTable {
   // The module's listing (print(m)) when it was compiled: the text the line numbers (from 1)
   // refer to.
   std::string listing;
-  std::vector<Function> functions;  // in the module's order (Code::symbols())
+  std::vector<uint32_t> line_starts;  // where each line of the listing begins
+  std::vector<Function> functions;    // in the module's order (Code::symbols())
 
   uint32_t line_of(size_t function, const Row& row) const {
     return functions[function].first_record_line + row.record;
