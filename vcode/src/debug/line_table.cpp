@@ -35,22 +35,27 @@ LineTable make_line_table(const Module& m, const CodeNotes& notes,
   if (notes.functions.size() != m.functions().size())
     fail("line table: the back end noted {} functions of {}", notes.functions.size(),
          m.functions().size());
+  // print(m): externs, then each function's listing in order: its `func` line, a line per
+  // register that is not a parameter, one per local, one per record, and `}`
+  // (tests/debug/line_table_test.cpp checks every record's line against print_insn).
   size_t cursor = 0;
   for (size_t i = 0; i < m.functions().size(); ++i) {
     const Function& f = *m.functions()[i];
     const CodeNotes::Function& n = notes.functions[i];
-    // print(m) is the functions' listings in order, with externs and blank lines between them.
-    std::string text = print(m, f);
-    size_t at = t.listing.find(text, cursor);
-    if (at == std::string::npos) fail("line table: @{} is not in the module's listing", f.name);
-    cursor = at + text.size();
+    const std::string header = "func @" + f.name + "(";
+    size_t at = cursor;
+    while (at < t.listing.size() && t.listing.compare(at, header.size(), header) != 0) {
+      size_t newline = t.listing.find('\n', at);
+      at = newline == std::string::npos ? t.listing.size() : newline + 1;
+    }
+    if (at >= t.listing.size()) fail("line table: @{} is not in the module's listing", f.name);
+    cursor = at + header.size();
     LineTable::Function lf;
     lf.header_line =
         uint32_t(std::upper_bound(t.line_starts.begin(), t.line_starts.end(), uint32_t(at)) -
                  t.line_starts.begin());
-    // After the `func` line come the declarations, then one line per record, then `}`.
-    uint32_t lines = uint32_t(std::count(text.begin(), text.end(), '\n'));
-    lf.first_record_line = lf.header_line + lines - 1 - uint32_t(f.code.size());
+    const size_t declarations = f.regs.size() - f.params.size() + f.locals.size();
+    lf.first_record_line = lf.header_line + 1 + uint32_t(declarations);
     lf.size = uint32_t(symbols[i].size);
     for (const CodeNotes::Row& r : n.rows)
       lf.rows.push_back(LineTable::Row{r.offset - n.begin, r.record});
