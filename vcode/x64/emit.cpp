@@ -38,9 +38,13 @@ void X64Emitter::function(const Function& f, const EmittedFunction& where) {
   a_.bind(where.begin);
   if (notes_) notes_->begin_function(a_.offset());
   prologue();
-  for (size_t i = 0; i < f.code.size(); ++i) {
-    if (notes_) notes_->record(a_.offset(), i);
-    insn(f.code[i]);
+  if (!notes_) {
+    for (const Insn& in : f.code) insn(in);
+  } else {  // debug notes: where each record's code starts
+    for (size_t i = 0; i < f.code.size(); ++i) {
+      notes_->record(a_.offset(), i);
+      insn(f.code[i]);
+    }
   }
   a_.bind(where.end);
   emit_constant_pool();
