@@ -15,8 +15,12 @@ function(exojit_tool_tests)
   set(runner ${PROJECT_SOURCE_DIR}/tests/tools/tool_test.py)
   set(examples_dir ${PROJECT_SOURCE_DIR}/tools/examples)
   file(GLOB examples CONFIGURE_DEPENDS ${examples_dir}/*.vc)
-  # A cross build runs its programs through the emulator (qemu-aarch64), as ctest would.
-  string(REPLACE ";" "\\;" emulator "${CMAKE_CROSSCOMPILING_EMULATOR}")
+  # A cross build runs its programs through the emulator (qemu-aarch64 -L ...), as ctest would:
+  # one --emulator=WORD per word.
+  set(emulator "")
+  foreach(word IN LISTS CMAKE_CROSSCOMPILING_EMULATOR)
+    list(APPEND emulator --emulator=${word})
+  endforeach()
   set(tools "")
   foreach(program IN LISTS EXOJIT_TOOL_TEST_PROGRAMS)
     if(TARGET ${program})
@@ -56,7 +60,7 @@ function(exojit_tool_tests)
       endif()
       add_test(NAME ${test}
                COMMAND ${Python3_EXECUTABLE} -B ${runner} ${file} ${tools} --examples
-                       ${examples_dir} ${example_arg} "--emulator=${emulator}"
+                       ${examples_dir} ${example_arg} ${emulator}
                        --scratch ${CMAKE_CURRENT_BINARY_DIR}/scratch/${test})
       set_tests_properties(${test} PROPERTIES SKIP_RETURN_CODE 77)
       if(arg_ENVIRONMENT)

@@ -123,13 +123,14 @@ def main():
     ap.add_argument("--examples", default="")
     ap.add_argument("--example", default="")
     ap.add_argument("--scratch", help="the folder %%t names (default: a temporary one)")
-    ap.add_argument("--emulator", default="",
-                    help="runs the programs built here (a cross build's qemu), ';'-separated")
+    ap.add_argument("--emulator", action="append", default=[], metavar="WORD",
+                    help="a word of the command that runs the programs built here (a cross "
+                         "build's qemu), in order: --emulator=qemu-aarch64 --emulator=-L ...")
     args = ap.parse_args()
 
     path = os.path.abspath(args.test)
     tools = dict(t.split("=", 1) for t in args.tool)
-    emulator = [w for w in args.emulator.split(";") if w]
+    emulator = args.emulator
     steps, requires, probes, hosts = parse(path)
     for program in requires:
         if not shutil.which(program):
