@@ -4,7 +4,7 @@
 # to run and what to expect, and tests/tools/tool_test.py checks it (the format is described
 # there). The test is named after the file's path under <dir>, '/' read as '.': vdump/run/fib.test
 # is `vdump.run.fib`. A file that uses %example runs once per example listing (tools/examples/
-# *.vc), as `<name>.<example>`. A command whose first word is one of the programs below runs the
+# *.vc), as `<name>.<example>`. A word of a command that is one of the programs below runs the
 # program built here; a test that needs one that is not built (vdump without LLVM) is left out.
 set(EXOJIT_TOOL_TEST_PROGRAMS vdump dpf-match exo-sim exo-spec cksum_demo debug_target
     CACHE INTERNAL "programs a tool test may run by name")
@@ -30,12 +30,11 @@ function(exojit_tool_tests)
   file(GLOB_RECURSE files CONFIGURE_DEPENDS ${arg_DIR}/*.test ${arg_DIR}/*.vc ${arg_DIR}/*.txt)
   list(FILTER files EXCLUDE REGEX "/CMakeLists\\.txt$")
   foreach(file IN LISTS files)
-    # The programs its RUN lines start with must be built.
+    # The programs its RUN lines name must be built.
     file(STRINGS ${file} runs REGEX "RUN:")
     set(missing "")
-    foreach(run IN LISTS runs)
-      string(REGEX REPLACE "^.*RUN: *([^ ]+).*$" "\\1" program "${run}")
-      if(program IN_LIST EXOJIT_TOOL_TEST_PROGRAMS AND NOT TARGET ${program})
+    foreach(program IN LISTS EXOJIT_TOOL_TEST_PROGRAMS)
+      if("${runs}" MATCHES "[ :]${program}( |;|$)" AND NOT TARGET ${program})
         set(missing ${program})
       endif()
     endforeach()
