@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "packets.h"  // tests/dpf: the packets the tests use
+#include "packets.h"  // testsupport/: the packets the tests use
 #include "ratio_main.h"
 #ifdef EXOJIT_HAVE_DPDK
 #include "demux_rte_bpf.h"

@@ -1,7 +1,7 @@
-// DPDK's rte_bpf JIT as a demux peer (DESIGN.md): libpcap's compiled filters converted to eBPF
-// (rte_bpf_convert), JIT-compiled (rte_bpf_load + rte_bpf_get_jit) and tried in turn, as the
-// bpf_filter rows try them. Built only when Debian's libdpdk-dev is installed (EXOJIT_HAVE_DPDK);
-// kept in its own file because DPDK's headers want their own compiler flags.
+// DPDK's rte_bpf JIT as a demux peer (README, "Benchmarks"): libpcap's compiled filters
+// converted to eBPF (rte_bpf_convert), JIT-compiled (rte_bpf_load + rte_bpf_get_jit) and tried
+// in turn, as the bpf_filter rows try them. Built only when Debian's libdpdk-dev is installed
+// (EXOJIT_HAVE_DPDK); kept in its own file because DPDK's headers want their own compiler flags.
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,7 @@
 // A main() for the benchmarks that, after the rows have run, prints the ratios between rows the
-// issue targets name: "ratio A / B = 1.23". Ratios are taken in the same run (DESIGN.md: figures
-// are noisy on shared machines). With --benchmark_format=json (or csv) they go to stderr, so the
-// machine-readable output on stdout stays valid.
+// issue targets name: "ratio A / B = 1.23". Ratios are taken in the same run: absolute figures
+// move with the load of a shared machine (README, "Benchmarks"). With --benchmark_format=json
+// (or csv) they go to stderr, so the machine-readable output on stdout stays valid.
 #pragma once
 
 #include <cstdio>

@@ -1,6 +1,6 @@
 # Cross-compiling for AArch64 Linux with Debian's cross toolchain (g++-aarch64-linux-gnu) and
 # arm64 multiarch libraries (libasmjit-dev:arm64, libfmt-dev:arm64, libgtest-dev:arm64).
-# Used by tools/cross-aarch64.sh; the tests run under qemu-aarch64 (qemu-user).
+# Used by `./exo cross`; the tests run under qemu-aarch64 (qemu-user).
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)

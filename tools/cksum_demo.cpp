@@ -1,11 +1,29 @@
 // The README's demo: generates the Internet checksum function, calls it, checks it against the
 // interpreter and a plain C reference, and dumps the vcode listing and the machine code.
 #include <cstdio>
+#include <string>
 #include <vector>
 
-#include "examples/cksum.h"
+#include "examples/cksum.h"  // exojit/vcode.h
 
 namespace {
+
+// Disassembled with LLVM's disassembler; as bytes in a build without LLVM (EXOJIT_WITH_LLVM=OFF).
+std::string machine_code(const exojit::vcode::Code& code, const exojit::vcode::Code::Symbol& s) {
+#if EXOJIT_WITH_DISASM
+  return exojit::vcode::disassembly_text(code, s);
+#else
+  std::string text;
+  for (size_t i = 0; i < s.size; ++i) {
+    char byte[4];
+    std::snprintf(byte, sizeof byte, "%02x%c", code.data()[s.offset + i],
+                  i % 16 == 15 ? '\n' : ' ');
+    text += byte;
+  }
+  return text + "\n(no disassembler: built without LLVM)\n";
+#endif
+}
+
 uint16_t reference_cksum(const uint8_t* p, size_t n) {  // RFC 1071 §4.1, byte pairs
   uint32_t sum = 0;
   for (; n > 1; p += 2, n -= 2) sum += uint32_t(p[0] | p[1] << 8);
@@ -32,8 +50,9 @@ int main() {
 
     std::printf("== vcode listing\n%s\n", vcode::print(m).c_str());
     const auto& sym = code.symbols().front();
-    std::printf("== x86-64 machine code of @%s (%zu bytes)\n%s\n", sym.name.c_str(), sym.size,
-                vcode::disassembly_text(code, sym).c_str());
+    std::printf("== %s machine code of @%s (%zu bytes)\n%s\n",
+                std::string(vcode::target_name(code.target())).c_str(), sym.name.c_str(), sym.size,
+                machine_code(code, sym).c_str());
     std::printf("checksum of %zu bytes: generated 0x%04x, interpreter 0x%04x, C reference 0x%04x\n",
                 packet.size(), jit, interp_result, ref);
     if (jit != ref || interp_result != ref) {

@@ -9,6 +9,7 @@
 //   vdump cksum.vc --tier llvm         also the LLVM tier: its IR and machine code
 //   vdump --dpf filters.txt            the merged DPF trie and the demultiplexer generated for it
 //   vdump --ash remote_increment       an example ASH, verified and sandboxed, and its machine code
+//   vdump fib.vc --lines               each vcode line followed by the machine code it became
 #include <fmt/format.h>
 
 #include <bit>
@@ -64,6 +65,9 @@ options:
   --dpf                  FILE holds DPF filters, one per line (DPF syntax, or tcpdump syntax
                          after `pcap:`; a filter's id is its line number): print the merged
                          trie, then the demultiplexer generated for it
+  --lines                print each function as its vcode lines, each followed by the machine
+                         instructions it became (the line table, CompileOptions::line_table; the
+                         listing's line numbers on the left)
   --perf-map             append the functions to /tmp/perf-<pid>.map (CompileOptions::perf_map)
   --tier llvm            also compile on the LLVM tier and print, after each function's fast-tier
                          machine code, its optimized LLVM IR and the LLVM tier's machine code;
@@ -95,7 +99,7 @@ exit status: 0 success; 1 error in the listing, compilation or interpretation; 2
 
 constexpr std::string_view kShortUsage =
     "usage: vdump [--run [NAME] [ARG...]] [--interp] [--perf-map] [--target MACHINE]\n"
-    "             [--tier fast|llvm] [--listing-only | --asm-only | -q] [FILE]\n"
+    "             [--tier fast|llvm] [--lines | --listing-only | --asm-only | -q] [FILE]\n"
     "       vdump --dpf [--listing-only | --asm-only] FILTERS\n"
     "       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS] [--target MACHINE]\n"
     "       vdump --ash NAME [--trusted] [--listing-only | --asm-only]\n"
@@ -113,6 +117,7 @@ struct Options {
   bool run = false;
   bool interp = false;
   bool perf_map = false;
+  bool lines = false;  // --lines: vcode lines, each with its machine code
   bool dpf = false;
   std::vector<std::string> run_args;  // [NAME] ARG... as given
   std::string pipes;                  // --pipes: comma-separated library pipe names
@@ -362,20 +367,54 @@ std::string annotate(const DisasmLine& line, const Code& code, const Module& m) 
   return "";
 }
 
-std::string disassembly(const Code& code, const Code::Symbol& sym, const Module& m) {
+// One function's instructions, each as a printed line: address, bytes, instruction, and what a
+// branch or call goes to. `offsets` gets each one's offset in the function.
+std::vector<std::string> instruction_lines(const Code& code, const Code::Symbol& sym,
+                                           const Module& m, std::string_view indent,
+                                           std::vector<uint32_t>* offsets = nullptr) {
   const uint8_t* start = code.data() + sym.offset;
-  std::vector<DisasmLine> lines =
-      disassemble(start, sym.size, uint64_t(reinterpret_cast<uintptr_t>(start)), code.target());
+  const uint64_t address = uint64_t(reinterpret_cast<uintptr_t>(start));
+  std::vector<DisasmLine> lines = disassemble(start, sym.size, address, code.target());
   size_t width = 0;
   for (const DisasmLine& l : lines) width = std::max(width, l.bytes.size() * 3);
-  std::string s;
+  std::vector<std::string> out;
   for (const DisasmLine& l : lines) {
     std::string note = annotate(l, code, m);
-    std::string text = fmt::format("  {:012x}:  {:<{}}  {}", l.address,
+    std::string text = fmt::format("{}{:012x}:  {:<{}}  {}", indent, l.address,
                                    hex_bytes(l.bytes.data(), l.bytes.size()), width, l.text);
-    if (!note.empty()) text = fmt::format("{:<{}}  ; {}", text, width + 50, note);
-    s += text + "\n";
+    if (!note.empty()) text = fmt::format("{:<{}}  ; {}", text, width + 48 + indent.size(), note);
+    out.push_back(text + "\n");
+    if (offsets) offsets->push_back(uint32_t(l.address - address));
   }
+  return out;
+}
+
+std::string disassembly(const Code& code, const Code::Symbol& sym, const Module& m) {
+  std::string s;
+  for (const std::string& line : instruction_lines(code, sym, m, "  ")) s += line;
+  return s;
+}
+
+// --lines: function `i` as its vcode lines (the listing's numbers on the left), each followed by
+// the instructions it became: the prologue under the `func` line, then each record. Records
+// that emit no code (labels) stand alone.
+std::string by_line(const Code& code, size_t i, const Module& m) {
+  const LineTable& t = *code.line_table();
+  const LineTable::Function& f = t.functions[i];
+  std::vector<uint32_t> offsets;
+  std::vector<std::string> insns =
+      instruction_lines(code, code.symbols()[i], m, "         ", &offsets);
+  auto source = [&](uint32_t line) { return fmt::format("{:>5}  {}\n", line, t.line_text(line)); };
+  std::string s = source(f.header_line);
+  size_t next = 0;  // the next instruction to print
+  auto until = [&](uint32_t end) {
+    for (; next < insns.size() && offsets[next] < end; ++next) s += insns[next];
+  };
+  for (size_t r = 0; r < f.rows.size(); ++r) {
+    until(f.rows[r].offset);
+    s += source(t.line_of(i, f.rows[r]));
+  }
+  until(UINT32_MAX);
   return s;
 }
 
@@ -390,8 +429,14 @@ std::string llvm_function_ir(const std::string& ir, const std::string& name) {
 }
 
 // llvm: the LLVM tier's code and the module's IR, when --tier llvm.
-void dump(const Module& m, const Code& code, const Options& o, std::string_view source,
+void dump(const Module& m, const Code& code_in, const Options& o, std::string_view source,
           const Code* llvm = nullptr, const std::string& llvm_ir_text = "") {
+  // --lines needs the line table: code compiled elsewhere (a DPF engine, a handler) is compiled
+  // again here with one, the same way.
+  Code relined;
+  if (o.lines && !code_in.empty() && !code_in.line_table())
+    relined = compile(m, {.target = code_in.target(), .line_table = true});
+  const Code& code = relined.empty() ? code_in : relined;
   size_t n = m.functions().size();
   fmt::print("; {}: {} function{}, {} extern{}", source, n, n == 1 ? "" : "s", m.externs().size(),
              m.externs().size() == 1 ? "" : "s");
@@ -408,9 +453,13 @@ void dump(const Module& m, const Code& code, const Options& o, std::string_view 
     const Code::Symbol& sym = code.symbols()[i];
     fmt::print("\n== @{} {}  code {:#x}, {} bytes\n", f.name, signature_text(f.sig),
                reinterpret_cast<uintptr_t>(code.data() + sym.offset), sym.size);
-    if (o.listing) fmt::print("{}", print(m, f));
-    if (o.listing && o.assembly) fmt::print("-- {}\n", target_name(code.target()));
-    if (o.assembly) fmt::print("{}", disassembly(code, sym, m));
+    if (o.lines) {
+      fmt::print("-- {}, by vcode line\n{}", target_name(code.target()), by_line(code, i, m));
+    } else {
+      if (o.listing) fmt::print("{}", print(m, f));
+      if (o.listing && o.assembly) fmt::print("-- {}\n", target_name(code.target()));
+      if (o.assembly) fmt::print("{}", disassembly(code, sym, m));
+    }
     if (!llvm) continue;
     const Code::Symbol& lsym = llvm->symbols()[i];
     if (o.listing)
@@ -537,6 +586,8 @@ Options parse_options(int argc, char** argv) {
       o.dpf = true;
     } else if (!options_done && a == "--perf-map") {
       o.perf_map = true;
+    } else if (!options_done && a == "--lines") {
+      o.lines = true;
     } else if (!options_done && a == "--listing-only") {
       listing_only = true;
     } else if (!options_done && a == "--asm-only") {
@@ -599,6 +650,8 @@ Options parse_options(int argc, char** argv) {
   }
   if (listing_only && asm_only)
     throw UsageError("--listing-only and --asm-only exclude each other");
+  if (o.lines && (listing_only || asm_only || quiet))
+    throw UsageError("--lines excludes --listing-only, --asm-only and --quiet");
   if (o.interp && !o.run) throw UsageError("--interp needs --run");
   if (o.run && o.target != kHostTarget)
     throw UsageError(fmt::format("--run needs code for this {} host, not --target {}",
@@ -635,6 +688,7 @@ int dump_pipes(const Options& o) {
   pipes::CompileOptions options;
   options.vector_bits = o.vector_bits;
   options.codegen.target = o.target;
+  options.codegen.line_table = o.lines;
   pipes::CompiledPipes c = pipes::compile(
       pl, o.read_only ? pipes::Direction::ReadOnly : pipes::Direction::Write, options);
   fmt::print("; pipes {} ({})\n", o.pipes, o.read_only ? "read-only" : "write");
@@ -720,6 +774,7 @@ int main(int argc, char** argv) {
     CompileOptions copts;
     copts.perf_map = o.perf_map;
     copts.target = o.target;
+    copts.line_table = o.lines;
     Code code;  // a listing of externs only parses, and has nothing to compile
     if (!m.functions().empty()) code = compile(m, copts);
     Code llvm;

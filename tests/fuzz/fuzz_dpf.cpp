@@ -2,7 +2,7 @@
 //
 // Input: a filter file (one filter per line, DPF syntax or `pcap:` tcpdump syntax) up to the
 // first NUL byte, then packets as [length byte][bytes]...; without packets in the input, eight
-// generated ones (every protocol of tests/dpf/packets.h, seeded by the input's size). Filters are
+// generated ones (every protocol of testsupport/packets.h, seeded by the input's size). Filters are
 // inserted (malformed ones must be refused with exojit::Error, nothing else), then every packet,
 // copied to a buffer of exactly its length (AddressSanitizer catches any read past it), must get
 // the same answer from the generated code, the trie walk and the filters evaluated one by one

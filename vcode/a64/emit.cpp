@@ -32,7 +32,8 @@ bool is_logical_imm(uint64_t v, const Gp& d) {
 
 }  // namespace
 
-A64Emitter::A64Emitter(const Module& m, CodeHolder& code) : m_(m), a_(&code) {
+A64Emitter::A64Emitter(const Module& m, CodeHolder& code, CodeNotes* notes)
+    : m_(m), a_(&code), notes_(notes) {
 #if defined(__aarch64__)
   has_crc32_ = CpuInfo::host().features().arm().hasCRC32();
 #endif
@@ -63,8 +64,16 @@ void A64Emitter::function(const Function& f, const EmittedFunction& where) {
   map_registers();
   layout_frame();
   a_.bind(where.begin);
+  if (notes_) notes_->begin_function(a_.offset());
   prologue();
-  for (size_t i = 0; i < f.code.size(); ++i) insn(f.code[i]);
+  if (!notes_) {
+    for (const Insn& in : f.code) insn(in);
+  } else {  // debug notes: where each record's code starts
+    for (size_t i = 0; i < f.code.size(); ++i) {
+      notes_->record(a_.offset(), i);
+      insn(f.code[i]);
+    }
+  }
   a_.bind(where.end);
   emit_constant_pool();
 }
@@ -164,6 +173,7 @@ void A64Emitter::sp_adjust(bool down, int64_t bytes) {
            : a_.add(arm64::sp, arm64::sp, imm, Imm(12));
     else
       down ? a_.sub(arm64::sp, arm64::sp, imm) : a_.add(arm64::sp, arm64::sp, imm);
+    if (notes_) notes_->sp(a_.offset(), int32_t(down ? piece : -piece));
     bytes -= piece;
   }
 }
@@ -222,14 +232,18 @@ void A64Emitter::prologue() {
       if (i + 1 < xs.size())
         a_.stp(arm64::x(xs[i]), arm64::x(xs[i + 1]), arm64::ptr(arm64::sp, at));
       else
-        a_.str(arm64::x(xs[i]), arm64::ptr(arm64::sp, at)), at -= 8;
+        a_.str(arm64::x(xs[i]), arm64::ptr(arm64::sp, at));
+      if (notes_) note_saved(xs, i, at, dwarf_a64_x);
+      if (i + 1 == xs.size()) at -= 8;
     }
     const auto& ds = frame_.saved_d;
     for (size_t i = 0; i < ds.size(); i += 2, at += 16) {
       if (i + 1 < ds.size())
         a_.stp(arm64::d(ds[i]), arm64::d(ds[i + 1]), arm64::ptr(arm64::sp, at));
       else
-        a_.str(arm64::d(ds[i]), arm64::ptr(arm64::sp, at)), at -= 8;
+        a_.str(arm64::d(ds[i]), arm64::ptr(arm64::sp, at));
+      if (notes_) note_saved(ds, i, at, dwarf_a64_d);
+      if (i + 1 == ds.size()) at -= 8;
     }
   }
   sp_adjust(true, frame_.size);
@@ -269,6 +283,7 @@ void A64Emitter::prologue() {
 }
 
 void A64Emitter::epilogue() {
+  if (notes_) notes_->epilogue(a_.offset());
   sp_adjust(false, frame_.size);
   if (frame_.save_bytes) {
     int32_t at = 0;
@@ -289,6 +304,15 @@ void A64Emitter::epilogue() {
     sp_adjust(false, frame_.save_bytes);
   }
   a_.ret(arm64::x30);
+  if (notes_) notes_->returned(a_.offset());
+}
+
+// Debug notes: the caller's registers regs[i] (and regs[i + 1], stored as a pair) are now at
+// [sp + at].
+void A64Emitter::note_saved(const std::vector<uint32_t>& regs, size_t i, int32_t at,
+                            unsigned (*dwarf)(unsigned)) {
+  notes_->saved(a_.offset(), dwarf(regs[i]), at);
+  if (i + 1 < regs.size()) notes_->saved(a_.offset(), dwarf(regs[i + 1]), at + 8);
 }
 
 // The address [base (+ index) + imm] for an access of `size` bytes. Displacements that no
@@ -651,8 +675,8 @@ void A64Emitter::store(const Insn& in) {
 
 namespace exojit::vcode::detail {
 
-std::vector<EmittedFunction> emit_a64(const Module& m, asmjit::CodeHolder& code) {
-  a64::A64Emitter emitter(m, code);
+std::vector<EmittedFunction> emit_a64(const Module& m, asmjit::CodeHolder& code, CodeNotes* notes) {
+  a64::A64Emitter emitter(m, code, notes);
   return emitter.module();
 }
 

@@ -65,7 +65,7 @@ struct Frame {
 
 class A64Emitter {
  public:
-  A64Emitter(const Module& m, CodeHolder& code);
+  A64Emitter(const Module& m, CodeHolder& code, CodeNotes* notes = nullptr);
   std::vector<EmittedFunction> module();
 
  private:
@@ -93,6 +93,8 @@ class A64Emitter {
   void layout_frame();
   void prologue();
   void epilogue();
+  void note_saved(const std::vector<uint32_t>& regs, size_t i, int32_t at,
+                  unsigned (*dwarf)(unsigned));
   Mem mem(const Insn& in, int size);
   void insn(const Insn& in);
   void int_binary(const Insn& in);
@@ -126,6 +128,7 @@ class A64Emitter {
 
   const Module& m_;
   arm64::Assembler a_;
+  CodeNotes* notes_;  // debug notes (debug/notes_p.h), when asked for
   std::vector<EmittedFunction> entries_;
   const Function* f_ = nullptr;
   std::vector<AsmLabel> labels_;

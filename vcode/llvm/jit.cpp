@@ -49,14 +49,20 @@ std::unique_ptr<llvm::Module> lowered(const Module& m, llvm::LLVMContext& ctx,
 
 }  // namespace
 
-LlvmCode compile_llvm(const Module& m, int level) {
+LlvmCode compile_llvm(const Module& m, int level, bool debug_objects) {
   std::lock_guard<std::mutex> guard(lock());
   orc::Jit& j = orc::jit(level);
+  LlvmCode out;
+  // The objects are linked by the lookups below; the listener copies them for gdb meanwhile.
+  j.debug_objects = debug_objects ? &out.debug_objects : nullptr;
+  struct Reset {
+    orc::Jit& j;
+    ~Reset() { j.debug_objects = nullptr; }
+  } reset{j};
   const std::string prefix = fmt::format("exojit.{}.", next_module++);
   auto ctx = std::make_unique<llvm::LLVMContext>();
   auto mod = lowered(m, *ctx, prefix, level, true);
   // Freeing: the tracker's removal releases the code memory, under the JIT lock.
-  LlvmCode out;
   out.owner = orc::add_module(j, llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx)));
   uintptr_t low = UINTPTR_MAX, high = 0;
   std::vector<std::pair<uintptr_t, uint64_t>> where;

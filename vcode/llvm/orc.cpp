@@ -4,6 +4,7 @@
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/ObjectTransformLayer.h>
+#include <llvm/ExecutionEngine/Orc/RTDyldObjectLinkingLayer.h>
 #include <llvm/Object/ELFObjectFile.h>
 #include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/TargetSelect.h>
@@ -18,6 +19,25 @@ llvm::CodeGenOpt::Level codegen_level(int level) {
          : level == 2 ? llvm::CodeGenOpt::Default
                       : llvm::CodeGenOpt::Aggressive;
 }
+
+// Copies each linked object, relocated for the debugger, into Jit::debug_objects when a
+// compilation asked for it (what LLVM's own GDB listener registers, handed instead to exojit's
+// registration, which has its own lock: vcode/src/debug/gdb_jit_p.h).
+class DebugObjects : public llvm::JITEventListener {
+ public:
+  explicit DebugObjects(Jit& j) : j_(j) {}
+  void notifyObjectLoaded(ObjectKey, const llvm::object::ObjectFile& obj,
+                          const llvm::RuntimeDyld::LoadedObjectInfo& info) override {
+    if (!j_.debug_objects) return;
+    llvm::object::OwningBinary<llvm::object::ObjectFile> debug = info.getObjectForDebug(obj);
+    if (!debug.getBinary()) return;
+    llvm::MemoryBufferRef bytes = debug.getBinary()->getMemoryBufferRef();
+    j_.debug_objects->emplace_back(bytes.getBufferStart(), bytes.getBufferEnd());
+  }
+
+ private:
+  Jit& j_;
+};
 
 }  // namespace
 
@@ -48,6 +68,11 @@ Jit& jit(int level) {
                 j->jit->getDataLayout().getGlobalPrefix()),
             "opening the process's symbols"));
   Jit* raw = j.get();
+  if (auto* rtdyld =
+          dynamic_cast<llvm::orc::RTDyldObjectLinkingLayer*>(&j->jit->getObjLinkingLayer())) {
+    j->debug_listener = std::make_unique<DebugObjects>(*j);
+    rtdyld->registerJITEventListener(*j->debug_listener);
+  }
   j->jit->getObjTransformLayer().setTransform(
       [raw](std::unique_ptr<llvm::MemoryBuffer> obj)
           -> llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> {

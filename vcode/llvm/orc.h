@@ -5,6 +5,7 @@
 // headers behind PassBuilder do not compile as C++20 with clang).
 #pragma once
 
+#include <llvm/ExecutionEngine/JITEventListener.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IR/Module.h>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "exojit/error.h"
 
@@ -36,6 +38,10 @@ struct Jit {
   // Symbol sizes of the objects as they are linked, local symbols included (the JIT does not
   // keep them). Whoever adds a module takes its entries out.
   std::map<std::string, uint64_t> sizes;
+  // When set (under lock()), each object linked gets its copy for the debugger here: the object
+  // with its sections' load addresses, as the GDB JIT interface wants it.
+  std::vector<std::vector<uint8_t>>* debug_objects = nullptr;
+  std::unique_ptr<llvm::JITEventListener> debug_listener;
 };
 
 // Serializes every use of the JITs.

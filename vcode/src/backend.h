@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "debug/notes_p.h"
 #include "exojit/vcode/code.h"
 #include "exojit/vcode/ir.h"
 
@@ -33,15 +34,18 @@ struct LlvmCode {
   uint8_t* base = nullptr;
   size_t size = 0;
   std::vector<Code::Symbol> symbols;
+  std::vector<std::vector<uint8_t>> debug_objects;  // with debug_objects: the objects for gdb
 };
-LlvmCode compile_llvm(const Module& m, int opt_level);
+LlvmCode compile_llvm(const Module& m, int opt_level, bool debug_objects = false);
 std::string llvm_ir_text(const Module& m, int opt_level);
 
-// x86-64 (SysV ABI): emits every function of `m` into `code` in one pass over each IR.
+// x86-64 (SysV ABI): emits every function of `m` into `code` in one pass over each IR. With
+// `notes`, also notes where each record's code starts and how the frame changes (debug/notes_p.h).
 std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code,
-                                      const X64Features& allowed);
+                                      const X64Features& allowed, CodeNotes* notes = nullptr);
 
 // AArch64 (AAPCS64): the same, into a CodeHolder initialized for AArch64 (vcode/a64/).
-std::vector<EmittedFunction> emit_a64(const Module& m, asmjit::CodeHolder& code);
+std::vector<EmittedFunction> emit_a64(const Module& m, asmjit::CodeHolder& code,
+                                      CodeNotes* notes = nullptr);
 
 }  // namespace exojit::vcode::detail

@@ -10,8 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 #include "backend.h"
+#include "debug/code_debug_p.h"
 #include "exojit/vcode/text.h"
 #include "exojit/vcode/verify.h"
 
@@ -62,7 +64,8 @@ Code::Code(Code&& o) noexcept
       size_(o.size_),
       target_(o.target_),
       symbols_(std::move(o.symbols_)),
-      owner_(std::move(o.owner_)) {}
+      owner_(std::move(o.owner_)),
+      debug_(std::move(o.debug_)) {}
 
 Code& Code::operator=(Code&& o) noexcept {
   if (this != &o) {
@@ -72,6 +75,7 @@ Code& Code::operator=(Code&& o) noexcept {
     symbols_ = std::move(o.symbols_);
     target_ = o.target_;
     owner_ = std::move(o.owner_);
+    debug_ = std::move(o.debug_);
   }
   return *this;
 }
@@ -83,8 +87,9 @@ Code::~Code() {
 // Host code lives in the JIT allocator's executable memory; another machine's code in a plain
 // heap block.
 void Code::release() {
+  debug_.reset();  // the debugger lets go of the code first
   if (!base_) return;
-  if (owner_)  // the LLVM tier's code: its owner frees it
+  if (owner_)  // the LLVM tier's code, or code in private pages for gdb: its owner frees it
     owner_.reset();
   else if (runnable())
     allocator().release(base_);
@@ -106,6 +111,10 @@ void* Code::entry() const {
   require_runnable();
   if (symbols_.empty()) fail("Code: no code");
   return const_cast<uint8_t*>(base_) + symbols_.front().offset;
+}
+
+const LineTable* Code::line_table() const {
+  return debug_ && debug_->lines ? &*debug_->lines : nullptr;
 }
 
 const Code::Symbol& Code::find(std::string_view name) const {
@@ -206,12 +215,16 @@ Code compile(const Module& m, const CompileOptions& options) {
 #if !EXOJIT_HAVE_LLVM
     fail("compile: no LLVM tier: exojit was built without LLVM (EXOJIT_WITH_LLVM=OFF)");
 #else
-    detail::LlvmCode llvm = detail::compile_llvm(m, options.llvm_opt_level);
+    const detail::DebugRequest debug = detail::debug_request(options);
+    detail::LlvmCode llvm = detail::compile_llvm(m, options.llvm_opt_level, debug.gdb);
     Code code;
     code.base_ = llvm.base;
     code.size_ = llvm.size;
     code.symbols_ = std::move(llvm.symbols);
     code.owner_ = std::move(llvm.owner);
+    if (debug.gdb || debug.jitdump)
+      code.debug_ = detail::describe_llvm_code(debug, code.base_, code.symbols_,
+                                               std::move(llvm.debug_objects));
     if (options.perf_map || perf_map_from_env()) write_perf_map(code.base_, code.symbols_);
     return code;
 #endif
@@ -220,11 +233,16 @@ Code compile(const Module& m, const CompileOptions& options) {
   asmjit::CodeHolder holder;
   asmjit::Environment env(aarch64 ? asmjit::Arch::kAArch64 : asmjit::Arch::kX64);
   holder.init(env);
+  const detail::DebugRequest debug = detail::debug_request(options);
+  std::optional<detail::CodeNotes> notes;
+  if (debug.notes()) notes.emplace();
+  detail::CodeNotes* notes_ptr = notes ? &*notes : nullptr;
   std::vector<detail::EmittedFunction> entries =
-      aarch64 ? detail::emit_a64(m, holder)
+      aarch64 ? detail::emit_a64(m, holder, notes_ptr)
               : detail::emit_x64(m, holder,
                                  detail::X64Features{options.use_movbe, options.use_bmi2,
-                                                     options.use_avx, options.use_sse42});
+                                                     options.use_avx, options.use_sse42},
+                                 notes_ptr);
 
   asmjit::Error err = holder.flatten();
   if (!err) err = holder.resolveUnresolvedLinks();
@@ -233,13 +251,19 @@ Code compile(const Module& m, const CompileOptions& options) {
   const bool runnable = options.target == kHostTarget;
   void* rx = nullptr;
   void* rw = nullptr;
+  std::shared_ptr<void> owner;  // code in private pages, for gdb's breakpoints (debug/)
   if (!runnable) {
     rx = rw = new uint8_t[size];  // cross-JIT: bytes to look at, never to run
+  } else if (debug.gdb) {
+    owner = detail::map_private_code(size);
+    rx = rw = owner.get();
   } else if (allocator().alloc(&rx, &rw, size) != asmjit::kErrorOk) {
     fail("compile: cannot allocate {} bytes of executable memory", size);
   }
   auto free_block = [&] {
-    if (runnable)
+    if (owner)
+      owner.reset();
+    else if (runnable)
       allocator().release(rx);
     else
       delete[] static_cast<uint8_t*>(rx);
@@ -250,12 +274,14 @@ Code compile(const Module& m, const CompileOptions& options) {
     free_block();
     fail("compile: relocation failed: {}", asmjit::DebugUtils::errorAsString(err));
   }
+  if (owner) detail::seal_private_code(owner.get(), size);
   if (runnable) asmjit::VirtMem::flushInstructionCache(rx, size);
 
   Code code;
   code.target_ = options.target;
   code.base_ = static_cast<uint8_t*>(rx);
   code.size_ = size;
+  code.owner_ = std::move(owner);
   for (size_t i = 0; i < entries.size(); ++i) {
     size_t begin = holder.labelOffsetFromBase(entries[i].begin);
     size_t end = holder.labelOffsetFromBase(entries[i].end);
@@ -264,6 +290,9 @@ Code compile(const Module& m, const CompileOptions& options) {
   }
   if (runnable && (options.perf_map || perf_map_from_env()))
     write_perf_map(code.base_, code.symbols_);
+  if (notes)
+    code.debug_ =
+        detail::describe_code(debug, m, options.target, code.base_, code.symbols_, *notes);
   return code;
 }
 

@@ -9,8 +9,9 @@ namespace exojit::vcode::detail::x64 {
 
 using namespace asmjit;
 
-X64Emitter::X64Emitter(const Module& m, CodeHolder& code, const X64Features& allowed)
-    : m_(m), a_(&code) {
+X64Emitter::X64Emitter(const Module& m, CodeHolder& code, const X64Features& allowed,
+                       CodeNotes* notes)
+    : m_(m), a_(&code), notes_(notes) {
   const auto& features = CpuInfo::host().features().x86();
   has_movbe_ = allowed.movbe && features.hasMOVBE();
   has_bmi2_ = allowed.bmi2 && features.hasBMI2();
@@ -35,8 +36,16 @@ void X64Emitter::function(const Function& f, const EmittedFunction& where) {
   map_registers();
   layout_frame();
   a_.bind(where.begin);
+  if (notes_) notes_->begin_function(a_.offset());
   prologue();
-  for (size_t i = 0; i < f.code.size(); ++i) insn(f.code[i]);
+  if (!notes_) {
+    for (const Insn& in : f.code) insn(in);
+  } else {  // debug notes: where each record's code starts
+    for (size_t i = 0; i < f.code.size(); ++i) {
+      notes_->record(a_.offset(), i);
+      insn(f.code[i]);
+    }
+  }
   a_.bind(where.end);
   emit_constant_pool();
 }
@@ -133,8 +142,15 @@ void X64Emitter::layout_frame() {
 }
 
 void X64Emitter::prologue() {
-  for (const Gp& g : frame_.saved) a_.push(g);
+  for (const Gp& g : frame_.saved) {
+    a_.push(g);
+    if (notes_) {
+      notes_->sp(a_.offset(), 8);
+      notes_->saved(a_.offset(), dwarf_x64_gp(g.id()), 0);
+    }
+  }
   if (frame_.size) a_.sub(x86::rsp, frame_.size);
+  if (notes_ && frame_.size) notes_->sp(a_.offset(), frame_.size);
   // Parameters declared as variables move from their ABI register to their slot.
   int pos[2] = {0, 0};
   for (Reg p : f_->params) {
@@ -150,10 +166,16 @@ void X64Emitter::prologue() {
 }
 
 void X64Emitter::epilogue() {
+  if (notes_) notes_->epilogue(a_.offset());
   if (frame_.size) a_.add(x86::rsp, frame_.size);
+  if (notes_ && frame_.size) notes_->sp(a_.offset(), -frame_.size);
   if (frame_.uses_ymm) a_.vzeroupper();  // no AVX-SSE transition penalty in the caller
-  for (auto it = frame_.saved.rbegin(); it != frame_.saved.rend(); ++it) a_.pop(*it);
+  for (auto it = frame_.saved.rbegin(); it != frame_.saved.rend(); ++it) {
+    a_.pop(*it);
+    if (notes_) notes_->sp(a_.offset(), -8);
+  }
   a_.ret();
+  if (notes_) notes_->returned(a_.offset());
 }
 
 Mem X64Emitter::mem(const Insn& in, uint32_t size) {
@@ -666,8 +688,8 @@ void X64Emitter::store(const Insn& in) {
 namespace exojit::vcode::detail {
 
 std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code,
-                                      const X64Features& allowed) {
-  x64::X64Emitter emitter(m, code, allowed);
+                                      const X64Features& allowed, CodeNotes* notes) {
+  x64::X64Emitter emitter(m, code, allowed, notes);
   return emitter.module();
 }
 

@@ -63,7 +63,8 @@ struct Frame {
 
 class X64Emitter {
  public:
-  X64Emitter(const Module& m, CodeHolder& code, const X64Features& allowed);
+  X64Emitter(const Module& m, CodeHolder& code, const X64Features& allowed,
+             CodeNotes* notes = nullptr);
   std::vector<EmittedFunction> module();
 
  private:
@@ -131,6 +132,7 @@ class X64Emitter {
 
   const Module& m_;
   FastAssembler a_;
+  CodeNotes* notes_;  // debug notes (debug/notes_p.h), when asked for
   std::vector<EmittedFunction> entries_;
   const Function* f_ = nullptr;
   std::vector<asmjit::Label> labels_;

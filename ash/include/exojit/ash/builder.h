@@ -9,11 +9,11 @@
 //
 // The handler is a vcode function; ordinary instructions compute, and every load or store
 // through a register addresses the *application's* memory (virtual addresses of the
-// environment the handler is installed for): the sandbox (sandbox.h) checks and translates each
-// of them. Message bytes are reachable only through the primitives below. Locals (stack slots)
-// are the handler's own scratch memory.
+// environment the handler is installed for): the sandbox (ash/README.md) checks and translates
+// each of them. Message bytes are reachable only through the primitives below. Locals (stack
+// slots) are the handler's own scratch memory.
 //
-// Primitives come in two kinds, as they lower (sandbox.h):
+// Primitives come in two kinds, as they lower (ash/README.md, "How a handler is made safe"):
 //   inline:  peek, peek_at, consume_field, skip, msg_length, remaining — recorded as loads/stores
 //   based
 //            on the reserved state register, so temporaries survive them;

@@ -1,4 +1,4 @@
-// An installed ASH: a handler program verified, sandboxed (sandbox.h) and compiled for one
+// An installed ASH: a handler program verified, sandboxed (ash/README.md) and compiled for one
 // environment, run by the kernel on every message its filter accepts (runtime::MessageHandler).
 //
 //   ash::Handler h(builder, env, {.region = {0x20000000, 1 << 20}});   // refused: exojit::Error

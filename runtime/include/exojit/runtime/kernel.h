@@ -6,8 +6,8 @@
 // capability is an exojit::Error and leaves every structure as it was. Guarded resources: page
 // frames, packet rings, NIC transmit sides, filter slots (and their handler slots).
 //
-// Receive path (DESIGN.md): Demux::classify -> filter slot -> MessageHandler (if installed) ->
-// the slot's packet ring -> the owner is woken.
+// Receive path (runtime/README.md): Demux::classify -> filter slot -> MessageHandler (if installed)
+// -> the slot's packet ring -> the owner is woken.
 //
 // Mode::Scheduler (the default; tests): one host thread, the scheduler model runs environments.
 // Mode::Threads: environments are host threads; the receive path takes one lock so frames

@@ -1,6 +1,6 @@
-// The three plug-in interfaces of the runtime (DESIGN.md): a demultiplexer, a message handler
-// and a wake-up predicate. dpf/ implements Demux, ash/ implements MessageHandler; the runtime
-// ships a built-in demux (builtin_demux.h) and vcode-compiled predicates (predicate.h).
+// The three plug-in interfaces of the runtime (runtime/README.md): a demultiplexer, a message
+// handler and a wake-up predicate. dpf/ implements Demux, ash/ implements MessageHandler; the
+// runtime ships a built-in demux (builtin_demux.h) and vcode-compiled predicates (predicate.h).
 //
 // A packet's walk: Nic -> Demux::classify -> the filter's owner -> its MessageHandler, if any
 // (Consumed: done; Declined: as if there were none) -> the owner's packet ring -> owner woken.

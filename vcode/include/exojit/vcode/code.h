@@ -17,8 +17,13 @@
 
 #include "exojit/error.h"
 #include "exojit/vcode/ir.h"
+#include "exojit/vcode/line_table.h"
 
 namespace exojit::vcode {
+
+namespace detail {
+struct CodeDebug;
+}
 
 // The machine the code is generated for. Code for another machine than the host (cross-JIT) can
 // be disassembled but not called.
@@ -42,6 +47,19 @@ struct CompileOptions {
   // Append the functions to /tmp/perf-<pid>.map so `perf report` names them. Also enabled by
   // the environment variable EXOJIT_PERF_MAP=1.
   bool perf_map = false;
+  // Keep the line table: which vcode line each machine instruction came from
+  // (Code::line_table(), `vdump --lines`). The fast tier only; implied by the next two.
+  bool line_table = false;
+  // Register the code with gdb through the GDB JIT interface: an in-memory ELF object with the
+  // functions' symbols, DWARF lines into the listing (written to a file, see README "Debugging
+  // generated code with gdb") and call frame information, unregistered when the Code dies. The
+  // code then lives in private pages, written and then made executable (W^X still holds), so
+  // that gdb can put breakpoints in it. Also enabled by EXOJIT_GDB=1. Host code only.
+  bool debug_info = false;
+  // Write perf's jitdump (jit-<pid>.dump in $JITDUMPDIR, else a new directory under
+  // ~/.debug/jit/): the functions' code and vcode lines, for `perf inject --jit` (README
+  // "Profiling generated code with perf"). Also enabled by EXOJIT_JITDUMP=1. Host code only.
+  bool jitdump = false;
   // Optional x86-64 instructions, used when the CPU has them; turning them off selects the
   // portable sequences (mov+bswap instead of movbe, shifts through cl instead of shlx).
   bool use_movbe = true;
@@ -90,6 +108,9 @@ class Code {
   const uint8_t* data() const { return base_; }
   size_t size() const { return size_; }
   const std::vector<Symbol>& symbols() const { return symbols_; }
+  // Which vcode line each machine instruction came from; null unless compiled on the fast tier
+  // with line_table, debug_info or jitdump.
+  const LineTable* line_table() const;
 
   // Entry address of a function (by name, or the only/first one).
   void* entry(std::string_view name) const {
@@ -146,7 +167,11 @@ class Code {
   size_t size_ = 0;
   Target target_ = kHostTarget;
   std::vector<Symbol> symbols_;
-  std::shared_ptr<void> owner_;  // LLVM tier: frees the code; fast tier: null (base_ is ours)
+  // Frees the code when it is not in the fast tier's allocator: the LLVM tier's, and code
+  // compiled for gdb (in private pages); null otherwise.
+  std::shared_ptr<void> owner_;
+  // The line table and the debugger's registration (undone before the code is freed).
+  std::shared_ptr<detail::CodeDebug> debug_;
 };
 
 // Compiles every function of the (verified) module in one pass over its IR.
