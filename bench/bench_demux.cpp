@@ -377,7 +377,7 @@ void register_insert() {
       std::vector<Filter> keep;
       for (const Filter& f : fit) {
         size_t before = e.regenerations();
-        e.remove(e.insert(f));
+        e.remove(e.insert(f), 0);
         if (e.regenerations() == before) keep.push_back(f);
       }
       fit = std::move(keep);
@@ -387,7 +387,7 @@ void register_insert() {
     for (auto _ : s) {
       FilterId id = e.insert(fit[i++ % fit.size()]);
       s.PauseTiming();
-      e.remove(id);
+      e.remove(id, 0);
       s.ResumeTiming();
     }
     if (e.regenerations() != regens) s.SkipWithError("code was regenerated");
@@ -402,7 +402,7 @@ void register_insert() {
     for (auto _ : s) {
       FilterId id = e.insert(udp);
       s.PauseTiming();
-      e.remove(id);
+      e.remove(id, 0);
       s.ResumeTiming();
     }
     if (e.regenerations() - regens != 2 * size_t(s.iterations()))

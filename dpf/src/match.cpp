@@ -7,26 +7,19 @@ bool matches(const Filter& f, const uint8_t* pkt, size_t len) {
   const uint8_t* base = pkt;
   size_t avail = len;
   for (const Atom& a : f.atoms()) {
-    if (a.kind == Atom::Kind::Record) continue;
     uint64_t v;
-    if (!detail::evaluate(a.expr, base, avail, &v)) return false;
+    if (!a.expr || !detail::evaluate(a.expr, base, avail, &v)) return false;
     switch (a.kind) {
       case Atom::Kind::Shift:
         if (v > avail) return false;
         base += v;
         avail -= v;
         break;
-      case Atom::Kind::Compare: {
-        uint64_t k = a.value;
-        bool ok = a.cmp == Cmp::Eq   ? v == k
-                  : a.cmp == Cmp::Ne ? v != k
-                  : a.cmp == Cmp::Lt ? v < k
-                  : a.cmp == Cmp::Le ? v <= k
-                  : a.cmp == Cmp::Gt ? v > k
-                                     : v >= k;
-        if (!ok) return false;
+      case Atom::Kind::Compare:
+        if (!detail::compare_holds(a.cmp, v, a.value)) return false;
         break;
-      }
+      case Atom::Kind::Record:  // an action: true once its fields are inside the packet
+        break;
       default:
         return false;
     }

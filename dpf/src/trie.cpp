@@ -15,6 +15,13 @@ uint64_t Node::best_accept() const {
   return best;
 }
 
+void Trie::kill(Node* leaf, uint64_t key) {
+  auto it = std::find(leaf->accepts.begin(), leaf->accepts.end(), key);
+  if (it == leaf->accepts.end()) fail("dpf: internal: accept not found");
+  leaf->accepts.erase(it);
+  leaf->dead.push_back(key);
+}
+
 Trie::Trie() : root_(std::make_unique<Node>()) {}
 
 namespace {
@@ -32,24 +39,6 @@ bool branch_matches(const Branch& b, const Atom& a) {
 // Recorded atoms carry their filter's id in `value` (set by the engine).
 uint64_t branch_key(const Atom& a) {
   return a.kind == Atom::Kind::Shift ? 0 : a.value;
-}
-
-bool compare_holds(Cmp c, uint64_t v, uint64_t k) {
-  switch (c) {
-    case Cmp::Eq:
-      return v == k;
-    case Cmp::Ne:
-      return v != k;
-    case Cmp::Lt:
-      return v < k;
-    case Cmp::Le:
-      return v <= k;
-    case Cmp::Gt:
-      return v > k;
-    case Cmp::Ge:
-      return v >= k;
-  }
-  return false;
 }
 
 template <typename Sink>
@@ -87,6 +76,9 @@ void dump_node(const Node& n, int depth, std::string& out) {
   for (uint64_t k : n.accepts)
     out += fmt::format("{}accept id {} (specificity {})\n", pad, uint32_t(k),
                        kMaxAtoms + 1 - (k >> 32));
+  for (uint64_t k : n.dead)
+    out += fmt::format("{}removed id {} (its code runs until the next full generation)\n", pad,
+                       uint32_t(k));
   for (const auto& b : n.branches) {
     if (b->kind == Atom::Kind::Recorded) {
       for (auto& [id, child] : b->children) {
@@ -187,16 +179,27 @@ Change Trie::insert(const Canonical& f, uint64_t key) {
   return change;
 }
 
+void Trie::erase_dead(Node* leaf, uint64_t key) {
+  auto it = std::find(leaf->dead.begin(), leaf->dead.end(), key);
+  if (it == leaf->dead.end()) fail("dpf: internal: removed accept not found");
+  leaf->dead.erase(it);
+  prune(leaf);
+}
+
 Change Trie::erase(Node* leaf, uint64_t key) {
-  Change change;
-  change.leaf = leaf;
   auto it = std::find(leaf->accepts.begin(), leaf->accepts.end(), key);
   if (it == leaf->accepts.end()) fail("dpf: internal: accept not found");
   leaf->accepts.erase(it);
+  return prune(leaf);
+}
+
+Change Trie::prune(Node* leaf) {
+  Change change;
+  change.leaf = leaf;
   Node* n = leaf;
   Branch* lost_key = nullptr;
-  bool leaf_kept = !leaf->accepts.empty() || !leaf->branches.empty() || leaf == root_.get();
-  while (n != root_.get() && n->accepts.empty() && n->branches.empty()) {
+  bool leaf_kept = !leaf->empty() || leaf == root_.get();
+  while (n != root_.get() && n->empty()) {
     Branch* b = n->parent;
     Node* parent = b->parent;
     b->children.erase(n->key);  // frees n

@@ -49,12 +49,16 @@ struct Branch {
 struct Node {
   std::vector<std::unique_ptr<Branch>> branches;  // tried in insertion order
   std::vector<uint64_t> accepts;                  // priority keys of the filters ending here
+  // Keys of removed filters whose code still runs (Trie::kill): they keep the node, so that the
+  // trie's shape stays the code's, and accept nothing in the walk.
+  std::vector<uint64_t> dead;
   Branch* parent = nullptr;
   uint64_t key = 0;  // this node's constant in its parent branch
   uint32_t must = 0;
   uint64_t subtree_best = 0;  // the best accept here or below (codegen)
 
   uint64_t best_accept() const;  // kNoFilter if none
+  bool empty() const { return accepts.empty() && dead.empty() && branches.empty(); }
 };
 
 // What an insertion changed, for the engine's decision to patch data or regenerate code.
@@ -78,6 +82,10 @@ class Trie {
   // key when that is the only structural change (nullptr otherwise; only_accept if nothing
   // structural was removed).
   Change erase(Node* leaf, uint64_t key);
+  // Takes the accept `key` at `leaf` out of the walk without changing the trie's shape; once
+  // the code no longer has it, erase_dead drops it and prunes what it kept.
+  void kill(Node* leaf, uint64_t key);
+  void erase_dead(Node* leaf, uint64_t key);
 
   const Node& root() const { return *root_; }
   Node& root() { return *root_; }
@@ -90,6 +98,7 @@ class Trie {
   std::string dump() const;
 
  private:
+  Change prune(Node* leaf);  // empty nodes from `leaf` up
   std::unique_ptr<Node> root_;
 };
 

@@ -108,7 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool drop = false;
   for (auto it = filters.begin(); it != filters.end();) {
     if ((drop = !drop)) {
-      e.remove(it->first);
+      e.remove(it->first, 0);
       it = filters.erase(it);
     } else {
       ++it;

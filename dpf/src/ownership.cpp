@@ -2,9 +2,14 @@
 // bytes: in the segments before their SHIFT sequences diverge. Two kinds of evidence of
 // disjointness: == on plain (masked) fields, compared bit by bit per byte (so 12:16 and 12:8
 // meet), and ranges on the same expression whose intersection is empty.
-#include "overlap.h"
+//
+// The candidates for an overlap come from the trie (filters merge along their shared keys), so
+// checking a new connection filter next to 20,000 others looks at its own path, not at them all.
+#include "ownership.h"
 
 #include <algorithm>
+#include <bit>
+#include <climits>
 #include <map>
 
 namespace exojit::dpf::detail {
@@ -53,7 +58,7 @@ Facts facts(const Canonical& c, unsigned segments) {
       if (++seg >= segments) break;
       continue;
     }
-    if (a.kind != Atom::Kind::Compare) continue;
+    if (a.kind != Atom::Kind::Compare || is_length_atom(a)) continue;
     const ExprPtr& e = a.expr;
     if (a.cmp == Cmp::Eq && e->op == ExprOp::Load) {
       add_bytes(f, seg, e->offset, e->bits / 8u, ~uint64_t(0), a.value);
@@ -64,6 +69,8 @@ Facts facts(const Canonical& c, unsigned segments) {
     if (a.cmp == Cmp::Eq && e->op == ExprOp::And && e->a->op == ExprOp::Load &&
         e->b->op == ExprOp::Const) {
       add_bytes(f, seg, e->a->offset, e->a->bits / 8u, e->b->value, a.value);
+      Facts::Range& r = range_of(f, seg, e);  // also meets ranges on the same masked field
+      r.lo = std::max(r.lo, a.value), r.hi = std::min(r.hi, a.value);
       continue;
     }
     Facts::Range& r = range_of(f, seg, e);
@@ -129,6 +136,111 @@ bool may_overlap(const Canonical& a, const Canonical& b) {
     if (lo == hi && std::find(excluded.begin(), excluded.end(), lo) != excluded.end()) return false;
   }
   return true;
+}
+
+namespace {
+
+// The walk of overlap_candidates.
+class CandidateWalk {
+ public:
+  CandidateWalk(const Canonical& f, const OverlapVisit& visit)
+      : facts_(facts(f, UINT_MAX)), visit_(visit) {
+    unsigned seg = 0;
+    for (const Atom& a : f.atoms) {
+      if (a.kind == Atom::Kind::Shift) {
+        shifts_.push_back(&a);
+        ++seg;
+      } else if (a.kind == Atom::Kind::Compare && a.cmp == Cmp::Eq) {
+        eq_.emplace_back(seg, &a);
+      }
+    }
+  }
+
+  bool node(const Node& n, unsigned seg, bool aligned) {
+    if (!n.accepts.empty()) {
+      Canonical p;
+      p.atoms = path_;
+      if (!visit_(n, p)) return false;
+    }
+    for (const auto& b : n.branches) {
+      switch (b->kind) {
+        case Atom::Kind::Shift: {
+          bool same = aligned && seg < shifts_.size() && same_expr(shifts_[seg]->expr, b->expr);
+          if (!step(*b, b->children.begin()->first, seg + 1, same)) return false;
+          break;
+        }
+        case Atom::Kind::Compare: {
+          uint64_t v;
+          if (b->cmp == Cmp::Eq && aligned && pinned(seg, b->expr, &v)) {
+            if (b->children.count(v) && !step(*b, v, seg, aligned)) return false;
+            break;
+          }
+          for (const auto& [k, child] : b->children)
+            if (!step(*b, k, seg, aligned)) return false;
+          break;
+        }
+        default:  // Recorded: one child per filter id
+          for (const auto& [k, child] : b->children)
+            if (!step(*b, k, seg, aligned)) return false;
+          break;
+      }
+    }
+    return true;
+  }
+
+ private:
+  bool step(const Branch& b, uint64_t key, unsigned seg, bool aligned) {
+    path_.push_back(Atom{b.kind, b.expr, b.cmp, key});
+    bool go_on = node(*b.children.at(key), seg, aligned);
+    path_.pop_back();
+    return go_on;
+  }
+
+  // The value f's == atoms force on `e` in segment `seg`: the same expression compared with ==,
+  // or a (masked) field whose every masked bit f's byte facts fix.
+  bool pinned(unsigned seg, const ExprPtr& e, uint64_t* v) const {
+    for (auto& [s, a] : eq_)
+      if (s == seg && same_expr(a->expr, e)) {
+        *v = a->value;
+        return true;
+      }
+    uint32_t offset;
+    unsigned bytes;
+    uint64_t mask;
+    if (!plain_field(e, &offset, &bytes, &mask)) return false;
+    uint64_t value = 0;
+    for (unsigned i = 0; i < bytes; ++i) {
+      unsigned shift = (bytes - 1 - i) * 8;
+      uint8_t m = uint8_t(mask >> shift);
+      if (!m) continue;
+      auto it = facts_.bytes.find({seg, offset + i});
+      if (it == facts_.bytes.end() || (it->second.first & m) != m) return false;
+      value |= uint64_t(it->second.second & m) << shift;
+    }
+    *v = value;
+    return true;
+  }
+
+  Facts facts_;
+  const OverlapVisit& visit_;
+  std::vector<const Atom*> shifts_;
+  std::vector<std::pair<unsigned, const Atom*>> eq_;
+  std::vector<Atom> path_;
+};
+
+}  // namespace
+
+void overlap_candidates(const Trie& trie, const Canonical& f, const OverlapVisit& visit) {
+  CandidateWalk(f, visit).node(trie.root(), 0, true);
+}
+
+unsigned key_bits(const Canonical& c) {
+  Facts f = facts(c, UINT_MAX);
+  unsigned bits = 0;
+  for (auto& [where, mv] : f.bytes) bits += unsigned(std::popcount(mv.first));
+  for (const Atom& a : c.atoms)
+    if (a.kind == Atom::Kind::Recorded) bits += 32;
+  return std::min(bits, 255u);
 }
 
 }  // namespace exojit::dpf::detail
