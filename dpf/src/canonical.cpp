@@ -403,8 +403,9 @@ Canonical canonicalize(const Filter& f) {
     if (register_need(a.expr) > kMaxExprRegs)
       bad(fmt::format("expression needs more than {} registers", kMaxExprRegs));
     if (a.kind == Atom::Kind::Shift) {
-      if (a.expr->op == ExprOp::Const) {
+      if (a.expr->op == ExprOp::Const) {  // (its fields, if it had any, are still read)
         if (a.expr->value > kMaxOffset - pending) bad("shifts beyond the largest packet");
+        need = std::max(need, reads);
         pending += a.expr->value;
         need = std::max(need, uint32_t(pending));
         continue;

@@ -64,6 +64,38 @@ unsigned known_alignment(const ExprPtr& e);
 bool evaluate(const ExprPtr& e, const uint8_t* base, size_t avail, uint64_t* out);
 bool compare_holds(Cmp c, uint64_t v, uint64_t k);
 
+// Does the conjunction `atoms` accept the packet, as the language defines it (a field past the
+// end makes its atom false, a SHIFT past the end the conjunction)? RECORD's value goes to
+// *record (if given); a RECORDED atom holds when `recorded(atom, value)` says so.
+template <typename Recorded>
+bool accepts(const std::vector<Atom>& atoms, const uint8_t* pkt, size_t len, uint64_t* record,
+             Recorded&& recorded) {
+  const uint8_t* base = pkt;
+  size_t avail = len;
+  for (const Atom& a : atoms) {
+    uint64_t v;
+    if (!a.expr || !evaluate(a.expr, base, avail, &v)) return false;
+    switch (a.kind) {
+      case Atom::Kind::Shift:
+        if (v > avail) return false;
+        base += v, avail -= size_t(v);
+        break;
+      case Atom::Kind::Compare:
+        if (!compare_holds(a.cmp, v, a.value)) return false;
+        break;
+      case Atom::Kind::Record:
+        if (record) *record = v;
+        break;
+      case Atom::Kind::Recorded:
+        if (!recorded(a, v)) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
 // A load of `bytes` bytes (1, 2, 4 or 8) at `offset`, big-endian.
 ExprPtr make_load(uint32_t offset, unsigned bits);
 ExprPtr make_const(uint64_t v);

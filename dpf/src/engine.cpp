@@ -274,29 +274,10 @@ struct Engine::Impl {
   // *record gets RECORD's value, *waits the values RECORDED atoms test.
   bool accepts(const Canonical& c, const uint8_t* pkt, size_t len, uint64_t* record,
                std::vector<uint64_t>* waits) const {
-    const uint8_t* base_ptr = pkt;
-    size_t avail = len;
-    for (const Atom& a : c.atoms) {
-      uint64_t v;
-      if (!detail::evaluate(a.expr, base_ptr, avail, &v)) return false;
-      switch (a.kind) {
-        case Atom::Kind::Shift:
-          if (v > avail) return false;
-          base_ptr += v, avail -= v;
-          break;
-        case Atom::Kind::Compare:
-          if (!compare_holds(a.cmp, v, a.value)) return false;
-          break;
-        case Atom::Kind::Record:
-          if (record) *record = v;
-          break;
-        case Atom::Kind::Recorded:
-          if (waits) waits->push_back(v);
-          if (!recorded_fn(this, a.value, v)) return false;
-          break;
-      }
-    }
-    return true;
+    return detail::accepts(c.atoms, pkt, len, record, [&](const Atom& a, uint64_t v) {
+      if (waits) waits->push_back(v);
+      return recorded_fn(this, a.value, v) != 0;
+    });
   }
 
   // The priority key of filter `id` for a packet it accepts (a table hit returns the id alone).

@@ -175,6 +175,7 @@ class CandidateWalk {
             if (b->children.count(v) && !step(*b, v, seg, aligned)) return false;
             break;
           }
+          if (b->summary && aligned && disjoint_below(*b->summary, seg)) break;
           for (const auto& [k, child] : b->children)
             if (!step(*b, k, seg, aligned)) return false;
           break;
@@ -221,8 +222,34 @@ class CandidateWalk {
     return true;
   }
 
+  // Is every accept below a disjunction in segment `seg` pinned, on some dimension f pins too,
+  // to another value than f's? (Then may_overlap finds them all disjoint: the same expression
+  // in the same segment, == to different constants.)
+  bool disjoint_below(const KeySummary& s, unsigned seg) {
+    for (const auto& [name, value] : dims_from(seg)) {
+      auto it = s.dims.find(name);
+      if (it != s.dims.end() && it->second.accepts == s.accepts && !it->second.values.count(value))
+        return true;
+    }
+    return false;
+  }
+
+  // f's == atoms as dimensions seen from segment `seg` (computed once per segment).
+  const std::vector<std::pair<std::string, uint64_t>>& dims_from(unsigned seg) {
+    auto [it, fresh] = dims_.try_emplace(seg);
+    if (!fresh) return it->second;
+    for (auto& [s, a] : eq_) {
+      if (s < seg) continue;
+      std::vector<const ExprPtr*> shifts;
+      for (unsigned k = seg; k < s; ++k) shifts.push_back(&shifts_[k]->expr);
+      it->second.emplace_back(dimension_name(shifts, a->expr), a->value);
+    }
+    return it->second;
+  }
+
   Facts facts_;
   const OverlapVisit& visit_;
+  std::map<unsigned, std::vector<std::pair<std::string, uint64_t>>> dims_;
   std::vector<const Atom*> shifts_;
   std::vector<std::pair<unsigned, const Atom*>> eq_;
   std::vector<Atom> path_;

@@ -18,11 +18,75 @@ uint64_t Node::best_accept() const {
 void Trie::kill(Node* leaf, uint64_t key) {
   auto it = std::find(leaf->accepts.begin(), leaf->accepts.end(), key);
   if (it == leaf->accepts.end()) fail("dpf: internal: accept not found");
+  summarize(leaf, -1);
   leaf->accepts.erase(it);
   leaf->dead.push_back(key);
 }
 
 Trie::Trie() : root_(std::make_unique<Node>()) {}
+
+std::string dimension_name(const std::vector<const ExprPtr*>& shifts, const ExprPtr& expr) {
+  std::string name;
+  for (const ExprPtr* s : shifts) name += to_string(*s) + ";";
+  return name + "|" + to_string(expr);
+}
+
+namespace {
+
+// The path from the root to `leaf`: each step's branch and constant.
+std::vector<std::pair<const Branch*, uint64_t>> path_to(const Node* leaf) {
+  std::vector<std::pair<const Branch*, uint64_t>> path;
+  for (const Node* n = leaf; n->parent; n = n->parent->parent) path.emplace_back(n->parent, n->key);
+  std::reverse(path.begin(), path.end());
+  return path;
+}
+
+// Adds (delta 1) or takes out (-1) one accept whose path below `b` is `steps` [from, end).
+void count_in(KeySummary& s, const std::vector<std::pair<const Branch*, uint64_t>>& steps,
+              size_t from, int delta) {
+  s.accepts += size_t(delta);
+  std::vector<const ExprPtr*> shifts;
+  for (size_t i = from; i < steps.size(); ++i) {
+    const Branch& b = *steps[i].first;
+    if (b.kind == Atom::Kind::Shift) {
+      shifts.push_back(&b.expr);
+      continue;
+    }
+    if (b.kind != Atom::Kind::Compare || b.cmp != Cmp::Eq) continue;
+    KeySummary::Dimension& d = s.dims[dimension_name(shifts, b.expr)];
+    d.accepts += size_t(delta);
+    size_t& v = d.values[steps[i].second];
+    v += size_t(delta);
+    if (v == 0) d.values.erase(steps[i].second);
+  }
+}
+
+// Builds the summary of `b` from its subtree.
+void build_summary(Branch& b) {
+  b.summary = std::make_unique<KeySummary>();
+  std::vector<std::pair<const Branch*, uint64_t>> steps;
+  auto visit = [&](auto& self, const Node& n) -> void {
+    for (size_t i = 0; i < n.accepts.size(); ++i) count_in(*b.summary, steps, 1, 1);
+    for (const auto& br : n.branches)
+      for (const auto& [k, child] : br->children) {
+        steps.emplace_back(br.get(), k);
+        self(self, *child);
+        steps.pop_back();
+      }
+  };
+  for (const auto& [k, child] : b.children) {
+    steps.assign(1, {&b, k});
+    visit(visit, *child);
+  }
+}
+
+}  // namespace
+
+void Trie::summarize(const Node* leaf, int delta) {
+  auto path = path_to(leaf);
+  for (size_t i = 0; i < path.size(); ++i)
+    if (path[i].first->summary) count_in(*path[i].first->summary, path, i + 1, delta);
+}
 
 namespace {
 
@@ -173,6 +237,15 @@ Change Trie::insert(const Canonical& f, uint64_t key) {
     n = it->second.get();
   }
   n->accepts.push_back(key);
+  summarize(n, 1);
+  // A disjunction that just reached the size for a summary gets one (from its subtree, which
+  // includes this accept).
+  for (Node* up = n; up->parent; up = up->parent->parent) {
+    Branch& b = *up->parent;
+    if (!b.summary && b.kind == Atom::Kind::Compare && b.cmp == Cmp::Eq &&
+        b.children.size() >= kSummaryChildren)
+      build_summary(b);
+  }
   change.leaf = n;
   change.only_accept = !structural && change.branch == nullptr;
   if (change.branch && change.branch->children.size() == 1) change.branch = nullptr;  // new
@@ -189,6 +262,7 @@ void Trie::erase_dead(Node* leaf, uint64_t key) {
 Change Trie::erase(Node* leaf, uint64_t key) {
   auto it = std::find(leaf->accepts.begin(), leaf->accepts.end(), key);
   if (it == leaf->accepts.end()) fail("dpf: internal: accept not found");
+  summarize(leaf, -1);
   leaf->accepts.erase(it);
   return prune(leaf);
 }

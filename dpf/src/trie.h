@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "canonical.h"
@@ -32,6 +33,26 @@ inline uint64_t priority_key(unsigned specificity, uint32_t id) {
 
 struct Node;
 
+// What the filters below a large disjunction pin, for the ownership check (ownership.cpp): per
+// key dimension -- an == expression, named with the SHIFTs between the disjunction and it --
+// how many live accepts below pin it, and to which values. When every accept below pins a
+// dimension and none to the value a new filter pins it to, the whole disjunction is disjoint
+// from the new filter: its children need no visit.
+struct KeySummary {
+  size_t accepts = 0;
+  struct Dimension {
+    size_t accepts = 0;
+    std::unordered_map<uint64_t, size_t> values;
+  };
+  std::unordered_map<std::string, Dimension> dims;
+};
+// Disjunctions with at least this many constants keep a KeySummary.
+inline constexpr size_t kSummaryChildren = 16;
+
+// The name of a key dimension: the SHIFT amounts from the disjunction's segment to the
+// expression's (in order), then the expression, as text (canonical expressions print alike).
+std::string dimension_name(const std::vector<const ExprPtr*>& shifts, const ExprPtr& expr);
+
 struct Branch {
   Atom::Kind kind = Atom::Kind::Compare;  // Compare, Shift or Recorded
   Cmp cmp = Cmp::Eq;
@@ -43,7 +64,8 @@ struct Branch {
   // Set by the code generator: the branch is compiled as this hash table (owned by the engine).
   HashNode* hash = nullptr;
   uint32_t must = 0;  // bytes from the segment's base every acceptance below needs (codegen)
-  uint64_t subtree_best = 0;  // the best accept below (codegen)
+  uint64_t subtree_best = 0;            // the best accept below (codegen)
+  std::unique_ptr<KeySummary> summary;  // Eq branches of kSummaryChildren constants or more
 };
 
 struct Node {
@@ -99,6 +121,8 @@ class Trie {
 
  private:
   Change prune(Node* leaf);  // empty nodes from `leaf` up
+  // Counts the accept at `leaf` in (delta 1) or out of (-1) the summaries above it.
+  void summarize(const Node* leaf, int delta);
   std::unique_ptr<Node> root_;
 };
 

@@ -289,6 +289,8 @@ TEST(DpfAdversarial, AtomsThatFoldAwayStillReadTheirFields) {
                          "(0:8 == 1) && (50:16 != 0x10000)",
                          "(0:8 == 1) && RECORD(60:8)",
                          "(0:8 == 1) && SHIFT(30)",
+                         "(0:8 == 3) && SHIFT(40:8 * 0)",
+                         "SHIFT((40:8 & 0) + 3) && (0:8 == 1)",
                          "SHIFT(20) && ((9:8 & 0) == 0) && SHIFT(0:8) && (0:8 == 1)"};
   std::mt19937_64 rng(7);
   for (const char* text : texts) {
@@ -569,6 +571,40 @@ TEST(DpfAdversarial, CatchAllFiltersNeedTheBroadRight) {
   monitor.insert(parse_filter("(12:16 == 0x806) && (38:32 == 10.0.0.1)"), {.owner = 2, .share = 7});
   EXPECT_THROW(
       monitor.insert(parse_filter("(12:16 == 0x806) && (38:32 == 10.0.0.2)"), {.owner = 3}), Error);
+}
+
+// Filters and atoms per owner: an insertion over the limit is refused, nothing changes, other
+// owners are not affected.
+TEST(DpfAdversarial, OwnerLimitsRefuseWithoutChangingAnything) {
+  Engine e;
+  e.set_owner_limits(1, OwnerLimits{.filters = 3, .atoms = 15});
+  auto conn = [](uint32_t i) {
+    return parse_filter(
+        fmt::format("(12:16 == 0x800) && (23:8 == 6) && (26:32 == {}) && "
+                    "SHIFT(34) && (2:16 == 80)",
+                    0x0a000000 + i));
+  };
+  e.insert(conn(1), {.owner = 1});  // 4 canonical atoms each
+  e.insert(conn(2), {.owner = 1});
+  e.insert(conn(3), {.owner = 1});
+  Snapshot before(e);
+  try {
+    e.insert(conn(4), {.owner = 1});
+    FAIL() << "over the filter limit";
+  } catch (const Error& x) {
+    EXPECT_NE(std::string(x.what()).find("owner 1 holds 3 filters"), std::string::npos) << x.what();
+  }
+  EXPECT_EQ(Snapshot(e), before);
+  EXPECT_EQ(e.usage(1).filters, 3u);
+  EXPECT_EQ(e.usage(1).atoms, 12u);
+  e.remove(1, 1);
+  Filter big = conn(5);  // 4 atoms + 4 more: 8 + 8 > 15
+  for (int i = 0; i < 4; ++i) big.gt(field(40 + i, 8), 1);
+  EXPECT_THROW(e.insert(big, {.owner = 1}), Error);
+  EXPECT_EQ(e.usage(1).atoms, 8u);
+  e.insert(conn(6), {.owner = 1});
+  for (uint32_t i = 0; i < 10; ++i) e.insert(conn(100 + i), {.owner = 2});  // the default limits
+  EXPECT_EQ(e.usage(2).filters, 10u);
 }
 
 // --- 7. costs an attacker controls (counted, not timed: bench_demux has the times) ----------

@@ -291,9 +291,11 @@ namespace {
 // The example of README.md and dpf/README.md, as written there.
 TEST(DpfEngine, ReadmeExample) {
   exojit::dpf::Engine e;
-  auto web = e.insert(exojit::dpf::parse_filter(
-      "(12:16 == 0x800) && (23:8 == 6) && SHIFT(14) && SHIFT((0:8 & 0xf) << 2) && (2:16 == 80)"));
-  auto dns = e.insert(exojit::dpf::compile_pcap("udp dst port 53 and not src net 10.0.0.0/8"));
+  auto web = e.insert(exojit::dpf::parse_filter("(12:16 == 0x800) && (23:8 == 6) && SHIFT(14) && "
+                                                "SHIFT((0:8 & 0xf) << 2) && (2:16 == 80)"),
+                      {.owner = 7});
+  auto dns = e.insert(exojit::dpf::compile_pcap("udp dst port 53 and not src net 10.0.0.0/8"),
+                      {.owner = 9});
   testing::Ipv4 s;
   s.dport = 80, s.option_words = 2;
   Bytes pkt = testing::ipv4(s);
@@ -304,6 +306,9 @@ TEST(DpfEngine, ReadmeExample) {
   s.src = 0x0a000005;
   pkt = testing::ipv4(s);
   EXPECT_EQ(e.demux(pkt.data(), pkt.size()), 0u);
+  EXPECT_THROW(e.remove(web, 9), Error);
+  e.remove(web, 7);
+  EXPECT_EQ(e.size(), 1u);
 }
 
 }  // namespace

@@ -59,6 +59,7 @@ struct Inserted {
   uint32_t owner;
   uint64_t share;
   std::vector<Filter> disjuncts;
+  std::vector<unsigned> specificity;  // the engine's measure, per disjunct
 };
 
 // An expression tree from bytes, as a hostile caller of the C++ API could build it. A stack
@@ -200,7 +201,7 @@ class Run {
     try {
       FilterId id = e_.insert(std::span<const Filter>(disjuncts), o);
       if (filters_.count(id)) bug("an id given twice");
-      filters_[id] = Inserted{o.owner, o.share, disjuncts};
+      filters_[id] = Inserted{o.owner, o.share, disjuncts, e_.specificity(id)};
     } catch (const exojit::Error& x) {
       refused_ = true;
       if (std::getenv("FUZZ_DPF_VERBOSE")) std::fprintf(stderr, "refused: %s\n", x.what());
@@ -258,17 +259,20 @@ class Run {
   bool refused() const { return refused_; }
 
  private:
-  // The model's winner; also checks accepting() and the ownership rule on the way.
+  // The model's winner (most specific, then lowest id); also checks accepting() and the
+  // ownership rule on the way.
   FilterId winner(const uint8_t* pkt, size_t len) {
-    std::map<FilterId, std::vector<Filter>> plain;
     std::vector<FilterId> accepting;
+    FilterId best = 0;
+    unsigned best_spec = 0;
     for (auto& [id, in] : filters_) {
-      plain[id] = in.disjuncts;
-      for (const Filter& f : in.disjuncts)
-        if (Model::accepts(f, pkt, len)) {
-          accepting.push_back(id);
-          break;
+      bool any = false;
+      for (size_t i = 0; i < in.disjuncts.size(); ++i)
+        if (Model::accepts(in.disjuncts[i], pkt, len)) {
+          any = true;
+          if (best == 0 || in.specificity[i] > best_spec) best = id, best_spec = in.specificity[i];
         }
+      if (any) accepting.push_back(id);
     }
     if (e_.accepting(pkt, len) != accepting) bug("accepting() differs from the model");
     for (FilterId a : accepting)
@@ -278,7 +282,7 @@ class Run {
           bug("filters " + std::to_string(a) + " and " + std::to_string(b) +
               " of different owners accept one packet without sharing");
       }
-    return Model::winner(e_, plain, pkt, len);
+    return best;
   }
 
   Engine e_;
