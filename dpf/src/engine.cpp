@@ -30,9 +30,6 @@ using namespace detail;
 
 namespace {
 
-// While the filters' canonical atoms total at most this, every structural change regenerates
-// the whole (a few hundred microseconds at most).
-constexpr size_t kSmallWeight = 2048;
 // The layer of recent changes is merged once it (with the killed filters) outweighs
 // sqrt(kMergeGrain x the whole's weight): regenerating it each time then costs about as much as
 // the merges it saves (for insertions of a few atoms each; a merge costs a few times more per
@@ -42,8 +39,10 @@ constexpr double kMergeGrain = 16;
 // Disjuncts of one filter (the owner's atom limit bounds them too).
 constexpr size_t kMaxDisjuncts = 65536;
 
-size_t recent_budget(size_t base_weight) {
-  return std::max(kSmallWeight / 4, size_t(std::sqrt(kMergeGrain * double(base_weight))));
+// (The whole is regenerated at once while it weighs at most EngineOptions::layer_threshold: a
+// few hundred microseconds at the default.)
+size_t recent_budget(size_t threshold, size_t base_weight) {
+  return std::max(threshold / 4, size_t(std::sqrt(kMergeGrain * double(base_weight))));
 }
 
 size_t atoms_of(const std::vector<Canonical>& ds) {
@@ -255,7 +254,8 @@ struct Engine::Impl {
   }
 
   bool over_budget() const {
-    return recent.weight + recent.dead_weight + base.dead_weight > recent_budget(base.weight);
+    return recent.weight + recent.dead_weight + base.dead_weight >
+           recent_budget(options.layer_threshold, base.weight);
   }
 
   // After a committed change: merge when the recent layer grew too large. A merge that fails
@@ -403,7 +403,7 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   // Served by the running code, else new code: for the whole while it is small, else for the
   // layer of recent changes (merged into the whole when it has grown).
   // A table that is only too full gets new code at once: it doubles, so that costs O(1) per key.
-  bool small = m.base.weight + m.recent.weight + rec.atoms <= kSmallWeight;
+  bool small = m.base.weight + m.recent.weight + rec.atoms <= m.options.layer_threshold;
   Patch p = m.place(m.base, rec, id, false);
   if (p == Patch::Done) {
     m.base.weight += rec.atoms;
@@ -463,7 +463,7 @@ void Engine::remove(FilterId id, uint32_t owner) {
   // Killed accepts are masked until new code: at once for a small whole and for the recent
   // layer, at the next merge otherwise. (A failed regeneration leaves them masked: correct.)
   if (killed) {
-    bool small = m.base.weight + m.recent.weight <= kSmallWeight;
+    bool small = m.base.weight + m.recent.weight <= m.options.layer_threshold;
     try {
       if (small && !m.recent.empty() && &l == &m.base) {
         m.merge(nullptr, 0);

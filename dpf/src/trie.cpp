@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "exojit/error.h"
+#include "hash_node.h"
 
 namespace exojit::dpf::detail {
 
@@ -163,12 +164,13 @@ void dump_node(const Node& n, int depth, std::string& out) {
       dump_node(*child, depth + 1, out);
       continue;
     }
+    std::string how = b->children.size() > 3 ? " (binary search)" : "";
+    if (b->hash && b->hash->overflow().empty()) how = " (hash table)";
+    if (b->hash && !b->hash->overflow().empty())
+      how = fmt::format(" (hash table; {} constants searched after a miss)",
+                        b->hash->overflow().size());
     out += fmt::format("{}{} == one of {} keys{}  [needs {} bytes]\n", pad, to_string(b->expr),
-                       b->children.size(),
-                       b->hash                  ? " (hash table)"
-                       : b->children.size() > 3 ? " (binary search)"
-                                                : "",
-                       b->must);
+                       b->children.size(), how, b->must);
     for (auto& [k, child] : b->children) {
       out += fmt::format("{}  == {:#x}:\n", pad, k);
       dump_node(*child, depth + 2, out);

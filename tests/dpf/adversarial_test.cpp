@@ -14,6 +14,7 @@
 #include "guarded.h"
 #include "model.h"
 #include "packets.h"
+#include "random_filters.h"
 
 namespace exojit::dpf {
 namespace {
@@ -667,28 +668,89 @@ TEST(DpfAdversarial, StructuralInsertionsDoNotRegenerateEverything) {
   }
 }
 
-// Keys that collide under every hash function the engine tries: the table keeps what fits, the
-// rest is compiled as code after a miss; nothing throws, every key is found.
+// The second layer and masked removals, with a low threshold so that a few filters use them:
+// random filters of three owners (sharing), custom ids, removals; after each change the code,
+// the walk and the model agree on random packets.
+TEST(DpfAdversarial, LayersAgreeUnderChurn) {
+  std::mt19937_64 rng(14);
+  size_t layered = 0, merges = 0;
+  for (int round = 0; round < 12; ++round) {
+    EngineOptions o;
+    o.layer_threshold = size_t(round % 3) * 8;
+    Engine e(o);
+    Filters filters;
+    std::map<FilterId, uint32_t> owner;
+    for (int step = 0; step < 60; ++step) {
+      if (!filters.empty() && rng() % 4 == 0) {
+        auto it = std::next(filters.begin(), long(rng() % filters.size()));
+        e.remove(it->first, owner[it->first]);
+        filters.erase(it);
+      } else {
+        std::vector<Filter> d{testing::random_filter(rng)};
+        if (rng() % 6 == 0) d.push_back(testing::random_filter(rng));
+        uint32_t who = uint32_t(rng() % 3);
+        FilterId want = rng() % 3 == 0 ? FilterId(1 + rng() % 200) : 0;
+        if (want && filters.count(want)) want = 0;
+        FilterId id = e.insert(std::span<const Filter>(d),
+                               {.owner = who, .share = 1, .id = want, .broad = true});
+        filters[id] = d;
+        owner[id] = who;
+      }
+      layered += e.layered();
+      for (int k = 0; k < 6; ++k) expect_agree(e, filters, testing::random_packet(rng), "", k == 0);
+    }
+    merges += e.stats().merges;
+  }
+  EXPECT_GT(layered, 100u);
+  EXPECT_GT(merges, 10u);
+}
+
+// Keys that collide under every multiplicative hash the engine tries (their fields mix to one
+// value): the table keeps what fits and the rest is compiled as code after a miss, or, when most
+// keys collide, no table is built; nothing throws, every key is found. (A table this large is
+// built with multiplicative hashes only, so a disjunction of 270 connections in one insertion.)
 TEST(DpfAdversarial, KeysThatCollideEverywhereDegradeGracefully) {
+  auto connection = [](uint32_t src, uint32_t ports) {
+    return parse_filter(fmt::format(
+        "(12:16 == 0x800) && (23:8 == 6) && (26:32 == {}) && (30:32 == 1) && SHIFT(34) && "
+        "(0:16 == {}) && (2:16 == {})",
+        src, ports >> 16, ports & 0xffff));
+  };
+  auto packet = [](uint32_t src, uint32_t ports) {
+    testing::Ipv4 s;
+    s.src = src, s.dst = 1, s.sport = uint16_t(ports >> 16), s.dport = uint16_t(ports);
+    return testing::ipv4(s);
+  };
+  std::mt19937_64 rng(15);
+  std::vector<std::pair<uint32_t, uint32_t>> keys;
+  for (uint32_t i = 0; i < 150; ++i)
+    keys.emplace_back(uint32_t(rng()) | 0x80000000u, uint32_t(rng()));
+  for (uint32_t i = 0; i < 120; ++i) keys.emplace_back(0x0a000000 ^ i, 0x04d20050 ^ i);
+  std::vector<Filter> d;
+  for (auto [src, ports] : keys) d.push_back(connection(src, ports));
   Engine e;
   Filters filters;
-  // Connections whose key fields mix to the same value: (src:dst) ^ (ports << 32) constant.
-  for (uint32_t i = 0; i < 120; ++i) {
-    uint32_t src = 0x0a000000 ^ i, ports = 0x04d20050 ^ i;
-    add(e, filters,
-        fmt::format("(12:16 == 0x800) && (23:8 == 6) && (26:32 == {}) && (30:32 == 1) && "
-                    "SHIFT(34) && (0:16 == {}) && (2:16 == {})",
-                    src, ports >> 16, ports & 0xffff));
+  FilterId table = e.insert(std::span<const Filter>(d), {.owner = 7});
+  filters[table] = d;
+  EXPECT_NE(e.dump_trie().find("searched after a miss"), std::string::npos) << e.dump_trie();
+  // More colliding keys, one filter each, of another owner.
+  for (uint32_t i = 120; i < 140; ++i) {
+    Filter f = connection(0x0a000000 ^ i, 0x04d20050 ^ i);
+    filters[e.insert(f, {.owner = 8})] = {f};
   }
-  for (uint32_t i = 0; i < 120; i += 7) {
-    testing::Ipv4 s;
-    s.src = 0x0a000000 ^ i, s.dst = 1;
-    uint32_t ports = 0x04d20050 ^ i;
-    s.sport = uint16_t(ports >> 16), s.dport = uint16_t(ports);
-    Bytes p = testing::ipv4(s);
-    EXPECT_EQ(e.demux(p.data(), p.size()), i + 1);
-    expect_agree(e, filters, p);
-  }
+  for (size_t i = 0; i < keys.size(); i += 7)
+    expect_agree(e, filters, packet(keys[i].first, keys[i].second));
+  for (uint32_t i = 120; i < 140; i += 3)
+    expect_agree(e, filters, packet(0x0a000000 ^ i, 0x04d20050 ^ i));
+  // Most keys colliding: a binary search instead of a table.
+  std::vector<Filter> all;
+  for (uint32_t i = 0; i < 300; ++i) all.push_back(connection(0x0a000000 ^ i, 0x04d20050 ^ i));
+  Engine b;
+  Filters fs;
+  fs[b.insert(std::span<const Filter>(all))] = all;
+  EXPECT_EQ(b.dump_trie().find("hash table"), std::string::npos);
+  for (uint32_t i = 0; i < 300; i += 11)
+    expect_agree(b, fs, packet(0x0a000000 ^ i, 0x04d20050 ^ i));
 }
 
 }  // namespace

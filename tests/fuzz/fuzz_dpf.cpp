@@ -2,8 +2,9 @@
 // not trust each other, then packets from the wire.
 //
 // Input: a program of lines up to the first NUL byte, then packets. Lines (`#` comments):
-//   options [bits=N] [filters=N] [atoms=N] [held=N] [bytes=N]   (first line only) the engine's
-//       min_key_bits and every owner's limits
+//   options [bits=N] [filters=N] [atoms=N] [held=N] [bytes=N] [layer=N]   (first line only)
+//       the engine's min_key_bits, every owner's limits, the layer threshold (low: the second
+//       layer and masked removals with a few filters)
 //   [@OWNER] [share=G] [id=N] [broad] FILTER   insert: DPF text, `pcap:` + tcpdump syntax, or
 //       `api:` + hex bytes decoded into an expression tree by a stack machine (see decode_api)
 //       that may hold null operands, unknown operators and enums, shared subtrees. A line
@@ -309,6 +310,7 @@ EngineOptions options_from(std::string_view& text) {
     if (key == "atoms") o.owner_limits.atoms = v;
     if (key == "held") o.owner_limits.held_packets = v;
     if (key == "bytes") o.owner_limits.held_bytes = v;
+    if (key == "layer") o.layer_threshold = v;
   }
   return o;
 }

@@ -85,6 +85,10 @@ struct EngineOptions {
   // not enough, a port with them (40) or an address (48) is.
   unsigned min_key_bits = 32;
   OwnerLimits owner_limits;  // every owner's, unless set_owner_limits says otherwise
+  // While the filters' canonical atoms total at most this, every change that needs new code
+  // regenerates the whole; beyond, the second layer takes it (see the class comment). A tuning
+  // knob (tests and the fuzzer set it low to exercise the layers with few filters).
+  size_t layer_threshold = 2048;
 };
 
 // A packet that was held (it matched a filter but for a value not yet RECORDed) and that a
