@@ -580,8 +580,11 @@ class Gen {
       check_shift(amount.reg, upper_bound(step.expr), h.segment_need(segment + 1), r, miss);
       Reg nb = get(Type::P);
       b_.add(nb, base, amount.reg);
-      Reg nr = get(Type::U64);
-      b_.sub(nr, r, amount.reg);
+      Reg nr{};  // the last segment's length is not needed (its check is done)
+      if (segment + 2 < h.segments()) {
+        nr = get(Type::U64);
+        b_.sub(nr, r, amount.reg);
+      }
       put(amount.reg);
       if (owned) {
         put(base), put(rem);
@@ -591,7 +594,10 @@ class Gen {
       base = nb, rem = nr, owned = true;
       load_segment(++segment, base);
     }
-    if (owned) put(base), put(rem);
+    if (owned) {
+      put(base);
+      if (rem.valid()) put(rem);
+    }
     release(s0, base0);
     // The slot's byte offset: the hash chosen for the keys, times the entry size.
     // x becomes the entry's address (a pointer register from the start: one register less).

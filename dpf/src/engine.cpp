@@ -231,7 +231,7 @@ struct Engine::Impl {
         uint64_t key = priority_key(c.specificity, id);
         accepts.emplace_back(fresh.trie.insert(c, key).leaf, key);
       }
-      fresh.weight += r.atoms;
+      note_in(fresh, r, id);
       placed.emplace_back(&r, std::move(accepts));
     };
     for (auto& [id, r] : filters) add(r, id);
@@ -280,24 +280,24 @@ struct Engine::Impl {
     });
   }
 
-  // The priority key of filter `id` for a packet it accepts (a table hit returns the id alone).
-  uint64_t priority_of(FilterId id, const uint8_t* pkt, size_t len) const {
-    const Record& r = filters.at(id);
-    if (r.uniform) return priority_key(r.disjuncts.front().specificity, id);
-    uint64_t best = kNoFilter;
-    for (const Canonical& c : r.disjuncts)
-      if (accepts(c, pkt, len, nullptr, nullptr))
-        best = std::min(best, priority_key(c.specificity, id));
-    return best;
-  }
-
+  // The best key of layer `l` for the packet. Reads only the layer (what a reader of a
+  // published layer would hold): its code, and its walk for masked ids or a table hit's
+  // priority when the id's disjuncts differ in specificity.
   uint64_t layer_key(const Layer& l, const uint8_t* pkt, size_t len, bool exact) const {
     uint64_t k = l.fn(pkt, len);
     FilterId id = FilterId(k);
     if (id == 0) return kNoFilter;
     if (l.dead.count(id)) return l.trie.walk(pkt, len);  // a removed filter's code: the walk
-    if (exact && k >> 32 == 0) k = priority_of(id, pkt, len);
+    if (exact && k >> 32 == 0) {                         // a table hit: the id alone
+      auto it = l.uniform_high.find(id);
+      return it != l.uniform_high.end() ? it->second << 32 | id : l.trie.walk(pkt, len);
+    }
     return k;
+  }
+
+  void note_in(Layer& l, const Record& r, FilterId id) {
+    l.weight += r.atoms;
+    if (r.uniform) l.uniform_high[id] = priority_high(r.disjuncts.front().specificity);
   }
 
   // The best priority key over the layers.
@@ -406,15 +406,15 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   bool small = m.base.weight + m.recent.weight + rec.atoms <= m.options.layer_threshold;
   Patch p = m.place(m.base, rec, id, false);
   if (p == Patch::Done) {
-    m.base.weight += rec.atoms;
+    m.note_in(m.base, rec, id);
   } else if (p == Patch::TableFull || (small && m.recent.empty())) {
     m.place(m.base, rec, id, true);
-    m.base.weight += rec.atoms;
+    m.note_in(m.base, rec, id);
   } else if (small) {
     m.merge(&rec, id);  // rec.accepts set by the merge
   } else {
     m.place(m.recent, rec, id, true);
-    m.recent.weight += rec.atoms;
+    m.note_in(m.recent, rec, id);
     rec.in_recent = true;
   }
   // Committed: nothing below throws (but a merge, which catches its own failure).
@@ -447,6 +447,7 @@ void Engine::remove(FilterId id, uint32_t owner) {
       killed = true;
     }
   l.weight -= rec.atoms;
+  l.uniform_high.erase(id);
   if (killed)
     l.dead_weight += rec.atoms;
   else

@@ -15,6 +15,7 @@
 #include <exojit/vcode/code.h>
 
 #include <cstdint>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -37,6 +38,10 @@ struct Layer {
   std::vector<std::pair<Node*, uint64_t>> killed;
   std::unordered_set<uint32_t> dead;  // their ids
   size_t dead_weight = 0;
+  // The priority's high half of the filters in the layer whose disjuncts all have one
+  // specificity: a table hit returns the id alone (codegen.h), and combining layers needs the
+  // priority (for the others, the layer's walk gives it).
+  std::unordered_map<uint32_t, uint64_t> uniform_high;
 
   bool empty() const { return trie.root().empty(); }
 };
