@@ -323,6 +323,7 @@ void register_scale() {
         for (const Conn& c : *conns) (*engine)->insert(dpf_filter(c, true));
       }
       run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*engine)->demux(p, len); });
+      s.counters["layered"] = (*engine)->layered();  // a second function beside the whole
     });
     if (n == 10000) {
       // The same with one more filter that needed new code: a second layer beside the whole

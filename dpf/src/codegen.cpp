@@ -508,8 +508,10 @@ class Gen {
     n.checked = child.must;
     n.depth = s.depth + 1;
     n.align = std::min(s.align, known_alignment(br.expr));
-    // The new segment stays in registers while enough remain for anything below it.
-    bool resident = !calls_ && free_regs() - 2 >= kReserve + 2;  // +2: amount, and `base` or `rem`
+    // The new segment stays in registers while enough remain for anything below it: what is
+    // free once the amount (and the parent's base and length loaded from its slot) are given
+    // back and the new base and length taken.
+    bool resident = !calls_ && free_regs() + 1 + (s.spilled ? 2 : 0) - 2 >= kReserve;
     Reg nb = resident ? get_long(Type::P) : get(Type::P);
     b_.add(nb, base, amount.reg);
     Reg nr = resident ? get_long(Type::U64) : get(Type::U64);

@@ -6,8 +6,9 @@
 // second trie whose code is regenerated alone (it is small), and a structural removal kills the
 // filter's accepts in its layer (the code still returns its id, which demux masks by walking the
 // trie for that packet); when `recent` and the killed filters outweigh sqrt(kMergeGrain x the
-// whole), a new `base` is generated from every filter and `recent` is emptied. n structural
-// insertions then cost O(n sqrt n) generation instead of O(n^2).
+// whole), `recent` is merged into the base trie and the whole regenerated (so it is whenever a
+// table of the whole needs new code anyway). n structural insertions then cost O(n sqrt n)
+// generation instead of O(n^2).
 #include "exojit/dpf/engine.h"
 
 #include <exojit/vcode/code.h>
@@ -219,32 +220,39 @@ struct Engine::Impl {
     }
   }
 
-  // A new `base` from every filter (and `extra`, not yet in `filters`), `recent` emptied.
-  // Throws with nothing changed.
+  // The whole regenerated with everything in it: the recent layer's filters (and `extra`, not
+  // yet in `filters`) merged into the base trie, `recent` emptied. Throws with nothing changed
+  // (the accepts added to the base trie are taken back; killed ones are pruned only once the
+  // new code is in).
   void merge(Record* extra, FilterId extra_id) {
-    Layer fresh;
-    init_layer(fresh);
-    std::vector<std::pair<Record*, std::vector<std::pair<Node*, uint64_t>>>> placed;
-    auto add = [&](Record& r, FilterId id) {
-      std::vector<std::pair<Node*, uint64_t>> accepts;
-      for (const Canonical& c : r.disjuncts) {
-        uint64_t key = priority_key(c.specificity, id);
-        accepts.emplace_back(fresh.trie.insert(c, key).leaf, key);
+    std::vector<std::pair<Record*, FilterId>> moving;
+    for (auto& [id, r] : filters)
+      if (r.in_recent) moving.emplace_back(&r, id);
+    if (extra) moving.emplace_back(extra, extra_id);
+    std::vector<std::vector<std::pair<Node*, uint64_t>>> placed;
+    try {
+      for (auto& [r, id] : moving) {
+        placed.emplace_back();
+        for (const Canonical& c : r->disjuncts) {
+          uint64_t key = priority_key(c.specificity, id);
+          placed.back().emplace_back(base.trie.insert(c, key).leaf, key);
+        }
       }
-      note_in(fresh, r, id);
-      placed.emplace_back(&r, std::move(accepts));
-    };
-    for (auto& [id, r] : filters) add(r, id);
-    if (extra) add(*extra, extra_id);
-    generate_layer(fresh);
-    ++merges;
-    for (auto& [r, accepts] : placed) {
-      r->accepts = std::move(accepts);
-      r->in_recent = false;
+      generate_layer(base);
+    } catch (...) {
+      for (auto p = placed.rbegin(); p != placed.rend(); ++p)
+        for (auto a = p->rbegin(); a != p->rend(); ++a) base.trie.erase(a->first, a->second);
+      throw;
     }
-    base = std::move(fresh);
+    for (size_t i = 0; i < moving.size(); ++i) {
+      auto [r, id] = moving[i];
+      r->accepts = std::move(placed[i]);
+      r->in_recent = false;
+      note_in(base, *r, id);
+    }
     recent = Layer();
     init_layer(recent);
+    ++merges;
   }
 
   void generate_layer(Layer& l) {
@@ -280,19 +288,22 @@ struct Engine::Impl {
     });
   }
 
-  // The best key of layer `l` for the packet. Reads only the layer (what a reader of a
-  // published layer would hold): its code, and its walk for masked ids or a table hit's
-  // priority when the id's disjuncts differ in specificity.
-  uint64_t layer_key(const Layer& l, const uint8_t* pkt, size_t len, bool exact) const {
+  // Layer `l`'s answer for the packet: its code's, or its walk's when the code returned a
+  // removed filter's id. Reads only the layer (what a reader of a published layer would hold).
+  uint64_t layer_key(const Layer& l, const uint8_t* pkt, size_t len) const {
     uint64_t k = l.fn(pkt, len);
     FilterId id = FilterId(k);
     if (id == 0) return kNoFilter;
-    if (l.dead.count(id)) return l.trie.walk(pkt, len);  // a removed filter's code: the walk
-    if (exact && k >> 32 == 0) {                         // a table hit: the id alone
-      auto it = l.uniform_high.find(id);
-      return it != l.uniform_high.end() ? it->second << 32 | id : l.trie.walk(pkt, len);
-    }
+    if (!l.dead.empty() && l.dead.count(id)) return l.trie.walk(pkt, len);
     return k;
+  }
+
+  // The full priority key of an answer of layer `l` (a table hit returns the id alone): from
+  // the layer's priorities, or its walk when the id's disjuncts differ in specificity.
+  uint64_t exact(const Layer& l, uint64_t k, const uint8_t* pkt, size_t len) const {
+    if (k >> 32 != 0) return k;
+    auto it = l.uniform_high.find(FilterId(k));
+    return it != l.uniform_high.end() ? it->second << 32 | uint32_t(k) : l.trie.walk(pkt, len);
   }
 
   void note_in(Layer& l, const Record& r, FilterId id) {
@@ -300,12 +311,16 @@ struct Engine::Impl {
     if (r.uniform) l.uniform_high[id] = priority_high(r.disjuncts.front().specificity);
   }
 
-  // The best priority key over the layers.
+  // The best priority key over the layers: the winner rule across functions (another function
+  // of priority keys -- a filter compiled some other way -- would combine the same way).
+  // Only the id of the result counts (its low half) unless both layers answer.
   uint64_t best_key(const uint8_t* pkt, size_t len) const {
-    bool two = !recent.empty();
-    uint64_t k = layer_key(base, pkt, len, two);
-    if (two) k = std::min(k, layer_key(recent, pkt, len, true));
-    return k;
+    uint64_t k = layer_key(base, pkt, len);
+    if (recent.empty()) return k;
+    uint64_t r = layer_key(recent, pkt, len);
+    if (uint32_t(r) == 0) return k;
+    if (uint32_t(k) == 0) return r;
+    return std::min(exact(base, k, pkt, len), exact(recent, r, pkt, len));
   }
 
   // Filter `id` won the packet: its RECORD value is remembered, and the held packets waiting for
@@ -407,11 +422,8 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   Patch p = m.place(m.base, rec, id, false);
   if (p == Patch::Done) {
     m.note_in(m.base, rec, id);
-  } else if (p == Patch::TableFull || (small && m.recent.empty())) {
-    m.place(m.base, rec, id, true);
-    m.note_in(m.base, rec, id);
-  } else if (small) {
-    m.merge(&rec, id);  // rec.accepts set by the merge
+  } else if (p == Patch::TableFull || small) {
+    m.merge(&rec, id);  // the whole regenerated (the recent layer merged in); sets rec.accepts
   } else {
     m.place(m.recent, rec, id, true);
     m.note_in(m.recent, rec, id);
@@ -466,11 +478,10 @@ void Engine::remove(FilterId id, uint32_t owner) {
   if (killed) {
     bool small = m.base.weight + m.recent.weight <= m.options.layer_threshold;
     try {
-      if (small && !m.recent.empty() && &l == &m.base) {
+      if (small)
         m.merge(nullptr, 0);
-      } else if (small || &l == &m.recent) {
+      else if (&l == &m.recent)
         m.generate_layer(l);
-      }
     } catch (...) {
     }
     m.maybe_merge();

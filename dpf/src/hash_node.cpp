@@ -435,6 +435,7 @@ bool HashNode::choose(const HashNode* previous) {
     }
     i = j;
   }
+  built_ = count_;
   return overflow_.size() * 2 <= groups;
 }
 
@@ -446,7 +447,7 @@ HashNode::Write HashNode::insert(const Node& leaf, TableLog* log) {
   uint64_t f[kMaxFields];
   key_of(steps, f);
   if ((count_ + 1) * 4 > (size_t(1) << log2_slots_) * 3 && find(f) == SIZE_MAX) return Write::Full;
-  return place(f, uint32_t(leaf.best_accept()), log) ? Write::Done : Write::NoFit;
+  return place(f, uint32_t(leaf.best_accept()), log) ? Write::Done : Write::Crowded;
 }
 
 }  // namespace exojit::dpf::detail

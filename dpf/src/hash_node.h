@@ -82,9 +82,10 @@ class HashNode {
   bool choose(const HashNode* previous = nullptr);
   // Writes the key of the path to `leaf` (after an insertion). Otherwise nothing is written and
   // the caller needs new code: Full when the table is too full (new code doubles it, so these
-  // regenerations are amortized over the keys), NoFit when the path is not of the node's shape,
-  // goes through an overflow constant or does not fit the code's probe bound.
-  enum class Write : uint8_t { Done, Full, NoFit };
+  // regenerations are amortized over the keys); Crowded when the key's probe run is longer than
+  // the code probes; NoFit when the path is not of the node's shape or goes through an overflow
+  // constant.
+  enum class Write : uint8_t { Done, Full, Crowded, NoFit };
   Write insert(const Node& leaf, TableLog* log);
 
   // Before `leaf`'s accept `key` is removed from the trie: remembers the key of its path.
@@ -114,6 +115,11 @@ class HashNode {
   uint64_t priority_high() const { return high_; }
   const uint8_t* table() const { return table_; }
   size_t keys() const { return count_; }
+  // At least an eighth more keys than the table was built with: new code for it (to place a
+  // crowded key) is paid for by the keys written since, however the keys were chosen.
+  bool grown() const {
+    return count_ - std::min(count_, built_) >= std::max<size_t>(1, built_ / 8);
+  }
   // The branch's constants compiled as code after a miss (sorted).
   const std::vector<uint64_t>& overflow() const { return overflow_; }
   // The best accept below the branch the code was generated with: early returns before the
@@ -157,6 +163,7 @@ class HashNode {
   uint64_t high_ = 0;
   uint64_t assumed_best_ = 0;
   size_t count_ = 0;
+  size_t built_ = 0;  // keys placed when the table was built
   std::vector<uint64_t> overflow_;
   std::unique_ptr<uint8_t[]> storage_;
   uint8_t* table_ = nullptr;  // 64-byte aligned, (slots + kMaxProbe) entries

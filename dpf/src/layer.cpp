@@ -29,6 +29,8 @@ Patch insert_patched(Layer& l, const Canonical& c, uint64_t key, Node** leaf, Ta
         return Patch::Done;
       case HashNode::Write::Full:
         return Patch::TableFull;
+      case HashNode::Write::Crowded:
+        return h->grown() ? Patch::TableFull : Patch::NewCode;
       case HashNode::Write::NoFit:
         return Patch::NewCode;
     }

@@ -49,7 +49,8 @@ struct Layer {
 // Merges `c` under priority `key` into the layer's trie (*leaf: where it ends) and, when the
 // running code can cover it, writes the tables it needs (logged): Done. Otherwise the code must
 // change (the trie keeps the accept either way; Trie::erase takes it back): TableFull when only
-// a table's size is in the way (new code doubles it), NewCode for anything else.
+// a table is in the way and new code for it is amortized (it is full and doubles, or its key's
+// probe run is too long and it has grown by an eighth since it was built), NewCode otherwise.
 enum class Patch : uint8_t { Done, TableFull, NewCode };
 Patch insert_patched(Layer& l, const Canonical& c, uint64_t key, Node** leaf, TableLog* log);
 

@@ -204,6 +204,24 @@ TEST(DpfEngine, AdjacentFieldsAreCoalesced) {
   EXPECT_EQ(e.demux(p.data(), p.size()), 0u);
 }
 
+// The segment after a variable SHIFT stays in registers; only deeper ones go to stack slots.
+TEST(DpfEngine, OneVariableShiftKeepsItsSegmentInRegisters) {
+  Engine e;
+  e.insert(connection(0x0a000001, 1000, 80, true));
+  std::string one = vcode::print(e.module());
+  EXPECT_EQ(one.find("local"), std::string::npos) << one;
+  Filter deep = connection(0x0a000002, 1000, 80, true);
+  deep.shift((field(12, 8) >> 4) << 2).eq(field(0, 8), 1);  // the TCP header's length
+  e.insert(deep);
+  std::string two = vcode::print(e.module());
+  EXPECT_NE(two.find("local"), std::string::npos) << two;
+  testing::Ipv4 s;
+  s.src = 0x0a000002, s.sport = 1000, s.dport = 80, s.payload = 4;
+  Bytes p = testing::ipv4(s);
+  p[14 + 20 + 20] = 1;  // the payload's first byte
+  EXPECT_EQ(e.demux(p.data(), p.size()), 2u);
+}
+
 TEST(DpfEngine, OwnershipRefusesOverlapUnlessShared) {
   Engine e;
   FilterId a = e.insert(connection(0x0a000001, 1000, 80), {.owner = 1});
