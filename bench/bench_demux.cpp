@@ -5,10 +5,18 @@
 //       variable IP header), the packet matching the first or the last one (paper, Table 3)
 //   demux/scale/<N>/<impl>   N connection filters, packets drawn at random among them from a
 //       ring of 1,024 prepared packets (a NIC receive ring: the same for every N, so only the
-//       demultiplexer's own footprint grows with N)
+//       demultiplexer's own footprint grows with N); dpf_layered (N = 10,000): one more filter
+//       that needed new code, in the second layer (Engine::layered)
 //   demux/depth/<D>/<impl>   one filter of D protocol levels, two atoms each (paper, Figure 3)
 //   demux/insert/nocode      one more connection filter into a trie of 1,000: a new hash key
 //   demux/insert/regen       one more filter into the same trie that needs new code
+//   demux/insert/owned/<N>/<connection|listener>   one more filter of a new owner next to N
+//       connection filters of 100 other owners: its ownership check and insertion (a new
+//       connection: a hash key; a listener on a new port: new code)
+//   demux/insert/structural/4000   4,000 filters that each need new code, into an empty engine
+//       (each iteration; the time per filter is the row's time / 4,000)
+//   demux/<stateless|stateful>/<N>/unmatched   a TCP packet no filter accepts, among N
+//       connection filters, without and with fragment filters (RECORD/RECORDED) beside them
 //
 // hand_c: the demultiplexor a kernel programmer writes: parse the headers, then compare the
 // connection table, linearly for table3 (as in the paper's comparison), through an open-
@@ -247,6 +255,7 @@ void register_table3() {
         });
       });
       benchmark::RegisterBenchmark((base + "dpf").c_str(), [=](benchmark::State& s) {
+        if (engine->layered()) return s.SkipWithError("layered: function() is not the whole");
         Engine::DemuxFn* fn = engine->function();
         run_one(s, *pkt, c.id, [&](const uint8_t* p, size_t n) { return uint32_t(fn(p, n)); });
       });
@@ -314,7 +323,24 @@ void register_scale() {
         for (const Conn& c : *conns) (*engine)->insert(dpf_filter(c, true));
       }
       run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*engine)->demux(p, len); });
+      s.counters["layered"] = (*engine)->layered();  // a second function beside the whole
     });
+    if (n == 10000) {
+      // The same with one more filter that needed new code: a second layer beside the whole
+      // (what layering costs each packet until the next merge).
+      auto layered = std::make_shared<std::unique_ptr<Engine>>();
+      benchmark::RegisterBenchmark((base + "dpf_layered").c_str(), [=](benchmark::State& s) {
+        if (!*layered) {
+          *layered = std::make_unique<Engine>();
+          for (const Conn& c : *conns) (*layered)->insert(dpf_filter(c, true));
+          Filter udp;
+          udp.eq(field(12, 16), 0x800).eq(field(23, 8), 17).shift(34).eq(field(2, 16), 53);
+          (*layered)->insert(udp);
+        }
+        if (!(*layered)->layered()) return s.SkipWithError("not layered");
+        run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*layered)->demux(p, len); });
+      });
+    }
     std::vector<std::string> exprs;
     for (const Conn& c : *conns) exprs.push_back(pcap_text(c, true));
     register_rte_bpf(base + "rte_bpf_jit", exprs,
@@ -351,6 +377,7 @@ void register_depth() {
       run_one(s, *pkt, 1, [d](const uint8_t* p, size_t n) { return hand_depth(p, n, d); });
     });
     benchmark::RegisterBenchmark((base + "dpf").c_str(), [=](benchmark::State& s) {
+      if (engine->layered()) return s.SkipWithError("layered: function() is not the whole");
       Engine::DemuxFn* fn = engine->function();
       run_one(s, *pkt, 1, [&](const uint8_t* p, size_t n) { return uint32_t(fn(p, n)); });
     });
@@ -377,7 +404,7 @@ void register_insert() {
       std::vector<Filter> keep;
       for (const Filter& f : fit) {
         size_t before = e.regenerations();
-        e.remove(e.insert(f));
+        e.remove(e.insert(f), 0);
         if (e.regenerations() == before) keep.push_back(f);
       }
       fit = std::move(keep);
@@ -387,7 +414,7 @@ void register_insert() {
     for (auto _ : s) {
       FilterId id = e.insert(fit[i++ % fit.size()]);
       s.PauseTiming();
-      e.remove(id);
+      e.remove(id, 0);
       s.ResumeTiming();
     }
     if (e.regenerations() != regens) s.SkipWithError("code was regenerated");
@@ -402,12 +429,93 @@ void register_insert() {
     for (auto _ : s) {
       FilterId id = e.insert(udp);
       s.PauseTiming();
-      e.remove(id);
+      e.remove(id, 0);
       s.ResumeTiming();
     }
     if (e.regenerations() - regens != 2 * size_t(s.iterations()))
       s.SkipWithError("no regeneration");
   })->Unit(benchmark::kMicrosecond);
+}
+
+// Other owners' connections (100 owners), and a filter of one more owner.
+void register_owned() {
+  for (size_t n : {1000, 20000}) {
+    auto engine = std::make_shared<std::unique_ptr<Engine>>();
+    auto setup = [=] {
+      if (*engine) return;
+      *engine = std::make_unique<Engine>();
+      std::vector<Conn> conns = connections(n, 7 + n);
+      for (size_t i = 0; i < n; ++i)
+        (*engine)->insert(dpf_filter(conns[i], true), {.owner = uint32_t(1 + i % 100)});
+    };
+    for (bool listener : {false, true}) {
+      std::string row =
+          "demux/insert/owned/" + std::to_string(n) + (listener ? "/listener" : "/connection");
+      benchmark::RegisterBenchmark(row.c_str(), [=](benchmark::State& s) {
+        setup();
+        Engine& e = **engine;
+        Filter f;
+        if (listener) {  // a new port: disjoint from every connection (ports 80 and 443)
+          f.eq(field(12, 16), 0x800).eq(field(23, 8), 6).shift(14);
+          f.shift((field(0, 8) & 0xf) << 2).eq(field(2, 16), 8080);
+        } else {
+          f = dpf_filter(Conn{0xc1000001, kServer, 5555, 80, 0}, true);
+        }
+        size_t regens = e.regenerations();
+        for (auto _ : s) {
+          FilterId id = e.insert(f, {.owner = 1000});
+          s.PauseTiming();
+          e.remove(id, 1000);
+          s.ResumeTiming();
+        }
+        s.counters["regenerations"] = double(e.regenerations() - regens);
+      })->Unit(benchmark::kMicrosecond);
+    }
+  }
+  benchmark::RegisterBenchmark(
+      "demux/insert/structural/4000",
+      [](benchmark::State& s) {
+        for (auto _ : s) {
+          Engine e;
+          for (int i = 0; i < 4000; ++i) {
+            Filter f;
+            f.eq(field(12, 16), 0x800).eq(field(23, 8), 17).shift(34);
+            f.eq(field(2, 16), uint64_t(i)).gt(field(0, 16), uint64_t(i % 7));
+            e.insert(f);
+          }
+        }
+      })
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(1);
+}
+
+// Connection filters, with or without the fragment filters of a DNS server beside them; the
+// packet: TCP from a host no filter knows.
+void register_stateful() {
+  for (size_t n : {10, 10000})
+    for (bool stateful : {false, true}) {
+      auto engine = std::make_shared<std::unique_ptr<Engine>>();
+      std::string row = std::string("demux/") + (stateful ? "stateful/" : "stateless/") +
+                        std::to_string(n) + "/unmatched";
+      auto pkt = std::make_shared<Bytes>(packet_for(Conn{0xc2000001, kServer, 999, 80, 0}));
+      benchmark::RegisterBenchmark(row.c_str(), [=](benchmark::State& s) {
+        if (!*engine) {
+          *engine = std::make_unique<Engine>();
+          for (const Conn& c : connections(n, 3 + n)) (*engine)->insert(dpf_filter(c, true));
+          if (stateful) {
+            std::vector<Filter> dns{
+                dpf::parse_filter("(12:16 == 0x800) && (23:8 == 17) && ((20:16 & 0x1fff) == 0) "
+                                  "&& RECORD((18:16 << 32) | 26:32) && SHIFT(14) && "
+                                  "SHIFT((0:8 & 0xf) << 2) && (2:16 == 53)"),
+                dpf::parse_filter("(12:16 == 0x800) && (23:8 == 17) && ((20:16 & 0x1fff) > 0) "
+                                  "&& RECORDED((18:16 << 32) | 26:32)")};
+            (*engine)->insert(std::span<const Filter>(dns), {.owner = 1});
+          }
+        }
+        Engine& e = **engine;
+        run_one(s, *pkt, 0, [&](const uint8_t* p, size_t len) { return e.demux(p, len); });
+      });
+    }
 }
 
 }  // namespace
@@ -420,6 +528,8 @@ int main(int argc, char** argv) {
     register_scale();
     register_depth();
     register_insert();
+    register_owned();
+    register_stateful();
   } catch (const exojit::Error& e) {
     std::fprintf(stderr, "bench_demux: %s\n", e.what());
     return 1;
@@ -438,7 +548,19 @@ int main(int argc, char** argv) {
   ratios.push_back(Ratio{"demux/scale/10000/hand_c", "demux/scale/10/hand_c", 0, 0, ""});
   ratios.push_back(
       Ratio{"demux/scale/10000/rte_bpf_jit", "demux/scale/10000/dpf", 0, 0, "DPF vs DPDK's JIT"});
+  ratios.push_back(Ratio{"demux/scale/10000/dpf_layered", "demux/scale/10000/dpf", 0, 0,
+                         "a second layer of recent changes"});
   ratios.push_back(Ratio{"demux/depth/8/dpf", "demux/depth/1/dpf", 0, 0, "depth 8 vs 1"});
   ratios.push_back(Ratio{"demux/insert/regen", "demux/insert/nocode", 0, 0, "regen vs table"});
+  for (const char* kind : {"connection", "listener"})
+    ratios.push_back(Ratio{std::string("demux/insert/owned/20000/") + kind,
+                           std::string("demux/insert/owned/1000/") + kind, 2.0, 0,
+                           "20,000 vs 1,000 other owners' filters"});
+  for (const char* n : {"10", "10000"})
+    ratios.push_back(Ratio{std::string("demux/stateful/") + n + "/unmatched",
+                           std::string("demux/stateless/") + n + "/unmatched", 2.0, 0,
+                           "stateful vs stateless, unmatched packet"});
+  ratios.push_back(Ratio{"demux/stateful/10000/unmatched", "demux/stateful/10/unmatched", 1.5, 0,
+                         "flat in the number of filters"});
   return run_benchmarks_with_ratios(argc, argv, ratios);
 }

@@ -50,9 +50,40 @@ uint64_t apply(ExprOp op, uint64_t a, uint64_t b) {
   }
 }
 
-size_t count_nodes(const ExprPtr& e) {
-  if (!e->a) return 1;
-  return 1 + count_nodes(e->a) + count_nodes(e->b);
+// The structure of an expression as the API may hand it over: every operand present, operators
+// and field sizes in range, at most kMaxExprNodes nodes (shared subtrees counted at each use).
+// `budget` counts down, so a hostile tree -- a 300,000-term chain, or a DAG that doubles at every
+// level -- is refused after kMaxExprNodes steps, with a recursion that deep at most.
+bool well_structured(const ExprPtr& e, size_t* budget, std::string* why) {
+  if (!e) {
+    *why = "an operand is missing";
+    return false;
+  }
+  if (*budget == 0) {
+    *why = fmt::format("expression larger than {} nodes", kMaxExprNodes);
+    return false;
+  }
+  --*budget;
+  switch (e->op) {
+    case ExprOp::Const:
+    case ExprOp::Load:
+      if (e->a || e->b) {
+        *why = "a constant or a field with operands";
+        return false;
+      }
+      return true;
+    case ExprOp::And:
+    case ExprOp::Or:
+    case ExprOp::Xor:
+    case ExprOp::Add:
+    case ExprOp::Sub:
+    case ExprOp::Mul:
+    case ExprOp::Lsh:
+    case ExprOp::Rsh:
+      return well_structured(e->a, budget, why) && well_structured(e->b, budget, why);
+  }
+  *why = fmt::format("unknown operator {}", unsigned(e->op));
+  return false;
 }
 
 // Checks loads and shift counts; `why` receives the reason.
@@ -283,35 +314,117 @@ bool evaluate(const ExprPtr& e, const uint8_t* base, size_t avail, uint64_t* out
   }
 }
 
+Atom make_length_atom(uint32_t bytes) {
+  return Atom{Atom::Kind::Compare, make_load(bytes - 1, 8), Cmp::Le, 0xff};
+}
+
+bool is_length_test(Atom::Kind kind, Cmp cmp, const ExprPtr& e, uint64_t value) {
+  return kind == Atom::Kind::Compare && cmp == Cmp::Le && value == 0xff && e->op == ExprOp::Load &&
+         e->bits == 8;
+}
+
+bool is_length_atom(const Atom& a) {
+  return is_length_test(a.kind, a.cmp, a.expr, a.value);
+}
+
+unsigned register_need(const ExprPtr& e) {
+  if (!e->a) return 1;
+  unsigned a = register_need(e->a);
+  if (e->b->op == ExprOp::Const) return a;  // an immediate
+  unsigned b = register_need(e->b);
+  return a == b ? a + 1 : std::max(a, b);
+}
+
+bool compare_holds(Cmp c, uint64_t v, uint64_t k) {
+  switch (c) {
+    case Cmp::Eq:
+      return v == k;
+    case Cmp::Ne:
+      return v != k;
+    case Cmp::Lt:
+      return v < k;
+    case Cmp::Le:
+      return v <= k;
+    case Cmp::Gt:
+      return v > k;
+    case Cmp::Ge:
+      return v >= k;
+  }
+  return false;
+}
+
+bool plain_field(const ExprPtr& e, uint32_t* offset, unsigned* bytes, uint64_t* mask) {
+  if (e->op == ExprOp::Load) {
+    *offset = e->offset, *bytes = e->bits / 8u, *mask = kMax;
+    return true;
+  }
+  if (e->op == ExprOp::And && e->a->op == ExprOp::Load && e->b->op == ExprOp::Const) {
+    *offset = e->a->offset, *bytes = e->a->bits / 8u, *mask = e->b->value;
+    return true;
+  }
+  return false;
+}
+
 Canonical canonicalize(const Filter& f) {
   const std::vector<Atom>& atoms = f.atoms();
   if (atoms.size() > kMaxAtoms) fail("dpf filter: {} atoms (at most {})", atoms.size(), kMaxAtoms);
   Canonical out;
-  uint64_t pending = 0;      // constant SHIFTs not yet applied
-  bool implied = true;       // a later atom's field implies the pending SHIFT's length
-  size_t segment_start = 0;  // first atom of out.atoms after the last variable SHIFT
+  // Per segment (the atoms between two packet-dependent SHIFTs): constant SHIFTs not yet applied,
+  // the bytes the segment must hold (atoms dropped as always true still read their fields; RECORD
+  // reads its value; a constant SHIFT moves past bytes that must exist), and the bytes its kept
+  // atoms load (each of them checks its own).
+  uint64_t pending = 0;
+  uint32_t need = 0, have = 0;
+  size_t segment_start = 0;
+  auto end_segment = [&] {
+    if (need > have) out.atoms.push_back(make_length_atom(need));
+    need = have = 0;
+  };
   for (size_t i = 0; i < atoms.size(); ++i) {
     const Atom& in = atoms[i];
-    auto bad = [&](const std::string& why) {
-      fail("dpf filter: atom {} `{}`: {}", i + 1, to_string(in), why);
-    };
-    if (!in.expr) bad("no expression");
-    if (count_nodes(in.expr) > kMaxExprNodes) bad("expression too large");
+    auto refuse = [&](const std::string& why) { fail("dpf filter: atom {}: {}", i + 1, why); };
+    if (unsigned(in.kind) > unsigned(Atom::Kind::Recorded))
+      refuse(fmt::format("unknown atom kind {}", unsigned(in.kind)));
+    if (in.kind == Atom::Kind::Compare && unsigned(in.cmp) > unsigned(Cmp::Ge))
+      refuse(fmt::format("unknown comparison {}", unsigned(in.cmp)));
     std::string why;
+    size_t budget = kMaxExprNodes;
+    if (!well_structured(in.expr, &budget, &why)) refuse(why);
+    // From here on the atom is small enough to print.
+    auto bad = [&](const std::string& reason) {
+      fail("dpf filter: atom {} `{}`: {}", i + 1, to_string(in), reason);
+    };
     if (!well_formed(in.expr, &why)) bad(why);
+    ExprPtr moved = with_offset(in.expr, uint32_t(pending));
+    uint32_t reads = load_end(moved);
+    if (reads > kMaxOffset) bad("a field lies beyond the largest packet");
     Atom a = in;
-    a.expr = simplify(with_offset(in.expr, uint32_t(pending)));
-    if (load_end(a.expr) > kMaxOffset) bad("a field lies beyond the largest packet");
+    a.expr = simplify(moved);
+    if (register_need(a.expr) > kMaxExprRegs)
+      bad(fmt::format("expression needs more than {} registers", kMaxExprRegs));
     if (a.kind == Atom::Kind::Shift) {
-      if (a.expr->op == ExprOp::Const) {
+      if (a.expr->op == ExprOp::Const) {  // (its fields, if it had any, are still read)
+        if (a.expr->value > kMaxOffset - pending) bad("shifts beyond the largest packet");
+        need = std::max(need, reads);
         pending += a.expr->value;
-        if (pending > kMaxOffset) bad("shifts beyond the largest packet");
-        if (a.expr->value > 0) implied = false;
+        need = std::max(need, uint32_t(pending));
         continue;
       }
-      a.expr = simplify(make_binary(ExprOp::Add, a.expr, make_const(pending)));
+      if (upper_bound(a.expr) > kMax - pending) {
+        // amount + pending could wrap past 2^64 and come out small where the SHIFTs as written
+        // fail: the constant SHIFT stays an atom of its own (its check implies its bytes).
+        have = std::max(have, uint32_t(pending));
+        end_segment();
+        out.atoms.push_back(Atom{Atom::Kind::Shift, make_const(pending), Cmp::Eq, 0});
+        a.expr = simplify(in.expr);
+        reads = load_end(in.expr);
+      } else {
+        a.expr = simplify(make_binary(ExprOp::Add, a.expr, make_const(pending)));
+        have = std::max(have, uint32_t(pending));  // the SHIFT's check covers amount + pending
+      }
+      have = std::max(have, reads);  // the amount's own fields
+      end_segment();
       pending = 0;
-      implied = true;
       out.atoms.push_back(std::move(a));
       segment_start = out.atoms.size();
       continue;
@@ -319,25 +432,28 @@ Canonical canonicalize(const Filter& f) {
     if (a.kind == Atom::Kind::Compare) {
       Truth t = canonical_compare(a);
       if (t == Truth::Never) bad("can never be true");
-      // An always-true atom still needs its fields inside the packet: only a constant one goes.
-      if (t == Truth::Always && a.expr->op == ExprOp::Const) continue;
+      if (t == Truth::Always) {  // true whenever its fields are inside the packet
+        need = std::max(need, reads);
+        continue;
+      }
     }
-    if (a.kind != Atom::Kind::Record) {
-      implied = true;  // its fields lie at or beyond `pending`
-    } else {
+    need = std::max(need, reads);
+    if (a.kind == Atom::Kind::Record) {
       if (out.records) bad("a filter records one value");
       out.records = true;
+      out.atoms.push_back(std::move(a));  // not in the trie: its fields count through `need`
+      continue;
     }
+    if (a.kind == Atom::Kind::Recorded) out.recorded = true;
     bool repeat = false;
     for (size_t j = segment_start; j < out.atoms.size() && !repeat; ++j)
       repeat = same_atom(out.atoms[j], a);
     if (repeat) continue;
-    if (a.kind == Atom::Kind::Compare || a.kind == Atom::Kind::Recorded) ++out.specificity;
+    have = std::max(have, load_end(a.expr));
+    ++out.specificity;
     out.atoms.push_back(std::move(a));
   }
-  // A SHIFT past the end of the packet makes its filter false, so a trailing constant SHIFT
-  // (nothing after it to fold into) stays as a Shift atom: it checks the packet's length.
-  if (!implied) out.atoms.push_back(Atom{Atom::Kind::Shift, make_const(pending), Cmp::Eq, 0});
+  end_segment();
   return out;
 }
 

@@ -6,7 +6,14 @@
 // Bounds: each branch knows `must`, the bytes (from its segment's base) that every filter
 // accepted below it loads. A branch whose `must` exceeds what is already checked on the path
 // checks the packet's remaining length once, and a failing check skips the branch: nothing below
-// could accept. A SHIFT checks its amount plus what its child needs in one compare.
+// could accept. A SHIFT checks its amount plus what its child needs, for any amount: one compare
+// when amount + need cannot wrap (the amount's upper bound says so), two otherwise.
+//
+// Registers: the packet, its length and the best filter so far live in registers, and so does
+// the first segment after a SHIFT when enough registers remain for anything below it (kReserve);
+// deeper segments live in stack slots (one per depth) and are loaded where used. Expressions
+// need at most kMaxExprRegs registers (canonical.h, Sethi-Ullman order), hash nodes are used
+// only where their registers are free: no filter set runs out of registers.
 #include "codegen.h"
 
 #include <exojit/vcode/builder.h>
@@ -22,9 +29,14 @@ namespace {
 
 using vcode::Builder;
 using vcode::Label;
+using vcode::Local;
 using vcode::Reg;
 using vcode::RegClass;
 using vcode::Type;
+
+// Registers that must be free wherever a node's code starts: an expression (kMaxExprRegs, one
+// more while widening), the segment's base loaded from its slot, one for a SHIFT's check.
+constexpr int kReserve = int(kMaxExprRegs) + 3;
 
 uint32_t compute_must(Node& n);
 
@@ -61,11 +73,15 @@ uint64_t ones(unsigned bits) {
   return bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
 }
 
+// A segment: the packet from the current base on.
 struct Seg {
-  Reg base;          // p: the current base of the packet
-  Reg rem;           // u64: bytes from base to the end of the packet
-  uint32_t checked;  // bytes from base known to be inside the packet
-  unsigned align;    // known alignment of base (the estimate; informational on x86-64)
+  Reg base;    // p: the current base of the packet (invalid when spilled)
+  Reg rem;     // u64: bytes from base to the end of the packet (invalid when spilled)
+  Local slot;  // spilled: base at offset 0, rem at 8
+  bool spilled = false;
+  uint32_t checked = 0;  // bytes from base known to be inside the packet
+  unsigned align = 1;    // known alignment of base (the estimate; informational on x86-64)
+  unsigned depth = 0;    // SHIFTs from the packet's start
 };
 
 struct Value {
@@ -95,18 +111,22 @@ class Gen {
     b_.set(best_, int64_t(kNoFilter));
     b_.name(b_.arg(0), "pkt");
     b_.name(b_.arg(1), "len");
-    node(root, Seg{b_.arg(0), b_.arg(1), 0, options_.packet_alignment}, kNoFilter);
+    Seg root_seg;
+    root_seg.base = b_.arg(0), root_seg.rem = b_.arg(1);
+    root_seg.align = options_.packet_alignment;
+    node(root, root_seg, kNoFilter);
     if (!best_none_) {
       b_.ret(best_);
       b_.finish();
-      return;
+    } else {
+      // No path stores to `best` (every accept returned at once): it is never read, and its
+      // initialisation goes (the function is verified again when compiled).
+      b_.ret(int64_t(kNoFilter));
+      vcode::Function& f = b_.finish();
+      f.code.erase(f.code.begin() + long(init));
+      f.verified = false;
     }
-    // No path stores to `best` (every accept returned at once): it is never read, and its
-    // initialisation goes (the function is verified again when compiled).
-    b_.ret(int64_t(kNoFilter));
-    vcode::Function& f = b_.finish();
-    f.code.erase(f.code.begin() + long(init));
-    f.verified = false;
+    out_.instructions = b_.function().code.size();
   }
 
  private:
@@ -114,15 +134,17 @@ class Gen {
   Reg get(Type t) {
     if (temps_ < vcode::kIntTemps) return ++temps_, b_.getreg(t, RegClass::Temp);
     if (vars_ < vcode::kIntVars) return ++vars_, b_.getreg(t, RegClass::Var);
-    fail("dpf: the filters need more than {} live values (too many nested SHIFTs or fields)",
-         vcode::kIntTemps + vcode::kIntVars);
+    fail("dpf: internal: out of registers");  // the budget above makes this unreachable
   }
   // A value that lives across calls when the code makes calls (RECORDED atoms).
   Reg get_long(Type t) {
-    if (calls_ && vars_ < vcode::kIntVars) return ++vars_, b_.getreg(t, RegClass::Var);
-    if (calls_) fail("dpf: too many nested SHIFTs around RECORDED atoms");
+    if (calls_) {
+      if (vars_ >= vcode::kIntVars) fail("dpf: internal: out of registers");
+      return ++vars_, b_.getreg(t, RegClass::Var);
+    }
     return get(t);
   }
+  int free_regs() const { return (vcode::kIntTemps - temps_) + (vcode::kIntVars - vars_); }
 
   void put(Reg r) {
     if (b_.function().reg(r.id).cls == RegClass::Temp)
@@ -130,6 +152,24 @@ class Gen {
     else
       --vars_;
     b_.putreg(r);
+  }
+
+  // The segment's base and remaining length in registers: its own, or loaded from its slot for
+  // the caller's use (release() gives them back).
+  Reg base_of(const Seg& s) {
+    if (!s.spilled) return s.base;
+    Reg r = get(Type::P);
+    b_.ld(r, s.slot, 0);
+    return r;
+  }
+  Reg rem_of(const Seg& s) {
+    if (!s.spilled) return s.rem;
+    Reg r = get(Type::U64);
+    b_.ld(r, s.slot, 8);
+    return r;
+  }
+  void release(const Seg& s, Reg r) {
+    if (s.spilled) put(r);
   }
 
   Value widen(Value v) {
@@ -140,7 +180,8 @@ class Gen {
     return Value{w, Type::U64};
   }
 
-  Value eval(const ExprPtr& e, const Seg& s) {
+  // Evaluates `e` (loads relative to `base`), the operand that needs more registers first.
+  Value eval(const ExprPtr& e, Reg base) {
     switch (e->op) {
       case ExprOp::Const: {
         Reg r = get(Type::U64);
@@ -151,24 +192,31 @@ class Gen {
         Type t = load_type(e->bits);
         Reg r = get(t);
         if (t == Type::U8)
-          b_.ld(r, s.base, e->offset);
+          b_.ld(r, base, e->offset);
         else
-          b_.ldbe(r, s.base, e->offset);
+          b_.ldbe(r, base, e->offset);
         return Value{r, t};
       }
       default:
         break;
     }
-    Value a = eval(e->a, s);
     bool narrow_ok =
         e->op == ExprOp::And || e->op == ExprOp::Or || e->op == ExprOp::Xor || e->op == ExprOp::Rsh;
     if (e->b->op == ExprOp::Const) {
+      Value a = eval(e->a, base);
       uint64_t c = e->b->value;
       if (!narrow_ok || c > ones(vcode::type_bits(a.type))) a = widen(a);
       binary(e->op, a.reg, a.reg, int64_t(c));
       return a;
     }
-    Value b = eval(e->b, s);
+    Value a, b;
+    if (register_need(e->b) > register_need(e->a)) {
+      b = eval(e->b, base);
+      a = eval(e->a, base);
+    } else {
+      a = eval(e->a, base);
+      b = eval(e->b, base);
+    }
     if (!narrow_ok || a.type != b.type) a = widen(a), b = widen(b);
     binary(e->op, a.reg, a.reg, b.reg);
     put(b.reg);
@@ -261,7 +309,9 @@ class Gen {
 
   void branch(Branch& br, Seg s, Label fail, uint64_t after) {
     if (br.must > s.checked) {
-      b_.blt(s.rem, int64_t(br.must), fail);
+      Reg rem = rem_of(s);
+      b_.blt(rem, int64_t(br.must), fail);
+      release(s, rem);
       s.checked = br.must;
     }
     if (br.kind == Atom::Kind::Shift) return shift(br, s, fail, after);
@@ -269,39 +319,52 @@ class Gen {
     if (br.kind != Atom::Kind::Compare) fail_unsupported(br);
     if (br.children.size() == 1) return chain(br, s, fail, after);
     if (br.children.size() > 3) {
-      if (auto h = HashNode::plan(br, options_.strict_alignment)) {
-        h->choose(br.hash);  // br.hash: this branch's node in the code being replaced
+      if (auto h = HashNode::plan(br, options_.strict_alignment);
+          h && free_regs() >= hash_registers(*h, s) && h->choose(br.hash)) {
+        h->set_assumed_best(br.subtree_best);
         HashNode* raw = h.get();
         out_.tables.push_back(std::move(h));
         out_.hashed.emplace_back(&br, raw);
-        return hash(*raw, s, fail, after);
+        return hash(*raw, br, s, fail, after);
       }
     }
-    // A disjunction: dispatch on the value (compares, or a binary search over sorted keys),
-    // then each child's code. The children exclude each other: each continues at `fail`.
-    Value v = eval(br.expr, s);
-    std::vector<std::pair<uint64_t, Label>> keys;
-    for (auto& [k, child] : br.children) keys.emplace_back(k, b_.label());
-    search(v.reg, keys, 0, keys.size(), fail);
+    std::vector<uint64_t> keys;
+    for (auto& [k, child] : br.children) keys.push_back(k);
+    disjunction(br, keys, s, fail, after);
+  }
+
+  // A disjunction over `keys` (some of br's constants): dispatch on the value (compares, or a
+  // binary search over sorted keys), then each child's code. The children exclude each other:
+  // each continues at `fail`.
+  void disjunction(Branch& br, const std::vector<uint64_t>& keys, const Seg& s, Label fail,
+                   uint64_t after) {
+    Reg base = base_of(s);
+    Value v = eval(br.expr, base);
+    release(s, base);
+    std::vector<std::pair<uint64_t, Label>> targets;
+    for (uint64_t k : keys) targets.emplace_back(k, b_.label());
+    search(v.reg, targets, 0, targets.size(), fail);
     put(v.reg);
-    size_t i = 0;
     bool none_before = best_none_;
     bool none_after = best_none_;
-    for (auto& [k, child] : br.children) {
-      b_.place(keys[i++].second);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      b_.place(targets[i].second);
       best_none_ = none_before;  // no child runs after another
-      node(*child, s, after);
+      node(*br.children.at(keys[i]), s, after);
       none_after = none_after && best_none_;
-      if (i < keys.size()) b_.jmp(fail);
+      if (i + 1 < keys.size()) b_.jmp(fail);
     }
     best_none_ = none_after;
   }
 
-  // RECORDED(e): one call per filter id below (ids do not exclude each other).
+  // RECORDED(e): one call per filter id below (ids do not exclude each other). The value lives
+  // in a stack slot across the calls.
   void recorded(Branch& br, const Seg& s, uint64_t after) {
-    Value v = widen(eval(br.expr, s));
-    Reg value = get_long(Type::U64);
-    b_.mov(value, v.reg);
+    Reg base = base_of(s);
+    Value v = widen(eval(br.expr, base));
+    release(s, base);
+    Local value = slot(recorded_slots_, recorded_depth_++, 8);
+    b_.st(v.reg, value, 0);
     put(v.reg);
     std::vector<uint64_t> later(br.children.size() + 1, after);
     size_t i = br.children.size();
@@ -309,11 +372,12 @@ class Gen {
       later[i - 1] = std::min(later[i], it->second->subtree_best);
     i = 0;
     for (auto& [id, child] : br.children) {
-      Reg state = get(Type::P), idr = get(Type::U64), r = get(Type::U64);
+      Reg state = get(Type::P), idr = get(Type::U64), val = get(Type::U64), r = get(Type::U64);
       b_.set(state, int64_t(reinterpret_cast<uintptr_t>(options_.recorded_state)));
       b_.set(idr, int64_t(id));
-      b_.ccall(r, recorded_, {state, idr, value});
-      put(state), put(idr);
+      b_.ld(val, value, 0);
+      b_.ccall(r, recorded_, {state, idr, val});
+      put(state), put(idr), put(val);
       Label skip = b_.label();
       b_.beq(r, 0, skip);
       put(r);
@@ -322,11 +386,18 @@ class Gen {
       best_none_ = best_none_ && none;
       b_.place(skip);
     }
-    put(value);
+    --recorded_depth_;
+  }
+
+  // A stack slot of `bytes` per depth, reused by every subtree at that depth (they run one after
+  // the other).
+  Local slot(std::vector<Local>& slots, size_t depth, uint32_t bytes) {
+    while (slots.size() <= depth) slots.push_back(b_.local(bytes, 8));
+    return slots[depth];
   }
 
   [[noreturn]] void fail_unsupported(const Branch& br) {
-    fail("dpf: atom `{}` is not supported by the code generator", to_string(br.expr));
+    fail("dpf: internal: atom `{}` is not supported by the code generator", to_string(br.expr));
   }
 
   void search(Reg v, const std::vector<std::pair<uint64_t, Label>>& keys, size_t lo, size_t hi,
@@ -344,7 +415,8 @@ class Gen {
     search(v, keys, mid, hi, miss);
   }
 
-  // A run of single-constant compares in one segment, adjacent == fields coalesced.
+  // A run of single-constant compares in one segment, adjacent == fields coalesced. Length
+  // atoms need no code: the branch's bounds check covers every load of the chain.
   void chain(Branch& br, const Seg& s, Label fail, uint64_t after) {
     std::vector<Step> steps{Step{Atom::Kind::Compare, br.cmp, br.expr, br.children.begin()->first}};
     Node* end = const_cast<Node*>(follow_chain(br.children.begin()->second.get(), false, &steps));
@@ -357,20 +429,15 @@ class Gen {
     std::vector<Plain> plain;
     std::vector<size_t> other;
     for (size_t i = 0; i < steps.size(); ++i) {
-      const ExprPtr& e = steps[i].expr;
+      const Step& st = steps[i];
+      if (is_length_test(st.kind, st.cmp, st.expr, st.value)) continue;
       Plain p{i, 0, 0, ~uint64_t(0)};
-      bool is_plain = false;
-      if (steps[i].cmp == Cmp::Eq) {
-        if (e->op == ExprOp::Load)
-          p.offset = e->offset, p.bytes = e->bits / 8u, is_plain = true;
-        else if (e->op == ExprOp::And && e->a->op == ExprOp::Load && e->b->op == ExprOp::Const)
-          p.offset = e->a->offset, p.bytes = e->a->bits / 8u, p.mask = e->b->value, is_plain = true;
-      }
-      if (is_plain)
+      if (st.cmp == Cmp::Eq && plain_field(st.expr, &p.offset, &p.bytes, &p.mask))
         plain.push_back(p);
       else
         other.push_back(i);
     }
+    Reg base = base_of(s);
     std::sort(plain.begin(), plain.end(), [](auto& x, auto& y) { return x.offset < y.offset; });
     for (size_t g = 0; g < plain.size();) {
       uint32_t start, stop;
@@ -394,9 +461,9 @@ class Gen {
       Type t = load_type(width * 8);
       Reg r = get(t);
       if (t == Type::U8)
-        b_.ld(r, s.base, wstart);
+        b_.ld(r, base, wstart);
       else
-        b_.ldbe(r, s.base, wstart);
+        b_.ldbe(r, base, wstart);
       if (mask != ones(width * 8)) b_.and_(r, r, int64_t(mask));
       b_.bne(r, int64_t(value), fail);
       put(r);
@@ -404,57 +471,93 @@ class Gen {
     }
     std::sort(other.begin(), other.end());
     for (size_t i : other) {
-      Value v = eval(steps[i].expr, s);
+      Value v = eval(steps[i].expr, base);
       branch_unless(steps[i].cmp, v.reg, steps[i].value, fail);
       put(v.reg);
     }
+    release(s, base);
     node(*end, s, after);
   }
 
-  // SHIFT: one check covers the amount and the bytes the child needs after it.
-  // `with_rem`: the new segment needs its remaining length (the hash path does not).
-  Seg shift_base(const ExprPtr& amount_expr, uint32_t next_need, const Seg& s, Label fail,
-                 bool with_rem = true) {
-    Value amount = widen(eval(amount_expr, s));
-    uint64_t ub = upper_bound(amount_expr);
-    Seg n{};
-    if (next_need > 0 && ub < (uint64_t(1) << 40)) {
+  // Fails unless amount + need <= rem, for any amount (it may wrap past 2^64).
+  void check_shift(Reg amount, uint64_t upper, uint32_t need, Reg rem, Label fail) {
+    if (need == 0) {
+      b_.bgt(amount, rem, fail);
+    } else if (upper <= ~uint64_t(0) - need) {
       Reg t = get(Type::U64);
-      b_.add(t, amount.reg, int64_t(next_need));
-      b_.bgt(t, s.rem, fail);
+      b_.add(t, amount, int64_t(need));
+      b_.bgt(t, rem, fail);
       put(t);
-      n.checked = next_need;
     } else {
-      b_.bgt(amount.reg, s.rem, fail);
-      n.checked = 0;
+      b_.bgt(amount, rem, fail);
+      Reg t = get(Type::U64);
+      b_.sub(t, rem, amount);
+      b_.blt(t, int64_t(need), fail);
+      put(t);
     }
-    n.base = with_rem ? get_long(Type::P) : get(Type::P);
-    b_.add(n.base, s.base, amount.reg);
-    if (with_rem) {
-      n.rem = get_long(Type::U64);
-      b_.sub(n.rem, s.rem, amount.reg);
-    }
-    put(amount.reg);
-    n.align = std::min(s.align, known_alignment(amount_expr));
-    return n;
   }
 
+  // SHIFT: one check covers the amount and the bytes the child needs after it.
   void shift(Branch& br, const Seg& s, Label fail, uint64_t after) {
     Node& child = *br.children.begin()->second;
-    Seg n = shift_base(br.expr, child.must, s, fail);
+    Reg base = base_of(s);
+    Value amount = widen(eval(br.expr, base));
+    Reg rem = rem_of(s);
+    check_shift(amount.reg, upper_bound(br.expr), child.must, rem, fail);
+    Seg n;
+    n.checked = child.must;
+    n.depth = s.depth + 1;
+    n.align = std::min(s.align, known_alignment(br.expr));
+    // The new segment stays in registers while enough remain for anything below it: what is
+    // free once the amount (and the parent's base and length loaded from its slot) are given
+    // back and the new base and length taken.
+    bool resident = !calls_ && free_regs() + 1 + (s.spilled ? 2 : 0) - 2 >= kReserve;
+    Reg nb = resident ? get_long(Type::P) : get(Type::P);
+    b_.add(nb, base, amount.reg);
+    Reg nr = resident ? get_long(Type::U64) : get(Type::U64);
+    b_.sub(nr, rem, amount.reg);
+    put(amount.reg);
+    release(s, base);
+    release(s, rem);
+    if (resident) {
+      n.base = nb, n.rem = nr;
+    } else {
+      n.spilled = true;
+      n.slot = slot(segment_slots_, n.depth, 16);
+      b_.st(nb, n.slot, 0);
+      b_.st(nr, n.slot, 8);
+      put(nb), put(nr);
+    }
     node(child, n, after);
-    put(n.base);
-    put(n.rem);
+    if (resident) put(n.base), put(n.rem);
   }
 
-  // A hash node: load the key's fields (through the chain's SHIFTs), hash, probe, compare.
-  void hash(HashNode& h, const Seg& s0, Label fail, uint64_t after) {
+  // The registers hash() holds at its peak, beyond what is live around it.
+  static int hash_registers(const HashNode& h, const Seg& s) {
+    int peak = int(h.fields().size()) + 3;  // mixing: the fields, x, a temporary; probe: id, v
+    unsigned segment = 0;
+    int held = 0;
+    for (const Step& step : h.shape()) {
+      if (step.kind != Atom::Kind::Shift) continue;
+      for (const auto& f : h.fields())
+        if (f.segment == segment) ++held;
+      // fields held, the chain segment's base and rem, amount (and its widening), the check's
+      // temporary, the new base and rem
+      peak = std::max(peak, held + 7);
+      ++segment;
+    }
+    return peak + (s.spilled ? 2 : 0);
+  }
+
+  // A hash node: load the key's fields (through the chain's SHIFTs), hash, probe, compare. A
+  // miss continues with the overflow constants' code, if any.
+  void hash(HashNode& h, Branch& br, const Seg& s0, Label fail, uint64_t after) {
     const auto& fields = h.fields();
     std::vector<Value> f(fields.size());
-    auto load_segment = [&](unsigned seg, const Seg& s) {
+    auto load_segment = [&](unsigned seg, Reg base) {
       for (size_t j = 0; j < fields.size(); ++j)
         if (fields[j].segment == seg) {
-          Value v = eval(fields[j].expr, s);
+          Value v = eval(fields[j].expr, base);
           Type want = fields[j].bytes == 8 ? Type::U64 : Type::U32;
           if (v.type != want) {
             Reg w = get(want);
@@ -465,22 +568,39 @@ class Gen {
           f[j] = v;
         }
     };
-    load_segment(0, s0);
-    Seg s = s0;
-    bool owned = false;
+    Label miss = h.overflow().empty() ? fail : b_.label();
+    Reg base0 = base_of(s0);
+    load_segment(0, base0);
+    // The chain's segments: base and rem in registers while their fields load.
+    Reg base = base0, rem = Reg{};
+    bool owned = false;  // base/rem are this chain's (not s0's)
     unsigned segment = 0;
     for (const Step& step : h.shape()) {
       if (step.kind != Atom::Kind::Shift) continue;
-      uint32_t need = 0;
-      for (const auto& fld : fields)
-        if (fld.segment == segment + 1) need = std::max(need, load_end(fld.expr));
-      Seg n = shift_base(step.expr, need, s, fail, false);
-      if (owned) put(s.base);
-      s = n;
-      owned = true;
-      load_segment(++segment, s);
+      Value amount = widen(eval(step.expr, base));
+      Reg r = owned ? rem : rem_of(s0);
+      check_shift(amount.reg, upper_bound(step.expr), h.segment_need(segment + 1), r, miss);
+      Reg nb = get(Type::P);
+      b_.add(nb, base, amount.reg);
+      Reg nr{};  // the last segment's length is not needed (its check is done)
+      if (segment + 2 < h.segments()) {
+        nr = get(Type::U64);
+        b_.sub(nr, r, amount.reg);
+      }
+      put(amount.reg);
+      if (owned) {
+        put(base), put(rem);
+      } else {
+        release(s0, r);
+      }
+      base = nb, rem = nr, owned = true;
+      load_segment(++segment, base);
     }
-    if (owned) put(s.base);
+    if (owned) {
+      put(base);
+      if (rem.valid()) put(rem);
+    }
+    release(s0, base0);
     // The slot's byte offset: the hash chosen for the keys, times the entry size.
     // x becomes the entry's address (a pointer register from the start: one register less).
     unsigned stride_bits = unsigned(std::countr_zero(h.stride()));
@@ -490,16 +610,17 @@ class Gen {
       // packet (off the dependency chain of the wide field load).
       const HashNode::Field& wf = fields[h.window_field()];
       unsigned sh = unsigned(h.param());
-      const ExprPtr& load = wf.expr->op == ExprOp::And ? wf.expr->a : wf.expr;
-      uint64_t mask = wf.expr->op == ExprOp::And && wf.expr->b->op == ExprOp::Const
-                          ? wf.expr->b->value
-                          : ~uint64_t(0);
+      uint32_t offset = 0;
+      unsigned bytes = 0;
+      uint64_t mask = 0;
       uint64_t window = ones(h.log2_slots()) << sh;
-      bool byte = wf.segment == 0 && load->op == ExprOp::Load && sh % 8 + h.log2_slots() <= 8 &&
-                  (mask & window) == window && sh / 8 < load->bits / 8u;
+      bool byte = wf.segment == 0 && plain_field(wf.expr, &offset, &bytes, &mask) &&
+                  sh % 8 + h.log2_slots() <= 8 && (mask & window) == window && sh / 8 < bytes;
       if (byte) {
         Reg v = get(Type::U8);
-        b_.ld(v, s0.base, int64_t(load->offset + load->bits / 8u - 1 - sh / 8));
+        Reg b0 = base_of(s0);
+        b_.ld(v, b0, int64_t(offset + bytes - 1 - sh / 8));
+        release(s0, b0);
         b_.cvt(x, v);
         put(v);
         sh %= 8;
@@ -539,10 +660,10 @@ class Gen {
     for (unsigned d = 0; d <= h.max_probe(); ++d) {
       int64_t at = int64_t(d) * h.stride();
       bool last = d == h.max_probe();
-      Label next = last ? fail : b_.label();
+      Label next = last ? miss : b_.label();
       if (h.max_probe() > 0) {
         b_.ld(id, x, at + h.id_offset());
-        b_.beq(id, 0, fail);
+        b_.beq(id, 0, miss);
       }
       for (size_t j = 0; j < fields.size(); ++j) {
         Reg v = get(f[j].type);
@@ -569,8 +690,11 @@ class Gen {
     // The function's result is the filter id in the low half (the high half orders accepts
     // inside the code and is not needed once the code returns).
     uint64_t worst = h.priority_high() << 32 | 0xffffffffu;
+    bool none_before = best_none_;
+    bool returned = false;
     if (best_none_ && worst < after) {
       b_.ret(k);  // `best` untouched: the miss path still has none
+      returned = true;
     } else {
       b_.or_(k, k, int64_t(h.priority_high() << 32));
       if (best_none_) {
@@ -581,10 +705,21 @@ class Gen {
         b_.mov(best_, k);
         b_.place(skip);
       }
-      if (worst < after) b_.ret(best_);
+      if (worst < after) {
+        b_.ret(best_);
+        returned = true;
+      }
       best_none_ = false;
     }
     put(k);
+    if (h.overflow().empty()) return;
+    // A key the table could not take: its constant's code, after a miss.
+    if (!returned) b_.jmp(fail);
+    bool none_hit = best_none_;
+    best_none_ = none_before;
+    b_.place(miss);
+    disjunction(br, h.overflow(), s0, fail, after);
+    best_none_ = best_none_ && none_hit;
   }
 
   Generated& out_;
@@ -596,11 +731,10 @@ class Gen {
   bool best_none_ = true;  // no accept emitted yet: `best` still holds kNoFilter
   int temps_ = 2;          // the two parameters
   int vars_ = 0;
+  std::vector<Local> segment_slots_;   // per depth
+  std::vector<Local> recorded_slots_;  // per nesting of RECORDED atoms
+  size_t recorded_depth_ = 0;
 };
-
-}  // namespace
-
-namespace {
 
 bool has_recorded(const Node& n) {
   for (auto& b : n.branches) {

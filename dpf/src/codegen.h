@@ -1,5 +1,11 @@
 // Code generation: the trie becomes one vcode function, `u64 dpf_demux(p pkt, u64 len)`, that
-// returns the best accepting filter's priority key (trie.h), kNoFilter if none.
+// returns the best accepting filter's priority key (trie.h), kNoFilter if none. (A table hit may
+// return the filter id alone, high half 0: the caller that compares results of several functions
+// recovers the priority from the id.)
+//
+// Generation succeeds for every trie of canonical filters: registers are budgeted so that no
+// construct can run out of them (segments beyond the first SHIFT live in stack slots, hash nodes
+// are used only where their registers are free, expressions are bounded by canonical.h).
 #pragma once
 
 #include <exojit/vcode/ir.h>
@@ -18,8 +24,7 @@ struct CodegenOptions {
   // prove aligned. x86-64 loads at any alignment.
   bool strict_alignment = false;
   unsigned packet_alignment = 1;  // what the caller guarantees for `pkt`
-  // RECORDED atoms call this C function (through vcode's ccall); long-lived values then live
-  // in registers that survive calls.
+  // RECORDED atoms call this C function (through vcode's ccall) with `recorded_state`.
   RecordedFn recorded = nullptr;
   const void* recorded_state = nullptr;
 };
@@ -29,9 +34,11 @@ struct Generated {
   // Hash tables the code reads (their addresses are immediates in it) and their branches.
   std::vector<std::unique_ptr<HashNode>> tables;
   std::vector<std::pair<Branch*, HashNode*>> hashed;
+  size_t instructions = 0;  // vcode instructions: what generating it again costs
 };
 
 // Computes every node's and branch's `must` (bytes needed below it) and generates the function.
+// Each branch's `hash` is left as it was (the caller installs `hashed` once the code compiled).
 Generated generate(Trie& trie, const CodegenOptions& options);
 
 }  // namespace exojit::dpf::detail

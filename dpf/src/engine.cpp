@@ -1,175 +1,381 @@
-// The engine: canonicalise, check ownership, merge into the trie, then either write a hash
-// table (the code stays) or regenerate and compile the demultiplexer.
+// The engine: canonicalise, check the owner's rights and limits and the overlaps, then serve the
+// change with the running code (tables), a regeneration, or the layer of recent changes.
+//
+// Layers (layer.h): `base` holds the whole trie's code. While the engine is small every
+// structural change regenerates it. Once it is large, a structural insertion goes to `recent`, a
+// second trie whose code is regenerated alone (it is small), and a structural removal kills the
+// filter's accepts in its layer (the code still returns its id, which demux masks by walking the
+// trie for that packet); when `recent` and the killed filters outweigh sqrt(kMergeGrain x the
+// whole), `recent` is merged into the base trie and the whole regenerated (so it is whenever a
+// table of the whole needs new code anyway). n structural insertions then cost O(n sqrt n)
+// generation instead of O(n^2).
 #include "exojit/dpf/engine.h"
 
 #include <exojit/vcode/code.h>
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
+#include <cmath>
 #include <map>
+#include <unordered_map>
+#include <unordered_set>
 
-#include "codegen.h"
 #include "exojit/error.h"
-#include "overlap.h"
-#include "trie.h"
+#include "fragment_state.h"
+#include "layer.h"
+#include "ownership.h"
 
 namespace exojit::dpf {
 
 using namespace detail;
 
+namespace {
+
+// The layer of recent changes is merged once it (with the killed filters) outweighs
+// sqrt(kMergeGrain x the whole's weight): regenerating it each time then costs about as much as
+// the merges it saves (for insertions of a few atoms each; a merge costs a few times more per
+// atom than a regeneration of the layer).
+constexpr double kMergeGrain = 16;
+
+// Disjuncts of one filter (the owner's atom limit bounds them too).
+constexpr size_t kMaxDisjuncts = 65536;
+
+// (The whole is regenerated at once while it weighs at most EngineOptions::layer_threshold: a
+// few hundred microseconds at the default.)
+size_t recent_budget(size_t threshold, size_t base_weight) {
+  return std::max(threshold / 4, size_t(std::sqrt(kMergeGrain * double(base_weight))));
+}
+
+size_t atoms_of(const std::vector<Canonical>& ds) {
+  size_t n = 0;
+  for (const Canonical& c : ds) n += c.atoms.size();
+  return n;
+}
+
+}  // namespace
+
 struct Engine::Impl {
   struct Record {
-    uint32_t owner;
+    uint32_t owner = 0;
+    uint64_t share = 0;
     std::vector<Canonical> disjuncts;
     std::vector<std::pair<Node*, uint64_t>> accepts;  // where each disjunct ends, its key
+    bool in_recent = false;
+    size_t atoms = 0;
+    bool uniform = true;  // every disjunct has the same specificity
   };
+  struct Owner {
+    OwnerLimits limits;
+    bool custom = false;
+    size_t filters = 0, atoms = 0;
+  };
+
   EngineOptions options;
-  Trie trie;
-  // Stateful atoms: remembered values per filter id, held packets, the clock.
-  struct Remembered {
-    uint64_t value, expiry;
-  };
-  struct Held {
-    FilterId id;
-    uint64_t value, expiry;
-    std::vector<uint8_t> packet;
-  };
-  std::map<FilterId, std::deque<Remembered>> remembered;
-  std::deque<Held> held;
+  CodegenOptions codegen;
+  Layer base, recent;
+  std::map<FilterId, Record> filters;
+  std::unordered_map<uint32_t, Owner> owners;
+  FilterId next_id = 1;
+  size_t regenerations = 0;
+  size_t table_updates = 0;
+  size_t merges = 0;
+  size_t instructions = 0;
+  mutable size_t overlap_checks = 0;
+  size_t stateful_filters = 0;
+  std::unordered_set<FilterId> recording;  // ids with a RECORD atom
+  TableLog log;
+
+  // Stateful atoms. `assume` makes every RECORDED lookup hold (the second pass over a packet no
+  // filter accepts: would one accept it once its values are remembered?); `misses` counts the
+  // lookups that failed, so that the second pass runs only when one did.
+  FragmentState state;
   std::vector<Released> released;
   std::function<uint64_t()> clock = [] {
     return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::chrono::steady_clock::now().time_since_epoch())
                         .count());
   };
-  uint64_t now = 0;
-  size_t stateful_filters = 0;
+  mutable uint64_t now_cache = 0;
+  mutable bool now_valid = false;
+  mutable bool assume = false;
+  mutable size_t misses = 0;
+
+  explicit Impl(const EngineOptions& o) : options(o), state(o.record_capacity) {
+    codegen.strict_alignment = o.strict_alignment;
+    codegen.packet_alignment = o.packet_alignment;
+    codegen.recorded = &Impl::recorded_fn;
+    codegen.recorded_state = this;
+    init_layer(base);
+    init_layer(recent);
+  }
+
+  void init_layer(Layer& l) {
+    l.trie.recorded = &Impl::recorded_fn;
+    l.trie.recorded_state = this;
+  }
+
+  uint64_t now() const {
+    if (!now_valid) now_cache = clock(), now_valid = true;
+    return now_cache;
+  }
 
   // The lookup RECORDED atoms call (from the generated code and the trie walk).
   static uint64_t recorded_fn(const void* state, uint64_t id, uint64_t value) {
     const Impl& m = *static_cast<const Impl*>(state);
-    auto it = m.remembered.find(FilterId(id));
-    if (it == m.remembered.end()) return 0;
-    for (const Remembered& r : it->second)
-      if (r.value == value && r.expiry > m.now) return 1;
+    if (m.assume) return 1;
+    if (m.state.recorded(uint32_t(id), value, m.now())) return 1;
+    ++m.misses;
     return 0;
   }
 
-  // Evaluates a canonical disjunct on its own; RECORDED atoms hold when remembered (or, with
-  // `assume`, always: the value is returned in *recorded). *record gets RECORD's value.
-  bool evaluate_stateful(const Canonical& c, FilterId id, const uint8_t* pkt, size_t len,
-                         bool assume, uint64_t* record, bool* has_record, uint64_t* recorded) {
-    const uint8_t* base = pkt;
-    size_t avail = len;
-    *has_record = false;
-    for (const Atom& a : c.atoms) {
-      uint64_t v;
-      if (!detail::evaluate(a.expr, base, avail, &v)) return false;
-      switch (a.kind) {
-        case Atom::Kind::Shift:
-          if (v > avail) return false;
-          base += v, avail -= v;
-          break;
-        case Atom::Kind::Compare: {
-          bool ok = a.cmp == Cmp::Eq   ? v == a.value
-                    : a.cmp == Cmp::Ne ? v != a.value
-                    : a.cmp == Cmp::Lt ? v < a.value
-                    : a.cmp == Cmp::Le ? v <= a.value
-                    : a.cmp == Cmp::Gt ? v > a.value
-                                       : v >= a.value;
-          if (!ok) return false;
-          break;
+  // --- owners ----------------------------------------------------------------------------
+
+  const OwnerLimits& limits_of(uint32_t owner) const {
+    auto it = owners.find(owner);
+    return it != owners.end() && it->second.custom ? it->second.limits : options.owner_limits;
+  }
+
+  // The rules an insertion must pass before anything changes (engine.h).
+  void check_rights(const Record& rec, FilterId id, bool broad) const {
+    const OwnerLimits& lim = limits_of(rec.owner);
+    auto it = owners.find(rec.owner);
+    size_t have_filters = it == owners.end() ? 0 : it->second.filters;
+    size_t have_atoms = it == owners.end() ? 0 : it->second.atoms;
+    if (have_filters + 1 > lim.filters)
+      fail("dpf: owner {} holds {} filters, its limit", rec.owner, have_filters);
+    if (have_atoms + rec.atoms > lim.atoms)
+      fail("dpf: owner {} would hold {} atoms, over its limit of {}", rec.owner,
+           have_atoms + rec.atoms, lim.atoms);
+    for (size_t i = 0; i < rec.disjuncts.size(); ++i) {
+      unsigned bits = key_bits(rec.disjuncts[i]);
+      if (bits < options.min_key_bits && !broad)
+        fail(
+            "dpf: filter{} pins {} packet bits with == atoms, fewer than the {} a demultiplexing "
+            "key needs: a broad filter needs the right to be broad (InsertOptions::broad)",
+            rec.disjuncts.size() > 1 ? fmt::format(" (disjunct {})", i + 1) : "", bits,
+            options.min_key_bits);
+    }
+    for (const Canonical& c : rec.disjuncts)
+      for (const Layer* l : {&base, &recent}) check_overlaps(*l, c, rec, id);
+  }
+
+  // Refuses `c` if a filter of another owner without the same sharing group may overlap it.
+  void check_overlaps(const Layer& l, const Canonical& c, const Record& rec, FilterId id) const {
+    overlap_candidates(l.trie, c, [&](const Node& n, const Canonical& path) {
+      for (uint64_t k : n.accepts) {
+        const Record& other = filters.at(FilterId(k));
+        if (other.owner == rec.owner || (rec.share != 0 && other.share == rec.share)) continue;
+        ++overlap_checks;
+        if (!may_overlap(c, path)) return true;  // the same path for every accept here
+        Filter shown;
+        shown.atoms() = path.atoms;
+        fail(
+            "dpf: filter {}overlaps filter {} of owner {} (`{}`); both must be inserted with the "
+            "same sharing group to accept the same packets",
+            id ? fmt::format("{} ", id) : "", FilterId(k), other.owner, to_string(shown));
+      }
+      return true;
+    });
+  }
+
+  // --- layers -----------------------------------------------------------------------------
+
+  void undo(Layer& l, Record& rec) {
+    log.undo();
+    for (auto it = rec.accepts.rbegin(); it != rec.accepts.rend(); ++it)
+      l.trie.erase(it->first, it->second);
+    rec.accepts.clear();
+  }
+
+  // Inserts rec's disjuncts into `l`: served by the running code (tables written): Done; or,
+  // with `regen`, by new code for the layer: Done. Without `regen`, nothing changes and the
+  // result says why the code would have to change (TableFull: only tables are too full).
+  Patch place(Layer& l, Record& rec, FilterId id, bool regen) {
+    log.clear();
+    rec.accepts.clear();
+    try {
+      Patch worst = Patch::Done;
+      for (const Canonical& c : rec.disjuncts) {
+        uint64_t key = priority_key(c.specificity, id);
+        Node* leaf = nullptr;
+        if (worst == Patch::NewCode)
+          leaf = l.trie.insert(c, key).leaf;
+        else
+          worst = std::max(worst, insert_patched(l, c, key, &leaf, &log));
+        rec.accepts.emplace_back(leaf, key);
+      }
+      if (worst == Patch::Done) {
+        ++table_updates;
+        return Patch::Done;
+      }
+      if (!regen) {
+        undo(l, rec);
+        return worst;
+      }
+      generate_layer(l);
+      return Patch::Done;
+    } catch (...) {
+      undo(l, rec);
+      throw;
+    }
+  }
+
+  // The whole regenerated with everything in it: the recent layer's filters (and `extra`, not
+  // yet in `filters`) merged into the base trie, `recent` emptied. Throws with nothing changed
+  // (the accepts added to the base trie are taken back; killed ones are pruned only once the
+  // new code is in).
+  void merge(Record* extra, FilterId extra_id) {
+    std::vector<std::pair<Record*, FilterId>> moving;
+    for (auto& [id, r] : filters)
+      if (r.in_recent) moving.emplace_back(&r, id);
+    if (extra) moving.emplace_back(extra, extra_id);
+    std::vector<std::vector<std::pair<Node*, uint64_t>>> placed;
+    try {
+      for (auto& [r, id] : moving) {
+        placed.emplace_back();
+        for (const Canonical& c : r->disjuncts) {
+          uint64_t key = priority_key(c.specificity, id);
+          placed.back().emplace_back(base.trie.insert(c, key).leaf, key);
         }
-        case Atom::Kind::Record:
-          *record = v, *has_record = true;
-          break;
-        case Atom::Kind::Recorded:
-          *recorded = v;
-          if (!assume && !recorded_fn(this, id, v)) return false;
-          break;
+      }
+      generate_layer(base);
+    } catch (...) {
+      for (auto p = placed.rbegin(); p != placed.rend(); ++p)
+        for (auto a = p->rbegin(); a != p->rend(); ++a) base.trie.erase(a->first, a->second);
+      throw;
+    }
+    for (size_t i = 0; i < moving.size(); ++i) {
+      auto [r, id] = moving[i];
+      r->accepts = std::move(placed[i]);
+      r->in_recent = false;
+      note_in(base, *r, id);
+    }
+    recent = Layer();
+    init_layer(recent);
+    ++merges;
+  }
+
+  void generate_layer(Layer& l) {
+    regenerate(l, codegen);
+    ++regenerations;
+    instructions += l.gen.instructions;
+  }
+
+  bool over_budget() const {
+    return recent.weight + recent.dead_weight + base.dead_weight >
+           recent_budget(options.layer_threshold, base.weight);
+  }
+
+  // After a committed change: merge when the recent layer grew too large. A merge that fails
+  // (out of memory) leaves the layers as they are, which demux serves correctly.
+  void maybe_merge() {
+    if (!over_budget()) return;
+    try {
+      merge(nullptr, 0);
+    } catch (...) {
+    }
+  }
+
+  // --- demux ------------------------------------------------------------------------------
+
+  // Does canonical disjunct `c` accept the packet? (RECORDED as the state says, or `assume`d.)
+  // *record gets RECORD's value, *waits the values RECORDED atoms test.
+  bool accepts(const Canonical& c, const uint8_t* pkt, size_t len, uint64_t* record,
+               std::vector<uint64_t>* waits) const {
+    return detail::accepts(c.atoms, pkt, len, record, [&](const Atom& a, uint64_t v) {
+      if (waits) waits->push_back(v);
+      return recorded_fn(this, a.value, v) != 0;
+    });
+  }
+
+  // Layer `l`'s answer for the packet: its code's, or its walk's when the code returned a
+  // removed filter's id. Reads only the layer (what a reader of a published layer would hold).
+  uint64_t layer_key(const Layer& l, const uint8_t* pkt, size_t len) const {
+    uint64_t k = l.fn(pkt, len);
+    FilterId id = FilterId(k);
+    if (id == 0) return kNoFilter;
+    if (!l.dead.empty() && l.dead.count(id)) return l.trie.walk(pkt, len);
+    return k;
+  }
+
+  // The full priority key of an answer of layer `l` (a table hit returns the id alone): from
+  // the layer's priorities, or its walk when the id's disjuncts differ in specificity.
+  uint64_t exact(const Layer& l, uint64_t k, const uint8_t* pkt, size_t len) const {
+    if (k >> 32 != 0) return k;
+    auto it = l.uniform_high.find(FilterId(k));
+    return it != l.uniform_high.end() ? it->second << 32 | uint32_t(k) : l.trie.walk(pkt, len);
+  }
+
+  void note_in(Layer& l, const Record& r, FilterId id) {
+    l.weight += r.atoms;
+    if (r.uniform) l.uniform_high[id] = priority_high(r.disjuncts.front().specificity);
+  }
+
+  // The best priority key over the layers: the winner rule across functions (another function
+  // of priority keys -- a filter compiled some other way -- would combine the same way).
+  // Only the id of the result counts (its low half) unless both layers answer.
+  uint64_t best_key(const uint8_t* pkt, size_t len) const {
+    uint64_t k = layer_key(base, pkt, len);
+    if (recent.empty()) return k;
+    uint64_t r = layer_key(recent, pkt, len);
+    if (uint32_t(r) == 0) return k;
+    if (uint32_t(k) == 0) return r;
+    return std::min(exact(base, k, pkt, len), exact(recent, r, pkt, len));
+  }
+
+  // Filter `id` won the packet: its RECORD value is remembered, and the held packets waiting for
+  // it that a filter accepts now are released (which may remember more values).
+  void record(FilterId id, const uint8_t* pkt, size_t len) {
+    std::vector<std::pair<FilterId, uint64_t>> work;
+    auto remember = [&](FilterId fid, const uint8_t* p, size_t n) {
+      for (const Canonical& c : filters.at(fid).disjuncts) {
+        uint64_t value = 0;
+        if (!c.records || !accepts(c, p, n, &value, nullptr)) continue;
+        state.remember(fid, value, now() + options.record_lifetime_ns);
+        work.emplace_back(fid, value);
+        return;
+      }
+    };
+    remember(id, pkt, len);
+    while (!work.empty()) {
+      auto [fid, value] = work.back();
+      work.pop_back();
+      uint32_t owner = filters.at(fid).owner;
+      for (FragmentState::Held& h : state.take_waiting(owner, fid, value, now())) {
+        FilterId winner = FilterId(best_key(h.packet.data(), h.packet.size()));
+        if (winner == 0) {
+          state.put_back(owner, std::move(h));
+          continue;
+        }
+        if (recording.count(winner)) remember(winner, h.packet.data(), h.packet.size());
+        released.push_back(Released{winner, std::move(h.packet)});
       }
     }
-    return true;
   }
 
-  static bool has_kind(const Canonical& c, Atom::Kind k) {
-    return std::any_of(c.atoms.begin(), c.atoms.end(), [&](const Atom& a) { return a.kind == k; });
-  }
-
-  void expire() {
-    for (auto it = remembered.begin(); it != remembered.end();) {
-      while (!it->second.empty() && it->second.front().expiry <= now) it->second.pop_front();
-      it = it->second.empty() ? remembered.erase(it) : std::next(it);
+  // No filter accepts the packet, but filter `id` would once its RECORDED values are
+  // remembered: held, charged to id's owner.
+  void hold(FilterId id, const uint8_t* pkt, size_t len) {
+    const Record& r = filters.at(id);
+    assume = true;
+    std::vector<uint64_t> waits;
+    for (const Canonical& c : r.disjuncts) {
+      waits.clear();
+      if (c.recorded && accepts(c, pkt, len, nullptr, &waits)) break;
+      waits.clear();
     }
-    while (!held.empty() && held.front().expiry <= now) held.pop_front();
-  }
-  std::map<FilterId, Record> filters;
-  FilterId next_id = 1;
-  Generated generated;
-  vcode::Code code;
-  size_t regenerations = 0;
-  size_t table_updates = 0;
-
-  // The hash node whose table holds the subtree of `n` (n's nearest hashed ancestor), if any.
-  static HashNode* hashed_ancestor(Node* n) {
-    for (; n && n->parent; n = n->parent->parent)
-      if (n->parent->hash) return n->parent->hash;
-    return nullptr;
-  }
-
-  // After an insertion: can the running code serve it by writing a table? (else regenerate)
-  static bool patch_insert(const Change& c, uint64_t previous_best) {
-    if (HashNode* h = hashed_ancestor(c.leaf)) return h->insert(*c.leaf);
-    // Outside hash tables: only an accept added where one was already, the code unchanged.
-    return c.only_accept && c.leaf->best_accept() == previous_best;
-  }
-
-  // After a removal: the surviving node nearest to what went is `c.leaf` (only an accept went)
-  // or the branch that lost a key.
-  static bool patch_erase(const Change& c, uint64_t previous_best) {
-    Node* anchor = c.branch ? c.branch->parent : c.only_accept ? c.leaf : nullptr;
-    if (!anchor) return false;  // a whole path went up to the root: the code changes
-    HashNode* h = c.branch && c.branch->hash ? c.branch->hash : hashed_ancestor(anchor);
-    if (h) return h->rebuild();
-    return c.only_accept && c.leaf->best_accept() == previous_best;
-  }
-
-  void clear_hash(Node& n) {
-    for (auto& b : n.branches) {
-      b->hash = nullptr;
-      for (auto& [k, child] : b->children) clear_hash(*child);
-    }
-  }
-
-  // Generates and compiles; the engine keeps its old code if that throws.
-  Engine::DemuxFn* regenerate() {
-    CodegenOptions co;
-    co.strict_alignment = options.strict_alignment;
-    co.packet_alignment = options.packet_alignment;
-    co.recorded = &Impl::recorded_fn;
-    co.recorded_state = this;
-    Generated g = generate(trie, co);
-    vcode::Code c = vcode::compile(g.module);
-    clear_hash(trie.root());
-    for (auto& [branch, table] : g.hashed) branch->hash = table;
-    generated = std::move(g);
-    code = std::move(c);
-    ++regenerations;
-    return code.as<Engine::DemuxFn>("dpf_demux");
-  }
-
-  // Refills every table from the trie (after a failed regeneration undid an insertion).
-  void refill_tables() {
-    for (auto& t : generated.tables) t->rebuild();
+    assume = false;
+    if (waits.empty()) return;
+    state.hold(r.owner,
+               FragmentState::Held{id, std::move(waits), now() + options.record_lifetime_ns,
+                                   std::vector<uint8_t>(pkt, pkt + len)},
+               limits_of(r.owner), now());
   }
 };
 
-Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
-  impl_->options = options;
-  impl_->trie.recorded = &Impl::recorded_fn;
-  impl_->trie.recorded_state = impl_.get();
-  fn_ = impl_->regenerate();
+Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(options)) {
+  impl_->generate_layer(impl_->base);
+  fn_ = impl_->base.fn;
 }
 
 Engine::~Engine() = default;
@@ -181,8 +387,11 @@ FilterId Engine::insert(const Filter& f, InsertOptions o) {
 FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   Impl& m = *impl_;
   if (disjuncts.empty()) fail("dpf: insert of an empty disjunction");
+  if (disjuncts.size() > kMaxDisjuncts)
+    fail("dpf: {} disjuncts (at most {})", disjuncts.size(), kMaxDisjuncts);
   Impl::Record rec;
   rec.owner = o.owner;
+  rec.share = o.share;
   for (size_t i = 0; i < disjuncts.size(); ++i) {
     try {
       rec.disjuncts.push_back(canonicalize(disjuncts[i]));
@@ -191,133 +400,133 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
       fail("disjunct {}: {}", i + 1, e.what());
     }
   }
-  if (!o.share)
-    for (auto& [id, other] : m.filters) {
-      if (other.owner == o.owner) continue;
-      for (const Canonical& a : rec.disjuncts)
-        for (const Canonical& b : other.disjuncts)
-          if (may_overlap(a, b)) {
-            Filter shown;
-            shown.atoms() = b.atoms;
-            fail(
-                "dpf: filter overlaps filter {} of owner {} (`{}`); insert with sharing allowed "
-                "to accept the same packets",
-                id, other.owner, to_string(shown));
-          }
-    }
+  rec.atoms = atoms_of(rec.disjuncts);
+  for (const Canonical& c : rec.disjuncts)
+    rec.uniform = rec.uniform && c.specificity == rec.disjuncts.front().specificity;
   FilterId id = o.id ? o.id : m.next_id;
   if (id == 0) fail("dpf: filter ids exhausted");
   if (m.filters.count(id)) fail("dpf: filter id {} is taken", id);
-  bool regen = false;
-  bool stateful = false;
-  for (Canonical& c : rec.disjuncts)
+  m.check_rights(rec, o.id, o.broad);
+  bool stateful = false, records = false;
+  for (Canonical& c : rec.disjuncts) {
+    stateful = stateful || c.records || c.recorded;
+    records = records || c.records;
     for (Atom& a : c.atoms)
-      if (a.kind == Atom::Kind::Recorded || a.kind == Atom::Kind::Record) {
-        stateful = true;
-        if (a.kind == Atom::Kind::Recorded) a.value = id;  // a branch of its own per id
-      }
-  for (const Canonical& c : rec.disjuncts) {
-    uint64_t key = priority_key(c.specificity, id);
-    Change change = m.trie.insert(c, key);
-    rec.accepts.emplace_back(change.leaf, key);
-    // The leaf's best before this accept: the immediate the code holds.
-    uint64_t before = kNoFilter;
-    for (uint64_t k : change.leaf->accepts)
-      if (k != key) before = std::min(before, k);
-    if (!regen && !Impl::patch_insert(change, before)) regen = true;
+      if (a.kind == Atom::Kind::Recorded) a.value = id;  // a branch of its own per id
   }
-  if (regen) {
-    try {
-      fn_ = m.regenerate();
-    } catch (...) {
-      for (auto& [leaf, key] : rec.accepts) m.trie.erase(leaf, key);
-      m.refill_tables();
-      throw;
-    }
+
+  // Served by the running code, else new code: for the whole while it is small, else for the
+  // layer of recent changes (merged into the whole when it has grown).
+  // A table that is only too full gets new code at once: it doubles, so that costs O(1) per key.
+  bool small = m.base.weight + m.recent.weight + rec.atoms <= m.options.layer_threshold;
+  Patch p = m.place(m.base, rec, id, false);
+  if (p == Patch::Done) {
+    m.note_in(m.base, rec, id);
+  } else if (p == Patch::TableFull || small) {
+    m.merge(&rec, id);  // the whole regenerated (the recent layer merged in); sets rec.accepts
   } else {
-    ++m.table_updates;
+    m.place(m.recent, rec, id, true);
+    m.note_in(m.recent, rec, id);
+    rec.in_recent = true;
   }
+  // Committed: nothing below throws (but a merge, which catches its own failure).
+  Impl::Owner& owner = m.owners[o.owner];
+  ++owner.filters;
+  owner.atoms += rec.atoms;
   if (m.next_id != 0 && id >= m.next_id) m.next_id = id + 1;  // 0 after 0xffffffff: exhausted
   m.filters.emplace(id, std::move(rec));
   if (stateful) ++m.stateful_filters;
-  stateful_ = m.stateful_filters > 0;
+  if (records) m.recording.insert(id);
+  m.maybe_merge();
+  fn_ = m.base.fn;
+  slow_ = layered() || m.stateful_filters > 0;
   return id;
 }
 
-void Engine::remove(FilterId id) {
+void Engine::remove(FilterId id, uint32_t owner) {
   Impl& m = *impl_;
   auto it = m.filters.find(id);
-  if (it == m.filters.end()) fail("dpf: remove of unknown filter id {}", id);
-  bool regen = false;
-  for (auto& [leaf, key] : it->second.accepts) {
-    uint64_t before = leaf->best_accept();
-    // A key in a hash table: take it out of the table in place (same layout as if it had never
-    // been inserted, so the code's probe bound still holds).
-    std::vector<uint64_t> fields;
-    HashNode* h = Impl::hashed_ancestor(leaf);
-    if (h && !h->key_of_leaf(*leaf, &fields)) h = nullptr;
-    Change change = m.trie.erase(leaf, key);
-    if (regen) continue;
-    if (h && (change.branch || change.only_accept) &&
-        h->forget(fields, change.only_accept ? change.leaf : nullptr))
-      continue;
-    if (!Impl::patch_erase(change, before)) regen = true;
-  }
-  for (const Canonical& c : it->second.disjuncts)
-    if (Impl::has_kind(c, Atom::Kind::Record) || Impl::has_kind(c, Atom::Kind::Recorded)) {
-      --m.stateful_filters;
-      break;
+  // The same answer for a filter of another owner as for none: ids reveal nothing.
+  if (it == m.filters.end() || it->second.owner != owner)
+    fail("dpf: owner {} has no filter {}", owner, id);
+  Impl::Record& rec = it->second;
+  Layer& l = rec.in_recent ? m.recent : m.base;
+  m.log.clear();
+  bool killed = false;
+  for (auto& [leaf, key] : rec.accepts)
+    if (!remove_patched(l, leaf, key, &m.log)) {
+      kill(l, leaf, key, 0);
+      killed = true;
     }
-  stateful_ = m.stateful_filters > 0;
-  m.remembered.erase(id);
-  std::erase_if(m.held, [&](const Impl::Held& h) { return h.id == id; });
-  m.filters.erase(it);
-  if (regen)
-    fn_ = m.regenerate();
+  l.weight -= rec.atoms;
+  l.uniform_high.erase(id);
+  if (killed)
+    l.dead_weight += rec.atoms;
   else
     ++m.table_updates;
+  bool stateful = false;
+  for (const Canonical& c : rec.disjuncts) stateful = stateful || c.records || c.recorded;
+  if (stateful) --m.stateful_filters;
+  m.recording.erase(id);
+  m.state.drop(owner, id);
+  Impl::Owner& o = m.owners[owner];
+  --o.filters;
+  o.atoms -= rec.atoms;
+  m.filters.erase(it);
+  // Killed accepts are masked until new code: at once for a small whole and for the recent
+  // layer, at the next merge otherwise. (A failed regeneration leaves them masked: correct.)
+  if (killed) {
+    bool small = m.base.weight + m.recent.weight <= m.options.layer_threshold;
+    try {
+      if (small)
+        m.merge(nullptr, 0);
+      else if (&l == &m.recent)
+        m.generate_layer(l);
+    } catch (...) {
+    }
+    m.maybe_merge();
+  }
+  fn_ = m.base.fn;
+  slow_ = layered() || m.stateful_filters > 0;
 }
 
-FilterId Engine::demux_stateful(const uint8_t* pkt, size_t len) {
+void Engine::set_owner_limits(uint32_t owner, OwnerLimits limits) {
+  Impl::Owner& o = impl_->owners[owner];
+  o.limits = limits;
+  o.custom = true;
+}
+
+OwnerUsage Engine::usage(uint32_t owner) const {
+  const Impl& m = *impl_;
+  OwnerUsage u;
+  if (auto it = m.owners.find(owner); it != m.owners.end())
+    u.filters = it->second.filters, u.atoms = it->second.atoms;
+  u.held_packets = m.state.held_packets(owner);
+  u.held_bytes = m.state.held_bytes(owner);
+  return u;
+}
+
+uint32_t Engine::owner_of(FilterId id) const {
+  auto it = impl_->filters.find(id);
+  if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
+  return it->second.owner;
+}
+
+FilterId Engine::demux_slow(const uint8_t* pkt, size_t len) {
   Impl& m = *impl_;
-  m.now = m.clock();
-  m.expire();
-  FilterId id = FilterId(fn_(pkt, len));
-  uint64_t record = 0, recorded = 0;
-  bool has_record = false;
+  m.now_valid = false;
+  m.misses = 0;
+  FilterId id = FilterId(m.best_key(pkt, len));
+  if (m.stateful_filters == 0) return id;
   if (id != 0) {
-    // The winner remembers its RECORD value (from the disjunct that accepts), and the packets
-    // held for that value go to it.
-    for (const Canonical& c : m.filters.at(id).disjuncts) {
-      if (!Impl::has_kind(c, Atom::Kind::Record) ||
-          !m.evaluate_stateful(c, id, pkt, len, false, &record, &has_record, &recorded) ||
-          !has_record)
-        continue;
-      auto& values = m.remembered[id];
-      values.push_back({record, m.now + m.options.record_lifetime_ns});
-      if (values.size() > m.options.record_capacity) values.pop_front();
-      for (auto h = m.held.begin(); h != m.held.end();)
-        if (h->id == id && h->value == record) {
-          m.released.push_back(Released{id, std::move(h->packet)});
-          h = m.held.erase(h);
-        } else {
-          ++h;
-        }
-      break;
-    }
+    if (m.recording.count(id)) m.record(id, pkt, len);
     return id;
   }
-  // No filter: hold the packet if a RECORDED filter would take it once its value is recorded.
-  for (auto& [fid, r] : m.filters)
-    for (const Canonical& c : r.disjuncts) {
-      if (!Impl::has_kind(c, Atom::Kind::Recorded) ||
-          !m.evaluate_stateful(c, fid, pkt, len, true, &record, &has_record, &recorded))
-        continue;
-      m.held.push_back(Impl::Held{fid, recorded, m.now + m.options.record_lifetime_ns,
-                                  std::vector<uint8_t>(pkt, pkt + len)});
-      if (m.held.size() > m.options.held_capacity) m.held.pop_front();
-      return 0;
-    }
+  if (m.misses == 0) return 0;  // no RECORDED lookup failed: nothing to hold
+  m.assume = true;
+  FilterId would = FilterId(m.best_key(pkt, len));
+  m.assume = false;
+  if (would != 0) m.hold(would, pkt, len);
   return 0;
 }
 
@@ -330,12 +539,19 @@ void Engine::set_clock(std::function<uint64_t()> now_ns) {
 }
 
 FilterId Engine::demux_reference(const uint8_t* pkt, size_t len) const {
-  return FilterId(impl_->trie.walk(pkt, len));
+  const Impl& m = *impl_;
+  m.now_valid = false;
+  uint64_t k = m.base.trie.walk(pkt, len);
+  if (!m.recent.empty()) k = std::min(k, m.recent.trie.walk(pkt, len));
+  return FilterId(k);
 }
 
 std::vector<FilterId> Engine::accepting(const uint8_t* pkt, size_t len) const {
+  const Impl& m = *impl_;
+  m.now_valid = false;
   std::vector<uint64_t> keys;
-  impl_->trie.walk_all(pkt, len, &keys);
+  m.base.trie.walk_all(pkt, len, &keys);
+  m.recent.trie.walk_all(pkt, len, &keys);
   std::vector<FilterId> ids;
   for (uint64_t k : keys) ids.push_back(FilterId(k));
   std::sort(ids.begin(), ids.end());
@@ -360,14 +576,32 @@ size_t Engine::regenerations() const {
 size_t Engine::table_updates() const {
   return impl_->table_updates;
 }
+EngineStats Engine::stats() const {
+  const Impl& m = *impl_;
+  EngineStats s;
+  s.regenerations = m.regenerations;
+  s.merges = m.merges;
+  s.table_updates = m.table_updates;
+  s.instructions_generated = m.instructions;
+  s.overlap_checks = m.overlap_checks;
+  s.held_evicted = m.state.evicted();
+  return s;
+}
+bool Engine::layered() const {
+  const Impl& m = *impl_;
+  return !m.recent.empty() || !m.base.dead.empty();
+}
 const vcode::Module& Engine::module() const {
-  return impl_->generated.module;
+  return impl_->base.gen.module;
 }
 const vcode::Code& Engine::code() const {
-  return impl_->code;
+  return impl_->base.code;
 }
 std::string Engine::dump_trie() const {
-  return impl_->trie.dump();
+  const Impl& m = *impl_;
+  std::string out = m.base.trie.dump();
+  if (!m.recent.empty()) out += "recent changes (a second function):\n" + m.recent.trie.dump();
+  return out;
 }
 
 }  // namespace exojit::dpf

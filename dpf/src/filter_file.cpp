@@ -33,7 +33,7 @@ std::vector<FilterLine> parse_filter_file(std::string_view text) {
 void insert_all(Engine& e, const std::vector<FilterLine>& filters) {
   for (const FilterLine& f : filters) {
     try {
-      e.insert(std::span<const Filter>(f.disjuncts), {.share = true, .id = f.line});
+      e.insert(std::span<const Filter>(f.disjuncts), {.share = 1, .id = f.line, .broad = true});
     } catch (const Error& x) {
       fail("line {}: {}", f.line, x.what());
     }

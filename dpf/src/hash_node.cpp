@@ -11,19 +11,6 @@ namespace {
 
 constexpr uint64_t kNoMask = ~uint64_t(0);
 
-// A field load `offset:bits`, possibly masked: what coalescing can combine.
-bool plain_field(const ExprPtr& e, uint32_t* offset, unsigned* bytes, uint64_t* mask) {
-  if (e->op == ExprOp::Load) {
-    *offset = e->offset, *bytes = e->bits / 8u, *mask = kNoMask;
-    return true;
-  }
-  if (e->op == ExprOp::And && e->a->op == ExprOp::Load && e->b->op == ExprOp::Const) {
-    *offset = e->a->offset, *bytes = e->a->bits / 8u, *mask = e->b->value;
-    return true;
-  }
-  return false;
-}
-
 uint64_t ones(unsigned bits) {
   return bits >= 64 ? kNoMask : (uint64_t(1) << bits) - 1;
 }
@@ -52,14 +39,30 @@ bool for_each_path(const Branch& b, F&& visit) {
     if (!n.accepts.empty()) return n.branches.empty() && visit(n, steps);
     if (n.branches.size() != 1) return false;
     const Branch& br = *n.branches.front();
-    if (br.kind != Atom::Kind::Shift && (br.kind != Atom::Kind::Compare || br.cmp != Cmp::Eq))
-      return false;
+    bool eq = br.kind == Atom::Kind::Compare && br.cmp == Cmp::Eq;
+    bool length = br.children.size() == 1 &&
+                  is_length_test(br.kind, br.cmp, br.expr, br.children.begin()->first);
+    if (br.kind != Atom::Kind::Shift && !eq && !length) return false;
     return self_branch(self_branch, self_node, br);
   };
   return walk_branch(walk_branch, walk_node, b);
 }
 
 }  // namespace
+
+void TableLog::before_write(HashNode* table, size_t slot) {
+  Entry e{table, slot, table->count_, {}};
+  std::memcpy(e.bytes.data(), table->entry(slot), table->stride_);
+  entries_.push_back(e);
+}
+
+void TableLog::undo() {
+  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
+    std::memcpy(it->table->entry(it->slot), it->bytes.data(), it->table->stride_);
+    it->table->count_ = it->count;
+  }
+  entries_.clear();
+}
 
 std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment) {
   if (b.kind != Atom::Kind::Compare || b.cmp != Cmp::Eq || b.children.size() < 2) return nullptr;
@@ -76,16 +79,22 @@ std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment)
     return uniform;
   });
   if (first || !uniform || !walked) return nullptr;
+  // The code holds up to kMaxFields values while it computes the next one: each must take one
+  // register (a field, a masked field, a shifted one; canonical.h bounds the others).
+  for (const Step& st : h->shape_)
+    if (register_need(st.expr) > 1) return nullptr;
 
   // Fields, segment by segment: coalesce adjacent plain fields into one load of 2, 4 or 8
   // bytes within the bytes the segment loads anyway (its bounds check covers them).
   h->members_.resize(h->shape_.size());
   unsigned segment = 0;
-  for (size_t begin = 0; begin < h->shape_.size();) {
+  for (size_t begin = 0; begin <= h->shape_.size();) {
     size_t end = begin;
     uint32_t seg_end = 0;
     while (end < h->shape_.size() && h->shape_[end].kind != Atom::Kind::Shift)
       seg_end = std::max(seg_end, load_end(h->shape_[end++].expr));
+    if (end < h->shape_.size()) seg_end = std::max(seg_end, load_end(h->shape_[end].expr));
+    h->segment_need_.push_back(seg_end);
     struct Plain {
       size_t step;
       uint32_t offset;
@@ -95,8 +104,10 @@ std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment)
     std::vector<Plain> plain;
     std::vector<size_t> other;
     for (size_t i = begin; i < end; ++i) {
+      const Step& st = h->shape_[i];
+      if (st.cmp != Cmp::Eq) continue;  // a length test: no key, its bytes are in seg_end
       Plain p{i, 0, 0, 0};
-      if (!strict_alignment && plain_field(h->shape_[i].expr, &p.offset, &p.bytes, &p.mask))
+      if (!strict_alignment && plain_field(st.expr, &p.offset, &p.bytes, &p.mask))
         plain.push_back(p);
       else
         other.push_back(i);
@@ -139,7 +150,8 @@ std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment)
       unsigned f = add_field(e, upper_bound(e) > 0xffffffffu ? 8 : 4);
       h->members_[i].push_back(Member{f, 0});
     }
-    if (end < h->shape_.size()) ++segment;  // the SHIFT step
+    if (end == h->shape_.size()) break;
+    ++segment;  // the SHIFT step
     begin = end + 1;
   }
   h->segments_ = segment + 1;
@@ -170,7 +182,9 @@ uint64_t HashNode::slot_of(const uint64_t* fields) const {
 bool HashNode::same_shape(const Node& leaf, const std::vector<Step>& steps) const {
   if (steps.size() != shape_.size() || (leaf.best_accept() >> 32) != high_) return false;
   for (size_t i = 0; i < steps.size(); ++i)
-    if (steps[i].kind != shape_[i].kind || !same_expr(steps[i].expr, shape_[i].expr)) return false;
+    if (steps[i].kind != shape_[i].kind || steps[i].cmp != shape_[i].cmp ||
+        !same_expr(steps[i].expr, shape_[i].expr))
+      return false;
   return true;
 }
 
@@ -189,10 +203,10 @@ bool HashNode::path_of(const Node& leaf, std::vector<Step>* steps) const {
     if (&b == branch_) break;
   }
   std::reverse(steps->begin(), steps->end());
-  if (!leaf.branches.empty() || leaf.accepts.empty()) return false;
+  if (!leaf.branches.empty() || leaf.accepts.empty() || !leaf.dead.empty()) return false;
   // Every node on the path must still have one branch and no accept (else the code differs).
   for (const Node* n = leaf.parent->parent; n && n->parent; n = n->parent->parent) {
-    if (!n->accepts.empty() || n->branches.size() != 1) return false;
+    if (!n->accepts.empty() || !n->dead.empty() || n->branches.size() != 1) return false;
     if (n->parent == branch_) break;
   }
   return same_shape(leaf, *steps);
@@ -200,20 +214,19 @@ bool HashNode::path_of(const Node& leaf, std::vector<Step>* steps) const {
 
 void HashNode::allocate(unsigned log2_slots) {
   log2_slots_ = log2_slots;
-  size_t bytes = ((size_t(1) << log2_slots) + kMaxProbe) * stride_ + 8;
+  size_t bytes = total_slots() * stride_ + 8;
   storage_.reset(new uint8_t[bytes + 64]());
   table_ = storage_.get() + (64 - reinterpret_cast<uintptr_t>(storage_.get()) % 64) % 64;
   count_ = 0;
 }
 
 void HashNode::clear() {
-  size_t total = (size_t(1) << log2_slots_) + kMaxProbe;
   count_ = 0;
-  for (size_t s = 0; s < total; ++s) empty_slot(s);
+  for (size_t s = 0; s < total_slots(); ++s) empty_slot(s);
 }
 
 void HashNode::empty_slot(size_t s) {
-  uint8_t* e = table_ + s * stride_;
+  uint8_t* e = entry(s);
   std::memset(e, 0, stride_);
   if (max_probe_ > 0 || s >= (size_t(1) << log2_slots_)) return;
   uint64_t f[kMaxFields] = {};
@@ -248,24 +261,26 @@ size_t HashNode::find(const uint64_t* fields) const {
 bool HashNode::key_of_leaf(const Node& leaf, std::vector<uint64_t>* fields) const {
   std::vector<Step> steps;
   if (!path_of(leaf, &steps)) return false;
+  if (std::binary_search(overflow_.begin(), overflow_.end(), steps.front().value)) return false;
   fields->assign(fields_.size(), 0);
   key_of(steps, fields->data());
   return true;
 }
 
-bool HashNode::forget(const std::vector<uint64_t>& fields, const Node* surviving_leaf) {
+bool HashNode::forget(const std::vector<uint64_t>& fields, const Node* surviving_leaf,
+                      TableLog* log) {
   size_t hole = find(fields.data());
   if (hole == SIZE_MAX) return false;
   if (surviving_leaf) {  // another filter still ends there: its id
     uint32_t id = uint32_t(surviving_leaf->best_accept());
-    std::memcpy(table_ + hole * stride_ + id_offset_, &id, 4);
+    if (log) log->before_write(this, hole);
+    std::memcpy(entry(hole) + id_offset_, &id, 4);
     return true;
   }
   // Backward-shift deletion: a later entry of the run whose home slot is at or before the hole
   // moves into it (the table does not wrap: it has kMaxProbe spare entries at the end).
-  size_t total = (size_t(1) << log2_slots_) + kMaxProbe;
-  for (size_t k = hole + 1; max_probe_ > 0 && k < total; ++k) {
-    uint8_t* e = table_ + k * stride_;
+  for (size_t k = hole + 1; max_probe_ > 0 && k < total_slots(); ++k) {
+    uint8_t* e = entry(k);
     uint32_t id;
     std::memcpy(&id, e + id_offset_, 4);
     if (id == 0) break;
@@ -273,19 +288,21 @@ bool HashNode::forget(const std::vector<uint64_t>& fields, const Node* surviving
     for (size_t j = 0; j < fields_.size(); ++j)
       std::memcpy(&f[j], e + fields_[j].offset, fields_[j].bytes);
     if (slot_of(f) <= hole) {
-      std::memcpy(table_ + hole * stride_, e, stride_);
+      if (log) log->before_write(this, hole);
+      std::memcpy(entry(hole), e, stride_);
       hole = k;
     }
   }
+  if (log) log->before_write(this, hole);
   empty_slot(hole);
   --count_;
   return true;
 }
 
-bool HashNode::place(const uint64_t* fields, uint32_t id, unsigned bound) {
+bool HashNode::place(const uint64_t* fields, uint32_t id, TableLog* log) {
   uint64_t slot = slot_of(fields);
-  for (unsigned d = 0; d <= bound; ++d) {
-    uint8_t* e = table_ + (slot + d) * stride_;
+  for (unsigned d = 0; d <= max_probe_; ++d) {
+    uint8_t* e = entry(slot + d);
     uint32_t have;
     std::memcpy(&have, e + id_offset_, 4);
     bool same = have != 0;
@@ -295,54 +312,63 @@ bool HashNode::place(const uint64_t* fields, uint32_t id, unsigned bound) {
       same = v == fields[j];
     }
     if (have != 0 && !same) continue;
+    if (log) log->before_write(this, slot + d);
     if (have == 0) ++count_;
-    if (have == 0 || id < have) {
-      for (size_t j = 0; j < fields_.size(); ++j)
-        std::memcpy(e + fields_[j].offset, &fields[j], fields_[j].bytes);  // little-endian host
-      std::memcpy(e + id_offset_, &id, 4);
-    }
+    for (size_t j = 0; j < fields_.size(); ++j)
+      std::memcpy(e + fields_[j].offset, &fields[j], fields_[j].bytes);  // little-endian host
+    std::memcpy(e + id_offset_, &id, 4);
     return true;
   }
   return false;
 }
 
-void HashNode::choose(const HashNode* previous) {
+bool HashNode::choose(const HashNode* previous) {
+  // The keys, grouped by the branch's constant (the child they go through).
   std::vector<std::vector<uint64_t>> keys;
   std::vector<uint32_t> ids;
+  std::vector<uint64_t> group;  // the branch's constant of each key
   for_each_path(*branch_, [&](const Node& leaf, const std::vector<Step>& steps) {
     std::vector<uint64_t> f(fields_.size());
     key_of(steps, f.data());  // plan() checked every path
     keys.push_back(std::move(f));
     ids.push_back(uint32_t(leaf.best_accept()));
+    group.push_back(steps.front().value);
     return true;
   });
   size_t n = keys.size();
   std::vector<uint8_t> used;
   struct Choice {
+    size_t overflow = SIZE_MAX;  // keys no slot within kMaxProbe takes
     unsigned probe = kMaxProbe + 1;
     HashKind kind = HashKind::Multiply;
     uint64_t param = 0;
     unsigned field = 0;
     unsigned log2 = 0;
+    bool perfect() const { return overflow == 0 && probe == 0; }
   };
-  // Places every key with one function into 2^log2 slots; `best` becomes it if its longest
-  // probe is shorter than best's (given up as soon as it cannot be).
+  // Places every key with one function into 2^log2 slots; `best` becomes it if it leaves fewer
+  // keys out, or as many with a shorter longest probe (given up as soon as it cannot).
   auto evaluate = [&](Choice& best, HashKind kind, uint64_t param, unsigned field, unsigned log2) {
     kind_ = kind, param_ = param, window_field_ = field, log2_slots_ = log2;
     used.assign((size_t(1) << log2) + kMaxProbe + 1, 0);
     unsigned worst = 0;
+    size_t over = 0;
     for (const auto& f : keys) {
       uint64_t at = slot_of(f.data());
       unsigned d = 0;
-      while (used[at + d])
-        if (++d > kMaxProbe || d >= best.probe) return;
-      used[at + d] = 1;
+      while (d <= kMaxProbe && used[at + d]) ++d;
+      if (d > kMaxProbe) {
+        if (++over > best.overflow) return;
+        continue;
+      }
       worst = std::max(worst, d);
+      if (over == best.overflow && worst >= best.probe) return;
+      used[at + d] = 1;
     }
-    best = Choice{worst, kind, param, field, log2};
+    best = Choice{over, worst, kind, param, field, log2};
   };
   // The best function for 2^log2 slots: the first without collisions in cost order, else the
-  // one with the shortest longest probe.
+  // one with the fewest keys left out and then the shortest longest probe.
   // Large tables take a multiplicative hash: a window of key bits that suits the keys present
   // can leave later keys in long probe runs (structured bits: ports, a network's addresses).
   const bool large = n > kSearchedKeys;
@@ -352,13 +378,16 @@ void HashNode::choose(const HashNode* previous) {
     // window, then the mixing hashes.
     for (int inside = 1; inside >= 0 && !large; --inside)
       for (unsigned j = 0; j < fields_.size(); ++j)
-        for (unsigned sh = 0; sh + log2 <= fields_[j].bytes * 8u && best.probe > 0; ++sh)
+        for (unsigned sh = 0; sh + log2 <= fields_[j].bytes * 8u && !best.perfect(); ++sh)
           if ((sh % 8 + log2 <= 8) == bool(inside)) evaluate(best, HashKind::Window, sh, j, log2);
     for (uint8_t sh : kShifts)
-      if (sh >= log2 && best.probe > 0 && !large) evaluate(best, HashKind::XorShift, sh, 0, log2);
+      if (sh >= log2 && !best.perfect() && !large) evaluate(best, HashKind::XorShift, sh, 0, log2);
     for (uint64_t m : kMultipliers)
-      if (best.probe > 0) evaluate(best, HashKind::Multiply, m, 0, log2);
+      if (!best.perfect()) evaluate(best, HashKind::Multiply, m, 0, log2);
     return best;
+  };
+  auto better = [](const Choice& a, const Choice& b) {
+    return a.overflow < b.overflow || (a.overflow == b.overflow && a.probe < b.probe);
   };
   unsigned log2 = std::max(3u, unsigned(std::bit_width(n + n / 2)));
   Choice c;
@@ -372,42 +401,53 @@ void HashNode::choose(const HashNode* previous) {
       (previous->kind_ != HashKind::Window ||
        previous->param_ + previous->log2_slots_ <= fields_[previous->window_field_].bytes * 8u))
     evaluate(c, previous->kind_, previous->param_, previous->window_field_, previous->log2_slots_);
-  if (c.probe > kMaxProbe) {
+  if (c.overflow > 0) {
     c = search(log2);
-    // Small tables: a little more room for no collisions at all (one slot checked).
-    for (unsigned extra = 1; extra <= 2 && c.probe > 0 && n <= kSearchedKeys; ++extra) {
+    // Small tables: a little more room for no collisions at all (one slot checked). Keys that
+    // collide whatever the function (chosen so, or a weak mix): two more sizes, no more.
+    for (unsigned extra = 1; extra <= 2; ++extra) {
+      if (c.perfect() || (large && c.overflow == 0)) break;
       Choice wider = search(log2 + extra);
-      if (wider.probe == 0) c = wider;
+      if (c.overflow > 0 ? better(wider, c) : wider.perfect()) c = wider;
     }
-    while (c.probe > kMaxProbe) c = search(++log2);
   }
   kind_ = c.kind, param_ = c.param, window_field_ = c.field;
   allocate(c.log2);
   // Large tables are compiled with the longest probe sequence allowed, so that keys inserted
   // later fit without new code: the probe stops at the key or at an empty slot, so a lookup
   // costs no more than the key's own probe length (only the unrolled code is longer).
-  max_probe_ = n > kSearchedKeys ? kMaxProbe : c.probe;
+  max_probe_ = large || c.overflow > 0 ? kMaxProbe : c.probe;
   clear();
-  for (size_t i = 0; i < keys.size(); ++i) place(keys[i].data(), ids[i], max_probe_);
+  // Place the keys group by group; a group with a key that does not fit goes out of the table
+  // whole (its code follows a miss), its keys taken back last-in first-out (which restores the
+  // table exactly).
+  overflow_.clear();
+  size_t groups = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && group[j] == group[i]) ++j;
+    ++groups;
+    size_t placed = i;
+    while (placed < j && place(keys[placed].data(), ids[placed], nullptr)) ++placed;
+    if (placed < j) {
+      while (placed-- > i) forget(keys[placed], nullptr, nullptr);
+      overflow_.push_back(group[i]);
+    }
+    i = j;
+  }
+  built_ = count_;
+  return overflow_.size() * 2 <= groups;
 }
 
-bool HashNode::insert(const Node& leaf) {
+HashNode::Write HashNode::insert(const Node& leaf, TableLog* log) {
   std::vector<Step> steps;
-  if (!path_of(leaf, &steps)) return false;
-  if ((count_ + 1) * 4 > (size_t(1) << log2_slots_) * 3) return false;  // too full
+  if (!path_of(leaf, &steps)) return Write::NoFit;
+  if (std::binary_search(overflow_.begin(), overflow_.end(), steps.front().value))
+    return Write::NoFit;
   uint64_t f[kMaxFields];
   key_of(steps, f);
-  return place(f, uint32_t(leaf.best_accept()), max_probe_);
-}
-
-bool HashNode::rebuild() {
-  clear();
-  uint64_t f[kMaxFields];
-  return for_each_path(*branch_, [&](const Node& leaf, const std::vector<Step>& steps) {
-    if (!same_shape(leaf, steps)) return false;
-    key_of(steps, f);
-    return place(f, uint32_t(leaf.best_accept()), max_probe_);
-  });
+  if ((count_ + 1) * 4 > (size_t(1) << log2_slots_) * 3 && find(f) == SIZE_MAX) return Write::Full;
+  return place(f, uint32_t(leaf.best_accept()), log) ? Write::Done : Write::Crowded;
 }
 
 }  // namespace exojit::dpf::detail

@@ -8,8 +8,14 @@
 // the actual keys; when it maps no two keys to one slot, the code checks one slot and no chain
 // (the collision check is elided), else it probes at most `max_probe` more slots (unrolled).
 // A filter that only adds a key is written into the table: the code is not regenerated.
+//
+// Keys no candidate function places within kMaxProbe slots (keys chosen to collide) do not make
+// the table fail: their constants of the branch ("overflow" children) are compiled as ordinary
+// code that runs after a miss, so only packets of those keys pay for them. A table whose keys
+// mostly overflow is not built (the branch is compiled as a binary search instead).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -17,6 +23,26 @@
 #include "trie.h"
 
 namespace exojit::dpf::detail {
+
+class HashNode;
+
+// The table writes of one engine operation, undone in reverse order when the operation is
+// refused after some of them (so the tables are exactly as before).
+class TableLog {
+ public:
+  void before_write(HashNode* table, size_t slot);
+  void undo();
+  void clear() { entries_.clear(); }
+
+ private:
+  struct Entry {
+    HashNode* table;
+    size_t slot;
+    size_t count;
+    std::array<uint8_t, 64> bytes;
+  };
+  std::vector<Entry> entries_;
+};
 
 class HashNode {
  public:
@@ -44,33 +70,41 @@ class HashNode {
   enum class HashKind : uint8_t { Window, XorShift, Multiply };
 
   // Plans a hash node for `b`, or returns nullptr when its children do not all continue the same
-  // way (or would need more fields than kMaxFields). Does not fill the table (see rebuild).
+  // way (or would need more fields than kMaxFields, or an expression needing more than one
+  // register). Does not fill the table (see choose).
   static std::unique_ptr<HashNode> plan(const Branch& b, bool strict_alignment);
 
-  // Chooses the hash function and table size for the branch's current keys and fills the table.
+  // Chooses the hash function and table size for the branch's current keys and fills the table;
+  // false when most keys would overflow (then the branch is better compiled without a table).
   // `previous` (the node this branch had in the code being replaced, or nullptr): its function
-  // and size are kept when every key still fits them, so a regeneration costs one pass over the
-  // keys instead of a search over every candidate function.
-  void choose(const HashNode* previous = nullptr);
-  // Writes the key of the path to `leaf` (after an insertion); false if that path is not of
-  // the node's shape, or does not fit the code's probe bound, or the table is too full (the
-  // caller then regenerates).
-  bool insert(const Node& leaf);
-  // Refills the table from the branch's children with the same function; false if some key no
-  // longer fits within the compiled probe bound.
-  bool rebuild();
+  // and size are tried first for large tables, so a regeneration costs one pass over the keys.
+  // The search is bounded: three table sizes, a fixed list of candidates.
+  bool choose(const HashNode* previous = nullptr);
+  // Writes the key of the path to `leaf` (after an insertion). Otherwise nothing is written and
+  // the caller needs new code: Full when the table is too full (new code doubles it, so these
+  // regenerations are amortized over the keys); Crowded when the key's probe run is longer than
+  // the code probes; NoFit when the path is not of the node's shape or goes through an overflow
+  // constant.
+  enum class Write : uint8_t { Done, Full, Crowded, NoFit };
+  Write insert(const Node& leaf, TableLog* log);
 
   // Before `leaf`'s accept `key` is removed from the trie: remembers the key of its path.
   // After: `forget` removes that key from the table (moving later entries of its probe run
   // back, so the table is as if the key had never been inserted), or writes the leaf's new best
-  // id when the leaf stays. False: not found (the caller regenerates).
+  // id when the leaf stays. False: not found (the caller needs new code).
   bool key_of_leaf(const Node& leaf, std::vector<uint64_t>* fields) const;
-  bool forget(const std::vector<uint64_t>& fields, const Node* surviving_leaf);
+  bool forget(const std::vector<uint64_t>& fields, const Node* surviving_leaf, TableLog* log);
+  bool contains(const std::vector<uint64_t>& fields) const {
+    return find(fields.data()) != SIZE_MAX;
+  }
 
   const Branch& branch() const { return *branch_; }
   const std::vector<Step>& shape() const { return shape_; }  // the chain; values unused
   const std::vector<Field>& fields() const { return fields_; }
   unsigned segments() const { return segments_; }
+  // The bytes segment `s` of the chain loads (its fields, length tests and the SHIFT ending it):
+  // what the SHIFT into it checks together with its amount.
+  uint32_t segment_need(unsigned s) const { return segment_need_[s]; }
   unsigned stride() const { return stride_; }
   unsigned id_offset() const { return id_offset_; }
   unsigned log2_slots() const { return log2_slots_; }
@@ -81,29 +115,44 @@ class HashNode {
   uint64_t priority_high() const { return high_; }
   const uint8_t* table() const { return table_; }
   size_t keys() const { return count_; }
+  // At least an eighth more keys than the table was built with: new code for it (to place a
+  // crowded key) is paid for by the keys written since, however the keys were chosen.
+  bool grown() const {
+    return count_ - std::min(count_, built_) >= std::max<size_t>(1, built_ / 8);
+  }
+  // The branch's constants compiled as code after a miss (sorted).
+  const std::vector<uint64_t>& overflow() const { return overflow_; }
+  // The best accept below the branch the code was generated with: early returns before the
+  // table assume nothing better is in it, so a key written later must not be better.
+  uint64_t assumed_best() const { return assumed_best_; }
+  void set_assumed_best(uint64_t k) { assumed_best_ = k; }
 
   // The mixing of the fields before the hash, as the generated code does it.
   static uint64_t mix(const uint64_t* fields, size_t n);
   uint64_t slot_of(const uint64_t* fields) const;
 
  private:
+  friend class TableLog;
   explicit HashNode(const Branch& b) : branch_(&b) {}
   bool same_shape(const Node& leaf, const std::vector<Step>& steps) const;
   void key_of(const std::vector<Step>& steps, uint64_t* fields) const;
   // The steps from the branch to `leaf`; false if `leaf` is not below it in the node's shape.
   bool path_of(const Node& leaf, std::vector<Step>* steps) const;
-  bool place(const uint64_t* fields, uint32_t id, unsigned bound);
+  bool place(const uint64_t* fields, uint32_t id, TableLog* log);
   void allocate(unsigned log2_slots);
   // Empties the table. Without collisions (one slot checked, no probing) an empty slot holds a
   // key that hashes elsewhere, so no packet's key can equal it: the code needs no empty check.
   void clear();
   void empty_slot(size_t slot);
   size_t find(const uint64_t* fields) const;  // slot, or SIZE_MAX
+  uint8_t* entry(size_t slot) { return table_ + slot * stride_; }
+  size_t total_slots() const { return (size_t(1) << log2_slots_) + kMaxProbe; }
 
   const Branch* branch_;
   std::vector<Step> shape_;
   std::vector<std::vector<Member>> members_;  // per Eq step of the shape (else empty)
   std::vector<Field> fields_;
+  std::vector<uint32_t> segment_need_;  // per segment: the bytes its steps load
   unsigned segments_ = 1;
   unsigned stride_ = 16, id_offset_ = 0;
   unsigned log2_slots_ = 3;
@@ -112,7 +161,10 @@ class HashNode {
   unsigned window_field_ = 0;
   unsigned max_probe_ = 0;
   uint64_t high_ = 0;
+  uint64_t assumed_best_ = 0;
   size_t count_ = 0;
+  size_t built_ = 0;  // keys placed when the table was built
+  std::vector<uint64_t> overflow_;
   std::unique_ptr<uint8_t[]> storage_;
   uint8_t* table_ = nullptr;  // 64-byte aligned, (slots + kMaxProbe) entries
 };

@@ -8,6 +8,7 @@
 //
 // A parenthesised group is either an expression or a conjunction of atoms; which one is decided
 // by what it contains, so the parser needs no backtracking (linear in the input).
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -19,11 +20,16 @@ namespace exojit::dpf {
 namespace {
 
 constexpr int kMaxNesting = 64;
+// Expression trees are at most this deep: a flat `1:8 + 1:8 + ...` of 300,000 terms is refused
+// here, before it becomes a chain that every recursive walk (and its destructor) would follow.
+// The engine refuses any expression of more than 64 nodes anyway (canonical.h).
+constexpr unsigned kMaxExprDepth = 64;
 
 // What a parse step produced: an expression, or atoms (a comparison or a group of them).
 struct Value {
   ExprPtr expr;
   std::vector<Atom> atoms;
+  unsigned depth = 0;  // of expr
   bool is_expr() const { return expr != nullptr; }
 };
 
@@ -213,6 +219,9 @@ class Parser {
       if (!left.is_expr()) error(fmt::format("'{}' applied to a comparison", op->first));
       Value right = binary(level + 1);
       if (!right.is_expr()) error(fmt::format("'{}' applied to a comparison", op->first));
+      left.depth = 1 + std::max(left.depth, right.depth);
+      if (left.depth > kMaxExprDepth)
+        error(fmt::format("expression deeper than {} operators", kMaxExprDepth));
       auto n = std::make_shared<ExprNode>();
       n->op = op->second;
       n->a = left.expr;
@@ -229,6 +238,7 @@ class Parser {
     }
     uint64_t n = number();
     Value v;
+    v.depth = 1;
     if (accept(":")) {
       uint64_t bits = number();
       if (n > 0xffffffffu) error("field offset out of range");

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "exojit/error.h"
+#include "hash_node.h"
 
 namespace exojit::dpf::detail {
 
@@ -15,7 +16,78 @@ uint64_t Node::best_accept() const {
   return best;
 }
 
+void Trie::kill(Node* leaf, uint64_t key) {
+  auto it = std::find(leaf->accepts.begin(), leaf->accepts.end(), key);
+  if (it == leaf->accepts.end()) fail("dpf: internal: accept not found");
+  summarize(leaf, -1);
+  leaf->accepts.erase(it);
+  leaf->dead.push_back(key);
+}
+
 Trie::Trie() : root_(std::make_unique<Node>()) {}
+
+std::string dimension_name(const std::vector<const ExprPtr*>& shifts, const ExprPtr& expr) {
+  std::string name;
+  for (const ExprPtr* s : shifts) name += to_string(*s) + ";";
+  return name + "|" + to_string(expr);
+}
+
+namespace {
+
+// The path from the root to `leaf`: each step's branch and constant.
+std::vector<std::pair<const Branch*, uint64_t>> path_to(const Node* leaf) {
+  std::vector<std::pair<const Branch*, uint64_t>> path;
+  for (const Node* n = leaf; n->parent; n = n->parent->parent) path.emplace_back(n->parent, n->key);
+  std::reverse(path.begin(), path.end());
+  return path;
+}
+
+// Adds (delta 1) or takes out (-1) one accept whose path below `b` is `steps` [from, end).
+void count_in(KeySummary& s, const std::vector<std::pair<const Branch*, uint64_t>>& steps,
+              size_t from, int delta) {
+  s.accepts += size_t(delta);
+  std::vector<const ExprPtr*> shifts;
+  for (size_t i = from; i < steps.size(); ++i) {
+    const Branch& b = *steps[i].first;
+    if (b.kind == Atom::Kind::Shift) {
+      shifts.push_back(&b.expr);
+      continue;
+    }
+    if (b.kind != Atom::Kind::Compare || b.cmp != Cmp::Eq) continue;
+    KeySummary::Dimension& d = s.dims[dimension_name(shifts, b.expr)];
+    d.accepts += size_t(delta);
+    size_t& v = d.values[steps[i].second];
+    v += size_t(delta);
+    if (v == 0) d.values.erase(steps[i].second);
+  }
+}
+
+// Builds the summary of `b` from its subtree.
+void build_summary(Branch& b) {
+  b.summary = std::make_unique<KeySummary>();
+  std::vector<std::pair<const Branch*, uint64_t>> steps;
+  auto visit = [&](auto& self, const Node& n) -> void {
+    for (size_t i = 0; i < n.accepts.size(); ++i) count_in(*b.summary, steps, 1, 1);
+    for (const auto& br : n.branches)
+      for (const auto& [k, child] : br->children) {
+        steps.emplace_back(br.get(), k);
+        self(self, *child);
+        steps.pop_back();
+      }
+  };
+  for (const auto& [k, child] : b.children) {
+    steps.assign(1, {&b, k});
+    visit(visit, *child);
+  }
+}
+
+}  // namespace
+
+void Trie::summarize(const Node* leaf, int delta) {
+  auto path = path_to(leaf);
+  for (size_t i = 0; i < path.size(); ++i)
+    if (path[i].first->summary) count_in(*path[i].first->summary, path, i + 1, delta);
+}
 
 namespace {
 
@@ -32,24 +104,6 @@ bool branch_matches(const Branch& b, const Atom& a) {
 // Recorded atoms carry their filter's id in `value` (set by the engine).
 uint64_t branch_key(const Atom& a) {
   return a.kind == Atom::Kind::Shift ? 0 : a.value;
-}
-
-bool compare_holds(Cmp c, uint64_t v, uint64_t k) {
-  switch (c) {
-    case Cmp::Eq:
-      return v == k;
-    case Cmp::Ne:
-      return v != k;
-    case Cmp::Lt:
-      return v < k;
-    case Cmp::Le:
-      return v <= k;
-    case Cmp::Gt:
-      return v > k;
-    case Cmp::Ge:
-      return v >= k;
-  }
-  return false;
 }
 
 template <typename Sink>
@@ -87,6 +141,9 @@ void dump_node(const Node& n, int depth, std::string& out) {
   for (uint64_t k : n.accepts)
     out += fmt::format("{}accept id {} (specificity {})\n", pad, uint32_t(k),
                        kMaxAtoms + 1 - (k >> 32));
+  for (uint64_t k : n.dead)
+    out += fmt::format("{}removed id {} (its code runs until the next full generation)\n", pad,
+                       uint32_t(k));
   for (const auto& b : n.branches) {
     if (b->kind == Atom::Kind::Recorded) {
       for (auto& [id, child] : b->children) {
@@ -107,12 +164,13 @@ void dump_node(const Node& n, int depth, std::string& out) {
       dump_node(*child, depth + 1, out);
       continue;
     }
+    std::string how = b->children.size() > 3 ? " (binary search)" : "";
+    if (b->hash && b->hash->overflow().empty()) how = " (hash table)";
+    if (b->hash && !b->hash->overflow().empty())
+      how = fmt::format(" (hash table; {} constants searched after a miss)",
+                        b->hash->overflow().size());
     out += fmt::format("{}{} == one of {} keys{}  [needs {} bytes]\n", pad, to_string(b->expr),
-                       b->children.size(),
-                       b->hash                  ? " (hash table)"
-                       : b->children.size() > 3 ? " (binary search)"
-                                                : "",
-                       b->must);
+                       b->children.size(), how, b->must);
     for (auto& [k, child] : b->children) {
       out += fmt::format("{}  == {:#x}:\n", pad, k);
       dump_node(*child, depth + 2, out);
@@ -181,22 +239,43 @@ Change Trie::insert(const Canonical& f, uint64_t key) {
     n = it->second.get();
   }
   n->accepts.push_back(key);
+  summarize(n, 1);
+  // A disjunction that just reached the size for a summary gets one (from its subtree, which
+  // includes this accept).
+  for (Node* up = n; up->parent; up = up->parent->parent) {
+    Branch& b = *up->parent;
+    if (!b.summary && b.kind == Atom::Kind::Compare && b.cmp == Cmp::Eq &&
+        b.children.size() >= kSummaryChildren)
+      build_summary(b);
+  }
   change.leaf = n;
   change.only_accept = !structural && change.branch == nullptr;
   if (change.branch && change.branch->children.size() == 1) change.branch = nullptr;  // new
   return change;
 }
 
+void Trie::erase_dead(Node* leaf, uint64_t key) {
+  auto it = std::find(leaf->dead.begin(), leaf->dead.end(), key);
+  if (it == leaf->dead.end()) fail("dpf: internal: removed accept not found");
+  leaf->dead.erase(it);
+  prune(leaf);
+}
+
 Change Trie::erase(Node* leaf, uint64_t key) {
-  Change change;
-  change.leaf = leaf;
   auto it = std::find(leaf->accepts.begin(), leaf->accepts.end(), key);
   if (it == leaf->accepts.end()) fail("dpf: internal: accept not found");
+  summarize(leaf, -1);
   leaf->accepts.erase(it);
+  return prune(leaf);
+}
+
+Change Trie::prune(Node* leaf) {
+  Change change;
+  change.leaf = leaf;
   Node* n = leaf;
   Branch* lost_key = nullptr;
-  bool leaf_kept = !leaf->accepts.empty() || !leaf->branches.empty() || leaf == root_.get();
-  while (n != root_.get() && n->accepts.empty() && n->branches.empty()) {
+  bool leaf_kept = !leaf->empty() || leaf == root_.get();
+  while (n != root_.get() && n->empty()) {
     Branch* b = n->parent;
     Node* parent = b->parent;
     b->children.erase(n->key);  // frees n

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "canonical.h"
@@ -32,6 +33,26 @@ inline uint64_t priority_key(unsigned specificity, uint32_t id) {
 
 struct Node;
 
+// What the filters below a large disjunction pin, for the ownership check (ownership.cpp): per
+// key dimension -- an == expression, named with the SHIFTs between the disjunction and it --
+// how many live accepts below pin it, and to which values. When every accept below pins a
+// dimension and none to the value a new filter pins it to, the whole disjunction is disjoint
+// from the new filter: its children need no visit.
+struct KeySummary {
+  size_t accepts = 0;
+  struct Dimension {
+    size_t accepts = 0;
+    std::unordered_map<uint64_t, size_t> values;
+  };
+  std::unordered_map<std::string, Dimension> dims;
+};
+// Disjunctions with at least this many constants keep a KeySummary.
+inline constexpr size_t kSummaryChildren = 16;
+
+// The name of a key dimension: the SHIFT amounts from the disjunction's segment to the
+// expression's (in order), then the expression, as text (canonical expressions print alike).
+std::string dimension_name(const std::vector<const ExprPtr*>& shifts, const ExprPtr& expr);
+
 struct Branch {
   Atom::Kind kind = Atom::Kind::Compare;  // Compare, Shift or Recorded
   Cmp cmp = Cmp::Eq;
@@ -43,18 +64,23 @@ struct Branch {
   // Set by the code generator: the branch is compiled as this hash table (owned by the engine).
   HashNode* hash = nullptr;
   uint32_t must = 0;  // bytes from the segment's base every acceptance below needs (codegen)
-  uint64_t subtree_best = 0;  // the best accept below (codegen)
+  uint64_t subtree_best = 0;            // the best accept below (codegen)
+  std::unique_ptr<KeySummary> summary;  // Eq branches of kSummaryChildren constants or more
 };
 
 struct Node {
   std::vector<std::unique_ptr<Branch>> branches;  // tried in insertion order
   std::vector<uint64_t> accepts;                  // priority keys of the filters ending here
+  // Keys of removed filters whose code still runs (Trie::kill): they keep the node, so that the
+  // trie's shape stays the code's, and accept nothing in the walk.
+  std::vector<uint64_t> dead;
   Branch* parent = nullptr;
   uint64_t key = 0;  // this node's constant in its parent branch
   uint32_t must = 0;
   uint64_t subtree_best = 0;  // the best accept here or below (codegen)
 
   uint64_t best_accept() const;  // kNoFilter if none
+  bool empty() const { return accepts.empty() && dead.empty() && branches.empty(); }
 };
 
 // What an insertion changed, for the engine's decision to patch data or regenerate code.
@@ -78,6 +104,10 @@ class Trie {
   // key when that is the only structural change (nullptr otherwise; only_accept if nothing
   // structural was removed).
   Change erase(Node* leaf, uint64_t key);
+  // Takes the accept `key` at `leaf` out of the walk without changing the trie's shape; once
+  // the code no longer has it, erase_dead drops it and prunes what it kept.
+  void kill(Node* leaf, uint64_t key);
+  void erase_dead(Node* leaf, uint64_t key);
 
   const Node& root() const { return *root_; }
   Node& root() { return *root_; }
@@ -90,6 +120,9 @@ class Trie {
   std::string dump() const;
 
  private:
+  Change prune(Node* leaf);  // empty nodes from `leaf` up
+  // Counts the accept at `leaf` in (delta 1) or out of (-1) the summaries above it.
+  void summarize(const Node* leaf, int delta);
   std::unique_ptr<Node> root_;
 };
 

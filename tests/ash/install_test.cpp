@@ -81,8 +81,9 @@ TEST(Install, OnADpfFilter) {
   dpf::Engine engine;
   DpfDemux demux(engine);
   m.kernel.set_demux(&demux);
-  uint32_t other = engine.insert(dpf::parse_filter("(12:16 == 0x800)"));
-  uint32_t id = engine.insert(dpf::parse_filter("(12:16 == 0x88b5) && (14:8 < 0x80)"));
+  uint32_t other = engine.insert(dpf::parse_filter("(12:16 == 0x800)"), {.broad = true});
+  uint32_t id =
+      engine.insert(dpf::parse_filter("(12:16 == 0x88b5) && (14:8 < 0x80)"), {.broad = true});
   m.kernel.alloc_pages(m.env, 0, 0x10000000, 1 + 4, kPteRead | kPteWrite);
   uint32_t ring = m.kernel.create_ring(m.env, 0, 0x10000000, 16, 0x10001000, 4 * kPageSize);
   m.kernel.init_ring_buffers(m.env, ring, 1024);

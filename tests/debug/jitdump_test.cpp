@@ -114,7 +114,7 @@ int child_threads(std::ostream& out) {
 // environment asks for it (EXOJIT_JITDUMP=1): DPF engines, pipes, ASH handlers, the LLVM tier.
 int child_layers(std::ostream& out) {
   dpf::Engine engine;
-  engine.insert(dpf::parse_filter("(12:16 == 0x800) && (23:8 == 17)"));
+  engine.insert(dpf::parse_filter("(12:16 == 0x800) && (23:8 == 17)"), {.broad = true});
   expect_code(out, engine.code(), "vcode:");
   pipes::PipeList pl;
   pipes::library::add(pl, "cksum");

@@ -59,14 +59,14 @@ TEST(DpfDifferential, RandomFilterSetsAgreeEverywhere) {
     for (int i = 0; i < n; ++i) {
       std::vector<Filter> d{testing::random_filter(rng)};
       if (rng() % 5 == 0) d.push_back(testing::random_filter(rng));  // a disjunction
-      FilterId id = e.insert(std::span<const Filter>(d), {.share = true});
+      FilterId id = e.insert(std::span<const Filter>(d), {.share = 1, .broad = true});
       filters[id] = d;
     }
     check_all(e, filters, rng, 300, round % 4 == 0);
     // Remove some and check again (tables rewritten or code regenerated).
     for (auto it = filters.begin(); it != filters.end();)
       if (rng() % 3 == 0) {
-        e.remove(it->first);
+        e.remove(it->first, 0);
         it = filters.erase(it);
       } else {
         ++it;
@@ -145,7 +145,7 @@ TEST(DpfDifferential, LargeConnectionTableRarelyRegenerates) {
     }
   };
   check(0, 1, true);
-  for (size_t i = 0; i < n; i += 2) e.remove(ids[i]);
+  for (size_t i = 0; i < n; i += 2) e.remove(ids[i], 0);
   check(0, 2, false);
   check(1, 2, true);
 }

@@ -147,7 +147,7 @@ TEST(DpfEngine, MostSpecificFilterWinsThenLowestId) {
   FilterId twin = e.insert(
       parse_filter("(23:8 == 6) && (12:16 == 0x800) && SHIFT(10) && SHIFT(24) && (2:16 == 80)"));
   EXPECT_EQ(e.demux(other.data(), other.size()), server);
-  e.remove(server);
+  e.remove(server, 0);
   EXPECT_EQ(e.demux(other.data(), other.size()), twin);
   EXPECT_EQ(e.specificity(twin), std::vector<unsigned>{3});
 }
@@ -179,7 +179,7 @@ TEST(DpfEngine, HashNodeTakesNewKeysWithoutNewCode) {
   }
   // Removing a key rewrites the table, no new code.
   size_t before = e.regenerations();
-  e.remove(extra);
+  e.remove(extra, 0);
   EXPECT_EQ(e.regenerations(), before);
   Bytes p = tcp_packet(0x0a000000 + 19, 1019, 80);
   EXPECT_EQ(e.demux(p.data(), p.size()), 0u);
@@ -204,6 +204,24 @@ TEST(DpfEngine, AdjacentFieldsAreCoalesced) {
   EXPECT_EQ(e.demux(p.data(), p.size()), 0u);
 }
 
+// The segment after a variable SHIFT stays in registers; only deeper ones go to stack slots.
+TEST(DpfEngine, OneVariableShiftKeepsItsSegmentInRegisters) {
+  Engine e;
+  e.insert(connection(0x0a000001, 1000, 80, true));
+  std::string one = vcode::print(e.module());
+  EXPECT_EQ(one.find("local"), std::string::npos) << one;
+  Filter deep = connection(0x0a000002, 1000, 80, true);
+  deep.shift((field(12, 8) >> 4) << 2).eq(field(0, 8), 1);  // the TCP header's length
+  e.insert(deep);
+  std::string two = vcode::print(e.module());
+  EXPECT_NE(two.find("local"), std::string::npos) << two;
+  testing::Ipv4 s;
+  s.src = 0x0a000002, s.sport = 1000, s.dport = 80, s.payload = 4;
+  Bytes p = testing::ipv4(s);
+  p[14 + 20 + 20] = 1;  // the payload's first byte
+  EXPECT_EQ(e.demux(p.data(), p.size()), 2u);
+}
+
 TEST(DpfEngine, OwnershipRefusesOverlapUnlessShared) {
   Engine e;
   FilterId a = e.insert(connection(0x0a000001, 1000, 80), {.owner = 1});
@@ -212,7 +230,7 @@ TEST(DpfEngine, OwnershipRefusesOverlapUnlessShared) {
   // Same bytes required with a 16-bit and an 8-bit view: disjoint too.
   Filter arp;
   arp.eq(field(12, 8), 0x08).eq(field(13, 8), 0x06);
-  e.insert(arp, {.owner = 3});
+  e.insert(arp, {.owner = 3, .broad = true});  // 16 bits pinned: needs the right
   // Could accept a's packets: refused, naming a; the engine is unchanged.
   Filter wide;
   wide.eq(field(12, 16), 0x800).shift(34).eq(field(2, 16), 80);
@@ -229,20 +247,21 @@ TEST(DpfEngine, OwnershipRefusesOverlapUnlessShared) {
   Filter low;
   low.eq(field(12, 16), 0x800).eq(field(26, 32), 0x0a000009).shift(34).lt(field(2, 16), 70);
   e.insert(low, {.owner = 4});
-  // The same owner, or sharing allowed: accepted.
+  // The same owner: accepted.
   Filter any_port = connection(0x0a000002, 1000, 80);
   any_port.atoms().pop_back();
   e.insert(any_port, {.owner = 2});
-  e.insert(wide, {.owner = 5, .share = true});
-  EXPECT_EQ(e.size(), 6u);
+  // Sharing needs both owners' consent: a's owner did not give it.
+  EXPECT_THROW(e.insert(wide, {.owner = 5, .share = 9}), Error);
+  EXPECT_EQ(e.size(), 5u);
 }
 
 TEST(DpfEngine, RemoveUnknownIdIsAnError) {
   Engine e;
-  EXPECT_THROW(e.remove(7), Error);
+  EXPECT_THROW(e.remove(7, 0), Error);
   FilterId id = e.insert(connection(1, 2, 3));
-  e.remove(id);
-  EXPECT_THROW(e.remove(id), Error);
+  e.remove(id, 0);
+  EXPECT_THROW(e.remove(id, 0), Error);
   Bytes p = tcp_packet(1, 2, 3);
   EXPECT_EQ(e.demux(p.data(), p.size()), 0u);
 }
@@ -290,9 +309,11 @@ namespace {
 // The example of README.md and dpf/README.md, as written there.
 TEST(DpfEngine, ReadmeExample) {
   exojit::dpf::Engine e;
-  auto web = e.insert(exojit::dpf::parse_filter(
-      "(12:16 == 0x800) && (23:8 == 6) && SHIFT(14) && SHIFT((0:8 & 0xf) << 2) && (2:16 == 80)"));
-  auto dns = e.insert(exojit::dpf::compile_pcap("udp dst port 53 and not src net 10.0.0.0/8"));
+  auto web = e.insert(exojit::dpf::parse_filter("(12:16 == 0x800) && (23:8 == 6) && SHIFT(14) && "
+                                                "SHIFT((0:8 & 0xf) << 2) && (2:16 == 80)"),
+                      {.owner = 7});
+  auto dns = e.insert(exojit::dpf::compile_pcap("udp dst port 53 and not src net 10.0.0.0/8"),
+                      {.owner = 9});
   testing::Ipv4 s;
   s.dport = 80, s.option_words = 2;
   Bytes pkt = testing::ipv4(s);
@@ -303,6 +324,9 @@ TEST(DpfEngine, ReadmeExample) {
   s.src = 0x0a000005;
   pkt = testing::ipv4(s);
   EXPECT_EQ(e.demux(pkt.data(), pkt.size()), 0u);
+  EXPECT_THROW(e.remove(web, 9), Error);
+  e.remove(web, 7);
+  EXPECT_EQ(e.size(), 1u);
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ TEST(DpfFragments, AnyOrderReachesTheFilter) {
   FilterId id = e.insert(std::span<const Filter>(dns));
   Filter other;
   other.eq(field(12, 16), 0x806);
-  FilterId arp = e.insert(other, {.owner = 7});
+  FilterId arp = e.insert(other, {.owner = 7, .broad = true});
   // In order: first, middle, last.
   for (Bytes p : {fragment(7, 0x0a000001, 0, true), fragment(7, 0x0a000001, 3, true),
                   fragment(7, 0x0a000001, 6, false)}) {
@@ -85,7 +85,7 @@ TEST(DpfFragments, AnyOrderReachesTheFilter) {
 TEST(DpfFragments, StateIsBoundedInSpace) {
   EngineOptions o;
   o.record_capacity = 4;
-  o.held_capacity = 3;
+  o.owner_limits.held_packets = 3;
   Engine e(o);
   std::vector<Filter> dns = dns_with_fragments();
   FilterId id = e.insert(std::span<const Filter>(dns));
@@ -110,7 +110,7 @@ TEST(DpfFragments, StateIsBoundedInSpace) {
   }
   EXPECT_EQ(e.take_released().size(), 3u);
   // Removing the filter drops its state; the engine is stateless again.
-  e.remove(id);
+  e.remove(id, 0);
   Bytes p = fragment(29, 0x0a000001, 5, false);
   EXPECT_EQ(e.demux(p.data(), p.size()), 0u);
 }

@@ -111,7 +111,7 @@ TEST(DpfPcap, AgreesWithLibpcapOnGeneratedPackets) {
           ASSERT_NE(std::string(err.what()).find("can never be true"), std::string::npos);
         }
       }
-      FilterId id = e.insert(std::span<const Filter>(d), {.share = true});
+      FilterId id = e.insert(std::span<const Filter>(d), {.share = 1, .broad = true});
       ASSERT_EQ(id, FilterId(i + 1));
       exprs.push_back(x);
       bpf.push_back(std::make_unique<Bpf>(x));

@@ -1,30 +1,46 @@
 // The DPF engine: filters merged into one trie and compiled to machine code with vcode.
 //
 //   Engine e;
-//   FilterId web = e.insert(parse_filter("(12:16 == 0x800) && (23:8 == 6) && ..."));
+//   FilterId web = e.insert(parse_filter("(12:16 == 0x800) && (23:8 == 6) && ..."),
+//                           {.owner = 7});
 //   FilterId who = e.demux(pkt, len);  // 0: no filter accepts
+//   e.remove(web, 7);                  // only its owner may
 //
 // When several filters accept a packet, the most specific wins: the one with the most atoms
-// (comparisons, after canonicalisation: repeated atoms and constant ones do not count), and among
-// those the earliest inserted (the lowest id). So a connection's filter wins over its server's
-// listening filter whatever the order they were inserted in.
+// (comparisons, after canonicalisation: repeated atoms and atoms true whenever their fields are
+// in the packet do not count), and among those the lowest id. So a connection's filter wins over
+// its server's listening filter whatever the order they were inserted in.
 //
-// demux() never reads outside [pkt, pkt + len): an atom whose field lies past the end is false.
-// A filter that only adds a constant to a disjunction compiled as a hash table is written into
-// the table; any other change regenerates the code (in microseconds; see bench_demux).
+// The filters come from owners that do not trust each other (dpf/README.md, "Threat model"):
+// - demux() never reads outside [pkt, pkt + len): an atom whose field lies past the end is false.
+// - A malformed filter, or one that breaks a rule below, is refused with exojit::Error and the
+//   engine is exactly as before. Whether a filter is accepted depends on the filter, its owner's
+//   limits and the filters it overlaps, never on what the code generator makes of the others.
+// - Overlap: an insertion whose filter could accept a packet that a filter of another owner
+//   accepts is refused (naming that filter) unless both inserted with the same nonzero `share`
+//   group: sharing needs both owners' consent. Two filters are disjoint when, on the same packet
+//   bytes, one requires values the other excludes; otherwise they are taken to overlap (a safe
+//   approximation: an overlap is never missed).
+// - Catch-all squatting: a filter must pin at least EngineOptions::min_key_bits packet bits with
+//   its == atoms (a demultiplexing key: addresses, ports, protocol numbers), or hold the `broad`
+//   right (a capability the embedding kernel grants, e.g. to a packet monitor).
+// - Removal names the owner, and only the owner may remove.
+// - Per-owner bounds (OwnerLimits): filters, canonical atoms (the code an owner adds), held
+//   packets and their bytes.
+//
+// Code: a filter that only adds a constant to a disjunction compiled as a hash table is written
+// into the table; any other change regenerates code -- for the whole trie while it is small; once
+// it is large, for a second, small layer of recent changes beside it (removed filters are masked
+// until then), merged into the whole when it has grown to the square root of the whole's size,
+// so that n structural insertions cost O(n sqrt n), not O(n^2) (see layered()).
 //
 // Stateful atoms (IP fragments, seed 001 section 2.1.6): when a filter with RECORD(e) accepts a
 // packet, e's value is remembered for that filter's id; RECORDED(e) in a filter of the same id
 // holds for packets whose e was remembered. A packet that no filter accepts but that would match
-// a RECORDED filter once its value is remembered (a fragment that overtook its first fragment)
-// is held; when the value is recorded it is released (take_released) to that filter. Memory is
-// bounded by EngineOptions; values and held packets expire after record_lifetime_ns.
-//
-// Ownership: every filter has an owner. An insertion whose filter could accept a packet that a
-// filter of another owner accepts is refused (exojit::Error naming that filter), unless the
-// caller allows sharing. Two filters are disjoint when, on the same packet bytes, one requires
-// values the other excludes (== vs == or a range, masked fields bit by bit); otherwise they are
-// taken to overlap (a safe approximation: an overlap is never missed).
+// a RECORDED filter once its values are remembered (a fragment that overtook its first fragment)
+// is held, charged to that filter's owner; when a value it waits for is recorded and some filter
+// then accepts it, it is released (take_released) to that filter. Memory is bounded per owner;
+// values and held packets expire after record_lifetime_ns.
 #pragma once
 
 #include <cstddef>
@@ -46,19 +62,37 @@ namespace exojit::dpf {
 
 using FilterId = uint32_t;
 
+// What one owner may hold. An insertion or a held packet that would exceed them is refused
+// (insert: exojit::Error, nothing changed; held packet: the owner's oldest held packets go first,
+// a packet larger than held_bytes is not held).
+struct OwnerLimits {
+  size_t filters = 16384;          // filter ids
+  size_t atoms = 262144;           // canonical atoms over all disjuncts: the code an owner adds
+  size_t held_packets = 64;        // packets held for fragment chains not yet seen
+  size_t held_bytes = 256 * 1024;  // their bytes
+};
+
 struct EngineOptions {
   // For targets that trap on unaligned loads: only coalesce into loads known to be aligned.
   bool strict_alignment = false;
   unsigned packet_alignment = 1;  // alignment the caller guarantees for packets (estimate input)
-  // Stateful atoms (filter.h): values remembered per filter id, each for a bounded time; packets
-  // held until their chain's first packet arrives, bounded in number and time.
+  // Stateful atoms (filter.h): values remembered per filter id, each for a bounded time; held
+  // packets expire after the same time.
   size_t record_capacity = 64;                   // values per filter id (the oldest goes first)
   uint64_t record_lifetime_ns = 30'000'000'000;  // 30 s (IP reassembly timeouts are 15-60 s)
-  size_t held_capacity = 64;                     // packets held for chains not yet seen
+  // Catch-all squatting: the packet bits a filter (each disjunct) must pin with == atoms unless
+  // inserted with InsertOptions::broad. 32: an Ethernet type and an IP protocol (24 bits) are
+  // not enough, a port with them (40) or an address (48) is.
+  unsigned min_key_bits = 32;
+  OwnerLimits owner_limits;  // every owner's, unless set_owner_limits says otherwise
+  // While the filters' canonical atoms total at most this, every change that needs new code
+  // regenerates the whole; beyond, the second layer takes it (see the class comment). A tuning
+  // knob (tests and the fuzzer set it low to exercise the layers with few filters).
+  size_t layer_threshold = 2048;
 };
 
-// A packet that was held (it matched a filter but for a value not yet RECORDed) and whose
-// chain's first packet has now arrived: it belongs to filter `id`.
+// A packet that was held (it matched a filter but for a value not yet RECORDed) and that a
+// filter accepts now that a value it waited for was recorded.
 struct Released {
   FilterId id;
   std::vector<uint8_t> packet;
@@ -66,8 +100,27 @@ struct Released {
 
 struct InsertOptions {
   uint32_t owner = 0;
-  bool share = false;  // allow accepting packets other owners' filters accept
+  // Sharing group, 0 for none: filters of different owners may accept the same packets only when
+  // both were inserted with the same nonzero group (the embedding kernel gives a group to the
+  // owners that agreed to share, e.g. from a capability they both hold).
+  uint64_t share = 0;
   FilterId id = 0;     // the id to give the filter (must be free); 0: the next unused one
+  bool broad = false;  // the owner may insert filters that pin fewer than min_key_bits bits
+};
+
+// What an owner holds now (see OwnerLimits).
+struct OwnerUsage {
+  size_t filters = 0, atoms = 0, held_packets = 0, held_bytes = 0;
+};
+
+// Counters, for tests and for a kernel's accounting of what owners cost it.
+struct EngineStats {
+  size_t regenerations = 0;           // code generations, either layer, merges included
+  size_t merges = 0;                  // generations of the whole from every filter
+  size_t table_updates = 0;           // changes served by the running code
+  size_t instructions_generated = 0;  // vcode instructions, all generations together
+  size_t overlap_checks = 0;          // filter pairs compared for overlap
+  size_t held_evicted = 0;            // held packets dropped: expired, or room for newer ones
 };
 
 class Engine {
@@ -79,23 +132,32 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Inserts a filter (or a disjunction of filters under one id). Malformed filters and ownership
-  // conflicts throw exojit::Error and leave the engine as it was.
+  // Inserts a filter (or a disjunction of filters under one id). Malformed filters, overlaps,
+  // broad filters without the right and exceeded limits throw exojit::Error and leave the engine
+  // as it was.
   FilterId insert(const Filter& f, InsertOptions o = {});
   FilterId insert(std::span<const Filter> disjuncts, InsertOptions o = {});
-  void remove(FilterId id);  // throws if there is no such filter
+  // Removes filter `id` of `owner`: an error if there is no such filter or it is another
+  // owner's (then nothing changes).
+  void remove(FilterId id, uint32_t owner);
 
-  // The accepting filter (0: none), by the generated code. (With stateful filters inserted,
-  // also records values and holds or releases packets.)
+  // Limits for one owner (its filters already inserted stay even if they exceed them).
+  void set_owner_limits(uint32_t owner, OwnerLimits limits);
+  OwnerUsage usage(uint32_t owner) const;
+  uint32_t owner_of(FilterId id) const;  // throws if there is no such filter
+
+  // The accepting filter (0: none), by the generated code. (Layered, or with stateful filters
+  // inserted, out of line: also records values and holds or releases packets.)
   FilterId demux(const uint8_t* pkt, size_t len) {
-    if (stateful_) [[unlikely]]
-      return demux_stateful(pkt, len);
+    if (slow_) [[unlikely]]
+      return demux_slow(pkt, len);
     return FilterId(fn_(pkt, len));
   }
 
-  // Held packets released since the last call, in arrival order.
+  // Held packets released since the last call, in release order.
   std::vector<Released> take_released();
-  // The clock for the lifetimes, in nanoseconds (default: std::chrono::steady_clock).
+  // The clock for the lifetimes, in nanoseconds (default: std::chrono::steady_clock). Read only
+  // when a stateful atom needs the time, not on every packet.
   void set_clock(std::function<uint64_t()> now_ns);
 
   // The same answer by walking the trie (the reference the code is tested against).
@@ -108,18 +170,23 @@ class Engine {
   size_t size() const;           // filters (ids) inserted
   size_t regenerations() const;  // times code was generated (1 for the empty engine)
   size_t table_updates() const;  // insertions and removals served by writing a hash table
+  EngineStats stats() const;
+  // True while recent changes live in a second, small function (or removed filters are masked
+  // in front of the code): demux() combines them; function() alone is then not the whole answer.
+  bool layered() const;
+  // The main function (the whole demultiplexer unless layered()).
   DemuxFn* function() const { return fn_; }
   const vcode::Module& module() const;
   const vcode::Code& code() const;
   std::string dump_trie() const;  // the merged trie, one line per test
 
  private:
-  FilterId demux_stateful(const uint8_t* pkt, size_t len);
+  FilterId demux_slow(const uint8_t* pkt, size_t len);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
   DemuxFn* fn_ = nullptr;
-  bool stateful_ = false;
+  bool slow_ = false;
 };
 
 }  // namespace exojit::dpf

@@ -115,7 +115,8 @@ int compare_expr(const ExprPtr& a, const ExprPtr& b);
 namespace exojit::dpf {
 
 // Does `f` on its own accept the packet? Evaluates the atoms as written, in order, without the
-// engine (a field past the end of the packet makes its atom false). RECORD atoms are ignored.
+// engine (a field past the end of the packet makes its atom false, RECORD's too; RECORD is
+// otherwise true). RECORDED atoms make it false (they depend on the engine's state).
 bool matches(const Filter& f, const uint8_t* pkt, size_t len);
 
 }  // namespace exojit::dpf

@@ -20,7 +20,8 @@ struct FilterLine {
 // Parses every line; an error names the line ("line 3: ...").
 std::vector<FilterLine> parse_filter_file(std::string_view text);
 
-// Inserts every filter under its line number (sharing allowed: one owner's file).
+// Inserts every filter under its line number, as one owner's (owner 0, sharing group 1, with the
+// right to broad filters: a file of filters is one user's choice, like tcpdump's expression).
 void insert_all(Engine& e, const std::vector<FilterLine>& filters);
 
 }  // namespace exojit::dpf

@@ -1,0 +1,71 @@
+// A layer: a trie, the function generated from it and the hash tables that function reads.
+// The engine keeps one (the whole demultiplexer) or two (the whole and a small layer of recent
+// changes, engine.cpp); everything demux reads of a layer -- `fn`, its tables, the trie for the
+// walk -- hangs off it, apart from the engine's bookkeeping (owners, ids, counters).
+//
+// Changes to a layer are served three ways, cheapest first:
+// - patched: the running code already covers them (a key written into or taken out of a hash
+//   table, an accept added or removed where the code's immediate stays);
+// - killed: a removed filter's accepts leave the walk but the code still returns its id until
+//   the layer is regenerated (the engine masks such ids, walking the trie for those packets);
+// - regenerated: new code for the layer's trie.
+// Each either completes or leaves the layer exactly as it was (tables through a TableLog).
+#pragma once
+
+#include <exojit/vcode/code.h>
+
+#include <cstdint>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "codegen.h"
+#include "hash_node.h"
+#include "trie.h"
+
+namespace exojit::dpf::detail {
+
+using LayerFn = uint64_t(const uint8_t* pkt, uint64_t len);
+
+struct Layer {
+  Trie trie;
+  Generated gen;
+  vcode::Code code;
+  LayerFn* fn = nullptr;  // nullptr until generated
+  size_t weight = 0;      // canonical atoms of the filters in it (what regenerating costs)
+  // Accepts of removed filters whose ids the code may still return (see Trie::kill).
+  std::vector<std::pair<Node*, uint64_t>> killed;
+  std::unordered_set<uint32_t> dead;  // their ids
+  size_t dead_weight = 0;
+  // The priority's high half of the filters in the layer whose disjuncts all have one
+  // specificity: a table hit returns the id alone (codegen.h), and combining layers needs the
+  // priority (for the others, the layer's walk gives it).
+  std::unordered_map<uint32_t, uint64_t> uniform_high;
+
+  bool empty() const { return trie.root().empty(); }
+};
+
+// Merges `c` under priority `key` into the layer's trie (*leaf: where it ends) and, when the
+// running code can cover it, writes the tables it needs (logged): Done. Otherwise the code must
+// change (the trie keeps the accept either way; Trie::erase takes it back): TableFull when only
+// a table is in the way and new code for it is amortized (it is full and doubles, or its key's
+// probe run is too long and it has grown by an eighth since it was built), NewCode otherwise.
+enum class Patch : uint8_t { Done, TableFull, NewCode };
+Patch insert_patched(Layer& l, const Canonical& c, uint64_t key, Node** leaf, TableLog* log);
+
+// Takes the accept `key` at `leaf` out when the running code can do without it (writing the
+// tables, logged). False: nothing changed, the code must change.
+bool remove_patched(Layer& l, Node* leaf, uint64_t key, TableLog* log);
+
+// Takes the accept out of the walk, the code unchanged (the id joins `dead`).
+void kill(Layer& l, Node* leaf, uint64_t key, size_t weight);
+
+// New code for the layer's trie (killed accepts left out, then pruned). On an exception (out of
+// memory, or an internal error) the layer is unchanged.
+void regenerate(Layer& l, const CodegenOptions& options);
+
+// The hash node whose table holds the subtree of `n` (n's nearest hashed ancestor), if any.
+HashNode* hashed_ancestor(Node* n);
+
+}  // namespace exojit::dpf::detail
