@@ -38,6 +38,9 @@ uint64_t upper_bound(const ExprPtr& e);
 // The end (offset + size) of the furthest load in `e`, 0 if it loads nothing.
 uint32_t load_end(const ExprPtr& e);
 
+// Does `e` read LEN (the bytes from the base to the packet's end)?
+bool reads_length(const ExprPtr& e);
+
 // The largest power of two (up to 8) that always divides the value of `e` (for SHIFT alignment).
 unsigned known_alignment(const ExprPtr& e);
 

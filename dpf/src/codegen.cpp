@@ -156,6 +156,11 @@ class Gen {
           b_.ldbe(r, s.base, e->offset);
         return Value{r, t};
       }
+      case ExprOp::Len: {  // the bytes from the base to the end: the segment's `rem`
+        Reg r = get(Type::U64);
+        b_.mov(r, s.rem);
+        return Value{r, Type::U64};
+      }
       default:
         break;
     }
@@ -469,18 +474,31 @@ class Gen {
     Seg s = s0;
     bool owned = false;
     unsigned segment = 0;
+    // A segment needs its remaining length for a SHIFT after it or a field on LEN.
+    unsigned shifts = 0;
+    for (const Step& step : h.shape()) shifts += step.kind == Atom::Kind::Shift;
     for (const Step& step : h.shape()) {
       if (step.kind != Atom::Kind::Shift) continue;
       uint32_t need = 0;
+      bool rem = segment + 1 < shifts;
       for (const auto& fld : fields)
-        if (fld.segment == segment + 1) need = std::max(need, load_end(fld.expr));
-      Seg n = shift_base(step.expr, need, s, fail, false);
-      if (owned) put(s.base);
+        if (fld.segment == segment + 1) {
+          need = std::max(need, load_end(fld.expr));
+          rem = rem || reads_length(fld.expr);
+        }
+      Seg n = shift_base(step.expr, need, s, fail, rem);
+      if (owned) {
+        put(s.base);
+        if (s.rem.valid()) put(s.rem);
+      }
       s = n;
       owned = true;
       load_segment(++segment, s);
     }
-    if (owned) put(s.base);
+    if (owned) {
+      put(s.base);
+      if (s.rem.valid()) put(s.rem);
+    }
     // The slot's byte offset: the hash chosen for the keys, times the entry size.
     // x becomes the entry's address (a pointer register from the start: one register less).
     unsigned stride_bits = unsigned(std::countr_zero(h.stride()));
