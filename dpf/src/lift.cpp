@@ -480,11 +480,14 @@ class Lift {
     };
     uint64_t lo = r->lo, hi = r->hi;
     switch (a.cmp) {
-      case Cmp::Eq:
+      case Cmp::Eq:  // implies every earlier atom on the expression: they go
         if (k < lo || k > hi || excluded(k) || (masked && (k & ~e->b->value))) return false;
         if (lo == hi) return true;
-        lo = hi = k;
-        break;
+        r->lo = r->hi = k;
+        std::erase_if(path.facts,
+                      [&](const Fact& f) { return f.seg == seg && same_expr(f.atom.expr, e); });
+        path.facts.push_back(Fact{seg, a});
+        return true;
       case Cmp::Ne:
         if (k < lo || k > hi || excluded(k)) return true;
         if (lo == hi) return false;
