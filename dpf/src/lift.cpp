@@ -267,14 +267,14 @@ class Lift {
     }
   }
 
-  // A plain value of segment `from`'s fields that is a position in a segment below it:
-  // core + c where SHIFT(core) made that segment. Returns false if there is none.
+  // `v` as a position in segment `below`: v = pos(P) + core + c where SHIFT(core) made `below`
+  // from P (P: v's base, or the packet start for a plain value of the first segment's fields).
   static bool as_position(const Path& path, const Val& v, int below, Val* out) {
-    if (v.base != 0 || v.fields < 0) return false;
+    if (below <= 0 || (v.fields >= 0 && v.fields != v.base)) return false;
     auto [core, off] = split(v.e);
     if (!core) return false;
     const Segment& s = path.segs[size_t(below)];
-    if (s.parent != v.fields || !same_expr(s.core, core)) return false;
+    if (s.parent != v.base || !same_expr(s.core, core)) return false;
     *out = Val{below, -1, make_const(off)};
     return true;
   }
@@ -544,8 +544,7 @@ class Lift {
       if (next < 0) opaque("loads from two variable-length headers side by side");
       chain.push_back(next);
     }
-    // Per segment: its atoms, a guard for a load no atom covers, then the normalisation that
-    // moves the segment's first loaded byte into its SHIFT (as hand-written filters read).
+    // Per segment: its atoms, and a guard for a load no atom covers.
     struct Piece {
       ExprPtr shift;
       std::vector<Atom> atoms;
@@ -569,17 +568,25 @@ class Lift {
         pieces[i].atoms.push_back(
             Atom{Atom::Kind::Compare, make_load(loaded - 1, 8), Cmp::Le, 255});
     }
-    for (size_t i = 1; i < chain.size(); ++i) {
+    // Normalisation, as hand-written filters read: segment i's base moves forward by d[i] bytes
+    // (its loads' offsets shrink by d[i]), so SHIFT i adds core + d[i] - d[i-1]. d[i] is at
+    // most the segment's first loaded byte m[i] (offsets stay >= 0; the SHIFT's own check stays
+    // implied by its loads) and at least d[i-1] (no negative amount): d[i] = min(m[i], d[i+1]).
+    std::vector<uint32_t> d(chain.size() + 1, ~0u);
+    d[0] = 0;
+    for (size_t i = chain.size(); i-- > 1;) {
       uint32_t m = ~0u;
       for (const Atom& a : pieces[i].atoms) {
         if (detail::reads_length(a.expr)) opaque("LEN inside a variable-length header");
         m = std::min(m, min_offset(a.expr));
       }
       if (i + 1 < chain.size()) m = std::min(m, min_offset(cores[i + 1]));
-      if (m == ~0u) m = 0;
-      for (Atom& a : pieces[i].atoms) a.expr = rebase(a.expr, m);
-      if (i + 1 < chain.size()) cores[i + 1] = rebase(cores[i + 1], m);
-      pieces[i].shift = simplify(make_binary(ExprOp::Add, cores[i], make_const(m)));
+      d[i] = std::min(m == ~0u ? 0 : m, d[i + 1]);
+    }
+    for (size_t i = 1; i < chain.size(); ++i) {
+      for (Atom& a : pieces[i].atoms) a.expr = rebase(a.expr, d[i]);
+      if (i + 1 < chain.size()) cores[i + 1] = rebase(cores[i + 1], d[i]);
+      pieces[i].shift = simplify(make_binary(ExprOp::Add, cores[i], make_const(d[i] - d[i - 1])));
     }
     Filter f;
     for (size_t i = 0; i < chain.size(); ++i) {
