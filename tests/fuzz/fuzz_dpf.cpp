@@ -8,6 +8,11 @@
 // the same answer from the generated code, the trie walk and the filters evaluated one by one
 // with the most-specific rule; the same again after removing every other filter. (With RECORD or
 // RECORDED atoms, whose answers depend on earlier packets, the code is checked against the walk.)
+// A `pcap:` line's id must accept exactly the packets libpcap's own program for the expression
+// accepts (bpf_filter): the fuzzer feeds tcpdump expressions to libpcap's compiler and the lift.
+#include <pcap/pcap.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -41,10 +46,19 @@ bool stateful(const std::map<FilterId, std::vector<Filter>>& filters) {
 }
 
 void check(Engine& e, const std::map<FilterId, std::vector<Filter>>& filters,
+           const std::map<FilterId, std::vector<BpfInsn>>& programs,
            const std::vector<testing::Bytes>& packets) {
   bool remembers = stateful(filters);
   for (const testing::Bytes& p : packets) {
     auto exact = testing::exact_copy(p);
+    std::vector<FilterId> accepting = e.accepting(exact.get(), p.size());
+    for (auto& [id, program] : programs) {
+      if (!filters.count(id)) continue;
+      bool want = bpf_filter(reinterpret_cast<const bpf_insn*>(program.data()), exact.get(),
+                             u_int(p.size()), u_int(p.size())) != 0;
+      bool got = std::count(accepting.begin(), accepting.end(), id) != 0;
+      if (got != want) bug("tcpdump expression vs libpcap", got ? id : 0, want ? id : 0);
+    }
     if (remembers) {  // the walk first: demux may remember a value afterwards
       FilterId walked = e.demux_reference(exact.get(), p.size());
       FilterId got = e.demux(exact.get(), p.size());
@@ -104,7 +118,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   exojit_fuzz_parse_outcome = !refused;
-  check(e, filters, packets);
+  // libpcap's programs for the `pcap:` lines that went in.
+  std::map<FilterId, std::vector<BpfInsn>> programs;
+  unsigned number = 0;
+  for (std::string_view rest = text; !rest.empty();) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    ++number;
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos || line.substr(first, 5) != "pcap:") continue;
+    if (filters.count(number)) programs[number] = compile_pcap_bpf(line.substr(first + 5));
+  }
+  check(e, filters, programs, packets);
   bool drop = false;
   for (auto it = filters.begin(); it != filters.end();) {
     if ((drop = !drop)) {
@@ -114,6 +140,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ++it;
     }
   }
-  check(e, filters, packets);
+  check(e, filters, programs, packets);
   return 0;
 }
