@@ -4,6 +4,7 @@
 // packets of every length, each placed flush against a PROT_NONE page so that any read past its
 // end faults. Plus the validator's refusals.
 #include <exojit/dpf/bpf.h>
+#include <exojit/dpf/pcap.h>
 #include <exojit/error.h>
 #include <exojit/vcode/interp.h>
 #include <gtest/gtest.h>
@@ -28,19 +29,9 @@ uint32_t libpcap(const std::vector<BpfInsn>& p, const uint8_t* pkt, size_t wire,
   return bpf_filter(reinterpret_cast<const bpf_insn*>(p.data()), pkt, u_int(wire), u_int(cap));
 }
 
+// libpcap's optimized program for an expression (pcap_compile on a DLT_EN10MB dead handle).
 std::vector<BpfInsn> pcap_program(const std::string& expr) {
-  pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
-  bpf_program prog{};
-  if (pcap_compile(dead, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
-    std::string why = pcap_geterr(dead);
-    pcap_close(dead);
-    throw std::runtime_error(expr + ": " + why);
-  }
-  auto* first = reinterpret_cast<const BpfInsn*>(prog.bf_insns);
-  std::vector<BpfInsn> out(first, first + prog.bf_len);
-  pcap_freecode(&prog);
-  pcap_close(dead);
-  return out;
+  return compile_pcap_bpf(expr);
 }
 
 std::string refusal(std::vector<BpfInsn> p) {

@@ -4,6 +4,7 @@
 // the packets libpcap accepts, truncated and garbage ones included. Plus the shapes it produces.
 #include <exojit/dpf/engine.h>
 #include <exojit/dpf/lift.h>
+#include <exojit/dpf/pcap.h>
 #include <exojit/error.h>
 #include <gtest/gtest.h>
 #include <pcap/pcap.h>
@@ -16,19 +17,9 @@ namespace {
 
 using testing::Bytes;
 
+// libpcap's optimized program for an expression (pcap_compile on a DLT_EN10MB dead handle).
 std::vector<BpfInsn> pcap_program(const std::string& expr) {
-  pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
-  bpf_program prog{};
-  if (pcap_compile(dead, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
-    std::string why = pcap_geterr(dead);
-    pcap_close(dead);
-    throw std::runtime_error(expr + ": " + why);
-  }
-  auto* first = reinterpret_cast<const BpfInsn*>(prog.bf_insns);
-  std::vector<BpfInsn> out(first, first + prog.bf_len);
-  pcap_freecode(&prog);
-  pcap_close(dead);
-  return out;
+  return compile_pcap_bpf(expr);
 }
 
 bool libpcap(const std::vector<BpfInsn>& p, const Bytes& pkt) {
