@@ -17,6 +17,8 @@
 //       (each iteration; the time per filter is the row's time / 4,000)
 //   demux/<stateless|stateful>/<N>/unmatched   a TCP packet no filter accepts, among N
 //       connection filters, without and with fragment filters (RECORD/RECORDED) beside them
+//   demux/insert/pcap        one tcpdump connection expression compiled by libpcap, lifted and
+//       inserted beside 1,000 others (µs)
 //
 // hand_c: the demultiplexor a kernel programmer writes: parse the headers, then compare the
 // connection table, linearly for table3 (as in the paper's comparison), through an open-
@@ -25,8 +27,12 @@
 // go through Engine::demux.
 // rte_bpf_jit (only when built with Debian's libdpdk-dev): the same libpcap filters converted
 // to eBPF and JIT-compiled by DPDK's rte_bpf, tried in turn (demux_rte_bpf.h).
+// bpf_jit: the same libpcap filters compiled one by one by dpf's classic-BPF JIT (compile_bpf:
+// what the engine runs for filters that do not lift), tried in turn.
 #include <benchmark/benchmark.h>
+#include <exojit/dpf/bpf.h>
 #include <exojit/dpf/engine.h>
+#include <exojit/dpf/pcap.h>
 #include <exojit/error.h>
 #include <pcap/pcap.h>
 
@@ -121,6 +127,25 @@ class BpfSet {
 
  private:
   std::vector<bpf_program> programs_;
+};
+
+// The same filters compiled one by one by the classic-BPF JIT, tried in turn.
+class BpfJitSet {
+ public:
+  explicit BpfJitSet(const std::vector<std::string>& exprs) {
+    for (const std::string& e : exprs)
+      filters_.push_back(dpf::compile_bpf(dpf::compile_pcap_bpf(e)));
+    for (const dpf::BpfFilter& f : filters_) fns_.push_back(f.function());
+  }
+  uint32_t demux(const uint8_t* p, size_t len) const {
+    for (size_t i = 0; i < fns_.size(); ++i)
+      if (fns_[i](p, len, len)) return uint32_t(i + 1);
+    return 0;
+  }
+
+ private:
+  std::vector<dpf::BpfFilter> filters_;
+  std::vector<dpf::BpfFilter::Fn*> fns_;
 };
 
 uint16_t be16(const uint8_t* p) {
@@ -242,6 +267,7 @@ void register_table3() {
       exprs.push_back(pcap_text(c, variable));
     }
     auto bpf = std::make_shared<BpfSet>(exprs);
+    auto jit = std::make_shared<BpfJitSet>(exprs);
     for (bool last : {false, true}) {
       const Conn& c = conns[last ? 9 : 0];
       auto pkt = std::make_shared<Bytes>(packet_for(c));
@@ -253,6 +279,9 @@ void register_table3() {
         run_one(s, *pkt, c.id, [&](const uint8_t* p, size_t n) {
           return variable ? hand_linear<true>(p, n, conns) : hand_linear<false>(p, n, conns);
         });
+      });
+      benchmark::RegisterBenchmark((base + "bpf_jit").c_str(), [=](benchmark::State& s) {
+        run_one(s, *pkt, c.id, [&](const uint8_t* p, size_t n) { return jit->demux(p, n); });
       });
       benchmark::RegisterBenchmark((base + "dpf").c_str(), [=](benchmark::State& s) {
         if (engine->layered()) return s.SkipWithError("layered: function() is not the whole");
@@ -435,6 +464,22 @@ void register_insert() {
     if (e.regenerations() - regens != 2 * size_t(s.iterations()))
       s.SkipWithError("no regeneration");
   })->Unit(benchmark::kMicrosecond);
+  // libpcap's compiler + the lift + the insertion, for a connection filter in tcpdump syntax
+  // beside 1,000 others (a different connection each time).
+  benchmark::RegisterBenchmark("demux/insert/pcap", [](benchmark::State& s) {
+    std::vector<Conn> conns = connections(1000 + 4096, 77);
+    Engine e;
+    for (size_t i = 0; i < 1000; ++i) e.insert(dpf::compile_pcap(pcap_text(conns[i], true)));
+    std::vector<std::string> exprs;
+    for (size_t i = 1000; i < conns.size(); ++i) exprs.push_back(pcap_text(conns[i], true));
+    size_t i = 0;
+    for (auto _ : s) {
+      FilterId id = e.insert(dpf::compile_pcap(exprs[i++ % exprs.size()]));
+      s.PauseTiming();
+      e.remove(id, 0);
+      s.ResumeTiming();
+    }
+  })->Unit(benchmark::kMicrosecond);
 }
 
 // Other owners' connections (100 owners), and a filter of one more owner.
@@ -541,6 +586,10 @@ int main(int argc, char** argv) {
       ratios.push_back(Ratio{base + "dpf", base + "hand_c", 1.0, 0, "DPF <= hand-coded C"});
       ratios.push_back(Ratio{base + "bpf_interp", base + "dpf", 0, 30, "DPF >= 30x faster"});
       ratios.push_back(Ratio{base + "rte_bpf_jit", base + "dpf", 0, 0, "DPF vs DPDK's JIT"});
+      ratios.push_back(
+          Ratio{base + "bpf_interp", base + "bpf_jit", 0, 5, "classic-BPF JIT >= 5x bpf_filter"});
+      ratios.push_back(
+          Ratio{base + "bpf_jit", base + "rte_bpf_jit", 1.0, 0, "classic-BPF JIT <= DPDK's JIT"});
     }
   ratios.push_back(Ratio{"demux/scale/10000/dpf", "demux/scale/10/dpf", 2.5, 0, "flat in N"});
   ratios.push_back(

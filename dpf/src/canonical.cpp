@@ -67,8 +67,9 @@ bool well_structured(const ExprPtr& e, size_t* budget, std::string* why) {
   switch (e->op) {
     case ExprOp::Const:
     case ExprOp::Load:
+    case ExprOp::Len:
       if (e->a || e->b) {
-        *why = "a constant or a field with operands";
+        *why = "a constant, a field or LEN with operands";
         return false;
       }
       return true;
@@ -90,6 +91,7 @@ bool well_structured(const ExprPtr& e, size_t* budget, std::string* why) {
 bool well_formed(const ExprPtr& e, std::string* why) {
   switch (e->op) {
     case ExprOp::Const:
+    case ExprOp::Len:
       return true;
     case ExprOp::Load:
       if (e->bits != 8 && e->bits != 16 && e->bits != 32) {
@@ -114,6 +116,9 @@ bool well_formed(const ExprPtr& e, std::string* why) {
 ExprPtr with_offset(const ExprPtr& e, uint32_t delta) {
   if (delta == 0) return e;
   if (e->op == ExprOp::Load) return make_load(e->offset + delta, e->bits);
+  // LEN after a constant SHIFT folded away: LEN before it less the shift (when the packet is
+  // shorter than that, the SHIFT's own check, kept or implied, makes the filter false).
+  if (e->op == ExprOp::Len) return make_binary(ExprOp::Sub, e, make_const(delta));
   if (!e->a) return e;
   return make_binary(e->op, with_offset(e->a, delta), with_offset(e->b, delta));
 }
@@ -230,6 +235,8 @@ uint64_t upper_bound(const ExprPtr& e) {
       return e->value;
     case ExprOp::Load:
       return e->bits >= 64 ? kMax : (uint64_t(1) << e->bits) - 1;
+    case ExprOp::Len:
+      return kMax;
     case ExprOp::And: {
       uint64_t a = smear(upper_bound(e->a)), b = smear(upper_bound(e->b));
       if (e->b->op == ExprOp::Const) b = e->b->value;
@@ -264,6 +271,11 @@ uint32_t load_end(const ExprPtr& e) {
   return std::max(load_end(e->a), load_end(e->b));
 }
 
+bool reads_length(const ExprPtr& e) {
+  if (e->op == ExprOp::Len) return true;
+  return e->a && (reads_length(e->a) || reads_length(e->b));
+}
+
 unsigned known_alignment(const ExprPtr& e) {
   auto low_zero_bits = [](uint64_t v) { return v ? unsigned(std::countr_zero(v)) : 64u; };
   auto align_of = [&](auto& self, const ExprPtr& x) -> unsigned {  // known trailing zero bits
@@ -271,6 +283,7 @@ unsigned known_alignment(const ExprPtr& e) {
       case ExprOp::Const:
         return low_zero_bits(x->value);
       case ExprOp::Load:
+      case ExprOp::Len:
         return 0;
       case ExprOp::And:
         return std::max(self(self, x->a), self(self, x->b));
@@ -305,6 +318,9 @@ bool evaluate(const ExprPtr& e, const uint8_t* base, size_t avail, uint64_t* out
       *out = v;
       return true;
     }
+    case ExprOp::Len:
+      *out = avail;
+      return true;
     default: {
       uint64_t a, b;
       if (!evaluate(e->a, base, avail, &a) || !evaluate(e->b, base, avail, &b)) return false;

@@ -57,6 +57,9 @@ uint32_t load_end(const ExprPtr& e);
 // immediates). A load or a constant alone needs 1.
 unsigned register_need(const ExprPtr& e);
 
+// Does `e` read LEN (the bytes from the base to the packet's end)?
+bool reads_length(const ExprPtr& e);
+
 // The largest power of two (up to 8) that always divides the value of `e` (for SHIFT alignment).
 unsigned known_alignment(const ExprPtr& e);
 

@@ -171,6 +171,11 @@ class Gen {
   void release(const Seg& s, Reg r) {
     if (s.spilled) put(r);
   }
+  // The segment's remaining length when `e` reads LEN, else none (release_length gives it back).
+  Reg length_for(const Seg& s, const ExprPtr& e) { return reads_length(e) ? rem_of(s) : Reg{}; }
+  void release_length(const Seg& s, Reg r) {
+    if (r.valid()) release(s, r);
+  }
 
   Value widen(Value v) {
     if (v.type == Type::U64) return v;
@@ -180,8 +185,9 @@ class Gen {
     return Value{w, Type::U64};
   }
 
-  // Evaluates `e` (loads relative to `base`), the operand that needs more registers first.
-  Value eval(const ExprPtr& e, Reg base) {
+  // Evaluates `e` (loads relative to `base`; LEN is `rem`, valid when reads_length(e)), the
+  // operand that needs more registers first.
+  Value eval(const ExprPtr& e, Reg base, Reg rem = Reg{}) {
     switch (e->op) {
       case ExprOp::Const: {
         Reg r = get(Type::U64);
@@ -197,13 +203,19 @@ class Gen {
           b_.ldbe(r, base, e->offset);
         return Value{r, t};
       }
+      case ExprOp::Len: {  // the bytes from the base to the end: the segment's remaining length
+        if (!rem.valid()) fail("dpf: internal: LEN without the segment's length");
+        Reg r = get(Type::U64);
+        b_.mov(r, rem);
+        return Value{r, Type::U64};
+      }
       default:
         break;
     }
     bool narrow_ok =
         e->op == ExprOp::And || e->op == ExprOp::Or || e->op == ExprOp::Xor || e->op == ExprOp::Rsh;
     if (e->b->op == ExprOp::Const) {
-      Value a = eval(e->a, base);
+      Value a = eval(e->a, base, rem);
       uint64_t c = e->b->value;
       if (!narrow_ok || c > ones(vcode::type_bits(a.type))) a = widen(a);
       binary(e->op, a.reg, a.reg, int64_t(c));
@@ -211,11 +223,11 @@ class Gen {
     }
     Value a, b;
     if (register_need(e->b) > register_need(e->a)) {
-      b = eval(e->b, base);
-      a = eval(e->a, base);
+      b = eval(e->b, base, rem);
+      a = eval(e->a, base, rem);
     } else {
-      a = eval(e->a, base);
-      b = eval(e->b, base);
+      a = eval(e->a, base, rem);
+      b = eval(e->b, base, rem);
     }
     if (!narrow_ok || a.type != b.type) a = widen(a), b = widen(b);
     binary(e->op, a.reg, a.reg, b.reg);
@@ -338,9 +350,10 @@ class Gen {
   // each continues at `fail`.
   void disjunction(Branch& br, const std::vector<uint64_t>& keys, const Seg& s, Label fail,
                    uint64_t after) {
-    Reg base = base_of(s);
-    Value v = eval(br.expr, base);
+    Reg base = base_of(s), rem = length_for(s, br.expr);
+    Value v = eval(br.expr, base, rem);
     release(s, base);
+    release_length(s, rem);
     std::vector<std::pair<uint64_t, Label>> targets;
     for (uint64_t k : keys) targets.emplace_back(k, b_.label());
     search(v.reg, targets, 0, targets.size(), fail);
@@ -360,9 +373,10 @@ class Gen {
   // RECORDED(e): one call per filter id below (ids do not exclude each other). The value lives
   // in a stack slot across the calls.
   void recorded(Branch& br, const Seg& s, uint64_t after) {
-    Reg base = base_of(s);
-    Value v = widen(eval(br.expr, base));
+    Reg base = base_of(s), rem = length_for(s, br.expr);
+    Value v = widen(eval(br.expr, base, rem));
     release(s, base);
+    release_length(s, rem);
     Local value = slot(recorded_slots_, recorded_depth_++, 8);
     b_.st(v.reg, value, 0);
     put(v.reg);
@@ -470,11 +484,15 @@ class Gen {
       g = last + 1;
     }
     std::sort(other.begin(), other.end());
+    bool length = false;
+    for (size_t i : other) length = length || reads_length(steps[i].expr);
+    Reg rem = length ? rem_of(s) : Reg{};
     for (size_t i : other) {
-      Value v = eval(steps[i].expr, base);
+      Value v = eval(steps[i].expr, base, rem);
       branch_unless(steps[i].cmp, v.reg, steps[i].value, fail);
       put(v.reg);
     }
+    release_length(s, rem);
     release(s, base);
     node(*end, s, after);
   }
@@ -501,8 +519,8 @@ class Gen {
   void shift(Branch& br, const Seg& s, Label fail, uint64_t after) {
     Node& child = *br.children.begin()->second;
     Reg base = base_of(s);
-    Value amount = widen(eval(br.expr, base));
     Reg rem = rem_of(s);
+    Value amount = widen(eval(br.expr, base, rem));
     check_shift(amount.reg, upper_bound(br.expr), child.must, rem, fail);
     Seg n;
     n.checked = child.must;
@@ -546,6 +564,12 @@ class Gen {
       peak = std::max(peak, held + 7);
       ++segment;
     }
+    // A field on LEN holds its segment's length while the fields load.
+    for (const auto& f : h.fields())
+      if (reads_length(f.expr)) {
+        ++peak;
+        break;
+      }
     return peak + (s.spilled ? 2 : 0);
   }
 
@@ -554,10 +578,15 @@ class Gen {
   void hash(HashNode& h, Branch& br, const Seg& s0, Label fail, uint64_t after) {
     const auto& fields = h.fields();
     std::vector<Value> f(fields.size());
-    auto load_segment = [&](unsigned seg, Reg base) {
+    auto reads_length_in = [&](unsigned seg) {
+      for (const auto& fld : fields)
+        if (fld.segment == seg && reads_length(fld.expr)) return true;
+      return false;
+    };
+    auto load_segment = [&](unsigned seg, Reg base, Reg rem) {
       for (size_t j = 0; j < fields.size(); ++j)
         if (fields[j].segment == seg) {
-          Value v = eval(fields[j].expr, base);
+          Value v = eval(fields[j].expr, base, rem);
           Type want = fields[j].bytes == 8 ? Type::U64 : Type::U32;
           if (v.type != want) {
             Reg w = get(want);
@@ -570,35 +599,41 @@ class Gen {
     };
     Label miss = h.overflow().empty() ? fail : b_.label();
     Reg base0 = base_of(s0);
-    load_segment(0, base0);
+    // The first segment's length: for its fields on LEN, then for the first SHIFT.
+    Reg rem0 = reads_length_in(0) || h.segments() > 1 ? rem_of(s0) : Reg{};
+    load_segment(0, base0, rem0);
     // The chain's segments: base and rem in registers while their fields load.
-    Reg base = base0, rem = Reg{};
+    Reg base = base0, rem = rem0;
     bool owned = false;  // base/rem are this chain's (not s0's)
     unsigned segment = 0;
     for (const Step& step : h.shape()) {
       if (step.kind != Atom::Kind::Shift) continue;
-      Value amount = widen(eval(step.expr, base));
-      Reg r = owned ? rem : rem_of(s0);
-      check_shift(amount.reg, upper_bound(step.expr), h.segment_need(segment + 1), r, miss);
+      Value amount = widen(eval(step.expr, base, rem));
+      check_shift(amount.reg, upper_bound(step.expr), h.segment_need(segment + 1), rem, miss);
       Reg nb = get(Type::P);
       b_.add(nb, base, amount.reg);
-      Reg nr{};  // the last segment's length is not needed (its check is done)
-      if (segment + 2 < h.segments()) {
+      // The next segment's length, for a SHIFT after it or a field on LEN in it (the last
+      // segment's bounds check is done).
+      Reg nr{};
+      if (segment + 2 < h.segments() || reads_length_in(segment + 1)) {
         nr = get(Type::U64);
-        b_.sub(nr, r, amount.reg);
+        b_.sub(nr, rem, amount.reg);
       }
       put(amount.reg);
       if (owned) {
-        put(base), put(rem);
+        put(base);
+        if (rem.valid()) put(rem);
       } else {
-        release(s0, r);
+        release_length(s0, rem);
       }
       base = nb, rem = nr, owned = true;
-      load_segment(++segment, base);
+      load_segment(++segment, base, rem);
     }
     if (owned) {
       put(base);
       if (rem.valid()) put(rem);
+    } else {
+      release_length(s0, rem);
     }
     release(s0, base0);
     // The slot's byte offset: the hash chosen for the keys, times the entry size.

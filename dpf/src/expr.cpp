@@ -46,6 +46,9 @@ void print(std::string& out, const ExprNode& e, bool top) {
     case ExprOp::Load:
       out += fmt::format("{}:{}", e.offset, e.bits);
       return;
+    case ExprOp::Len:
+      out += "LEN";
+      return;
     default:
       if (!top) out += '(';
       print(out, *e.a, false);
@@ -64,6 +67,12 @@ Expr field(uint32_t offset, unsigned bits) {
   n->op = ExprOp::Load;
   n->offset = offset;
   n->bits = uint8_t(bits > 255 ? 255 : bits);  // checked when the filter is inserted
+  return Expr(std::move(n));
+}
+
+Expr length() {
+  auto n = std::make_shared<ExprNode>();
+  n->op = ExprOp::Len;
   return Expr(std::move(n));
 }
 
@@ -132,7 +141,7 @@ std::string to_string(const Atom& a) {
       break;
   }
   std::string e;
-  print(e, *a.expr, a.expr->op == ExprOp::Const || a.expr->op == ExprOp::Load);
+  print(e, *a.expr, !a.expr->a);  // a leaf: no parentheses
   return fmt::format("{} {} {}", e, cmp_name(a.cmp), constant_text(a.value));
 }
 

@@ -4,7 +4,7 @@
 //   conj    := unit ('&&' unit)*
 //   unit    := ('SHIFT' | 'RECORD' | 'RECORDED') '(' expr ')' | expr [cmp expr]
 //   expr    := C operators | ^ & << >> + - * with C precedence over primaries
-//   primary := number [':' bits] | '(' conj ')'
+//   primary := number [':' bits] | 'LEN' | '(' conj ')'
 //
 // A parenthesised group is either an expression or a conjunction of atoms; which one is decided
 // by what it contains, so the parser needs no backtracking (linear in the input).
@@ -83,6 +83,17 @@ class Parser {
     if (!accept(tok)) error(fmt::format("expected '{}'", tok));
   }
 
+  // Consumes the word `w` if the input continues with it as a whole word.
+  bool keyword(std::string_view w) {
+    size_t after = pos_ + w.size();
+    if (s_.substr(pos_, w.size()) != w ||
+        (after < s_.size() && (std::isalnum(uint8_t(s_[after])) || s_[after] == '_')))
+      return false;
+    pos_ = after;
+    skip();
+    return true;
+  }
+
   void enter() {
     if (++depth_ > kMaxNesting) error("nesting too deep");
   }
@@ -111,11 +122,7 @@ class Parser {
         {"RECORDED", Atom::Kind::Recorded},
         {"RECORD", Atom::Kind::Record}};
     for (auto [word, kind] : keywords) {
-      size_t after = pos_ + word.size();
-      if (s_.substr(pos_, word.size()) == word &&
-          (after == s_.size() || !(std::isalnum(uint8_t(s_[after])) || s_[after] == '_'))) {
-        pos_ = after;
-        skip();
+      if (keyword(word)) {
         expect("(");
         ExprPtr e = expression();
         expect(")");
@@ -158,7 +165,7 @@ class Parser {
       *out = e->value;
       return true;
     }
-    if (e->op == ExprOp::Load) return false;
+    if (e->op == ExprOp::Load || e->op == ExprOp::Len) return false;
     uint64_t a, b;
     if (!fold(e->a, &a) || !fold(e->b, &b)) return false;
     switch (e->op) {
@@ -234,6 +241,11 @@ class Parser {
     if (accept("(")) {
       Value v = conj();
       expect(")");
+      return v;
+    }
+    if (keyword("LEN")) {
+      Value v;
+      v.expr = length().node();
       return v;
     }
     uint64_t n = number();

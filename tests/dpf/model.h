@@ -38,6 +38,9 @@ class Model {
         *out = v;
         return true;
       }
+      case ExprOp::Len:  // the bytes from the base to the end of the packet
+        *out = avail;
+        return true;
       default:
         break;
     }

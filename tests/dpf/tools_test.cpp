@@ -86,11 +86,11 @@ TEST(DpfTools, DpfMatchNamesTheAcceptingLine) {
                 (dir / "capture.pcap").string()),
             want);
   // Errors: a bad filter names its line; a missing capture file.
-  std::ofstream(dir / "bad.txt") << "# ok\n(12:16 == 0x800)\npcap: vlan 3\n";
+  std::ofstream(dir / "bad.txt") << "# ok\n(12:16 == 0x800)\npcap: vlan 3 and\n";
   std::string bad = (dir / "bad.txt").string();
   EXPECT_EQ(
       run(std::string(DPF_MATCH) + " " + bad + " " + (dir / "capture.pcap").string() + " 2>&1"),
-      "dpf-match: " + bad + ": line 3: pcap filter: unsupported token 'vlan'\n" +
+      "dpf-match: " + bad + ": line 3: pcap filter: can't parse filter expression: syntax error\n" +
           "exit status 256\n");
   EXPECT_NE(run(std::string(DPF_MATCH) + " " + (dir / "filters.txt").string() + " " +
                 (dir / "missing.pcap").string() + " 2>&1")

@@ -26,11 +26,17 @@
 //   (else the engine let one take the other's packets without consent);
 // - an insertion or removal either completes or throws exojit::Error and changes nothing; an
 //   accepted filter's owner may remove it, another owner may not; no "internal" error ever.
+// - a `pcap:` line's id accepts exactly the packets libpcap's own program for the expression
+//   accepts (bpf_filter): tcpdump expressions through libpcap's compiler and the lift.
 // Then every owner removes every other of its filters and the packets are checked again.
+#include <pcap/pcap.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,8 +70,8 @@ struct Inserted {
 };
 
 // An expression tree from bytes, as a hostile caller of the C++ API could build it. A stack
-// machine: 'L' hi lo bits: a field (bits as given); 'C' 8 bytes: a constant; one of & | ^ + - *
-// < (<<) > (>>): pops b and a (a missing operand is null); 'X' op: a node with that raw
+// machine: 'L' hi lo bits: a field (bits as given); 'C' 8 bytes: a constant; 'Z': LEN; one of & | ^
+// + - * < (<<) > (>>): pops b and a (a missing operand is null); 'X' op: a node with that raw
 // operator over b and a; 'D': pushes the top again (a shared subtree); 'N': a null. Atoms: 'E'
 // cmp 8 bytes: pops an expression, compares it (raw cmp); 'S' 'R' 'Q': pops one, SHIFT, RECORD,
 // RECORDED; 'K' kind: pops one, an atom of that raw kind.
@@ -95,6 +101,9 @@ Filter decode_api(const std::vector<uint8_t>& b) {
       stack.push_back(node);
     } else if (c == 'C') {
       node->op = ExprOp::Const, node->value = u64(i);
+      stack.push_back(node);
+    } else if (c == 'Z') {
+      node->op = ExprOp::Len;
       stack.push_back(node);
     } else if (size_t k = ops.find(c); k != std::string::npos) {
       node->op = op_of[k], node->b = pop(), node->a = pop();
@@ -177,32 +186,37 @@ class Run {
       return;
     }
     std::vector<Filter> disjuncts;
+    std::vector<BpfInsn> program;  // libpcap's, for a `pcap:` line
     try {
-      if (s.substr(0, 4) == "api:")
+      if (s.substr(0, 4) == "api:") {
         disjuncts.push_back(decode_api(unhex(s.substr(4))));
-      else if (s.substr(0, 5) == "pcap:")
+      } else if (s.substr(0, 5) == "pcap:") {
         disjuncts = compile_pcap(s.substr(5));
-      else
+        program = compile_pcap_bpf(s.substr(5));
+      } else {
         for (size_t at = 0; at <= s.size();) {
           size_t bar = s.find(" ||| ", at);
           disjuncts.push_back(parse_filter(s.substr(at, bar - at)));
           at = bar == std::string_view::npos ? s.size() + 1 : bar + 5;
         }
+      }
     } catch (const exojit::Error& x) {
       refused_ = true;
       if (std::getenv("FUZZ_DPF_VERBOSE")) std::fprintf(stderr, "not parsed: %s\n", x.what());
       return;
     }
-    insert(disjuncts, o);
+    if (std::optional<FilterId> id = insert(disjuncts, o); id && !program.empty())
+      programs_[*id] = std::move(program);
   }
 
-  void insert(const std::vector<Filter>& disjuncts, InsertOptions o) {
+  std::optional<FilterId> insert(const std::vector<Filter>& disjuncts, InsertOptions o) {
     std::string before = e_.dump_trie();
     size_t size = e_.size();
     try {
       FilterId id = e_.insert(std::span<const Filter>(disjuncts), o);
       if (filters_.count(id)) bug("an id given twice");
       filters_[id] = Inserted{o.owner, o.share, disjuncts, e_.specificity(id)};
+      return id;
     } catch (const exojit::Error& x) {
       refused_ = true;
       if (std::getenv("FUZZ_DPF_VERBOSE")) std::fprintf(stderr, "refused: %s\n", x.what());
@@ -211,6 +225,7 @@ class Run {
       if (e_.size() != size || e_.dump_trie() != before)
         bug(std::string("refused insertion changed the engine: ") + x.what());
     }
+    return std::nullopt;
   }
 
   void remove(FilterId id, uint32_t owner) {
@@ -221,6 +236,7 @@ class Run {
       e_.remove(id, owner);
       if (!may) bug("removed a filter that is not the owner's");
       filters_.erase(it);
+      programs_.erase(id);
     } catch (const exojit::Error& x) {
       if (may) bug(std::string("the owner could not remove its filter: ") + x.what());
       if (e_.dump_trie() != before) bug("refused removal changed the engine");
@@ -248,6 +264,13 @@ class Run {
         FilterId got = e_.demux(at, n);
         if (got != walked)
           bug("generated code " + std::to_string(got) + " vs trie walk " + std::to_string(walked));
+        for (auto& [id, program] : programs_) {
+          bool want = bpf_filter(reinterpret_cast<const bpf_insn*>(program.data()), at, u_int(n),
+                                 u_int(n)) != 0;
+          std::vector<FilterId> accepting = e_.accepting(at, n);
+          if (want != std::count(accepting.begin(), accepting.end(), id))
+            bug("filter " + std::to_string(id) + " vs libpcap's program for its expression");
+        }
         if (remembers) continue;
         FilterId want = winner(at, n);
         if (walked != want)
@@ -288,6 +311,7 @@ class Run {
 
   Engine e_;
   std::map<FilterId, Inserted> filters_;
+  std::map<FilterId, std::vector<BpfInsn>> programs_;  // libpcap's, for `pcap:` filters
   bool refused_ = false;
 };
 

@@ -16,6 +16,9 @@
 //   f.eq(field(12, 16), 0x800).eq(field(23, 8), 6).shift(14)
 //    .shift((field(0, 8) & 0xf) << 2).eq(field(0, 16), 1234).eq(field(2, 16), 4321);
 //
+// `LEN` is the number of bytes from the current base to the end of the packet (before any
+// SHIFT: the packet's length), e.g. `(LEN >= 1000)` for tcpdump's `greater 1000`.
+//
 // Stateful atoms for IP fragments (seed 001, 2.1.6): `RECORD(e)` is an action atom that, when
 // every atom of its filter holds, remembers the value of `e` (e.g. the IP ID and source address
 // of a first fragment); `RECORDED(e)` holds when `e`'s value was remembered by a RECORD atom of
@@ -30,7 +33,7 @@
 
 namespace exojit::dpf {
 
-enum class ExprOp : uint8_t { Const, Load, And, Or, Xor, Add, Sub, Mul, Lsh, Rsh };
+enum class ExprOp : uint8_t { Const, Load, And, Or, Xor, Add, Sub, Mul, Lsh, Rsh, Len };
 
 struct ExprNode;
 using ExprPtr = std::shared_ptr<const ExprNode>;
@@ -56,6 +59,7 @@ class Expr {
 };
 
 Expr field(uint32_t offset, unsigned bits);  // offset:bits
+Expr length();                               // LEN: bytes from the base to the packet's end
 Expr operator&(Expr a, Expr b);
 Expr operator|(Expr a, Expr b);
 Expr operator^(Expr a, Expr b);

@@ -1,33 +1,46 @@
-// A front end for the tcpdump filter syntax users already know (pcap-filter(7)), for this
-// documented subset, on Ethernet frames:
+// The tcpdump filter language (pcap-filter(7)), through libpcap's own compiler: the whole
+// language, exactly as tcpdump reads it on Ethernet.
 //
-//   ether proto N      N > 1500 (an EtherType), or \ip, \ip6, \arp
-//   ip  ip6  arp  tcp  udp  icmp
-//   [src|dst] host A   IPv4 address A (IPv4 source/destination, ARP/RARP sender/target)
-//   [src|dst] net A/LEN  or  net A mask M
-//   [tcp|udp] [src|dst] port N
-//   ip proto N         N a number, or \tcp, \udp, \icmp
-//   and && or || not ! ( )
+//   std::vector<Filter> web = compile_pcap("tcp dst port 80");  // lifted: one id for all
+//   engine.insert(web);
 //
-// The expression becomes filters in disjunctive normal form (`or` and `not` of a conjunction
-// give several filters, inserted under one id): each is a conjunction of the atoms libpcap's
-// compiler tests for the same primitives (e.g. `port` is TCP, UDP or SCTP over IPv4 -- first
-// fragments only, through the variable IP header -- or IPv6). `not` applies to atoms through De
-// Morgan's laws. Anything outside the subset is an exojit::Error naming the token.
+// The expression is compiled by pcap_compile on pcap_open_dead(DLT_EN10MB, 262144) with the
+// optimizer on and the netmask unknown (so `ip broadcast` is refused, as tcpdump refuses it
+// without an interface), then lifted to DPF filters (lift.h): each path of libpcap's program to
+// an accepting `ret` is one conjunction, and together they accept exactly the packets libpcap's
+// own filter accepts. An expression libpcap refuses is an exojit::Error with libpcap's message:
+// "pcap filter: can't parse filter expression: syntax error".
 //
-// One difference in meaning remains: libpcap rejects a packet as soon as a load falls past its
-// end, on whatever path its code takes; here an atom whose field lies past the end is false and
-// the other alternatives are still tried. The two agree on every packet that holds the fields
-// the expression reads.
+// Some programs cannot be lifted (opaque: protochain's loop, divisions by non-powers of two,
+// more than kMaxLiftedDisjuncts paths, ...); compile_pcap_filter says which and why, and keeps
+// the program for compile_bpf (bpf.h).
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "exojit/dpf/bpf.h"
 #include "exojit/dpf/filter.h"
+#include "exojit/dpf/lift.h"
 
 namespace exojit::dpf {
 
+struct PcapFilter {
+  std::string expression;
+  std::vector<BpfInsn> program;  // libpcap's optimized classic BPF
+  Lifted lifted;                 // the program as DPF filters, or opaque (lift.h)
+};
+
+// libpcap's program for the expression (thread-safe: libpcap's compiler runs under a lock).
+std::vector<BpfInsn> compile_pcap_bpf(std::string_view expression);
+
+// The program and its lift.
+PcapFilter compile_pcap_filter(std::string_view expression);
+
+// The expression's DPF filters, to insert under one id. An expression whose program does not
+// lift, or accepts no packet, is an exojit::Error naming it (until the engine runs opaque
+// filters and empty disjunctions).
 std::vector<Filter> compile_pcap(std::string_view expression);
 
 }  // namespace exojit::dpf
