@@ -35,9 +35,6 @@ ax::Gp their(Gp g) {
       return ax::gpq(g.id);
   }
 }
-ax::Vec their(Vec v) {
-  return v.bits == 256 ? ax::Vec(ax::ymm(v.id)) : ax::Vec(ax::xmm(v.id));
-}
 ax::Mem their(const Mem& m, const std::vector<aj::Label>& labels) {
   if (m.rip) return ax::ptr(labels[m.label], m.disp);
   if (m.index == Mem::kNoIndex) return ax::ptr(ax::gpq(m.base), m.disp);
@@ -514,7 +511,7 @@ TEST(Encoder, AvxRegisterForms) {
         const int src = form.three ? b : a1;
         const bool from_xmm = form.op.code == 0x78 || form.op.code == 0x79 ||
                               form.op.code == 0x58 || form.op.code == 0x59 ||
-                              form.op.map == 2 && form.op.code >= 0x30;
+                              (form.op.map == 2 && form.op.code >= 0x30);
         cases.add(fmt::format("v{} {} {}, {}, {}", form.name, wide ? 256 : 128, d, a1, src),
                   {[&](Encoder& e, auto&) {
                      e.vex(form.op, wide, false, uint8_t(d), form.three ? uint8_t(a1) : 0,

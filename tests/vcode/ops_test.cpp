@@ -245,7 +245,8 @@ std::vector<Sample> samples(Op op, Type t) {
       break;
     case Form::UnaryImm:
       for (Type s : value_types())
-        for (int64_t imm : {0, 1, 0x0123456789abcdefll}) out.emplace_back(op, t, s, false, imm);
+        for (int64_t imm : {int64_t(0), int64_t(1), int64_t(0x0123456789abcdefll)})
+          out.emplace_back(op, t, s, false, imm);
       break;
     default:
       out.emplace_back(op, t, t, false);
@@ -275,16 +276,18 @@ TEST(OpTable, EveryOpcodeHasAWellFormedRow) {
     EXPECT_TRUE(parse_op(info.name, &back) && back == op) << info.name;
     EXPECT_LT(int(info.form), kNumForms) << info.name;
     EXPECT_NE(form_syntax(info.form), "?") << info.name;
-    if (has_flag(op, kOpImmForm))
+    if (has_flag(op, kOpImmForm)) {
       EXPECT_TRUE(info.form == Form::Binary || info.form == Form::Branch ||
                   info.form == Form::Return)
           << info.name;
+    }
   }
 }
 
 // The verifier's rules and the table's types agree at every opcode x type: some sample verifies
-// exactly when the table allows the type, and the all-registers sample of the operation's type
-// verifies exactly at the uniform types.
+// exactly when the table allows the type. The builder skips the full check for the uniform types,
+// so the all-registers sample must verify there (and, for the opcodes that have uniform types,
+// only there: what the README says of them is exact).
 TEST(OpTable, VerifierAgreesWithTheTypeRules) {
   for (int i = 0; i < kNumOps; ++i) {
     const Op op = Op(i);
@@ -296,9 +299,15 @@ TEST(OpTable, VerifierAgreesWithTheTypeRules) {
           << (allowed ? "allowed" : "not allowed") << ", the verifier "
           << (ok ? "accepts " + ok->describe() : std::string("accepts no sample"));
       const Form form = form_of(op);
-      if (t != Type::Void && (form == Form::Binary || form == Form::Unary || form == Form::Branch))
-        EXPECT_EQ(uniform_ok(op, t), Sample(op, t, t, false).verifies())
-            << op_name(op) << " with every register " << type_name(t);
+      if (t != Type::Void &&
+          (form == Form::Binary || form == Form::Unary || form == Form::Branch)) {
+        const bool verifies = Sample(op, t, t, false).verifies();
+        if (op_info(op).uniform_types)
+          EXPECT_EQ(uniform_ok(op, t), verifies)
+              << op_name(op) << " with every register " << type_name(t);
+        else
+          EXPECT_FALSE(uniform_ok(op, t)) << op_name(op);
+      }
     }
   }
 }
@@ -395,8 +404,11 @@ TEST(OpTable, EveryConsumerHandlesEveryOpcodeAtEveryType) {
       if (!in_set(op_info(op).types, t)) continue;
       std::optional<Sample> s = accepted(op, t);
       ASSERT_TRUE(s) << op_name(op) << " at " << type_name(t);
-      check_everywhere(op, t, *s);
-      if (HasFatalFailure()) return;
+      try {
+        check_everywhere(op, t, *s);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << s->describe() << ": " << e.what() << "\n" << print(s->build());
+      }
       ++checked;
     }
   }

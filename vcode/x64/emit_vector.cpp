@@ -175,7 +175,12 @@ void X64Emitter::vector(const Insn& in) {
 }
 
 void X64Emitter::splat(const Insn& in, Vec d, int k) {
-  const Gp s = gp64(in.a);
+  Gp s = gp64(in.a);
+  const Type st = info(in.a).type;
+  if (k == 3 && is_signed(st) && type_bits(st) < 64) {  // the lane holds the sign-extended value
+    e_.movsxd(r11, s.r32());
+    s = r11;
+  }
   const Vec low = d.xmm();
   if (has_avx2_) {
     e_.vex(vop::kMovqFromGp, false, true, xmm15.id, 0, s.id);

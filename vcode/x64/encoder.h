@@ -134,6 +134,10 @@ class Encoder {
   // Takes the buffer (offset() bytes of code) once finish() succeeded.
   std::unique_ptr<uint8_t[]> release();
 
+  // Bytes allocated past the end of the room: a lowering that writes more than it reserved
+  // still writes in bounds, and overrun() reports it (see reserve()).
+  static constexpr size_t kSlack = 4096;
+
   // --- room. The instructions do not check for room one by one: whoever emits reserves room
   // first (the lowering does before every vcode record), at most kSlack bytes at a time, and
   // checks overrun() afterwards. Every instruction is at most 15 bytes.
@@ -257,9 +261,6 @@ class Encoder {
   void embed(const void* bytes, size_t n);
 
  private:
-  // Bytes allocated past the end of the room: a lowering that writes more than it reserved
-  // still writes in bounds, and overrun() reports it (see reserve()).
-  static constexpr size_t kSlack = 4096;
   struct Fixup {
     uint32_t at;  // where the rel32 field is
     uint32_t label;
