@@ -84,4 +84,22 @@ void bm_llvm_O0(benchmark::State& state);
 // check in main) and sets *insns to the number of machine instructions LLVM emitted.
 uint64_t llvm_run_once(uint64_t* mem, uint64_t x, size_t* insns);
 
+using CodegenFn = uint64_t (*)(uint64_t*, uint64_t);
+
+// The xbyak row (bench_codegen_xbyak.cpp; built when Debian's libxbyak-dev is installed).
+void bm_xbyak_raw(benchmark::State& state);
+// Emits program() with xbyak once: the function and its bytes (valid until the next emission).
+struct XbyakCode {
+  CodegenFn fn;
+  const uint8_t* bytes;
+  size_t size;
+};
+XbyakCode xbyak_compile_once();
+
+// The TinyCC row (bench_codegen_tcc.cpp; built when Debian's libtcc-dev and tcc are installed).
+using TccFn = CodegenFn;
+void bm_tcc(benchmark::State& state);
+// Compiles program() as C with libtcc and returns fn(mem, x).
+uint64_t tcc_run_once(uint64_t* mem, uint64_t x);
+
 }  // namespace exojit::bench
