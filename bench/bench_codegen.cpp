@@ -209,17 +209,6 @@ Fn compile_raw(const Program& p, std::vector<asmjit::Label>& labels, size_t* siz
 
 // --- rows ------------------------------------------------------------------------------------
 
-// Sets ns_per_insn (common denominator) and insns (this row's own output) for a row whose timed
-// loop ran from `start` to now.
-void set_counters(benchmark::State& state, std::chrono::steady_clock::time_point start,
-                  size_t own_insns) {
-  double ns = double(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
-  state.counters["ns_per_insn"] = ns / (double(state.iterations()) * double(vcode_insn_count()));
-  state.counters["insns"] = double(own_insns);
-}
-
 void bm_vcode_fast(benchmark::State& state) {
   const Program& p = program();
   auto start = std::chrono::steady_clock::now();

@@ -147,10 +147,7 @@ void bm_tcc(benchmark::State& state) {
     benchmark::DoNotOptimize(fn);
     tcc_delete(s);
   }
-  double ns = double(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
-  state.counters["ns_per_insn"] = ns / (double(state.iterations()) * double(vcode_insn_count()));
+  set_counters(state, start, 0);
   state.counters["source_bytes"] = double(bytes);
 }
 

@@ -182,11 +182,7 @@ void bm_xbyak_raw(benchmark::State& state) {
   for (auto _ : state) {
     benchmark::DoNotOptimize(g.emit(p));
   }
-  double ns = double(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
-  state.counters["ns_per_insn"] = ns / (double(state.iterations()) * double(vcode_insn_count()));
-  state.counters["insns"] = double(insns);
+  set_counters(state, start, insns);
 }
 
 }  // namespace exojit::bench

@@ -175,7 +175,7 @@ void Builder::check_last() {
 
 void Builder::binary_checked(Op op, Reg d, Reg a, Reg b) {
   const Type t = live(d).type;
-  const bool trusted = live(a).type == t && live(b).type == t && detail::ok(op, t);
+  const bool trusted = live(a).type == t && live(b).type == t && uniform_ok(op, t);
   emit(op, t, 0, d.id, a.id, b.id, 0, trusted);
   use(a.id), use(b.id), def(d.id);
 }
@@ -183,7 +183,7 @@ void Builder::binary_checked(Op op, Reg d, Reg a, Reg b) {
 void Builder::binary_checked(Op op, Reg d, Reg a, int64_t imm) {
   const Type t = live(d).type;
   const bool trusted =
-      live(a).type == t && detail::ok(op, t) && has_flag(op, kOpImmForm) && !in_float_file(t);
+      live(a).type == t && uniform_ok(op, t) && has_flag(op, kOpImmForm) && !in_float_file(t);
   emit(op, t, kImm, d.id, a.id, 0, normalize_imm(t, imm), trusted);
   use(a.id), def(d.id);
 }
@@ -191,7 +191,7 @@ void Builder::binary_checked(Op op, Reg d, Reg a, int64_t imm) {
 void Builder::unary_checked(Op op, Reg d, Reg a) {
   const Type t = live(d).type;
   const bool trusted = op == Op::Cvt ? !is_vector(t) && !is_vector(live(a).type)
-                                     : (live(a).type == t && detail::ok(op, t));
+                                     : (live(a).type == t && uniform_ok(op, t));
   emit(op, t, 0, d.id, a.id, 0, 0, trusted);
   use(a.id), def(d.id);
 }

@@ -215,25 +215,20 @@ class Builder {
 };
 
 namespace detail {
-// The builder's fast path accepts exactly the uniform forms of the instruction table (ops.h);
-// anything else (mixed pointer and integer operands, checksum widths, errors) goes through
-// check_insn, which decides and explains.
-constexpr bool ok(Op op, Type t) {
-  return uniform_ok(op, t);
-}
 inline bool pointer_like(Type t) {
   return t == Type::P || t == Type::U64 || t == Type::I64;
 }
 }  // namespace detail
 
 // Inline so that the opcode folds into the checks at each call site (VCODE's macros, in C++).
-// The common case (operands of the right types, defined on every path) records the instruction
-// last, as a tail call; anything else goes to the *_checked paths (builder.cpp), which record
+// The common case records the instruction last, as a tail call: operands of the instruction
+// table's uniform forms (ops.h), defined on every path. Anything else (mixed pointer and integer
+// operands, checksum widths, errors) goes to the *_checked paths (builder.cpp), which record
 // first, then check and explain exactly as check_insn and the flow analysis do.
 
 [[gnu::always_inline]] inline void Builder::binary(Op op, Reg d, Reg a, Reg b) {
   const Type t = live(d).type;
-  if (live(a).type == t && live(b).type == t && detail::ok(op, t) && defined(a.id) && defined(b.id))
+  if (live(a).type == t && live(b).type == t && uniform_ok(op, t) && defined(a.id) && defined(b.id))
       [[likely]] {
     def(d.id);
     return record(head(op, t, 0), d.id, a.id, b.id, 0);
@@ -243,7 +238,7 @@ inline bool pointer_like(Type t) {
 
 [[gnu::always_inline]] inline void Builder::binary(Op op, Reg d, Reg a, int64_t imm) {
   const Type t = live(d).type;
-  if (live(a).type == t && detail::ok(op, t) && has_flag(op, kOpImmForm) && !in_float_file(t) &&
+  if (live(a).type == t && uniform_ok(op, t) && has_flag(op, kOpImmForm) && !in_float_file(t) &&
       defined(a.id)) [[likely]] {
     def(d.id);
     return record(head(op, t, kImm), d.id, a.id, 0, normalize_imm(t, imm));
@@ -254,7 +249,7 @@ inline bool pointer_like(Type t) {
 [[gnu::always_inline]] inline void Builder::unary(Op op, Reg d, Reg a) {
   const Type t = live(d).type;
   const bool trusted = op == Op::Cvt ? !is_vector(t) && !is_vector(live(a).type)
-                                     : (live(a).type == t && detail::ok(op, t));
+                                     : (live(a).type == t && uniform_ok(op, t));
   if (trusted && defined(a.id)) [[likely]] {
     def(d.id);
     return record(head(op, t, 0), d.id, a.id, 0, 0);
@@ -277,7 +272,7 @@ inline bool pointer_like(Type t) {
 
 [[gnu::always_inline]] inline void Builder::branch(Op op, Reg a, Reg b, Label l) {
   Type t = live(a).type;
-  bool trusted = live(b).type == t && detail::ok(op, t);
+  bool trusted = live(b).type == t && uniform_ok(op, t);
   emit(op, t, 0, check_label(l).id, a.id, b.id, 0, trusted);
   use(a.id), use(b.id), edge(l.id);
 }
