@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "exojit/vcode.h"
+#include "src/backend.h"
+
 namespace exojit::vcode::detail::x64 {
 namespace {
 
@@ -647,6 +650,49 @@ TEST(Encoder, ErrorsAreReported) {
     e.mov(r11, INT64_MAX);  // 10 bytes
     EXPECT_TRUE(e.overrun());
     EXPECT_NE(e.error().find("reserved"), std::string::npos) << e.error();
+  }
+}
+
+// Through the back end: an encoding error, or an error the lowering throws, is an exojit::Error
+// that names the function, the instruction and the target (the skeleton of src/lowering.h).
+TEST(Encoder, BackEndErrorsNameTheInstruction) {
+  Module m;
+  Builder b(m, "big", Type::U64, {Type::U64, Type::U64});
+  for (int i = 0; i < 3000; ++i) b.add(b.arg(0), b.arg(0), b.arg(1));
+  b.ret(b.arg(0));
+  b.finish();
+  X64Features small;
+  small.max_code_bytes = 4096;  // about 1,400 adds of 3 bytes
+  try {
+    emit_x64(m, small);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("@big: instruction 1", 0), 0u) << what;
+    EXPECT_NE(what.find("`add %r0, %r0, %r1`: x86-64: the code exceeds 4096 bytes"),
+              std::string::npos)
+        << what;
+  }
+
+  Module v;
+  Builder vb(v, "shuffle", Type::Void, {Type::P});
+  Reg x = vb.getreg(Type::V16U8);
+  vb.ld(x, vb.arg(0));
+  vb.shuf(x, x, 0x0123456789abcdefull);
+  vb.st(x, vb.arg(0));
+  vb.ret();
+  vb.finish();
+  X64Features no_sse41;
+  no_sse41.sse41 = false;
+  try {
+    emit_x64(v, no_sse41);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("@shuffle: instruction 1 `shuf", 0), 0u) << what;
+    EXPECT_NE(what.find("x86-64: this vector instruction needs SSSE3 and SSE4.1"),
+              std::string::npos)
+        << what;
   }
 }
 

@@ -33,6 +33,9 @@ struct X64Features {
   bool avx2 = true;   // 256-bit vectors
   bool sse41 = true;  // SSSE3 + SSE4.1: pshufb, pmovzx (128-bit vectors without AVX)
   bool sse42 = true;  // crc32
+  // The most code the encoder writes before it gives up with an error (1 GiB: every rel32
+  // reaches; tests lower it to see the error reported).
+  size_t max_code_bytes = size_t(1) << 30;
 };
 
 // The LLVM tier (vcode/llvm/): the module lowered to LLVM IR, optimized at `opt_level` (0-3)

@@ -48,9 +48,14 @@ bool perf_map_from_env() {
 detail::X64Features x64_features(const CompileOptions& o) {
   const auto& cpu = asmjit::CpuInfo::host().features().x86();
   const bool avx = o.use_avx && cpu.hasAVX();
-  return detail::X64Features{
-      o.use_movbe && cpu.hasMOVBE(),     o.use_bmi2 && cpu.hasBMI2(),   avx, avx && cpu.hasAVX2(),
-      cpu.hasSSSE3() && cpu.hasSSE4_1(), o.use_sse42 && cpu.hasSSE4_2()};
+  detail::X64Features f;
+  f.movbe = o.use_movbe && cpu.hasMOVBE();
+  f.bmi2 = o.use_bmi2 && cpu.hasBMI2();
+  f.avx = avx;
+  f.avx2 = avx && cpu.hasAVX2();
+  f.sse41 = cpu.hasSSSE3() && cpu.hasSSE4_1();
+  f.sse42 = o.use_sse42 && cpu.hasSSE4_2();
+  return f;
 }
 
 void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbols) {

@@ -9,6 +9,7 @@ namespace exojit::vcode::detail::x64 {
 
 X64Emitter::X64Emitter(const Module& m, const X64Features& allowed)
     : Lowering(m),
+      e_(allowed.max_code_bytes),
       has_movbe_(allowed.movbe),
       has_bmi2_(allowed.bmi2),
       has_avx_(allowed.avx),
