@@ -9,16 +9,19 @@ namespace exojit::vcode::detail::x64 {
 
 namespace {
 
-constexpr size_t kInitialBytes = 4096;
+// Enough for most functions without growing (a copy): untouched bytes cost nothing.
+constexpr size_t kInitialBytes = 16384;
 
 constexpr uint8_t kLegacyPrefix[4] = {0, 0x66, 0xf3, 0xf2};  // by VecOp::pp
 
 }  // namespace
 
 Encoder::Encoder(size_t max_bytes)
-    : buf_(new uint8_t[kInitialBytes + kSlack]), max_bytes_(std::max(max_bytes, kSlack)) {
+    : buf_(new uint8_t[kInitialBytes + kSlack]),
+      capacity_(kInitialBytes),
+      max_bytes_(std::max(max_bytes, kSlack)) {
   p_ = limit_ = buf_.get();
-  end_ = p_ + kInitialBytes;
+  end_ = p_ + std::min(capacity_, max_bytes_);
 }
 
 std::unique_ptr<uint8_t[]> Encoder::release() {
@@ -36,19 +39,22 @@ void Encoder::fail(std::string why) {
 // beginning (the bytes are discarded): every write stays in bounds without further checks.
 void Encoder::grow(size_t need) {
   const size_t used = offset();
-  size_t cap = size_t(end_ - buf_.get());
   if (need > kSlack) need = kSlack;  // a reservation is at most kSlack bytes
   if (used + need > max_bytes_) {
     fail(fmt::format("the code exceeds {} bytes", max_bytes_));
     p_ = buf_.get();
     return;
   }
+  size_t cap = capacity_;
   while (cap - used < need) cap *= 2;
-  std::unique_ptr<uint8_t[]> bigger(new uint8_t[cap + kSlack]);
-  std::memcpy(bigger.get(), buf_.get(), used);
-  buf_ = std::move(bigger);
-  p_ = buf_.get() + used;
-  end_ = buf_.get() + cap;
+  if (cap != capacity_) {
+    std::unique_ptr<uint8_t[]> bigger(new uint8_t[cap + kSlack]);
+    std::memcpy(bigger.get(), buf_.get(), used);
+    buf_ = std::move(bigger);
+    capacity_ = cap;
+    p_ = buf_.get() + used;
+  }
+  end_ = buf_.get() + std::min(capacity_, max_bytes_);
 }
 
 void Encoder::report_overrun() {

@@ -8,12 +8,13 @@
 // jumps that reach and rel32 for forward ones (one pass cannot know their distance), 2-byte VEX
 // whenever the instruction allows it.
 //
-// Cheap by construction: every method checks once that 16 bytes are free, then writes through a
-// local cursor. Errors (a label bound twice or never, a size limit, an operand x86 cannot
-// encode) are sticky and checked by the caller once per vcode record, as asmjit's error handler
-// is: the first one wins and the bytes written after it are garbage nobody installs. Client
-// immediates and displacements enter through few places (alu/mov/imul/shift immediates, memory
-// displacements, the vector immediates), where a later constant-blinding pass can take them.
+// Cheap by construction: the instructions do not check for room one by one (whoever emits
+// reserves room for a batch, see reserve()), and write through a local cursor. Errors (a label
+// bound twice or never, a size limit, an operand x86 cannot encode) are sticky and checked by the
+// caller once per vcode record, as asmjit's error handler is: the first one wins and the bytes
+// written after it are garbage nobody installs. Client immediates and displacements enter through
+// few places (alu/mov/imul/shift immediates, memory displacements, the vector immediates), where a
+// later constant-blinding pass can take them.
 #pragma once
 
 #include <cstddef>
@@ -294,6 +295,7 @@ class Encoder {
   std::unique_ptr<uint8_t[]> buf_;
   uint8_t* p_ = nullptr;
   uint8_t* end_ = nullptr;    // the end of the room (kSlack more bytes are allocated)
+  size_t capacity_;           // bytes allocated before the slack
   uint8_t* limit_ = nullptr;  // the end of the last reservation
   size_t reserved_ = 0;
   size_t max_bytes_;
@@ -319,8 +321,7 @@ inline void Encoder::gp_rr(uint8_t bits, bool force_rex, uint8_t map, uint8_t co
   uint8_t* p = p_;
   if (bits == 16) *p++ = 0x66;
   const uint8_t rex = uint8_t(0x40 | (bits == 64 ? 8 : 0) | (reg & 8) >> 1 | (rm & 8) >> 3);
-  *p = rex;  // kept only when needed (branch-free: registers are data to the predictor)
-  p += (rex != 0x40) | force_rex;
+  if (rex != 0x40 || force_rex) *p++ = rex;
   if (map) {
     *p++ = 0x0f;
     if (map == 2) *p++ = 0x38;
@@ -339,8 +340,7 @@ inline void Encoder::gp_rm(uint8_t bits, bool force_rex, uint8_t map, uint8_t co
   const uint8_t base = m.rip ? 0 : m.base;
   const uint8_t rex =
       uint8_t(0x40 | (bits == 64 ? 8 : 0) | (reg & 8) >> 1 | (index & 8) >> 2 | (base & 8) >> 3);
-  *p = rex;
-  p += (rex != 0x40) | force_rex;
+  if (rex != 0x40 || force_rex) *p++ = rex;
   if (map) {
     *p++ = 0x0f;
     if (map == 2) *p++ = 0x38;
@@ -362,14 +362,11 @@ inline uint8_t* Encoder::modrm_mem(uint8_t* p, uint8_t reg, const Mem& m, int im
   }
   const uint8_t base = m.base & 7;
   const int32_t disp = m.disp;
-  // mod 0: no displacement (rbp/r13 as a base have no such form), 1: disp8, 2: disp32. Written
-  // without branches: displacements and bases are data to the branch predictor.
-  const unsigned none = unsigned(disp == 0) & unsigned(base != 5);
-  const unsigned mod = 2 - 2 * none - (unsigned(fits_i8(disp)) & ~none);
+  // mod 0: no displacement (rbp/r13 as a base have no such form), 1: disp8, 2: disp32.
+  const unsigned mod = (disp == 0 && base != 5) ? 0 : fits_i8(disp) ? 1 : 2;
   if (m.index == Mem::kNoIndex) {
-    p[0] = uint8_t(mod << 6 | unsigned(reg) << 3 | base);
-    p[1] = 0x24;  // rsp/r12 as a base need a SIB byte (none index, base rsp)
-    p += 1 + (base == 4);
+    *p++ = uint8_t(mod << 6 | unsigned(reg) << 3 | base);
+    if (base == 4) *p++ = 0x24;  // rsp/r12 as a base need a SIB byte (no index, base rsp)
   } else {
     if (m.index == 4) [[unlikely]]
       bad_index();
@@ -377,8 +374,13 @@ inline uint8_t* Encoder::modrm_mem(uint8_t* p, uint8_t reg, const Mem& m, int im
     p[1] = uint8_t((m.index & 7) << 3 | base);
     p += 2;
   }
-  store32(p, uint32_t(disp));  // 0, 1 or 4 of these bytes are kept
-  return p + (mod == 2 ? 4 : mod);
+  if (mod == 1) {
+    *p++ = uint8_t(disp);
+  } else if (mod == 2) {
+    store32(p, uint32_t(disp));
+    p += 4;
+  }
+  return p;
 }
 
 inline void Encoder::alu(Alu op, Gp d, int32_t imm) {
