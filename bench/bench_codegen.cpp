@@ -327,6 +327,15 @@ void check_equivalence() {
 
 }  // namespace
 
+void set_counters(benchmark::State& state, std::chrono::steady_clock::time_point start,
+                  size_t own_insns) {
+  double ns = double(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count());
+  state.counters["ns_per_insn"] = ns / (double(state.iterations()) * double(vcode_insn_count()));
+  if (own_insns) state.counters["insns"] = double(own_insns);
+}
+
 size_t vcode_insn_count() {
   static const size_t n = [] {
     vcode::Code code = compile_vcode(program());

@@ -189,15 +189,6 @@ void build_vcode(vcode::Module& m, const Program& p) {
   b.finish();
 }
 
-void set_counters(benchmark::State& state, std::chrono::steady_clock::time_point start,
-                  size_t own_insns) {
-  double ns = double(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
-  state.counters["ns_per_insn"] = ns / (double(state.iterations()) * double(vcode_insn_count()));
-  if (own_insns) state.counters["insns"] = double(own_insns);
-}
-
 const Program& program() {
   static const Program p = make_program();
   return p;

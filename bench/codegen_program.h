@@ -78,9 +78,9 @@ void build_vcode(vcode::Module& m, const Program& p);
 // Machine instructions in vcode's code for program(), the common ns_per_insn denominator.
 size_t vcode_insn_count();
 
-// Sets a row's counters once its timed loop, started at `start`, is over: ns_per_insn (over
-// vcode_insn_count(), the same for every row) and insns, the row's own output in machine
-// instructions (0: not counted).
+// (bench_codegen.cpp) Sets a row's counters once its timed loop, started at `start`, is over:
+// ns_per_insn (over vcode_insn_count(), the same for every row) and insns, the row's own output in
+// machine instructions (0: not counted).
 void set_counters(benchmark::State& state, std::chrono::steady_clock::time_point start,
                   size_t own_insns);
 
