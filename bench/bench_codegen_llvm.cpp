@@ -250,11 +250,7 @@ void bm_llvm_O0(benchmark::State& state) {
     benchmark::DoNotOptimize(address);
     check(rt->remove(), "ResourceTracker::remove");
   }
-  double ns = double(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
-  state.counters["ns_per_insn"] = ns / (double(state.iterations()) * double(vcode_insn_count()));
-  state.counters["insns"] = double(llvm_insns);
+  set_counters(state, start, llvm_insns);
 }
 
 }  // namespace exojit::bench

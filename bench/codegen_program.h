@@ -13,6 +13,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -77,11 +78,35 @@ void build_vcode(vcode::Module& m, const Program& p);
 // Machine instructions in vcode's code for program(), the common ns_per_insn denominator.
 size_t vcode_insn_count();
 
+// (bench_codegen.cpp) Sets a row's counters once its timed loop, started at `start`, is over:
+// ns_per_insn (over vcode_insn_count(), the same for every row) and insns, the row's own output in
+// machine instructions (0: not counted).
+void set_counters(benchmark::State& state, std::chrono::steady_clock::time_point start,
+                  size_t own_insns);
+
 // The LLVM ORC row (bench_codegen_llvm.cpp, a separate file because of LLVM's headers).
 void bm_llvm_O0(benchmark::State& state);
 
 // Builds, compiles and runs program() with LLVM once; returns fn(mem, x) (for the equivalence
 // check in main) and sets *insns to the number of machine instructions LLVM emitted.
 uint64_t llvm_run_once(uint64_t* mem, uint64_t x, size_t* insns);
+
+using CodegenFn = uint64_t (*)(uint64_t*, uint64_t);
+
+// The xbyak row (bench_codegen_xbyak.cpp; built when Debian's libxbyak-dev is installed).
+void bm_xbyak_raw(benchmark::State& state);
+// Emits program() with xbyak once: the function and its bytes (valid until the next emission).
+struct XbyakCode {
+  CodegenFn fn;
+  const uint8_t* bytes;
+  size_t size;
+};
+XbyakCode xbyak_compile_once();
+
+// The TinyCC row (bench_codegen_tcc.cpp; built when Debian's libtcc-dev and tcc are installed).
+using TccFn = CodegenFn;
+void bm_tcc(benchmark::State& state);
+// Compiles program() as C with libtcc and returns fn(mem, x).
+uint64_t tcc_run_once(uint64_t* mem, uint64_t x);
 
 }  // namespace exojit::bench

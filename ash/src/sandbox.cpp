@@ -106,48 +106,11 @@ class Lowerer {
     return false;
   }
 
-  // The registers an instruction names (as sources or destination).
+  // The registers an instruction names (read or written), from the instruction table.
   template <typename F>
   void each_reg(const Insn& x, F f) const {
-    bool imm = x.flags & vcode::kImm;
-    switch (x.op) {
-      case Op::Place:
-      case Op::Jmp:
-        return;
-      case Op::Set:
-        return f(x.dst);
-      case Op::Ret:
-        if (!imm && !(x.flags & vcode::kVoid)) f(x.a);
-        return;
-      case Op::Call:
-        if (!(x.flags & vcode::kVoid)) f(x.dst);
-        for (uint32_t k = 0; k < x.b; ++k) f(in_.call_args[x.a + k]);
-        return;
-      case Op::Jmpr:
-        return f(x.a);
-      case Op::La:
-        return f(x.a);
-      case Op::AddrL:
-        return f(x.dst);
-      default:
-        break;
-    }
-    if (vcode::is_branch(x.op)) {
-      f(x.a);
-      if (!imm) f(x.b);
-      return;
-    }
-    if (vcode::is_load(x.op) || vcode::is_store(x.op)) {
-      f(x.dst);
-      if (!(x.flags & vcode::kLocalBase)) f(x.a);
-      if (x.flags & vcode::kIndex) f(x.b);
-      return;
-    }
-    f(x.dst);
-    f(x.a);
-    if (vcode::is_binary(x.op) || x.op == Op::Cksum || x.op == Op::Crc32c) {
-      if (!imm) f(x.b);
-    }
+    vcode::for_each_use(in_, x, f);
+    if (int64_t d = vcode::defined_reg(x); d >= 0) f(uint32_t(d));
   }
 
   const Site* inline_site(const Insn& x) const {
@@ -262,12 +225,10 @@ class Lowerer {
   void check_insn(size_t i) const {
     const Insn& x = in_.code[i];
     if (x.flags & ~allowed_flags(x.op)) refuse(i, "flags the operation does not take");
+    if (vcode::has_flag(x.op, vcode::kOpCodeAddress)) refuse(i, "indirect jumps are not allowed");
+    if (vcode::has_flag(x.op, vcode::kOpStackAddress))
+      refuse(i, "addresses of locals are not allowed");
     switch (x.op) {
-      case Op::Jmpr:
-      case Op::La:
-        refuse(i, "indirect jumps are not allowed");
-      case Op::AddrL:
-        refuse(i, "addresses of locals are not allowed");
       case Op::Call: {
         if (!(x.flags & vcode::kExtern)) refuse(i, "calls to other functions are not allowed");
         int site = uint64_t(x.imm) > UINT32_MAX ? -1 : hb_.site_of_extern(uint32_t(x.imm));
@@ -440,7 +401,7 @@ class Lowerer {
       keeps = keeps && !(x.flags & vcode::kLocalBase ? false : inline_site(x) != nullptr);
     if (int64_t step = 0; cache_valid_ && base_step(x, cache_base_, &step)) {
       cache_disp_ = wrap_sub(cache_disp_, step);
-    } else if (!vcode::is_store(x.op) && !jump && x.op != Op::Ret && x.dst == cache_base_) {
+    } else if (vcode::defined_reg(x) == int64_t(cache_base_)) {
       keeps = false;
     }
     if (!keeps) cache_valid_ = false;
@@ -514,7 +475,7 @@ class Lowerer {
         }
         int64_t step = 0;
         if (base_step(x, lp.base, &step)) continue;
-        if (!vcode::is_store(x.op) && !jump && x.op != Op::Ret && x.dst == lp.base) ok = false;
+        if (vcode::defined_reg(x) == int64_t(lp.base)) ok = false;
       }
       if (!ok || !found) continue;
       // The base's moves before the first access shift the displacement at the head.
@@ -526,8 +487,7 @@ class Lowerer {
         int64_t step = 0;
         if (base_step(x, lp.base, &step)) {
           moved = wrap_add(moved, step);
-        } else if (!vcode::is_store(x.op) && !vcode::is_branch(x.op) && x.op != Op::Jmp &&
-                   x.op != Op::Ret && x.dst == lp.base) {
+        } else if (vcode::defined_reg(x) == int64_t(lp.base)) {
           ok = false;
         }
       }

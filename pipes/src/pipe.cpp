@@ -33,17 +33,24 @@ void check_body(const Pipe& p) {
     auto refuse = [&](const char* why) {
       fail("pipe '{}': `{}`: {}", p.name, vcode::print_insn(p.module, f, in), why);
     };
-    if (vcode::is_branch(in.op) || vcode::is_terminator(in.op) || in.op == Op::Place ||
-        in.op == Op::La)
+    // What the instruction table says about the opcode decides; the scalar loops copy the
+    // records of these three forms (scalar.cpp).
+    const vcode::Op op = in.op;
+    if (vcode::refers_to_label(op) || vcode::is_terminator(op) ||
+        vcode::has_flag(op, vcode::kOpCodeAddress))
       refuse("a pipe body is straight-line code (no labels, branches or returns)");
-    if (vcode::is_load(in.op) || vcode::is_store(in.op) || in.op == Op::AddrL)
+    if (vcode::is_memory(op) || vcode::has_flag(op, vcode::kOpStackAddress))
       refuse("a pipe body does not access memory: the pipe compiler moves the data");
-    if (in.op == Op::Call) refuse("a pipe body does not call functions");
-    if (in.op == Op::Div || in.op == Op::Mod)
+    if (vcode::has_flag(op, vcode::kOpCall)) refuse("a pipe body does not call functions");
+    if (vcode::has_flag(op, vcode::kOpTraps))
       refuse("a pipe body does not divide (it could fault)");
-    if (vcode::is_vector(in.type) || in.op == Op::Hsum)
-      refuse("pipes are written in scalar code; the compiler vectorizes them");
-    if (p.non_modifying() && in.dst == input)
+    bool vector = vcode::is_vector(in.type);
+    vcode::for_each_use(f, in, [&](uint32_t r) { vector |= vcode::is_vector(f.regs[r].type); });
+    if (vector) refuse("pipes are written in scalar code; the compiler vectorizes them");
+    const vcode::Form form = vcode::form_of(op);
+    if (form != vcode::Form::Binary && form != vcode::Form::Unary && form != vcode::Form::SetImm)
+      refuse("a pipe body uses scalar arithmetic, set and the networking instructions");
+    if (p.non_modifying() && vcode::defined_reg(in) == int64_t(input))
       refuse("the pipe is declared non-modifying but writes its input");
   }
 }

@@ -22,8 +22,7 @@ Type uint_type(int bits) {
 }
 
 bool reads_b(const Insn& in) {
-  return (vcode::is_binary(in.op) || in.op == Op::Cksum || in.op == Op::Crc32c) &&
-         !(in.flags & kImm);
+  return vcode::operand_roles(in) & vcode::kUsesB;
 }
 
 }  // namespace
@@ -46,17 +45,25 @@ void Generator::run_body(const PipeSite& site, Reg input) {
     return t;
   };
   for (const Insn& in : p.code) {
-    if (in.op == Op::Set) {
-      b_.set(map(in.dst), in.imm);
-    } else if (vcode::is_binary(in.op) || in.op == Op::Cksum || in.op == Op::Crc32c) {
-      Reg a = map(in.a);
-      if (reads_b(in))
-        b_.binary(in.op, map(in.dst), a, map(in.b));
-      else
-        b_.binary(in.op, map(in.dst), a, in.imm);
-    } else {
-      Reg a = map(in.a);
-      b_.unary(in.op, map(in.dst), a);
+    switch (vcode::form_of(in.op)) {  // the forms check_body (pipe.cpp) lets through
+      case vcode::Form::SetImm:
+        b_.set(map(in.dst), in.imm);
+        break;
+      case vcode::Form::Binary: {
+        Reg a = map(in.a);
+        if (reads_b(in))
+          b_.binary(in.op, map(in.dst), a, map(in.b));
+        else
+          b_.binary(in.op, map(in.dst), a, in.imm);
+        break;
+      }
+      case vcode::Form::Unary: {
+        Reg a = map(in.a);
+        b_.unary(in.op, map(in.dst), a);
+        break;
+      }
+      default:
+        fail("pipe '{}': {} in a pipe body", p.name, vcode::op_name(in.op));
     }
   }
   for (auto& [id, r] : temps) b_.putreg(r);

@@ -5,6 +5,7 @@
 // another. Plus user-defined pipes, gauge conversions, export/import and bad input.
 #include "exojit/pipes.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <array>
@@ -296,6 +297,75 @@ TEST(Pipes, CostFigures) {
   EXPECT_EQ(s.cost().vector_bits, 0);
   EXPECT_EQ(s.cost().bytes_per_iteration, 32u);
   EXPECT_NE(v.plan().find("vectorized"), std::string::npos);
+}
+
+// Every opcode the instruction table lets a pipe body use (the forms the pipe compiler copies,
+// nothing that traps), at every gauge whose type it takes, as `input = op(input, ...)`: every
+// loop of the pipe compiler agrees with the vcode interpreter applying the opcode to each word
+// (the last, partial word zero-padded). An opcode added to the table that the pipe compiler
+// mishandles fails here.
+TEST(Pipes, EveryOpcodeABodyMayUse) {
+  using vcode::Form;
+  using vcode::Op;
+  int checked = 0;
+  for (int i = 0; i < vcode::kNumOps; ++i) {
+    const Op op = Op(i);
+    const Form form = vcode::form_of(op);
+    if (form != Form::Binary && form != Form::Unary && form != Form::SetImm) continue;
+    if (vcode::has_flag(op, vcode::kOpTraps)) continue;
+    for (int gauge : {8, 16, 32, 64}) {
+      const Type t = gauge == 8    ? Type::U8
+                     : gauge == 16 ? Type::U16
+                     : gauge == 32 ? Type::U32
+                                   : Type::U64;
+      if (!vcode::in_set(vcode::op_info(op).types, t)) continue;
+      // The body, on any builder: the immediate form where there is one, else every register
+      // the input.
+      const bool imm = form == Form::Binary && vcode::has_flag(op, vcode::kOpImmForm);
+      if (!imm && form != Form::SetImm && !vcode::uniform_ok(op, t)) continue;
+      auto body = [&](vcode::Builder& b, Reg x) {
+        if (form == Form::SetImm)
+          b.set(x, 0x5a);
+        else if (imm)
+          b.binary(op, x, x, int64_t(3));
+        else if (form == Form::Binary)
+          b.binary(op, x, x, x);
+        else
+          b.unary(op, x, x);
+      };
+      vcode::Module ref;
+      {
+        vcode::Builder b(ref, "f", t, {t});
+        body(b, b.arg(0));
+        b.ret(b.arg(0));
+        b.finish();
+      }
+      vcode::Interpreter interp(ref);
+      for (unsigned attrs : {unsigned(kPlain), unsigned(kCommutative)})
+        for (const Config& cfg : configs()) {
+          if (!cfg.available) continue;
+          SCOPED_TRACE(
+              fmt::format("{} gauge {} attrs {} {}", vcode::op_name(op), gauge, attrs, cfg.name));
+          PipeList pl;
+          pl.add("op", gauge, attrs, [&](PipeBody& p) { body(p, p.input()); });
+          CompiledPipes c = compile(pl, Direction::Write, cfg.options);
+          const size_t len = 77;  // whole chunks, whole words and a partial last word
+          std::vector<uint8_t> src(len), dst(len + kGuard, 0xee), want(len + kGuard, 0xee);
+          for (size_t k = 0; k < len; ++k) src[k] = uint8_t(k * 37 + i);
+          const size_t w = size_t(gauge / 8);
+          for (size_t at = 0; at < len; at += w) {
+            uint64_t word = 0;
+            std::memcpy(&word, src.data() + at, std::min(w, len - at));
+            uint64_t out = interp.call("f", std::span<const uint64_t>(&word, 1));
+            std::memcpy(want.data() + at, &out, std::min(w, len - at));
+          }
+          c(dst.data(), src.data(), len);
+          EXPECT_EQ(want, dst);
+          ++checked;
+        }
+    }
+  }
+  EXPECT_GT(checked, 60);
 }
 
 TEST(Pipes, BadCompositionsAreErrors) {

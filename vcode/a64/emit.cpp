@@ -12,87 +12,26 @@ using namespace asmjit;
 
 namespace {
 
-// Records the first assembler error, so that compile() can report it as an exojit::Error after
-// the pass (asmjit is not compiled to let exceptions through it).
-class FirstError : public ErrorHandler {
- public:
-  void handleError(asmjit::Error err, const char* message, BaseEmitter*) override {
-    if (!failed) {
-      failed = true;
-      text = message ? message : DebugUtils::errorAsString(err);
-    }
-  }
-  bool failed = false;
-  std::string text;
-};
-
 bool is_logical_imm(uint64_t v, const Gp& d) {
   return arm64::Utils::isLogicalImm(v, d.isGpX() ? 64 : 32);
 }
 
 }  // namespace
 
+void FirstError::handleError(asmjit::Error err, const char* message, BaseEmitter*) {
+  if (!failed) {
+    failed = true;
+    text = message ? message : DebugUtils::errorAsString(err);
+  }
+}
+
 A64Emitter::A64Emitter(const Module& m, CodeHolder& code, CodeNotes* notes)
-    : m_(m), a_(&code), notes_(notes) {
+    : Lowering(m, notes), a_(&code) {
+  a_.setErrorHandler(&errors_);
 #if defined(__aarch64__)
   has_crc32_ = CpuInfo::host().features().arm().hasCRC32();
 #endif
   // Cross-compiling, the target is assumed to be ARMv8.1 or later, where CRC32 is mandatory.
-}
-
-// Labels for every function first, so calls can go forward; then each body.
-std::vector<EmittedFunction> A64Emitter::module() {
-  FirstError errors;
-  a_.setErrorHandler(&errors);
-  for (size_t i = 0; i < m_.functions().size(); ++i)
-    entries_.push_back(EmittedFunction{a_.newLabel(), a_.newLabel()});
-  for (size_t i = 0; i < m_.functions().size(); ++i) {
-    function(*m_.functions()[i], entries_[i]);
-    if (errors.failed) {
-      a_.resetErrorHandler();
-      fail("aarch64: @{}: assembler error: {}", m_.functions()[i]->name, errors.text);
-    }
-  }
-  a_.resetErrorHandler();
-  return entries_;
-}
-
-void A64Emitter::function(const Function& f, const EmittedFunction& where) {
-  f_ = &f;
-  labels_.clear();
-  for (uint32_t i = 0; i < f.num_labels; ++i) labels_.push_back(a_.newLabel());
-  map_registers();
-  layout_frame();
-  a_.bind(where.begin);
-  if (notes_) notes_->begin_function(a_.offset());
-  prologue();
-  if (!notes_) {
-    for (const Insn& in : f.code) insn(in);
-  } else {  // debug notes: where each record's code starts
-    for (size_t i = 0; i < f.code.size(); ++i) {
-      notes_->record(a_.offset(), i);
-      insn(f.code[i]);
-    }
-  }
-  a_.bind(where.end);
-  emit_constant_pool();
-}
-
-// Machine register number of each vcode register, computed once per function.
-void A64Emitter::map_registers() {
-  phys_.resize(f_->regs.size());
-  for (size_t r = 0; r < f_->regs.size(); ++r) {
-    const RegInfo& ri = f_->regs[r];
-    if (vector_bits(ri.type) == 256)
-      fail(
-          "aarch64: @{} has a {} register; this target's vectors are 128 bits wide (NEON, see "
-          "vector_width())",
-          f_->name, type_name(ri.type));
-    if (in_float_file(ri.type))
-      phys_[r] = uint8_t(ri.cls == RegClass::Temp ? ri.slot : kFloatVarBase + ri.slot);
-    else
-      phys_[r] = uint8_t(ri.cls == RegClass::Temp ? kIntTemp[ri.slot] : kIntVar[ri.slot]);
-  }
 }
 
 // Re-establishes the canonical form of an 8/16-bit value after a 32-bit operation.
@@ -181,13 +120,13 @@ void A64Emitter::sp_adjust(bool down, int64_t bytes) {
 void A64Emitter::layout_frame() {
   const Function& f = *f_;
   frame_ = Frame{};
-  uint64_t ops = f.op_mask;
-  if (ops == 0)
-    for (const Insn& in : f.code) ops |= uint64_t(1) << unsigned(in.op);
-  const bool has_calls = (ops >> unsigned(Op::Call) & 1) != 0;
+  const bool has_calls = uses(Op::Call);
   uint32_t int_vars = 0;
   bool vector_vars = false;
   for (const RegInfo& ri : f.regs) {
+    if (vector_bits(ri.type) == 256)
+      fail("a {} register: this target's vectors are 128 bits wide (NEON, see vector_width())",
+           type_name(ri.type));
     if (ri.cls != RegClass::Var) continue;
     if (in_float_file(ri.type)) {
       frame_.float_vars_used |= 1u << ri.slot;
@@ -408,16 +347,16 @@ void A64Emitter::insn(const Insn& in) {
     case Op::Bne:
       return branch(in);
     case Op::Jmp:
-      a_.b(labels_[in.dst]);
+      a_.b(label(in.dst));
       return;
     case Op::Jmpr:
       a_.br(x(in.a));
       return;
     case Op::La:
-      a_.adr(x(in.a), labels_[in.dst]);
+      a_.adr(x(in.a), label(in.dst));
       return;
     case Op::Place:
-      a_.bind(labels_[in.dst]);
+      a_.bind(label(in.dst));
       return;
     case Op::Call:
       return call(in);
@@ -675,9 +614,33 @@ void A64Emitter::store(const Insn& in) {
 
 namespace exojit::vcode::detail {
 
-std::vector<EmittedFunction> emit_a64(const Module& m, asmjit::CodeHolder& code, CodeNotes* notes) {
-  a64::A64Emitter emitter(m, code, notes);
-  return emitter.module();
+MachineCode emit_a64(const Module& m, CodeNotes* notes) {
+  asmjit::CodeHolder holder;
+  holder.init(asmjit::Environment(asmjit::Arch::kAArch64));
+  std::vector<std::pair<asmjit::Label, asmjit::Label>> ranges;
+  {
+    a64::A64Emitter emitter(m, holder, notes);
+    emitter.module(ranges);
+  }
+  asmjit::Error err = holder.flatten();
+  if (!err) err = holder.resolveUnresolvedLinks();
+  // Every reference is PC-relative (calls to C load the address into x16): the code runs
+  // wherever compile() copies it.
+  if (!err && !holder.relocEntries().empty())
+    fail("aarch64: the code is not position-independent ({} relocations)",
+         holder.relocEntries().size());
+  if (!err) err = holder.relocateToBase(0);
+  MachineCode code;
+  code.size = holder.codeSize();
+  code.bytes.reset(new uint8_t[code.size]);
+  if (!err)
+    err = holder.copyFlattenedData(code.bytes.get(), code.size,
+                                   asmjit::CopySectionFlags::kPadSectionBuffer);
+  if (err) fail("aarch64: assembler error: {}", asmjit::DebugUtils::errorAsString(err));
+  for (const auto& [begin, end] : ranges)
+    code.functions.push_back(MachineCode::Range{size_t(holder.labelOffsetFromBase(begin)),
+                                                size_t(holder.labelOffsetFromBase(end))});
+  return code;
 }
 
 }  // namespace exojit::vcode::detail

@@ -21,7 +21,7 @@ void A64Emitter::compare_imm(const Gp& a, int64_t v) {
 
 void A64Emitter::branch(const Insn& in) {
   const Type t = in.type;
-  const AsmLabel& target = labels_[in.dst];
+  const AsmLabel target = label(in.dst);
   if (is_float(t)) {
     // After fcmp, "unordered" sets C and V: mi, ls, gt, ge and eq are false on NaN, ne true.
     a_.fcmp(fp(in.a), fp(in.b));
@@ -124,7 +124,7 @@ void A64Emitter::call(const Insn& in) {
     mov_imm(arm64::x(kScratch0), reinterpret_cast<uint64_t>(m_.externs()[size_t(in.imm)].address));
     a_.blr(arm64::x(kScratch0));
   } else {
-    a_.bl(entries_[size_t(in.imm)].begin);
+    a_.bl(entry(size_t(in.imm)));
   }
 
   int32_t result_float_var = -1;

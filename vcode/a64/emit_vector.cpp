@@ -106,7 +106,7 @@ void A64Emitter::vector(const Insn& in) {
       return;
     }
     default:
-      fail("aarch64: {} has no vector form", op_name(in.op));
+      fail("{} has no vector form", op_name(in.op));
   }
 }
 
@@ -155,7 +155,7 @@ void A64Emitter::hsum(const Insn& in) {
 }
 
 void A64Emitter::crc32c(const Insn& in) {
-  if (!has_crc32_) fail("aarch64: crc32c needs the CRC32 instructions, which this CPU lacks");
+  if (!has_crc32_) fail("crc32c needs the CRC32 instructions, which this CPU lacks");
   const int bits = type_bits(info(in.b).type);
   const Gp d = gp(in.dst, Type::U32), a = gp(in.a, Type::U32);
   switch (bits) {

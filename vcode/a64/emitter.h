@@ -3,9 +3,9 @@
 // memory and networking instructions), emit_float.cpp (float arithmetic and conversions),
 // emit_control.cpp (branches, calls, returns) and emit_vector.cpp (NEON vectors, crc32c).
 //
-// The same one-pass design as the x86-64 back end: one switch per IR record into asmjit's
-// a64::Assembler, register slots mapped to fixed machine registers (VCODE style), so there is no
-// register allocation.
+// The same one-pass design as the x86-64 back end, on the same skeleton (../src/lowering.h): one
+// switch per IR record into asmjit's a64::Assembler, register slots mapped to fixed machine
+// registers (VCODE style), so there is no register allocation.
 //
 // AAPCS64 mapping:
 //   integer temporaries t0-t6: x0-x6 (t0-t5 are the argument registers x0-x5)
@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "../src/backend.h"
+#include "../src/lowering.h"
 
 namespace exojit::vcode::detail::a64 {
 
@@ -42,8 +43,6 @@ using asmjit::a64::Vec;
 using AsmLabel = asmjit::Label;
 namespace arm64 = asmjit::a64;
 
-inline constexpr uint32_t kIntTemp[kIntTemps] = {0, 1, 2, 3, 4, 5, 6};
-inline constexpr uint32_t kIntVar[kIntVars] = {19, 20, 21, 22, 23, 24};
 inline constexpr uint32_t kFloatVarBase = 8;
 inline constexpr uint32_t kScratch0 = 16, kScratch1 = 17;    // x16, x17
 inline constexpr uint32_t kVScratch0 = 16, kVScratch1 = 17;  // v16, v17
@@ -63,14 +62,44 @@ struct Frame {
   uint32_t float_vars_used = 0;
 };
 
-class A64Emitter {
+// Records the first assembler error (asmjit is not compiled to let exceptions through it); the
+// skeleton checks it after each record.
+class FirstError : public asmjit::ErrorHandler {
  public:
+  void handleError(asmjit::Error err, const char* message, asmjit::BaseEmitter*) override;
+  bool failed = false;
+  std::string text;
+};
+
+class A64Emitter : public Lowering<A64Emitter, AsmLabel> {
+ public:
+  using Label = AsmLabel;
   A64Emitter(const Module& m, CodeHolder& code, CodeNotes* notes = nullptr);
-  std::vector<EmittedFunction> module();
+  ~A64Emitter() { a_.resetErrorHandler(); }
+  // Lowers every function; `ranges` receives each one's begin and end labels.
+  void module(std::vector<std::pair<Label, Label>>& ranges) {
+    lower_module();
+    for (const Entry& e : entries()) ranges.emplace_back(e.begin, e.end);
+  }
+
+  // --- what the skeleton (lowering.h) asks of a back end
+  static constexpr Target kTarget = Target::AArch64;
+  static constexpr uint8_t kIntTemp[kIntTemps] = {0, 1, 2, 3, 4, 5, 6};
+  static constexpr uint8_t kIntVar[kIntVars] = {19, 20, 21, 22, 23, 24};
+  static constexpr uint8_t kFloatVarBase = uint8_t(a64::kFloatVarBase);
+  Label new_label() { return a_.newLabel(); }
+  void bind(Label l) { a_.bind(l); }
+  size_t offset() const { return a_.offset(); }
+  void begin_record() {}  // asmjit's assembler finds room itself
+  bool failed() const { return errors_.failed; }
+  const std::string& error() const { return errors_.text; }
+  void layout_frame();
+  void prologue();
+  void insn(const Insn& in);
+  void end_function() { emit_constant_pool(); }
 
  private:
   // --- registers (inline: used by every instruction)
-  const RegInfo& info(uint32_t r) const { return f_->regs[r]; }
   Gp x(uint32_t r) const { return arm64::x(phys_[r]); }
   // The register at the operation width of type t: X for 64-bit types, else W.
   static Gp at_width(uint32_t id, Type t) {
@@ -84,19 +113,14 @@ class A64Emitter {
   Vec q(uint32_t r) const { return arm64::v(phys_[r]); }
 
   // --- emit.cpp
-  void function(const Function& f, const EmittedFunction& where);
-  void map_registers();
   void normalize(const Gp& d, Type t);
   void mov_imm(const Gp& d, uint64_t v);
   void add_imm(const Gp& d, const Gp& a, int64_t v);
   void sp_adjust(bool down, int64_t bytes);
-  void layout_frame();
-  void prologue();
   void epilogue();
   void note_saved(const std::vector<uint32_t>& regs, size_t i, int32_t at,
                   unsigned (*dwarf)(unsigned));
   Mem mem(const Insn& in, int size);
-  void insn(const Insn& in);
   void int_binary(const Insn& in);
   void int_binary_imm(const Insn& in);
   void unary(const Insn& in);
@@ -126,13 +150,8 @@ class A64Emitter {
   void call(const Insn& in);
   void ret(const Insn& in);
 
-  const Module& m_;
+  FirstError errors_;
   arm64::Assembler a_;
-  CodeNotes* notes_;  // debug notes (debug/notes_p.h), when asked for
-  std::vector<EmittedFunction> entries_;
-  const Function* f_ = nullptr;
-  std::vector<AsmLabel> labels_;
-  std::vector<uint8_t> phys_;
   Frame frame_;
   bool has_crc32_ = true;
   std::vector<std::pair<AsmLabel, std::array<uint8_t, 16>>> pool_;

@@ -237,8 +237,10 @@ void FunctionLowering::vector_insn(const Insn& in) {
       r = imm(t, in.imm);
       break;
     case Op::Splat:
-      r = b_.CreateVectorSplat(unsigned(lane_count(t)),
-                               b_.CreateTrunc(get(in.a), b_.getIntNTy(unsigned(lane_bits(t)))));
+      // The scalar as the interpreter holds it (extended by its signedness), cut to the lane.
+      r = b_.CreateVectorSplat(
+          unsigned(lane_count(t)),
+          widen_to(get(in.a), f_.regs[in.a].type, b_.getIntNTy(unsigned(lane_bits(t)))));
       break;
     case Op::Widen: {
       const int n = lane_count(t);

@@ -1,8 +1,8 @@
 // The interface between the target-neutral compile() and each back end (private header).
 #pragma once
 
-#include <asmjit/core.h>
-
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,18 +13,30 @@
 
 namespace exojit::vcode::detail {
 
-// Where each function's code starts and ends in the CodeHolder.
-struct EmittedFunction {
-  asmjit::Label begin;
-  asmjit::Label end;
+// What a back end of the fast tier produces: position-independent machine code (calls to C go
+// through absolute addresses, everything else is relative) and where each function of the
+// module starts and ends in it. compile() copies it into executable memory.
+struct MachineCode {
+  std::unique_ptr<uint8_t[]> bytes;
+  size_t size = 0;
+  struct Range {
+    size_t begin, end;
+  };
+  std::vector<Range> functions;  // one per function of the module, in order
 };
 
-// Optional instructions the x86-64 back end may use when the host CPU has them.
+// The optional instructions the x86-64 back end may use: those the CPU has and the options
+// allow (compile() decides, see x64_features in code.cpp).
 struct X64Features {
   bool movbe = true;
-  bool bmi2 = true;
-  bool avx = true;    // AVX/AVX2 (VEX encodings, 256-bit vectors)
+  bool bmi2 = true;   // shlx/shrx/sarx
+  bool avx = true;    // VEX encodings
+  bool avx2 = true;   // 256-bit vectors
+  bool sse41 = true;  // SSSE3 + SSE4.1: pshufb, pmovzx (128-bit vectors without AVX)
   bool sse42 = true;  // crc32
+  // The most code the encoder writes before it gives up with an error (1 GiB: every rel32
+  // reaches; tests lower it to see the error reported).
+  size_t max_code_bytes = size_t(1) << 30;
 };
 
 // The LLVM tier (vcode/llvm/): the module lowered to LLVM IR, optimized at `opt_level` (0-3)
@@ -39,13 +51,12 @@ struct LlvmCode {
 LlvmCode compile_llvm(const Module& m, int opt_level, bool debug_objects = false);
 std::string llvm_ir_text(const Module& m, int opt_level);
 
-// x86-64 (SysV ABI): emits every function of `m` into `code` in one pass over each IR. With
-// `notes`, also notes where each record's code starts and how the frame changes (debug/notes_p.h).
-std::vector<EmittedFunction> emit_x64(const Module& m, asmjit::CodeHolder& code,
-                                      const X64Features& allowed, CodeNotes* notes = nullptr);
+// x86-64 (SysV ABI): every function of `m` in one pass over each IR, through vcode's own encoder
+// (vcode/x64/). With `notes`, also notes where each record's code starts and how the frame
+// changes (debug/notes_p.h).
+MachineCode emit_x64(const Module& m, const X64Features& allowed, CodeNotes* notes = nullptr);
 
-// AArch64 (AAPCS64): the same, into a CodeHolder initialized for AArch64 (vcode/a64/).
-std::vector<EmittedFunction> emit_a64(const Module& m, asmjit::CodeHolder& code,
-                                      CodeNotes* notes = nullptr);
+// AArch64 (AAPCS64): the same through asmjit's a64::Assembler (vcode/a64/).
+MachineCode emit_a64(const Module& m, CodeNotes* notes = nullptr);
 
 }  // namespace exojit::vcode::detail

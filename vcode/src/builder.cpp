@@ -5,6 +5,7 @@
 #include <bit>
 #include <cctype>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 
@@ -139,6 +140,30 @@ Local Builder::local(uint32_t size, uint32_t align) {
   return Local{uint32_t(fn_->locals.size() - 1)};
 }
 
+void Builder::record(uint32_t head, uint32_t dst, uint32_t a, uint32_t b, int64_t imm) {
+  static_assert(offsetof(Insn, op) == 0 && offsetof(Insn, type) == 1 &&
+                offsetof(Insn, flags) == 2 && offsetof(Insn, reserved) == 3 &&
+                offsetof(Insn, dst) == 4);
+  fn_->op_mask |= uint64_t(1) << (head & 0xff);
+  std::vector<Insn>& code = fn_->code;
+  if (code.size() == code.capacity()) [[unlikely]]
+    grow_code();
+  // The room is there: lets the compiler leave emplace_back's own growth path out of this hot,
+  // small function (which then needs no stack frame).
+  if (code.size() == code.capacity()) __builtin_unreachable();
+  Insn& in = code.emplace_back();
+  std::memcpy(static_cast<void*>(&in), &head, 4);
+  in.dst = dst;
+  in.a = a;
+  in.b = b;
+  in.imm = imm;
+}
+
+// Four times larger: long functions are copied once or twice while they are recorded.
+void Builder::grow_code() {
+  fn_->code.reserve(4 * fn_->code.capacity() + 64);
+}
+
 void Builder::check_last() {
   try {
     check_insn(module_, *fn_, fn_->code.size() - 1);
@@ -146,6 +171,46 @@ void Builder::check_last() {
     fn_->code.pop_back();  // the function stays as it was before the bad call
     throw;
   }
+}
+
+void Builder::binary_checked(Op op, Reg d, Reg a, Reg b) {
+  const Type t = live(d).type;
+  const bool trusted = live(a).type == t && live(b).type == t && uniform_ok(op, t);
+  emit(op, t, 0, d.id, a.id, b.id, 0, trusted);
+  use(a.id), use(b.id), def(d.id);
+}
+
+void Builder::binary_checked(Op op, Reg d, Reg a, int64_t imm) {
+  const Type t = live(d).type;
+  const bool trusted =
+      live(a).type == t && uniform_ok(op, t) && has_flag(op, kOpImmForm) && !in_float_file(t);
+  emit(op, t, kImm, d.id, a.id, 0, normalize_imm(t, imm), trusted);
+  use(a.id), def(d.id);
+}
+
+void Builder::unary_checked(Op op, Reg d, Reg a) {
+  const Type t = live(d).type;
+  const bool trusted = op == Op::Cvt ? !is_vector(t) && !is_vector(live(a).type)
+                                     : (live(a).type == t && uniform_ok(op, t));
+  emit(op, t, 0, d.id, a.id, 0, 0, trusted);
+  use(a.id), def(d.id);
+}
+
+void Builder::mem_checked(Op op, Reg v, Reg base, Reg index, int64_t off) {
+  const Type t = live(v).type;
+  bool trusted = live(base).type == Type::P && (is_int(t) || (op != Op::Ldbe && op != Op::Stbe));
+  uint8_t flags = 0;
+  if (index.valid()) {
+    trusted = trusted && detail::pointer_like(live(index).type);
+    flags |= kIndex;
+  }
+  emit(op, t, flags, v.id, base.id, index.valid() ? index.id : 0, off, trusted);
+  use(base.id);
+  if (index.valid()) use(index.id);
+  if (is_store(op))
+    use(v.id);
+  else
+    def(v.id);
 }
 
 void Builder::set(Reg d, int64_t imm) {

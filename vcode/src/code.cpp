@@ -1,5 +1,5 @@
-// compile(): runs a back end into an asmjit CodeHolder and installs the result in executable
-// memory owned by a Code handle.
+// compile(): runs a back end (or the LLVM tier) and installs the result in executable memory
+// owned by a Code handle.
 #include "exojit/vcode/code.h"
 
 #include <asmjit/core.h>
@@ -42,7 +42,22 @@ asmjit::JitAllocator& allocator() {
 }
 
 bool perf_map_from_env() {
-  return env_flag("EXOJIT_PERF_MAP");
+  static const bool on = env_flag("EXOJIT_PERF_MAP");
+  return on;
+}
+
+// The optional x86-64 instructions this CPU has and the options allow.
+detail::X64Features x64_features(const CompileOptions& o) {
+  const auto& cpu = asmjit::CpuInfo::host().features().x86();
+  const bool avx = o.use_avx && cpu.hasAVX();
+  detail::X64Features f;
+  f.movbe = o.use_movbe && cpu.hasMOVBE();
+  f.bmi2 = o.use_bmi2 && cpu.hasBMI2();
+  f.avx = avx;
+  f.avx2 = avx && cpu.hasAVX2();
+  f.sse41 = cpu.hasSSSE3() && cpu.hasSSE4_1();
+  f.sse42 = o.use_sse42 && cpu.hasSSE4_2();
+  return f;
 }
 
 void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbols) {
@@ -229,51 +244,38 @@ Code compile(const Module& m, const CompileOptions& options) {
     return code;
 #endif
   }
-  const bool aarch64 = options.target == Target::AArch64;
-  asmjit::CodeHolder holder;
-  asmjit::Environment env(aarch64 ? asmjit::Arch::kAArch64 : asmjit::Arch::kX64);
-  holder.init(env);
   const detail::DebugRequest debug = detail::debug_request(options);
   std::optional<detail::CodeNotes> notes;
   if (debug.notes()) notes.emplace();
   detail::CodeNotes* notes_ptr = notes ? &*notes : nullptr;
-  std::vector<detail::EmittedFunction> entries =
-      aarch64 ? detail::emit_a64(m, holder, notes_ptr)
-              : detail::emit_x64(m, holder,
-                                 detail::X64Features{options.use_movbe, options.use_bmi2,
-                                                     options.use_avx, options.use_sse42},
-                                 notes_ptr);
+  detail::MachineCode machine = options.target == Target::AArch64
+                                    ? detail::emit_a64(m, notes_ptr)
+                                    : detail::emit_x64(m, x64_features(options), notes_ptr);
+  Code code = detail::install(m, std::move(machine), options);
+  if (notes)
+    code.debug_ =
+        detail::describe_code(debug, m, options.target, code.base_, code.symbols_, *notes);
+  return code;
+}
 
-  asmjit::Error err = holder.flatten();
-  if (!err) err = holder.resolveUnresolvedLinks();
-  if (err) fail("compile: assembler error: {}", asmjit::DebugUtils::errorAsString(err));
-  size_t size = holder.codeSize();
+// Copies position-independent machine code into executable memory (or, for another machine,
+// into a plain heap block) owned by a Code.
+Code detail::install(const Module& m, MachineCode&& machine, const CompileOptions& options) {
+  const size_t size = machine.size;
   const bool runnable = options.target == kHostTarget;
+  const bool for_gdb = detail::debug_request(options).gdb;
   void* rx = nullptr;
   void* rw = nullptr;
   std::shared_ptr<void> owner;  // code in private pages, for gdb's breakpoints (debug/)
   if (!runnable) {
     rx = rw = new uint8_t[size];  // cross-JIT: bytes to look at, never to run
-  } else if (debug.gdb) {
+  } else if (for_gdb) {
     owner = detail::map_private_code(size);
     rx = rw = owner.get();
   } else if (allocator().alloc(&rx, &rw, size) != asmjit::kErrorOk) {
     fail("compile: cannot allocate {} bytes of executable memory", size);
   }
-  auto free_block = [&] {
-    if (owner)
-      owner.reset();
-    else if (runnable)
-      allocator().release(rx);
-    else
-      delete[] static_cast<uint8_t*>(rx);
-  };
-  err = holder.relocateToBase(uint64_t(reinterpret_cast<uintptr_t>(rx)));
-  if (!err) err = holder.copyFlattenedData(rw, size, asmjit::CopySectionFlags::kPadSectionBuffer);
-  if (err) {
-    free_block();
-    fail("compile: relocation failed: {}", asmjit::DebugUtils::errorAsString(err));
-  }
+  std::memcpy(rw, machine.bytes.get(), size);
   if (owner) detail::seal_private_code(owner.get(), size);
   if (runnable) asmjit::VirtMem::flushInstructionCache(rx, size);
 
@@ -282,17 +284,14 @@ Code compile(const Module& m, const CompileOptions& options) {
   code.base_ = static_cast<uint8_t*>(rx);
   code.size_ = size;
   code.owner_ = std::move(owner);
-  for (size_t i = 0; i < entries.size(); ++i) {
-    size_t begin = holder.labelOffsetFromBase(entries[i].begin);
-    size_t end = holder.labelOffsetFromBase(entries[i].end);
+  code.symbols_.reserve(machine.functions.size());
+  for (size_t i = 0; i < machine.functions.size(); ++i) {
+    const detail::MachineCode::Range r = machine.functions[i];
     const Function& f = *m.functions()[i];
-    code.symbols_.push_back(Code::Symbol{f.name, begin, end - begin, f.sig});
+    code.symbols_.push_back(Code::Symbol{f.name, r.begin, r.end - r.begin, f.sig});
   }
   if (runnable && (options.perf_map || perf_map_from_env()))
     write_perf_map(code.base_, code.symbols_);
-  if (notes)
-    code.debug_ =
-        detail::describe_code(debug, m, options.target, code.base_, code.symbols_, *notes);
   return code;
 }
 

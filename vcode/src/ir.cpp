@@ -1,4 +1,5 @@
-// Names of types and opcodes, immediate normalization, and the Module container.
+// Names of types and opcodes (from the instruction table), immediate normalization, and the Module
+// container.
 #include "exojit/vcode/ir.h"
 
 #include <fmt/format.h>
@@ -13,11 +14,6 @@ namespace {
 constexpr std::array<std::string_view, kNumTypes> kTypeNames = {
     "i8",  "u8",   "i16",   "u16",   "i32",   "u32",   "i64",   "u64",    "p",     "f32",
     "f64", "void", "v16u8", "v8u16", "v4u32", "v2u64", "v32u8", "v16u16", "v8u32", "v4u64"};
-constexpr std::string_view kOpNames[] = {
-#define EXOJIT_X(e, s) s,
-    EXOJIT_VCODE_OPS(EXOJIT_X)
-#undef EXOJIT_X
-};
 }  // namespace
 
 std::string_view type_name(Type t) {
@@ -36,17 +32,52 @@ bool parse_type(std::string_view s, Type* out) {
 }
 
 std::string_view op_name(Op op) {
-  return size_t(op) < std::size(kOpNames) ? kOpNames[size_t(op)] : "?";
+  // Edited or corrupt records reach error messages: never index past the table.
+  return unsigned(op) < unsigned(kNumOps) ? op_info(op).name : "?";
 }
 
 bool parse_op(std::string_view s, Op* out) {
-  for (size_t i = 0; i < std::size(kOpNames); ++i) {
-    if (kOpNames[i] == s) {
+  for (int i = 0; i < kNumOps; ++i) {
+    if (kOpTable[i].name == s) {
       *out = Op(i);
       return true;
     }
   }
   return false;
+}
+
+std::string_view form_syntax(Form f) {
+  switch (f) {
+    case Form::Binary:
+      return "op %d, %a, %b|imm";
+    case Form::Unary:
+      return "op %d, %a";
+    case Form::UnaryImm:
+      return "op %d, %a, imm";
+    case Form::SetImm:
+      return "op %d, imm";
+    case Form::Load:
+      return "op %d, [mem]";
+    case Form::Store:
+      return "op [mem], %v";
+    case Form::LocalAddr:
+      return "op %d, $n";
+    case Form::Branch:
+      return "op %a, %b|imm, L";
+    case Form::Jump:
+      return "op L";
+    case Form::JumpReg:
+      return "op %a";
+    case Form::LabelAddr:
+      return "op %a, L";
+    case Form::Place:
+      return "L:";
+    case Form::Call:
+      return "op [%d,] @f(%x, ...)";
+    case Form::Return:
+      return "op [%a|imm]";
+  }
+  return "?";
 }
 
 std::string Function::reg_label(uint32_t id) const {

@@ -388,55 +388,76 @@ class Parser {
         in.flags |= kImm;
       }
     };
-    switch (op) {
-      case Op::Set:
-        in.dst = reg_ref(st);
-        in.type = type_of_reg(st, in.dst);
+    auto dst_reg = [&] {  // the defined (or stored) register, which gives the type
+      in.dst = reg_ref(st);
+      in.type = type_of_reg(st, in.dst);
+    };
+    switch (form_of(op)) {  // the syntax of each form is in ops.h
+      case Form::Binary:
+        dst_reg();
+        expect(",");
+        in.a = reg_ref(st);
+        expect(",");
+        operand_or_imm(in.type);
+        break;
+      case Form::Unary:
+        dst_reg();
+        expect(",");
+        in.a = reg_ref(st);
+        break;
+      case Form::UnaryImm:
+        dst_reg();
+        expect(",");
+        in.a = reg_ref(st);
+        expect(",");
+        in.imm = parse_imm(Type::U64);
+        break;
+      case Form::SetImm:
+        dst_reg();
         expect(",");
         in.imm = parse_imm(in.type);
         in.flags |= kImm;
         break;
-      case Op::Ld:
-      case Op::Ldu:
-      case Op::Ldbe:
-        in.dst = reg_ref(st);
-        in.type = type_of_reg(st, in.dst);
+      case Form::Load:
+        dst_reg();
         expect(",");
         parse_mem(st, in);
         break;
-      case Op::St:
-      case Op::Stu:
-      case Op::Stbe:
+      case Form::Store:
         parse_mem(st, in);
         expect(",");
-        in.dst = reg_ref(st);
-        in.type = type_of_reg(st, in.dst);
+        dst_reg();
         break;
-      case Op::AddrL: {
-        in.dst = reg_ref(st);
-        in.type = type_of_reg(st, in.dst);
+      case Form::LocalAddr:
+        dst_reg();
         expect(",");
         in.a = local_ref(expect(Tok::Local, "a $local"));
         in.flags |= kLocalBase;
         break;
-      }
-      case Op::Jmp:
+      case Form::Branch:
+        in.a = reg_ref(st);
+        in.type = type_of_reg(st, in.a);
+        expect(",");
+        operand_or_imm(in.type);
+        expect(",");
         in.dst = label_ref(st);
         break;
-      case Op::Jmpr:
+      case Form::Jump:
+        in.dst = label_ref(st);
+        break;
+      case Form::JumpReg:
         in.a = reg_ref(st);
         in.type = type_of_reg(st, in.a);
         break;
-      case Op::La:
+      case Form::LabelAddr:
         in.a = reg_ref(st);
         in.type = type_of_reg(st, in.a);
         expect(",");
         in.dst = label_ref(st);
         break;
-      case Op::Call: {
+      case Form::Call: {
         if (peek().kind == Tok::Reg) {
-          in.dst = reg_ref(st);
-          in.type = type_of_reg(st, in.dst);
+          dst_reg();
           expect(",");
         } else {
           in.flags |= kVoid;
@@ -453,7 +474,7 @@ class Parser {
         calls_.push_back(PendingCall{&f, f.code.size(), std::string(callee.text), callee});
         break;
       }
-      case Op::Ret:
+      case Form::Return:
         // An operand belongs to the ret only when it is on the same line.
         if (peek().line != op_tok.line || peek().kind == Tok::End ||
             (peek().kind == Tok::Punct && peek().text == "}")) {
@@ -468,27 +489,8 @@ class Parser {
           in.flags |= kImm;
         }
         break;
-      default:
-        if (is_branch(op)) {
-          in.a = reg_ref(st);
-          in.type = type_of_reg(st, in.a);
-          expect(",");
-          operand_or_imm(in.type);
-          expect(",");
-          in.dst = label_ref(st);
-        } else {
-          in.dst = reg_ref(st);
-          in.type = type_of_reg(st, in.dst);
-          expect(",");
-          in.a = reg_ref(st);
-          if (is_binary(op) || op == Op::Cksum || op == Op::Crc32c) {
-            expect(",");
-            operand_or_imm(in.type);
-          } else if (op == Op::Widen || op == Op::Shuf) {
-            expect(",");
-            in.imm = parse_imm(Type::U64);
-          }
-        }
+      case Form::Place:  // `label:` is parsed by parse_function
+        error(op_tok, fmt::format("unknown instruction '{}'", op_tok.text));
     }
     f.code.push_back(in);
   }
@@ -577,8 +579,7 @@ class Parser {
         f.label_names[final_id[i]] = std::string(st.label_order[i]);
     }
     for (Insn& in : f.code)
-      if (is_branch(in.op) || in.op == Op::Jmp || in.op == Op::La || in.op == Op::Place)
-        in.dst = final_id[in.dst];
+      if (refers_to_label(in.op)) in.dst = final_id[in.dst];
     bool any_name = false;
     for (auto& n : f.label_names) any_name |= !n.empty();
     if (!any_name) f.label_names.clear();

@@ -43,44 +43,53 @@ std::string mem_text(const Function& f, const Insn& in) {
 
 }  // namespace
 
+// The syntax of each form is in ops.h.
 std::string print_insn(const Module& m, const Function& f, const Insn& in) {
   auto r = [&](uint32_t id) {
     return id < f.regs.size() ? f.reg_label(id) : fmt::format("%?{}", id);
   };
   auto label = [&](uint32_t id) { return f.label_label(id); };
+  if (unsigned(in.op) >= unsigned(kNumOps)) return fmt::format("?op{}", unsigned(in.op));
   std::string_view name = op_name(in.op);
-  bool imm = in.flags & kImm;
-  switch (in.op) {
-    case Op::Place:
-      return label(in.dst) + ":";
-    case Op::Set:
-      return fmt::format("set {}, {}", r(in.dst), imm_text(in.type, in.imm));
-    case Op::Ld:
-    case Op::Ldu:
-    case Op::Ldbe:
+  const bool imm = in.flags & kImm;
+  auto source = [&] { return imm ? imm_text(in.type, in.imm) : r(in.b); };
+  switch (form_of(in.op)) {
+    case Form::Binary:
+      return fmt::format("{} {}, {}, {}", name, r(in.dst), r(in.a), source());
+    case Form::Unary:
+      return fmt::format("{} {}, {}", name, r(in.dst), r(in.a));
+    case Form::UnaryImm:  // widen's half in decimal, shuf's pattern in hex
+      if (in.op == Op::Shuf)
+        return fmt::format("{} {}, {}, {:#x}", name, r(in.dst), r(in.a), uint64_t(in.imm));
+      return fmt::format("{} {}, {}, {}", name, r(in.dst), r(in.a), in.imm);
+    case Form::SetImm:
+      return fmt::format("{} {}, {}", name, r(in.dst), imm_text(in.type, in.imm));
+    case Form::Load:
       return fmt::format("{} {}, {}", name, r(in.dst), mem_text(f, in));
-    case Op::St:
-    case Op::Stu:
-    case Op::Stbe:
+    case Form::Store:
       return fmt::format("{} {}, {}", name, mem_text(f, in), r(in.dst));
-    case Op::AddrL:
-      return fmt::format("addrl {}, ${}", r(in.dst), in.a);
-    case Op::Jmp:
-      return fmt::format("jmp {}", label(in.dst));
-    case Op::Jmpr:
-      return fmt::format("jmpr {}", r(in.a));
-    case Op::La:
-      return fmt::format("la {}, {}", r(in.a), label(in.dst));
-    case Op::Call: {
+    case Form::LocalAddr:
+      return fmt::format("{} {}, ${}", name, r(in.dst), in.a);
+    case Form::Branch:
+      return fmt::format("{} {}, {}, {}", name, r(in.a), source(), label(in.dst));
+    case Form::Jump:
+      return fmt::format("{} {}", name, label(in.dst));
+    case Form::JumpReg:
+      return fmt::format("{} {}", name, r(in.a));
+    case Form::LabelAddr:
+      return fmt::format("{} {}, {}", name, r(in.a), label(in.dst));
+    case Form::Place:
+      return label(in.dst) + ":";
+    case Form::Call: {
       bool ext = in.flags & kExtern;
       std::string callee;
       if (ext && uint64_t(in.imm) < m.externs().size())
-        callee = m.externs()[in.imm].name;
+        callee = m.externs()[size_t(in.imm)].name;
       else if (!ext && uint64_t(in.imm) < m.functions().size())
-        callee = m.functions()[in.imm]->name;
+        callee = m.functions()[size_t(in.imm)]->name;
       else
         callee = fmt::format("?{}", in.imm);
-      std::string s = "call ";
+      std::string s = fmt::format("{} ", name);
       if (!(in.flags & kVoid)) s += r(in.dst) + ", ";
       s += "@" + callee + "(";
       for (uint32_t k = 0; k < in.b; ++k) {
@@ -89,23 +98,11 @@ std::string print_insn(const Module& m, const Function& f, const Insn& in) {
       }
       return s + ")";
     }
-    case Op::Ret:
-      if (in.flags & kVoid) return "ret";
-      if (imm) return fmt::format("ret {}", imm_text(in.type, in.imm));
-      return fmt::format("ret {}", r(in.a));
-    default:
-      break;
+    case Form::Return:
+      if (in.flags & kVoid) return std::string(name);
+      return fmt::format("{} {}", name, imm ? imm_text(in.type, in.imm) : r(in.a));
   }
-  if (is_branch(in.op))
-    return fmt::format("{} {}, {}, {}", name, r(in.a), imm ? imm_text(in.type, in.imm) : r(in.b),
-                       label(in.dst));
-  if (is_binary(in.op) || in.op == Op::Cksum || in.op == Op::Crc32c)
-    return fmt::format("{} {}, {}, {}", name, r(in.dst), r(in.a),
-                       imm ? imm_text(in.type, in.imm) : r(in.b));
-  if (in.op == Op::Widen) return fmt::format("widen {}, {}, {}", r(in.dst), r(in.a), in.imm);
-  if (in.op == Op::Shuf)
-    return fmt::format("shuf {}, {}, {:#x}", r(in.dst), r(in.a), uint64_t(in.imm));
-  return fmt::format("{} {}, {}", name, r(in.dst), r(in.a));  // unary
+  return "?";
 }
 
 std::string print(const Module& m, const Function& f) {

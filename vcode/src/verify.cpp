@@ -104,6 +104,17 @@ struct Checker {
   }
 
   void run() const {
+    if (unsigned(in.op) >= unsigned(kNumOps))
+      error(fmt::format("unknown opcode {}", unsigned(in.op)));
+    if (unsigned(in.type) >= unsigned(kNumTypes))
+      error(fmt::format("unknown type {}", unsigned(in.type)));
+    operands();
+    // Every rule above agrees with the instruction table's types (tests/vcode/ops_test.cpp).
+    if (!in_set(op_info(in.op).types, in.type))
+      error(fmt::format("{} takes no {} operation", op_name(in.op), type_name(in.type)));
+  }
+
+  void operands() const {
     Type t = in.type;
     bool imm = in.flags & kImm;
     switch (in.op) {
@@ -320,101 +331,6 @@ struct Checker {
   }
 };
 
-// Which fields of a record an opcode reads and writes, as a table so the flow analysis does
-// not branch on the opcode: U* = used register fields, D* = the defined register's field.
-enum : uint8_t { kUseDst = 1, kUseA = 2, kUseB = 4, kDefDst = 8, kDefA = 16 };
-constexpr uint8_t operand_roles(Op op) {
-  switch (op) {
-    case Op::Add:
-    case Op::Sub:
-    case Op::Mul:
-    case Op::Div:
-    case Op::Mod:
-    case Op::And:
-    case Op::Or:
-    case Op::Xor:
-    case Op::Lsh:
-    case Op::Rsh:
-    case Op::Cksum:
-    case Op::Crc32c:
-      return kUseA | kUseB | kDefDst;
-    case Op::Splat:
-    case Op::Widen:
-    case Op::Shuf:
-    case Op::Hsum:
-      return kUseA | kDefDst;
-    case Op::Neg:
-    case Op::Com:
-    case Op::Not:
-    case Op::Mov:
-    case Op::Bswap:
-    case Op::Cvt:
-    case Op::CksumFold:
-      return kUseA | kDefDst;
-    case Op::Set:
-    case Op::AddrL:
-      return kDefDst;
-    case Op::Ld:
-    case Op::Ldu:
-    case Op::Ldbe:
-      return kUseA | kUseB | kDefDst;
-    case Op::St:
-    case Op::Stu:
-    case Op::Stbe:
-      return kUseDst | kUseA | kUseB;
-    case Op::Blt:
-    case Op::Ble:
-    case Op::Bgt:
-    case Op::Bge:
-    case Op::Beq:
-    case Op::Bne:
-      return kUseA | kUseB;
-    case Op::Jmpr:
-      return kUseA;
-    case Op::La:
-      return kDefA;
-    case Op::Ret:
-      return kUseA;
-    case Op::Call:
-      return kDefDst;  // arguments are listed in call_args
-    default:
-      return 0;  // jmp, label
-  }
-}
-constexpr auto kRoles = [] {
-  std::array<uint8_t, 64> t{};
-  for (int op = 0; op <= int(Op::Ret); ++op) t[size_t(op)] = operand_roles(Op(op));
-  return t;
-}();
-
-uint8_t roles_of(const Insn& in) {
-  uint8_t r = kRoles[size_t(in.op)];
-  if (in.flags & (kImm | kVoid)) r &= uint8_t(in.op == Op::Ret ? ~kUseA : ~kUseB);
-  if (in.op == Op::Call && (in.flags & kVoid)) r = 0;
-  if (is_load(in.op) || is_store(in.op) || in.op == Op::AddrL) {
-    if (in.flags & kLocalBase) r &= uint8_t(~kUseA);
-    if (!(in.flags & kIndex)) r &= uint8_t(~kUseB);
-  }
-  return r;
-}
-
-template <typename F>
-void for_each_use(const Function& f, const Insn& in, F&& use) {
-  uint8_t r = roles_of(in);
-  if (r & kUseDst) use(in.dst);
-  if (r & kUseA) use(in.a);
-  if (r & kUseB) use(in.b);
-  if (in.op == Op::Call)
-    for (uint32_t k = 0; k < in.b; ++k) use(f.call_args[in.a + k]);
-}
-
-int64_t def_of(const Insn& in) {
-  uint8_t r = roles_of(in);
-  if (r & kDefDst) return in.dst;
-  if (r & kDefA) return in.a;
-  return -1;
-}
-
 }  // namespace
 
 void check_insn(const Module& m, const Function& f, size_t index) {
@@ -437,11 +353,12 @@ bool single_pass(const Module& m, const Function& f, bool check_operands) {
   for (size_t i = 0; i < code.size(); ++i) {
     const Insn& in = code[i];
     if (check_operands) check_insn(m, f, i);
-    if (in.op == Op::Place) {
+    const Form form = form_of(in.op);
+    if (form == Form::Place) {
       if (!flow.place(in.dst, i)) bad(m, f, i, "label placed twice");
       continue;
     }
-    bool to_label = is_branch(in.op) || in.op == Op::Jmp || in.op == Op::La;
+    bool to_label = refers_to_label(in.op);
     if (!flow.reachable()) {  // dead code after a jump or return, before any label
       if (to_label) flow.reference(in.dst, i);
       continue;
@@ -449,14 +366,14 @@ bool single_pass(const Module& m, const Function& f, bool check_operands) {
     for_each_use(f, in, [&](uint32_t r) {
       if (!flow.defined(f, r)) undefined(m, f, i, r);
     });
-    if (in.op == Op::La)
+    if (form == Form::LabelAddr)
       flow.reference(in.dst, i);
     else if (to_label)
       flow.edge(in.dst, i);
-    if (in.op == Op::Call) flow.call();
-    int64_t d = def_of(in);
+    if (has_flag(in.op, kOpCall)) flow.call();
+    int64_t d = defined_reg(in);
     if (d >= 0) flow.define(f, uint32_t(d));
-    if (in.op == Op::Jmpr)
+    if (form == Form::JumpReg)
       flow.indirect_jump();
     else if (is_terminator(in.op))
       flow.terminate();
@@ -474,15 +391,15 @@ void full_analysis(const Module& m, const Function& f) {
   std::vector<int64_t> label_pos(f.num_labels, -1);
   std::vector<uint32_t> address_taken;
   for (size_t i = 0; i < n; ++i) {
-    if (code[i].op == Op::Place) label_pos[code[i].dst] = int64_t(i);
-    if (code[i].op == Op::La) address_taken.push_back(code[i].dst);
+    if (form_of(code[i].op) == Form::Place) label_pos[code[i].dst] = int64_t(i);
+    if (form_of(code[i].op) == Form::LabelAddr) address_taken.push_back(code[i].dst);
   }
 
   // Basic blocks: leaders are the entry, labels and the instruction after a control transfer.
   std::vector<uint32_t> block_of(n);
   std::vector<size_t> block_start;
   for (size_t i = 0; i < n; ++i) {
-    bool leader = i == 0 || code[i].op == Op::Place || is_branch(code[i - 1].op) ||
+    bool leader = i == 0 || form_of(code[i].op) == Form::Place || is_branch(code[i - 1].op) ||
                   is_terminator(code[i - 1].op);
     if (leader) block_start.push_back(i);
     block_of[i] = uint32_t(block_start.size() - 1);
@@ -491,14 +408,15 @@ void full_analysis(const Module& m, const Function& f) {
   auto block_end = [&](size_t b) { return b + 1 < nb ? block_start[b + 1] : n; };
   auto successors = [&](size_t last, auto&& visit) {
     const Insn& in = code[last];
-    if (is_branch(in.op) || in.op == Op::Jmp) visit(block_of[size_t(label_pos[in.dst])]);
-    if (in.op == Op::Jmpr)
+    const Form form = form_of(in.op);
+    if (form == Form::Branch || form == Form::Jump) visit(block_of[size_t(label_pos[in.dst])]);
+    if (form == Form::JumpReg)
       for (uint32_t l : address_taken) visit(block_of[size_t(label_pos[l])]);
     if (!is_terminator(in.op) && last + 1 < n) visit(block_of[last + 1]);
   };
   auto transfer = [&](const Insn& in, SlotState& s) {
-    if (in.op == Op::Call) s.call();
-    int64_t d = def_of(in);
+    if (has_flag(in.op, kOpCall)) s.call();
+    int64_t d = defined_reg(in);
     if (d >= 0) s.define(f.regs[size_t(d)], uint32_t(d));
   };
 

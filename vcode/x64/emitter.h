@@ -1,12 +1,11 @@
 // The x86-64 back end's shared declarations (private to x64/): the register mapping, the frame
-// layout, and the X64Emitter, whose members are defined in emit.cpp (frame, dispatch, integer and
-// memory instructions), emit_float.cpp (float arithmetic and conversions) and emit_control.cpp
-// (branches, calls, returns).
+// layout, and the X64Emitter, whose members are defined in emit.cpp (frame, dispatch, integer,
+// memory and networking instructions), emit_float.cpp (float arithmetic and conversions),
+// emit_control.cpp (branches, calls, returns) and emit_vector.cpp (vectors, crc32c).
 //
-// One pass over each function's IR, one switch per instruction, into asmjit's x86::Assembler
-// (or straight into its buffer for the common forms, fast_asm.h). Register slots map to fixed
-// machine registers (VCODE style), so there is no register allocation: the client's
-// getreg/putreg already did it.
+// One pass over each function's IR (the walk of ../src/lowering.h), one switch per record, into
+// vcode's own encoder (encoder.h). Register slots map to fixed machine registers (VCODE style),
+// so there is no register allocation: the client's getreg/putreg already did it.
 //
 // SysV x86-64 mapping:
 //   integer temporaries t0-t6: rdi rsi rdx rcx r8 r9 r10 (t0-t5 are the argument registers)
@@ -19,30 +18,19 @@
 // zero-extended to 64 (the x86 convention), so every operation can use 32- or 64-bit forms.
 #pragma once
 
-#include <asmjit/x86.h>
-
 #include <array>
 #include <utility>
 #include <vector>
 
 #include "../src/backend.h"
-#include "fast_asm.h"
+#include "../src/lowering.h"
+#include "encoder.h"
 
 namespace exojit::vcode::detail::x64 {
 
-using asmjit::CodeHolder;
-using asmjit::x86::Gp;
-using asmjit::x86::Mem;
-using asmjit::x86::Xmm;
-using AsmLabel = asmjit::Label;
-namespace x86 = asmjit::x86;
-
-inline const Gp kIntTemp[kIntTemps] = {x86::rdi, x86::rsi, x86::rdx, x86::rcx,
-                                       x86::r8,  x86::r9,  x86::r10};
-inline const Gp kIntVar[kIntVars] = {x86::rbx, x86::r12, x86::r13, x86::r14, x86::r15, x86::rbp};
-inline const Gp kIntArg[kMaxIntArgs] = {x86::rdi, x86::rsi, x86::rdx, x86::rcx, x86::r8, x86::r9};
 inline constexpr int kFloatVarBase = 8;
 inline constexpr int kStageSlots = kMaxIntArgs + kMaxFloatArgs;
+inline constexpr Gp kIntArg[kMaxIntArgs] = {rdi, rsi, rdx, rcx, r8, r9};
 
 inline bool fits32(int64_t v) {
   return v == int64_t(int32_t(v));
@@ -61,64 +49,101 @@ struct Frame {
   uint32_t float_vars_used = 0;
 };
 
-class X64Emitter {
+class X64Emitter : public Lowering<X64Emitter, Label> {
  public:
-  X64Emitter(const Module& m, CodeHolder& code, const X64Features& allowed,
-             CodeNotes* notes = nullptr);
-  std::vector<EmittedFunction> module();
+  X64Emitter(const Module& m, const X64Features& allowed, CodeNotes* notes = nullptr);
+  MachineCode module();
+
+  // --- what the skeleton (lowering.h) asks of a back end
+  static constexpr Target kTarget = Target::X86_64;
+  static constexpr uint8_t kIntTemp[kIntTemps] = {7, 6, 2, 1, 8, 9, 10};  // rdi rsi rdx rcx r8-r10
+  static constexpr uint8_t kIntVar[kIntVars] = {3, 12, 13, 14, 15, 5};    // rbx r12-r15 rbp
+  static constexpr uint8_t kFloatVarBase = x64::kFloatVarBase;
+  using Label = x64::Label;
+  Label new_label() { return e_.new_label(); }
+  void bind(Label l) { e_.bind(l); }
+  size_t offset() const { return e_.offset(); }
+  // Room for one record's code: the encoder's instructions do not check for room one by one.
+  // The lowerings that can emit more (calls, hsum) reserve again as they go.
+  static constexpr size_t kRecordRoom = 256;
+  void begin_record() { e_.reserve(kRecordRoom); }
+  bool failed() { return e_.overrun() || e_.failed(); }
+  const std::string& error() const { return e_.error(); }
+  void layout_frame();
+  void prologue();
+  // Inlined into the walk (with the handlers of the common records): one loop, one jump table.
+  [[gnu::always_inline]] void insn(const Insn& in);
+  void end_function() { emit_constant_pool(); }
 
  private:
   // --- registers (inline: used by every instruction)
-  const RegInfo& info(uint32_t r) const { return f_->regs[r]; }
-  Gp gp64(uint32_t r) const { return x86::gpq(phys_[r]); }
-  // The register at the operation width of type t: 64 bits for 64-bit types, else 32.
-  static Gp at_width(const Gp& g, Type t) { return type_bits(t) == 64 ? Gp(g.r64()) : Gp(g.r32()); }
-  Gp gp(uint32_t r, Type t) const { return at_width(gp64(r), t); }
-  Xmm xmm(uint32_t r) const { return x86::xmm(phys_[r]); }
-  x86::Vec vreg(uint32_t r) const;  // xmm or ymm by the register's vector width
+  // Integer types by width, as bit tests: 64-bit (i64 u64 p) and narrower than 32 bits.
+  static constexpr bool is_wide(Type t) { return (0x1c0u >> unsigned(t)) & 1; }
+  static constexpr bool is_narrow(Type t) { return (0xfu >> unsigned(t)) & 1; }
+  Gp gp64(uint32_t r) const { return gpq(phys_[r]); }
+  // The register at the operation width of integer type t: 64 bits for 64-bit types, else 32.
+  static Gp at_width(Gp g, Type t) { return Gp{g.id, uint8_t(is_wide(t) ? 64 : 32)}; }
+  Gp gp(uint32_t r, Type t) const { return Gp{phys_[r], uint8_t(is_wide(t) ? 64 : 32)}; }
+  Vec xmm(uint32_t r) const { return x64::xmm(phys_[r]); }
+  Vec vreg(uint32_t r) const;  // xmm or ymm by the register's vector width
 
   // --- emit.cpp
-  void function(const Function& f, const EmittedFunction& where);
-  void map_registers();
-  void normalize(const Gp& d, Type t);
-  void mov_imm(const Gp& d, int64_t v);
-  void layout_frame();
-  void prologue();
+  [[gnu::noinline]] void insn_general(const Insn& in);
+  [[gnu::cold, gnu::noinline]] void unknown(const Insn& in);
+  [[gnu::noinline]] void normalize(Gp d, Type t);
+  void mov_imm(Gp d, int64_t v);
+  void move(Gp d, Gp s) {
+    if (d.id != s.id) e_.mov(d, s);
+  }
   void epilogue();
-  Mem mem(const Insn& in, uint32_t size);
-  void insn(const Insn& in);
-  void int_alu(const Insn& in, FastAssembler::Alu digit);
-  void int_mul(const Insn& in);
-  void int_binary(const Insn& in);
-  void alu(Op op, const Gp& d, const Gp& s);
+  // A 32- or 64-bit integer access at [base + disp32].
+  static bool simple_access(const Insn& in) {
+    return !(in.flags & (kLocalBase | kIndex)) && fits32(in.imm) && !is_narrow(in.type) &&
+           is_int(in.type);
+  }
+  // The memory operand of a load or store (displacements beyond 32 bits through r11).
+  Mem mem(const Insn& in);
+  template <Alu op>
+  [[gnu::always_inline]] void alu_rr(const Insn& in);
+  template <Alu op>
+  [[gnu::always_inline]] void alu_ri(const Insn& in);
+  [[gnu::always_inline]] void int_mul(const Insn& in);
   void divide(const Insn& in);
-  void shift(const Insn& in);
+  [[gnu::always_inline]] void shift(const Insn& in);
+  [[gnu::noinline]] void shift_by_register(const Insn& in);
   void unary(const Insn& in);
   void bswap(const Insn& in);
   void set(const Insn& in);
   void cksum(const Insn& in);
   void cksum_fold(const Insn& in);
-  bool fast_mem(const Insn& in, uint8_t opcode);
-  void load(const Insn& in);
-  void store(const Insn& in);
+  void address(const Insn& in);
+  [[gnu::always_inline]] void load(const Insn& in);
+  [[gnu::always_inline]] void store(const Insn& in);
+  [[gnu::noinline]] void load_general(const Insn& in);
+  [[gnu::noinline]] void store_general(const Insn& in);
 
   // --- emit_float.cpp
   void convert(const Insn& in);
   void int_to_float(const Insn& in, Type t, Type s);
   void float_to_int(const Insn& in, Type t, Type s);
   void float_binary(const Insn& in);
+  void movaps(Vec d, Vec s) {
+    if (d.id != s.id) e_.sse(vop::kMovaps, d.id, s.id);
+  }
 
   // --- emit_vector.cpp
   void require_vectors(Type t, bool needs_ssse3_sse41);
-  Mem constant(const std::array<uint8_t, 32>& bytes, uint32_t size);
+  Mem constant(const std::array<uint8_t, 32>& bytes);
   Mem broadcast_constant(Type t, uint64_t lane_value);
-  void vop(x86::Inst::Id sse, x86::Inst::Id vex, const x86::Vec& d, const x86::Vec& a,
-           const asmjit::Operand& b, bool commutative);
-  void vmove(const x86::Vec& d, const x86::Vec& a);
+  void vbin(VecOp op, Vec d, Vec a, Vec b, bool commutative);
+  void vbin(VecOp op, Vec d, Vec a, const Mem& b);
+  void vshift(VecOp op, Vec d, Vec a, uint8_t count);
+  void vmove(Vec d, Vec a);
+  void vload(Vec d, const Mem& m);
+  void vstore(const Mem& m, Vec v);
   void vector(const Insn& in);
-  void splat(const Insn& in, const x86::Vec& d, int lane_index);
-  void vector_load(const Insn& in);
-  void vector_store(const Insn& in);
+  void vector_memory(const Insn& in);
+  void splat(const Insn& in, Vec d, int lane_index);
   void hsum(const Insn& in);
   void crc32c(const Insn& in);
   void emit_constant_pool();
@@ -126,17 +151,12 @@ class X64Emitter {
   // --- emit_control.cpp
   void save_float_var(int slot);
   void restore_float_var(int slot);
+  void jump(const Insn& in);
   void branch(const Insn& in);
   void call(const Insn& in);
   void ret(const Insn& in);
 
-  const Module& m_;
-  FastAssembler a_;
-  CodeNotes* notes_;  // debug notes (debug/notes_p.h), when asked for
-  std::vector<EmittedFunction> entries_;
-  const Function* f_ = nullptr;
-  std::vector<asmjit::Label> labels_;
-  std::vector<uint8_t> phys_;
+  Encoder e_;
   Frame frame_;
   bool has_movbe_ = false;
   bool has_bmi2_ = false;
@@ -144,7 +164,7 @@ class X64Emitter {
   bool has_avx2_ = false;   // 256-bit vector registers
   bool has_sse41_ = false;  // SSSE3 + SSE4.1: pshufb, pmovzx (128-bit without AVX)
   bool has_sse42_ = false;  // crc32
-  std::vector<std::pair<asmjit::Label, std::array<uint8_t, 32>>> pool_;
+  std::vector<std::pair<Label, std::array<uint8_t, 32>>> pool_;
 };
 
 }  // namespace exojit::vcode::detail::x64

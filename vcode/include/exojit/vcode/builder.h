@@ -148,24 +148,27 @@ class Builder {
   void branch(Op op, Reg a, Reg b, Label l);
   void branch(Op op, Reg a, int64_t imm, Label l);
   void call_any(Reg result, uint32_t index, bool is_extern, const Reg* args, size_t n);
+  // The paths for everything but the common case of the inline methods above.
+  [[gnu::noinline]] void binary_checked(Op op, Reg d, Reg a, Reg b);
+  [[gnu::noinline]] void binary_checked(Op op, Reg d, Reg a, int64_t imm);
+  [[gnu::noinline]] void unary_checked(Op op, Reg d, Reg a);
+  [[gnu::noinline]] void mem_checked(Op op, Reg v, Reg base, Reg index, int64_t off);
+  static constexpr uint32_t head(Op op, Type t, uint8_t flags) {
+    return uint32_t(op) | uint32_t(t) << 8 | uint32_t(flags) << 16;
+  }
   // Appends a record. `trusted` says the caller's inline checks already proved the operands
   // valid; otherwise the full check runs and a rejected record is taken back before throwing.
-  // (The record is written in place, field by field: building it on the stack and copying it
-  // would reload it whole right after its narrow stores, a store-forwarding stall per record.)
   [[gnu::always_inline]] void emit(Op op, Type type, uint8_t flags, uint32_t dst, uint32_t a,
                                    uint32_t b, int64_t imm, bool trusted) {
-    fn_->op_mask |= uint64_t(1) << unsigned(op);
-    Insn& in = fn_->code.emplace_back();
-    in.op = op;
-    in.type = type;
-    in.flags = flags;
-    in.dst = dst;
-    in.a = a;
-    in.b = b;
-    in.imm = imm;
+    record(head(op, type, flags), dst, a, b, imm);
     if (!trusted) [[unlikely]]
       check_last();
   }
+  // The append itself, out of line: one small function shared by every kind of record. `head`
+  // is the record's first four bytes (op, type, flags, 0), so that every argument travels in a
+  // register and the record is written with four stores.
+  [[gnu::noinline]] void record(uint32_t head, uint32_t dst, uint32_t a, uint32_t b, int64_t imm);
+  [[gnu::noinline]] void grow_code();
   void check_last();  // full check of the last record; takes it back and throws if bad
   // What the builder keeps per register, compact so the hot checks touch one small array.
   struct RegMeta {
@@ -175,7 +178,7 @@ class Builder {
     uint8_t unused = 0;
   };
   // The register's record; throws on an invalid or released register.
-  const RegMeta& live(Reg r) const {
+  [[gnu::always_inline]] const RegMeta& live(Reg r) const {
     if (r.id < meta_.size() && meta_[r.id].alive) [[likely]]
       return meta_[r.id];
     not_live(r);
@@ -185,11 +188,15 @@ class Builder {
   // Definedness, tracked as instructions are recorded (see detail/flow.h): a use of a register
   // not defined on every path is rejected at once. Each is called after the record is emitted.
   size_t last() const { return fn_->code.size() - 1; }
-  void use(uint32_t r) {
+  // Whether register r is defined here (or the code here is unreachable).
+  [[gnu::always_inline]] bool defined(uint32_t r) const {
+    return !flow_.reachable() || flow_.defined_at(meta_[r].key, r);
+  }
+  [[gnu::always_inline]] void use(uint32_t r) {
     if (flow_.reachable() && !flow_.defined_at(meta_[r].key, r)) [[unlikely]]
       reject_undefined(r);
   }
-  void def(uint32_t r) { flow_.define_at(meta_[r].key, r); }
+  [[gnu::always_inline]] void def(uint32_t r) { flow_.define_at(meta_[r].key, r); }
   void edge(uint32_t label) {
     if (flow_.reachable())
       flow_.edge(label, last());
@@ -208,113 +215,69 @@ class Builder {
 };
 
 namespace detail {
-constexpr uint32_t bit(Type t) {
-  return 1u << unsigned(t);
-}
-constexpr uint32_t kIntTypeBits = 0x1ff;  // i8 .. p
-constexpr uint32_t kAllTypeBits = kIntTypeBits | bit(Type::F32) | bit(Type::F64);
-constexpr uint32_t kVectorTypeBits = 0xffu << unsigned(Type::V16U8);
-
-// The types for which the register form of `op`, with every operand of the destination's type,
-// is valid. The builder's fast path accepts exactly these; anything else (mixed pointer and
-// integer operands, checksum widths, errors) goes through check_insn, which decides and explains.
-constexpr uint32_t same_type_ok(Op op) {
-  switch (op) {
-    case Op::Add:
-    case Op::Sub:
-    case Op::Mov:
-      return kAllTypeBits | kVectorTypeBits;
-    case Op::And:
-    case Op::Or:
-    case Op::Xor:
-      return kIntTypeBits | kVectorTypeBits;
-    case Op::Mul:
-    case Op::Div:
-    case Op::Neg:
-    case Op::Set:
-    case Op::Blt:
-    case Op::Ble:
-    case Op::Bgt:
-    case Op::Bge:
-    case Op::Beq:
-    case Op::Bne:
-      return kAllTypeBits;
-    case Op::Mod:
-    case Op::Lsh:
-    case Op::Rsh:
-    case Op::Com:
-    case Op::Not:
-      return kIntTypeBits;
-    case Op::Bswap:
-      return kIntTypeBits & ~bit(Type::I8) & ~bit(Type::U8);
-    case Op::Cksum:
-      return bit(Type::U32) | bit(Type::U64);
-    default:
-      return 0;
-  }
-}
-inline constexpr auto kSameTypeOk = [] {
-  std::array<uint32_t, 64> table{};
-  for (unsigned op = 0; op <= unsigned(Op::Ret); ++op) table[op] = same_type_ok(Op(op));
-  return table;
-}();
-constexpr bool ok(Op op, Type t) {
-  return kSameTypeOk[unsigned(op)] >> unsigned(t) & 1;
-}
 inline bool pointer_like(Type t) {
   return t == Type::P || t == Type::U64 || t == Type::I64;
 }
 }  // namespace detail
 
 // Inline so that the opcode folds into the checks at each call site (VCODE's macros, in C++).
+// The common case records the instruction last, as a tail call: operands of the instruction
+// table's uniform forms (ops.h), defined on every path. Anything else (mixed pointer and integer
+// operands, checksum widths, errors) goes to the *_checked paths (builder.cpp), which record
+// first, then check and explain exactly as check_insn and the flow analysis do.
 
-[[gnu::flatten]] inline void Builder::binary(Op op, Reg d, Reg a, Reg b) {
-  Type t = live(d).type;
-  bool trusted = live(a).type == t && live(b).type == t && detail::ok(op, t);
-  emit(op, t, 0, d.id, a.id, b.id, 0, trusted);
-  use(a.id), use(b.id), def(d.id);
-}
-
-[[gnu::flatten]] inline void Builder::binary(Op op, Reg d, Reg a, int64_t imm) {
-  Type t = live(d).type;
-  bool trusted = live(a).type == t && detail::ok(op, t) && !in_float_file(t);
-  emit(op, t, kImm, d.id, a.id, 0, normalize_imm(t, imm), trusted);
-  use(a.id), def(d.id);
-}
-
-[[gnu::flatten]] inline void Builder::unary(Op op, Reg d, Reg a) {
-  Type t = live(d).type;
-  bool trusted = op == Op::Cvt ? !is_vector(t) && !is_vector(live(a).type)
-                               : (live(a).type == t && detail::ok(op, t));
-  emit(op, t, 0, d.id, a.id, 0, 0, trusted);
-  use(a.id), def(d.id);
-}
-
-[[gnu::flatten]] inline void Builder::mem(Op op, Reg v, Reg base, Reg index, int64_t off) {
-  Type t = live(v).type;
-  bool trusted = live(base).type == Type::P && (is_int(t) || (op != Op::Ldbe && op != Op::Stbe));
-  uint8_t flags = 0;
-  if (index.valid()) {
-    trusted = trusted && detail::pointer_like(live(index).type);
-    flags |= kIndex;
+[[gnu::always_inline]] inline void Builder::binary(Op op, Reg d, Reg a, Reg b) {
+  const Type t = live(d).type;
+  if (live(a).type == t && live(b).type == t && uniform_ok(op, t) && defined(a.id) && defined(b.id))
+      [[likely]] {
+    def(d.id);
+    return record(head(op, t, 0), d.id, a.id, b.id, 0);
   }
-  emit(op, t, flags, v.id, base.id, index.valid() ? index.id : 0, off, trusted);
-  use(base.id);
-  if (index.valid()) use(index.id);
-  if (is_store(op))
-    use(v.id);
-  else
-    def(v.id);
+  binary_checked(op, d, a, b);
 }
 
-[[gnu::flatten]] inline void Builder::branch(Op op, Reg a, Reg b, Label l) {
+[[gnu::always_inline]] inline void Builder::binary(Op op, Reg d, Reg a, int64_t imm) {
+  const Type t = live(d).type;
+  if (live(a).type == t && uniform_ok(op, t) && has_flag(op, kOpImmForm) && !in_float_file(t) &&
+      defined(a.id)) [[likely]] {
+    def(d.id);
+    return record(head(op, t, kImm), d.id, a.id, 0, normalize_imm(t, imm));
+  }
+  binary_checked(op, d, a, imm);
+}
+
+[[gnu::always_inline]] inline void Builder::unary(Op op, Reg d, Reg a) {
+  const Type t = live(d).type;
+  const bool trusted = op == Op::Cvt ? !is_vector(t) && !is_vector(live(a).type)
+                                     : (live(a).type == t && uniform_ok(op, t));
+  if (trusted && defined(a.id)) [[likely]] {
+    def(d.id);
+    return record(head(op, t, 0), d.id, a.id, 0, 0);
+  }
+  unary_checked(op, d, a);
+}
+
+[[gnu::always_inline]] inline void Builder::mem(Op op, Reg v, Reg base, Reg index, int64_t off) {
+  const Type t = live(v).type;
+  bool fast = live(base).type == Type::P && (is_int(t) || (op != Op::Ldbe && op != Op::Stbe)) &&
+              defined(base.id);
+  if (index.valid()) fast = fast && detail::pointer_like(live(index).type) && defined(index.id);
+  if (fast && (!is_store(op) || defined(v.id))) [[likely]] {
+    if (!is_store(op)) def(v.id);
+    return record(head(op, t, index.valid() ? kIndex : 0), v.id, base.id,
+                  index.valid() ? index.id : 0, off);
+  }
+  mem_checked(op, v, base, index, off);
+}
+
+[[gnu::always_inline]] inline void Builder::branch(Op op, Reg a, Reg b, Label l) {
   Type t = live(a).type;
-  bool trusted = live(b).type == t && detail::ok(op, t);
+  bool trusted = live(b).type == t && uniform_ok(op, t);
   emit(op, t, 0, check_label(l).id, a.id, b.id, 0, trusted);
   use(a.id), use(b.id), edge(l.id);
 }
 
-[[gnu::flatten]] inline void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
+[[gnu::always_inline]] inline void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
   Type t = live(a).type;
   emit(op, t, kImm, check_label(l).id, a.id, 0, normalize_imm(t, imm), !in_float_file(t));
   use(a.id), edge(l.id);

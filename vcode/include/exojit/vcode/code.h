@@ -86,6 +86,13 @@ bool llvm_tier_available();
 // that target). Code generators pick their vector width with it.
 int vector_width(const CompileOptions& options = {});
 
+class Code;
+namespace detail {
+struct MachineCode;
+// Copies a back end's machine code into memory owned by a Code (code.cpp).
+Code install(const Module& m, MachineCode&& machine, const CompileOptions& options);
+}  // namespace detail
+
 class Code {
  public:
   struct Symbol {
@@ -143,6 +150,8 @@ class Code {
 
  private:
   friend Code compile(const Module& m, const CompileOptions& options);
+  friend Code detail::install(const Module& m, detail::MachineCode&& machine,
+                              const CompileOptions& options);
   const Symbol& find(std::string_view name) const;
   void require_runnable() const {
     if (!runnable()) not_runnable();

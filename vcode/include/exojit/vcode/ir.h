@@ -12,105 +12,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "exojit/vcode/ops.h"
+#include "exojit/vcode/types.h"
+
 namespace exojit::vcode {
-
-// ---------------------------------------------------------------------------------------------
-// Types (as in VCODE). Integer registers of 8/16/32-bit types hold values of exactly that width;
-// `p` is a 64-bit pointer that compares unsigned.
-//
-// Vector types (the extension the pipe compiler needs): 128- and 256-bit registers of unsigned
-// lanes, named v<lanes>u<lane bits>. A vector register holds its bits; the type says how lane-wise
-// operations split them. Vectors live in the float register file (xmm/ymm on x86-64).
-// clang-format off
-enum class Type : uint8_t {
-  I8, U8, I16, U16, I32, U32, I64, U64, P, F32, F64, Void,
-  V16U8, V8U16, V4U32, V2U64,   // 128-bit
-  V32U8, V16U16, V8U32, V4U64,  // 256-bit
-};
-// clang-format on
-inline constexpr int kNumTypes = 20;
-
-std::string_view type_name(Type t);
-bool parse_type(std::string_view s, Type* out);
-
-constexpr bool is_float(Type t) {
-  return t == Type::F32 || t == Type::F64;
-}
-constexpr bool is_vector(Type t) {
-  return t >= Type::V16U8;
-}
-// Registers of these types live in the float register file.
-constexpr bool in_float_file(Type t) {
-  return is_float(t) || is_vector(t);
-}
-// Vector geometry: register width in bits, lane width in bits, lane count.
-constexpr int vector_bits(Type t) {
-  return t >= Type::V32U8 ? 256 : t >= Type::V16U8 ? 128 : 0;
-}
-constexpr int lane_bits(Type t) {
-  return is_vector(t) ? 8 << ((unsigned(t) - unsigned(Type::V16U8)) & 3) : 0;
-}
-constexpr int lane_count(Type t) {
-  return is_vector(t) ? vector_bits(t) / lane_bits(t) : 0;
-}
-// The vector type of `bits` width with lanes of `lane` bits (8, 16, 32, 64).
-constexpr Type vector_type(int bits, int lane) {
-  unsigned k = lane == 8 ? 0 : lane == 16 ? 1 : lane == 32 ? 2 : 3;
-  return Type(unsigned(bits == 256 ? Type::V32U8 : Type::V16U8) + k);
-}
-constexpr bool is_int(Type t) {
-  return t <= Type::P;
-}  // pointers are integers here
-constexpr bool is_signed(Type t) {
-  return t == Type::I8 || t == Type::I16 || t == Type::I32 || t == Type::I64;
-}
-constexpr int type_bits(Type t) {
-  switch (t) {
-    case Type::I8:
-    case Type::U8:
-      return 8;
-    case Type::I16:
-    case Type::U16:
-      return 16;
-    case Type::I32:
-    case Type::U32:
-    case Type::F32:
-      return 32;
-    case Type::Void:
-      return 0;
-    case Type::I64:
-    case Type::U64:
-    case Type::P:
-    case Type::F64:
-      return 64;
-    default:
-      return vector_bits(t);
-  }
-}
-constexpr int type_bytes(Type t) {
-  return type_bits(t) / 8;
-}
-
-// Normalizes a 64-bit immediate to the value a register of type `t` would hold (truncated to the
-// width, then sign- or zero-extended), so that every consumer sees the same canonical constant.
-constexpr int64_t normalize_imm(Type t, int64_t v) {
-  switch (t) {
-    case Type::I8:
-      return int8_t(v);
-    case Type::U8:
-      return uint8_t(v);
-    case Type::I16:
-      return int16_t(v);
-    case Type::U16:
-      return uint16_t(v);
-    case Type::I32:
-      return int32_t(v);
-    case Type::U32:
-      return uint32_t(v);
-    default:
-      return v;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Registers. VCODE's two classes: temporaries do not survive calls, variables do.
@@ -156,63 +61,6 @@ struct LocalInfo {
   uint32_t size;
   uint32_t align;
 };
-
-// ---------------------------------------------------------------------------------------------
-// Opcodes. X(enum, text name). The operation's type is the type of its destination register
-// (for stores: of the stored register; for branches: of the compared registers).
-// clang-format off
-#define EXOJIT_VCODE_OPS(X)                                                               \
-  /* integer and float arithmetic: dst = a op (b | imm) */                                \
-  X(Add, "add") X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Mod, "mod")                  \
-  X(And, "and") X(Or, "or") X(Xor, "xor") X(Lsh, "lsh") X(Rsh, "rsh")                     \
-  /* unary: dst = op a */                                                                 \
-  X(Neg, "neg") X(Com, "com") X(Not, "not") X(Mov, "mov") X(Bswap, "bswap") X(Cvt, "cvt")  \
-  /* dst = imm (float immediates are stored as the bits of a double) */                   \
-  X(Set, "set")                                                                           \
-  /* networking: one's-complement accumulate with end-around carry, fold to 16 bits */    \
-  X(Cksum, "cksum") X(CksumFold, "cksum_fold")                                            \
-  /* dst(u32) = CRC-32C (Castagnoli) of crc a updated with the bytes of b (its width, LE) */ \
-  X(Crc32c, "crc32c")                                                                     \
-  /* vectors: dst = a in every lane; zero-extend half of a's lanes (imm 0 low, 1 high); */ \
-  /* byte shuffle in each 128-bit lane (imm nibble i = source byte of byte i); */         \
-  /* scalar dst = wrapping sum of a's lanes */                                            \
-  X(Splat, "splat") X(Widen, "widen") X(Shuf, "shuf") X(Hsum, "hsum")                     \
-  /* memory: [base (+ index) + imm]; base may be a local */                               \
-  X(Ld, "ld") X(St, "st") X(Ldu, "ldu") X(Stu, "stu") X(Ldbe, "ldbe") X(Stbe, "stbe")      \
-  X(AddrL, "addrl")                                                                       \
-  /* control */                                                                           \
-  X(Blt, "blt") X(Ble, "ble") X(Bgt, "bgt") X(Bge, "bge") X(Beq, "beq") X(Bne, "bne")      \
-  X(Jmp, "jmp") X(Jmpr, "jmpr") X(La, "la") X(Place, "label")                             \
-  X(Call, "call") X(Ret, "ret")
-// clang-format on
-
-enum class Op : uint8_t {
-#define EXOJIT_X(e, s) e,
-  EXOJIT_VCODE_OPS(EXOJIT_X)
-#undef EXOJIT_X
-};
-
-std::string_view op_name(Op op);
-bool parse_op(std::string_view s, Op* out);
-
-constexpr bool is_branch(Op op) {
-  return op >= Op::Blt && op <= Op::Bne;
-}
-constexpr bool is_binary(Op op) {
-  return op >= Op::Add && op <= Op::Rsh;
-}
-constexpr bool is_unary(Op op) {
-  return op >= Op::Neg && op <= Op::Cvt;
-}
-constexpr bool is_load(Op op) {
-  return op == Op::Ld || op == Op::Ldu || op == Op::Ldbe;
-}
-constexpr bool is_store(Op op) {
-  return op == Op::St || op == Op::Stu || op == Op::Stbe;
-}
-constexpr bool is_terminator(Op op) {
-  return op == Op::Jmp || op == Op::Jmpr || op == Op::Ret;
-}
 
 // Flags of an instruction record.
 enum InsnFlags : uint8_t {
@@ -272,6 +120,73 @@ struct Function {
   std::string reg_label(uint32_t id) const;
   std::string label_label(uint32_t id) const;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Operand roles of one record: which register fields it reads and which one it defines, from
+// its opcode's form (ops.h) and its flags. The verifier's flow analysis, the ASH sandbox and the
+// pipe compiler ask these instead of keeping their own lists.
+enum OperandRoles : uint8_t {
+  kUsesDst = 1,       // dst is read (stores: the stored value)
+  kUsesA = 2,         // a is read
+  kUsesB = 4,         // b is read
+  kUsesCallArgs = 8,  // the call's arguments (Function::call_args[a .. a + b)) are read
+  kDefinesDst = 16,   // dst is written
+  kDefinesA = 32,     // a is written (la)
+};
+
+constexpr uint8_t operand_roles(const Insn& in) {
+  const bool imm = in.flags & kImm;
+  // Memory: the base unless it is a local; the index when there is one.
+  const uint8_t address =
+      uint8_t(((in.flags & kLocalBase) ? 0 : kUsesA) | ((in.flags & kIndex) ? kUsesB : 0));
+  switch (form_of(in.op)) {
+    case Form::Binary:
+      return uint8_t(kUsesA | (imm ? 0 : kUsesB) | kDefinesDst);
+    case Form::Unary:
+    case Form::UnaryImm:
+      return kUsesA | kDefinesDst;
+    case Form::SetImm:
+    case Form::LocalAddr:
+      return kDefinesDst;
+    case Form::Load:
+      return uint8_t(address | kDefinesDst);
+    case Form::Store:
+      return uint8_t(address | kUsesDst);
+    case Form::Branch:
+      return uint8_t(kUsesA | (imm ? 0 : kUsesB));
+    case Form::Jump:
+    case Form::Place:
+      return 0;
+    case Form::JumpReg:
+      return kUsesA;
+    case Form::LabelAddr:
+      return kDefinesA;
+    case Form::Call:
+      return uint8_t(kUsesCallArgs | ((in.flags & kVoid) ? 0 : kDefinesDst));
+    case Form::Return:
+      return (in.flags & (kImm | kVoid)) ? 0 : kUsesA;
+  }
+  return 0;
+}
+
+// Calls use(r) for every register the record reads.
+template <typename F>
+void for_each_use(const Function& f, const Insn& in, F&& use) {
+  const uint8_t r = operand_roles(in);
+  if (r & kUsesDst) use(in.dst);
+  if (r & kUsesA) use(in.a);
+  if (r & kUsesB) use(in.b);
+  if (r & kUsesCallArgs)
+    for (uint32_t k = 0; k < in.b; ++k) use(f.call_args[size_t(in.a) + k]);
+}
+
+// The register the record defines, or -1.
+constexpr int64_t defined_reg(const Insn& in) {
+  const uint8_t r = operand_roles(in);
+  if (r & kDefinesDst) return in.dst;
+  if (r & kDefinesA) return in.a;
+  return -1;
+}
 
 // A C function the generated code may call, named so that listings print and parse back.
 struct Extern {

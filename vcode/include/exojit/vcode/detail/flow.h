@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "exojit/vcode/ir.h"
@@ -19,7 +20,7 @@ namespace exojit::vcode::detail {
 
 inline constexpr uint32_t kNoReg = 0xffffffffu;   // the slot holds nothing defined
 inline constexpr uint32_t kAnyReg = 0xfffffffeu;  // not yet known (unreachable so far): anything
-inline constexpr int kSlotKeys = 2 * 2 * 8;       // file x class x slot
+inline constexpr size_t kSlotKeys = 2 * 2 * 8;    // file x class x slot
 
 inline int slot_key(const RegInfo& ri) {
   return (int(in_float_file(ri.type)) * 2 + int(ri.cls)) * 8 + (ri.slot & 7);
@@ -41,23 +42,34 @@ struct SlotState {
   void call() {  // temporaries (class 0) of both files die
     for (int k = 0; k < 8; ++k) reg[size_t(k)] = reg[size_t(16 + k)] = kNoReg;
   }
+  // Four slots at a time (GCC's and clang's portable vector extension: SSE2 or NEON), since
+  // these run at every label and branch the builder records.
+  using Lanes = uint32_t __attribute__((vector_size(16)));
+  static Lanes lanes(const uint32_t* p) {
+    Lanes v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static constexpr Lanes kAnyLanes = {kAnyReg, kAnyReg, kAnyReg, kAnyReg};
+  static constexpr Lanes kNoLanes = {kNoReg, kNoReg, kNoReg, kNoReg};
+
+  // Per slot: "anything" takes the other side's value; two different registers make nothing.
   void meet(const SlotState& o) {
-    for (int k = 0; k < kSlotKeys; ++k) {
-      uint32_t& v = reg[size_t(k)];
-      uint32_t w = o.reg[size_t(k)];
-      if (v == kAnyReg)
-        v = w;
-      else if (w != kAnyReg && w != v)
-        v = kNoReg;
+    for (size_t k = 0; k < kSlotKeys; k += 4) {
+      const Lanes v = lanes(&reg[k]), w = lanes(&o.reg[k]);
+      const Lanes any = Lanes(v == kAnyLanes), keep = Lanes(w == kAnyLanes) | Lanes(w == v);
+      const Lanes r = (any & w) | (~any & ((keep & v) | (~keep & kNoLanes)));
+      std::memcpy(&reg[k], &r, sizeof r);
     }
   }
   // True when everything defined in `sub` is defined here too.
   bool implies(const SlotState& sub) const {
-    for (int k = 0; k < kSlotKeys; ++k) {
-      uint32_t s = sub.reg[size_t(k)], v = reg[size_t(k)];
-      if (s != kNoReg && v != kAnyReg && v != s) return false;
+    Lanes bad = {0, 0, 0, 0};
+    for (size_t k = 0; k < kSlotKeys; k += 4) {
+      const Lanes s = lanes(&sub.reg[k]), v = lanes(&reg[k]);
+      bad |= Lanes(s != kNoLanes) & Lanes(v != kAnyLanes) & Lanes(v != s);
     }
-    return true;
+    return (bad[0] | bad[1] | bad[2] | bad[3]) == 0;
   }
 };
 

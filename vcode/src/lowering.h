@@ -1,0 +1,141 @@
+// The skeleton every back end shares (private header): the walk over a module's functions and
+// each function's records, the mapping of register slots to machine registers, labels, and the
+// capture of errors, which become an exojit::Error naming the function, the instruction and the
+// target ("@f: instruction 12 `add %r1, %r2, 3`: x86-64: ...").
+//
+// A back end derives from Lowering<Self, Label> (CRTP: the calls below are resolved at compile
+// time), Label being its assembler's label type, and provides:
+//   static constexpr Target kTarget;           and the machine numbers of the register slots:
+//   static constexpr uint8_t kIntTemp[kIntTemps], kIntVar[kIntVars], kFloatVarBase;
+//   Label new_label();  void bind(Label);  size_t offset();  (bytes emitted so far)
+//   void begin_record();                        before each record (and the prologue): room
+//   void layout_frame();  void prologue();  void insn(const Insn&);  void end_function();
+//   bool failed();  std::string error();       the assembler's sticky error, checked per record
+//
+// Everything a record lowers to is emitted inside the one loop of lower_function(): the place
+// where a line table (machine offset -> record) or any other per-record bookkeeping belongs: with
+// debug notes (debug/notes_p.h), the skeleton notes where each record's code starts, and the
+// back ends note how their prologue and epilogue move the stack.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "debug/notes_p.h"
+#include "exojit/error.h"
+#include "exojit/vcode/code.h"
+#include "verify_p.h"
+
+namespace exojit::vcode::detail {
+
+template <typename Self, typename LabelT>
+class Lowering {
+ public:
+  explicit Lowering(const Module& m, CodeNotes* notes = nullptr) : m_(m), notes_(notes) {}
+
+  // Lowers every function (labels for every entry first, so calls can go forward). Throws
+  // exojit::Error on the first error.
+  void lower_module() {
+    Self& self = static_cast<Self&>(*this);
+    for (size_t i = 0; i < m_.functions().size(); ++i)
+      entries_.push_back(Entry{self.new_label(), self.new_label()});
+    for (size_t i = 0; i < m_.functions().size(); ++i) lower_function(*m_.functions()[i], i);
+  }
+
+ protected:
+  struct Entry {
+    LabelT begin, end;
+  };
+
+  void lower_function(const Function& f, size_t index) {
+    Self& self = static_cast<Self&>(*this);
+    f_ = &f;
+    labels_.clear();
+    for (uint32_t i = 0; i < f.num_labels; ++i) labels_.push_back(self.new_label());
+    map_registers();
+    size_t at = kBeforeCode;  // where an error is reported
+    try {
+      self.layout_frame();
+      self.bind(entries_[index].begin);
+      self.begin_record();
+      if (notes_) notes_->begin_function(self.offset());
+      self.prologue();
+      check(self, at);
+      if (!notes_)
+        lower_records<false>(self, f, at);
+      else
+        lower_records<true>(self, f, at);
+      at = kAfterCode;
+      self.bind(entries_[index].end);
+      self.end_function();
+      check(self, at);
+    } catch (const Error& e) {
+      if (e.what()[0] == '@') throw;  // already names the function
+      report(at, e.what());
+    }
+  }
+
+  // The walk over the records (a loop of its own with debug notes: the usual one stays as tight).
+  template <bool kNotes>
+  void lower_records(Self& self, const Function& f, size_t& at) {
+    for (size_t i = 0, n = f.code.size(); i < n; ++i) {
+      at = i;
+      self.begin_record();
+      if constexpr (kNotes) notes_->record(self.offset(), i);
+      self.insn(f.code[i]);
+      if (self.failed()) [[unlikely]]
+        check(self, i);
+    }
+  }
+
+  // The machine register of each vcode register, computed once per function.
+  void map_registers() {
+    phys_.resize(f_->regs.size());
+    for (size_t r = 0; r < f_->regs.size(); ++r) {
+      const RegInfo& ri = f_->regs[r];
+      if (in_float_file(ri.type))
+        phys_[r] = uint8_t(ri.cls == RegClass::Temp ? ri.slot : Self::kFloatVarBase + ri.slot);
+      else
+        phys_[r] = ri.cls == RegClass::Temp ? Self::kIntTemp[ri.slot] : Self::kIntVar[ri.slot];
+    }
+  }
+
+  // Whether the function has an instruction of opcode `op` (from the builder's op_mask, or a
+  // scan when the function was made without one).
+  bool uses(Op op) const {
+    uint64_t ops = f_->op_mask;
+    if (ops == 0)
+      for (const Insn& in : f_->code) ops |= uint64_t(1) << unsigned(in.op);
+    return (ops >> unsigned(op) & 1) != 0;
+  }
+
+  LabelT label(uint32_t vcode_label) const { return labels_[vcode_label]; }
+  const LabelT& entry(size_t function) const { return entries_[function].begin; }
+  const std::vector<Entry>& entries() const { return entries_; }
+  const RegInfo& info(uint32_t r) const { return f_->regs[r]; }
+
+  const Module& m_;
+  CodeNotes* notes_;  // debug notes, when asked for
+  const Function* f_ = nullptr;
+  std::vector<uint8_t> phys_;
+
+ private:
+  static constexpr size_t kBeforeCode = ~size_t(0), kAfterCode = ~size_t(0) - 1;
+
+  void check(Self& self, size_t at) {
+    if (self.failed()) report(at, self.error());
+  }
+  [[noreturn]] void report(size_t at, const std::string& why) {
+    const std::string what = fmt::format("{}: {}", target_name(Self::kTarget), why);
+    if (at == kBeforeCode) fail("@{}: {}", f_->name, what);
+    if (at == kAfterCode) fail("@{}: after the last instruction: {}", f_->name, what);
+    throw Error(insn_error(m_, *f_, at, what));
+  }
+
+  std::vector<Entry> entries_;
+  std::vector<LabelT> labels_;
+};
+
+}  // namespace exojit::vcode::detail
