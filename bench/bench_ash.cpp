@@ -1,5 +1,5 @@
 // bench_ash: ASH handlers against the same logic in the environment reached through its packet
-// ring (seed 000, Table 6 and Figure 5), sandboxing overhead (section 5.2) and the composed
+// ring ([ASH96], Table 6 and Figure 5), sandboxing overhead (section 5.2) and the composed
 // cache server (section 5.4), side by side in one run.
 //
 //   ash/remote_increment/{handler,ring}   UDP remote increment round trip between two simulated

@@ -1,4 +1,4 @@
-// bench_spec: Tempo-style specialization of the libOS's UDP send path (seed 002), generic vs
+// bench_spec: Tempo-style specialization of the libOS's UDP send path ([TEMPO04]), generic vs
 // specialized, side by side in one run.
 //
 //   spec/udp_send/<bytes>/generic      exo_sendto() of a <bytes>-byte payload through the NIC

@@ -1,4 +1,4 @@
-// Example: the composed cache server of seed 000, section 5.4. Ethernet, IPv4, UDP and cache
+// Example: the composed cache server of [ASH96], section 5.4. Ethernet, IPv4, UDP and cache
 // layers are composed at run time into one handler: hits are answered by the handler, misses
 // abort to the server environment, which loads the data, caches it and replies.
 #include <cstdio>

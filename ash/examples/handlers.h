@@ -1,4 +1,4 @@
-// The example handlers of seed 000, shared by the example programs, the tests, bench_ash and
+// The example handlers of [ASH96], shared by the example programs, the tests, bench_ash and
 // `vdump --ash NAME`, and the frames they read.
 //
 //   remote_write      Figure 3: [Ethernet][dst u64 LE][len u32 LE][data] -> data copied to dst

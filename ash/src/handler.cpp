@@ -310,7 +310,7 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
   lo.sites = m.sites.data();
   m.lowered = lower(program, lo);
 
-  // Pipe lists: compiled once, with their budget charge per KiB (seed 000, 3.3: the pipe's
+  // Pipe lists: compiled once, with their budget charge per KiB ([ASH96], 3.3: the pipe's
   // cost times the iterations, strength-reduced to one multiply).
   pipes::CompileOptions po;
   if (options.engine == Engine::Interpreter) po.backend = pipes::Backend::Interpreter;

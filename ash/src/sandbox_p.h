@@ -1,5 +1,5 @@
 // The sandbox: checks a handler program against the ASH rules and lowers it to a vcode function
-// that can run in the kernel (seed 000, 3.3). Private to ash/.
+// that can run in the kernel ([ASH96], 3.3). Private to ash/.
 //
 // Refused at install (exojit::Error): indirect jumps (jmpr, la), floating point and vectors,
 // calls other than the primitives (extern calls to anything else, calls to functions),

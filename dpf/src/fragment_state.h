@@ -1,4 +1,4 @@
-// The state of the stateful atoms (seed 001 section 2.1.6): the values RECORD remembered, per
+// The state of the stateful atoms ([EXOTOOLS02] section 2.1.6): the values RECORD remembered, per
 // filter id, and the packets held for values not yet remembered, per owner. Bounded: values per
 // id (the oldest goes first), packets and bytes per owner (that owner's oldest go first, so one
 // owner's fragments never evict another's); everything expires after the engine's lifetime.

@@ -1,4 +1,4 @@
-// Stateful atoms for IP fragments (seed 001, 2.1.6): a UDP datagram fragmented in any order
+// Stateful atoms for IP fragments ([EXOTOOLS02], 2.1.6): a UDP datagram fragmented in any order
 // reaches its filter; the state is bounded in space and time.
 #include <exojit/dpf/engine.h>
 #include <exojit/error.h>

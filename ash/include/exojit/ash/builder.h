@@ -1,4 +1,4 @@
-// Writing an ASH (seed 000, section 2): the vcode builder plus the message primitives.
+// Writing an ASH ([ASH96], section 2): the vcode builder plus the message primitives.
 //
 //   HandlerBuilder h("remote_write");
 //   Reg dst = h.getreg(Type::P, RegClass::Var), len = h.getreg(Type::U64, RegClass::Var);

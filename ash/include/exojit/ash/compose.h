@@ -1,4 +1,4 @@
-// Dynamic protocol composition (seed 000, 2.3): protocol layers, each with a body, an abort and
+// Dynamic protocol composition ([ASH96], 2.3): protocol layers, each with a body, an abort and
 // a commit part, composed at run time into ONE handler.
 //
 //   Ethernet eth; Ipv4 ip(my_ip); Udp udp(port); MyApp app(...);

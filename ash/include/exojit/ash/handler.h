@@ -27,7 +27,7 @@ namespace exojit::ash {
 
 enum class Sandbox : uint8_t {
   Checked,  // every application access translated and checked (the default)
-  Trusted,  // no memory checks (seed 000, 5.2's comparison): the region must be one host block
+  Trusted,  // no memory checks ([ASH96], 5.2's comparison): the region must be one host block
 };
 
 enum class Engine : uint8_t { Native, Interpreter };

@@ -34,7 +34,7 @@
 // until then), merged into the whole when it has grown to the square root of the whole's size,
 // so that n structural insertions cost O(n sqrt n), not O(n^2) (see layered()).
 //
-// Stateful atoms (IP fragments, seed 001 section 2.1.6): when a filter with RECORD(e) accepts a
+// Stateful atoms (IP fragments, [EXOTOOLS02] section 2.1.6): when a filter with RECORD(e) accepts a
 // packet, e's value is remembered for that filter's id; RECORDED(e) in a filter of the same id
 // holds for packets whose e was remembered. A packet that no filter accepts but that would match
 // a RECORDED filter once its values are remembered (a fragment that overtook its first fragment)

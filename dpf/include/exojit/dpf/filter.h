@@ -19,7 +19,7 @@
 // `LEN` is the number of bytes from the current base to the end of the packet (before any
 // SHIFT: the packet's length), e.g. `(LEN >= 1000)` for tcpdump's `greater 1000`.
 //
-// Stateful atoms for IP fragments (seed 001, 2.1.6): `RECORD(e)` is an action atom that, when
+// Stateful atoms for IP fragments ([EXOTOOLS02], 2.1.6): `RECORD(e)` is an action atom that, when
 // every atom of its filter holds, remembers the value of `e` (e.g. the IP ID and source address
 // of a first fragment); `RECORDED(e)` holds when `e`'s value was remembered by a RECORD atom of
 // a filter with the same id. See engine.h for the bounds on that state.

@@ -1,4 +1,4 @@
-// Hierarchically-named capabilities (seed 001, 2.1.1): 8 bytes, a header byte and 7 name bytes.
+// Hierarchically-named capabilities ([EXOTOOLS02], 2.1.1): 8 bytes, a header byte and 7 name bytes.
 //
 //   header bit 0-2  name length (0..7 bytes)
 //          bit 3    valid

@@ -105,7 +105,7 @@ class Kernel {
   void set_demux(Demux* demux) { demux_ = demux; }
   const std::vector<std::unique_ptr<Environment>>& environments() const { return envs_; }
 
-  // Capabilities: `from` hands a refinement of its capability `cap` to `to` (seed 001: the
+  // Capabilities: `from` hands a refinement of its capability `cap` to `to` ([EXOTOOLS02]: the
   // creator refines what it passes on). Returns the index in `to`'s list.
   size_t grant(Environment& from, size_t cap, Environment& to, Capability refined);
 

@@ -1,6 +1,6 @@
 // An environment's address space: a page table and a TLB model in front of it.
 //
-// Page-table entries carry read/write/execute bits and three software-defined bits (seed 001,
+// Page-table entries carry read/write/execute bits and three software-defined bits ([EXOTOOLS02],
 // 2.1.3: x86 leaves three bits to system software; a libOS uses one to mark pages that live on
 // disk). The TLB is direct-mapped with a configurable number of entries (a power of two, or 0 for
 // none); every translation counts a hit or a miss, and any change to an entry flushes it.

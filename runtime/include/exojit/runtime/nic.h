@@ -1,4 +1,4 @@
-// The NIC model: a receive descriptor ring, a transmit ring, and the two DMA styles of seed 000:
+// The NIC model: a receive descriptor ring, a transmit ring, and the two DMA styles of [ASH96]:
 //
 //   DmaMode::KernelBuffers  (Ethernet) the NIC DMAs each frame into a kernel buffer of its
 //                           receive ring; the kernel demultiplexes it there and copies it once

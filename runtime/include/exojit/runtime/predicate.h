@@ -1,4 +1,4 @@
-// Wake-up predicates (seed 004, 4.6.12), compiled with vcode and re-armed without recompiling.
+// Wake-up predicates ([ERLANG99], 4.6.12), compiled with vcode and re-armed without recompiling.
 //
 // A predicate is a disjunction of sub-predicates ("I/O completed, or an error, or a timeout"),
 // each a conjunction of terms comparing a word of the environment's own memory with a parameter.
@@ -6,7 +6,7 @@
 // width) and their pages pinned; the code is generated once, with the addresses as constants.
 // The values compared against and an on/off switch per sub-predicate are parameters read from
 // memory at run time: changing them re-arms the predicate at the cost of a store, which is the
-// seed's remedy for ExOS select() spending its time compiling predicates.
+// [ERLANG99]'s remedy for ExOS select() spending its time compiling predicates.
 //
 //   PredicateSpec spec;
 //   spec.any_of = {{{ring_va + 4, 4, Compare::Ne, 0}}};   // ring.produced != param 0

@@ -1,4 +1,4 @@
-// Packet rings (seed 000, 4.1): a ring of descriptors in the environment's own memory, which the
+// Packet rings ([ASH96], 4.1): a ring of descriptors in the environment's own memory, which the
 // kernel fills and the environment drains and refills with its own buffers.
 //
 // Layout (one page, shared): a header, then `slots` descriptors. `produced` is written by the

@@ -9,7 +9,7 @@
 //
 // ThreadRunner (the default for benchmarks): each environment is a host thread running its own
 // loop, sleeping in Environment::wait() until the kernel wakes it, so the cost of being woken and
-// scheduled by the host (seed 000, Figure 5) is real when measured.
+// scheduled by the host ([ASH96], Figure 5) is real when measured.
 #pragma once
 
 #include <cstdint>

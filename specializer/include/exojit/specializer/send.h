@@ -1,4 +1,4 @@
-// Specialized UDP sends (seed 002's customized send): the libOS's generic send path, exo_sendto,
+// Specialized UDP sends ([TEMPO04]'s customized send): the libOS's generic send path, exo_sendto,
 // specialized for a usage context — socket, destination, the route and ARP entry it uses, the
 // socket's options, and optionally a fixed application data unit (ADU) size — with a code guard
 // for every invariant.
@@ -9,7 +9,7 @@
 //   t.send(data, 64);                   // the specialized path
 //   exo_sendto(stack, fd, data, 64, peer, 7);  // the generic path, still there
 //
-// Guards (seed 002, 2.2). Application-triggered changes — setsockopt of an option the send path
+// Guards ([TEMPO04], 2.2). Application-triggered changes — setsockopt of an option the send path
 // reads (checksum, TTL, don't-fragment), connect() of a socket sending to its peer, a send of
 // another size than the ADU — are refused (-EBUSY from setsockopt/connect, -EMSGSIZE from send)
 // or make the token fall back to the generic path, as the context declares. Environment-

@@ -50,7 +50,7 @@ struct exo_kernel_ops {
   int (*wait)(void* ctx);
 };
 
-/* Code guards (seed 002, 2.2): a run-time specializer freezes parts of the stack's state (a
+/* Code guards ([TEMPO04], 2.2): a run-time specializer freezes parts of the stack's state (a
  * socket's fields and options, the routes, ARP entries, the MTU) into code. The stack calls the
  * guard around every change of such state: once before it (EXO_GUARD_BEFORE: a nonzero return
  * refuses the change, which then fails with -EBUSY) and once after it (EXO_GUARD_AFTER). A change
