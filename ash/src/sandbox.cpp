@@ -5,7 +5,6 @@
 
 #include "exojit/error.h"
 #include "exojit/runtime/physical_memory.h"
-#include "exojit/vcode/detail/flow.h"
 #include "exojit/vcode/verify.h"
 #include "sandbox_p.h"
 
@@ -147,9 +146,8 @@ class Lowerer {
     // A register given back and taken again could share a reserved register's machine register.
     for (uint32_t r = 0; r < in_.regs.size(); ++r) {
       if (reserved(r)) continue;
-      int key = vcode::detail::slot_key(in_.regs[r]);
       for (Reg k : reserved_regs())
-        if (vcode::detail::slot_key(in_.regs[k.id]) == key)
+        if (vcode::same_machine_register(in_.regs[k.id], in_.regs[r]))
           fail("ash handler {}: register %r{} shares a machine register with the sandbox's",
                in_.name, r);
     }

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "exojit/error.h"
-#include "generator.h"
+#include "generator_p.h"
 
 namespace exojit::pipes {
 

@@ -1,6 +1,6 @@
 // The generated function's frame: parameters, persistent registers in and out of the state
 // block, and the order of the loops.
-#include "generator.h"
+#include "generator_p.h"
 
 #include <algorithm>
 

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "exojit/error.h"
-#include "generator.h"
+#include "generator_p.h"
 
 namespace exojit::pipes::detail {
 

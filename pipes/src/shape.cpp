@@ -1,5 +1,5 @@
 // Classifying pipe bodies (see shape.h).
-#include "shape.h"
+#include "shape_p.h"
 
 #include <vector>
 

@@ -10,7 +10,7 @@
 #include <map>
 
 #include "exojit/error.h"
-#include "generator.h"
+#include "generator_p.h"
 
 namespace exojit::pipes::detail {
 

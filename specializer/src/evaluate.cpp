@@ -1,5 +1,5 @@
 // Top-down partial evaluation of the entry (evaluate.h).
-#include "evaluate.h"
+#include "evaluate_p.h"
 
 #include <llvm/Analysis/ConstantFolding.h>
 #include <llvm/Analysis/LoopInfo.h>
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "exojit/error.h"
-#include "fold.h"
+#include "fold_p.h"
 
 namespace exojit::specializer::detail {
 

@@ -1,5 +1,5 @@
 // Folding loads from invariant memory (fold.h).
-#include "fold.h"
+#include "fold_p.h"
 
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/DataLayout.h>

@@ -1,5 +1,5 @@
 // The residual code's optimization pipeline (pipeline.h).
-#include "pipeline.h"
+#include "pipeline_p.h"
 
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Transforms/InstCombine/InstCombine.h>
@@ -12,8 +12,8 @@
 #include <llvm/Transforms/Utils/LoopSimplify.h>
 #include <llvm/Transforms/Vectorize/LoopVectorize.h>
 
-#include "fold.h"
-#include "orc.h"
+#include "exojit/vcode/orc.h"
+#include "fold_p.h"
 
 namespace exojit::specializer::detail {
 

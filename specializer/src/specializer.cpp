@@ -24,11 +24,11 @@
 #include <set>
 #include <unordered_map>
 
-#include "evaluate.h"
+#include "evaluate_p.h"
 #include "exojit/error.h"
-#include "fold.h"
-#include "orc.h"
-#include "pipeline.h"
+#include "exojit/vcode/orc.h"
+#include "fold_p.h"
+#include "pipeline_p.h"
 
 namespace exojit::specializer {
 

@@ -14,9 +14,9 @@
 #include "../src/backend.h"
 #include "exojit/error.h"
 #include "exojit/vcode/code.h"
+#include "exojit/vcode/orc.h"
 #include "exojit/vcode/verify.h"
 #include "lower.h"
-#include "orc.h"
 
 namespace exojit::vcode::detail {
 

@@ -1,5 +1,5 @@
-// The shared ORC set-up (orc.h).
-#include "orc.h"
+// The shared ORC set-up (exojit/vcode/orc.h).
+#include "exojit/vcode/orc.h"
 
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>

@@ -1,6 +1,6 @@
 /* ARP (RFC 826) for IPv4 over Ethernet: a small table, requests on a miss, frames held on the
  * incomplete entry until the reply arrives. */
-#include "internal.h"
+#include "internal_p.h"
 
 #define ARP_LEN 28
 

@@ -4,7 +4,7 @@
  * 64-bit accumulator (carries collect in the upper half), folds, and swaps the 16-bit result to
  * big-endian at the end — 8 bytes per step instead of 2. Pieces summed one after the other must
  * have even lengths, except the last. */
-#include "internal.h"
+#include "internal_p.h"
 
 static uint32_t fold64(uint64_t acc) {
   acc = (acc & 0xffffffffu) + (acc >> 32);

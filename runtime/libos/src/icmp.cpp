@@ -1,5 +1,5 @@
 /* ICMP (RFC 792): echo request -> echo reply, and echo replies counted for exo_ping. */
-#include "internal.h"
+#include "internal_p.h"
 
 #define ICMP_ECHO_REPLY 0
 #define ICMP_ECHO_REQUEST 8

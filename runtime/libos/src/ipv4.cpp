@@ -1,6 +1,6 @@
 /* IPv4 (RFC 791): header validation, fragment reassembly (any arrival order, overlaps allowed,
  * bogus lengths refused), and output with fragmentation to the MTU. */
-#include "internal.h"
+#include "internal_p.h"
 
 #define IP_MF 0x2000
 #define IP_DF 0x4000

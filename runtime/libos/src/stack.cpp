@@ -2,7 +2,7 @@
 #include <stdlib.h>
 
 #include "exojit/runtime/ring.h"
-#include "internal.h"
+#include "internal_p.h"
 
 using exojit::runtime::RingHeader;
 using exojit::runtime::RingSlot;

@@ -1,5 +1,5 @@
 /* UDP (RFC 768) and the socket API: descriptors, options, the send path, receive queues. */
-#include "internal.h"
+#include "internal_p.h"
 
 #define UDP_MAX_PAYLOAD (65535 - EXO_IP_HDR - EXO_UDP_HDR)
 

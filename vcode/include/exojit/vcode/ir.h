@@ -43,6 +43,14 @@ struct RegInfo {
   uint8_t slot;  // index within its pool (class x integer/float)
 };
 
+// Whether the back ends give two registers one machine register: the same file (integer, or
+// floating point and vector), class and slot. (A sandbox that reserves registers checks that no
+// other register shares theirs.)
+inline bool same_machine_register(const RegInfo& a, const RegInfo& b) {
+  return in_float_file(a.type) == in_float_file(b.type) && a.cls == b.cls &&
+         (a.slot & 7) == (b.slot & 7);
+}
+
 struct Label {
   uint32_t id = 0xffffffffu;
   friend bool operator==(Label a, Label b) { return a.id == b.id; }

@@ -22,6 +22,7 @@ inline constexpr uint32_t kNoReg = 0xffffffffu;   // the slot holds nothing defi
 inline constexpr uint32_t kAnyReg = 0xfffffffeu;  // not yet known (unreachable so far): anything
 inline constexpr size_t kSlotKeys = 2 * 2 * 8;    // file x class x slot
 
+// (same_machine_register in ir.h is the public form of this key's equality.)
 inline int slot_key(const RegInfo& ri) {
   return (int(in_float_file(ri.type)) * 2 + int(ri.cls)) * 8 + (ri.slot & 7);
 }

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "exojit/pipes/compile.h"
-#include "shape.h"
+#include "shape_p.h"
 
 namespace exojit::pipes::detail {
 

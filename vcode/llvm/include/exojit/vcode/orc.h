@@ -1,8 +1,9 @@
 // The ORC set-up that the LLVM tier (jit.cpp) and the specializer share: one LLJIT per codegen
 // optimization level, created on first use and reused by every compilation, the module
 // optimization pipeline, and code owned per module (a ResourceTracker removed when its owner
-// dies). Not an installed header: it needs LLVM's headers, compiled as C++17 (LLVM 14's
-// headers behind PassBuilder do not compile as C++20 with clang).
+// dies). vcode's interface for the modules built on LLVM (target exojit::vcode_orc): not an
+// installed header, it needs LLVM's headers, compiled as C++17 (LLVM 14's headers behind
+// PassBuilder do not compile as C++20 with clang).
 #pragma once
 
 #include <llvm/ExecutionEngine/JITEventListener.h>
