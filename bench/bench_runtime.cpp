@@ -5,6 +5,13 @@
 //                                          receive ring (kernel buffer), the built-in demux and
 //                                          the copy into the environment's packet ring; the
 //                                          environment drains the ring every 32 frames
+//   runtime/rx/queues/<Q>                  (Q = 1, 2) the same receive path in thread mode over a
+//                                          NIC with Q receive queues, one thread per queue: each
+//                                          thread plays the wire for 8 flows RSS steers to its
+//                                          queue (hash computed per frame with 2 queues; a single
+//                                          queue has nothing to steer), delivers on arrival
+//                                          into its own environment's ring and drains it every
+//                                          32 frames. items_per_second: frames, all queues
 //   runtime/udp_pingpong/sim               64-byte UDP round trip through the libOS, NICs and a
 //                                          link of two simulated hosts, scheduler model (one
 //                                          host thread)
@@ -18,10 +25,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -71,6 +81,72 @@ void bm_rx_to_ring(benchmark::State& state) {
     die("rx_to_ring dropped");
   state.counters["ns_per_packet"] = benchmark::Counter(
       double(state.iterations()), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// The machine of runtime/rx/queues/<Q>: built once per Q, shared by the row's threads.
+struct QueuesMachine {
+  static constexpr uint32_t kSlots = 64, kBuf = 2048, kFlows = 8;
+  Kernel kernel{{.frames = 2048, .mode = Mode::Threads}};
+  BuiltinDemux demux;
+  Nic* nic;
+  std::vector<RingHeader*> rings;
+  std::vector<uint32_t> ring_ids;
+  std::vector<std::vector<std::vector<uint8_t>>> flows;  // by queue: frames RSS steers there
+
+  explicit QueuesMachine(uint32_t queues) {
+    kernel.set_demux(&demux);
+    nic = &kernel.add_nic({.rx_slots = 64, .queues = queues}, Capability::make({0x4e}, kPermWrite));
+    flows.resize(queues);
+    for (uint32_t q = 0; q < queues; ++q) {
+      Environment& env = kernel.create_environment("app" + std::to_string(q),
+                                                   Capability::make({uint8_t(q + 1)}, kPermAll));
+      kernel.alloc_pages(env, 0, 0x100000, 1 + kSlots * kBuf / 4096, kPteRead | kPteWrite);
+      uint32_t ring = kernel.create_ring(env, 0, 0x100000, kSlots, 0x101000, kSlots * kBuf);
+      kernel.init_ring_buffers(env, ring, kBuf);
+      uint16_t port = uint16_t(1000 + q);
+      uint32_t id = demux.add({0x0800, 0, 17, port});
+      kernel.claim_filter(env, 0, id);
+      kernel.bind_filter(env, 0, id, ring);
+      rings.push_back(reinterpret_cast<RingHeader*>(env.mmu().translate(0x100000, kRead | kWrite)));
+      ring_ids.push_back(ring);
+      // Flows (source address, source port) to this queue's port that RSS sends to this queue.
+      for (uint32_t src = 1; flows[q].size() < kFlows; ++src) {
+        std::vector<uint8_t> f(60, 0);
+        f[12] = 0x08, f[14] = 0x45, f[14 + 3] = 46, f[14 + 9] = 17;
+        f[14 + 12] = 10, f[14 + 14] = uint8_t(src >> 8), f[14 + 15] = uint8_t(src);
+        f[14 + 16] = 10, f[14 + 19] = 1;
+        f[14 + 20] = uint8_t((40000 + src) >> 8), f[14 + 21] = uint8_t(40000 + src);
+        f[14 + 22] = uint8_t(port >> 8), f[14 + 23] = uint8_t(port);
+        if (nic->rss().queue(f.data(), f.size()) == q) flows[q].push_back(std::move(f));
+      }
+    }
+  }
+};
+
+void bm_rx_queues(benchmark::State& state, uint32_t queues) {
+  static std::array<std::unique_ptr<QueuesMachine>, 3> machines;
+  static std::mutex building;
+  QueuesMachine* m;
+  {
+    std::lock_guard<std::mutex> lock(building);
+    if (!machines[queues]) machines[queues] = std::make_unique<QueuesMachine>(queues);
+    m = machines[queues].get();
+  }
+  uint32_t q = uint32_t(state.thread_index());
+  const std::vector<std::vector<uint8_t>>& flows = m->flows[q];
+  RingHeader* h = m->rings[q];
+  uint32_t n = 0;
+  for (auto _ : state) {
+    const std::vector<uint8_t>& f = flows[n % flows.size()];
+    m->nic->receive_from_wire(f.data(), f.size());
+    if (++n % 32 == 0)  // the environment drains what arrived and gives the buffers back
+      while (RingSlot* s = ring_peek(h)) ring_release(h, s->buffer, s->capacity);
+  }
+  while (RingSlot* s = ring_peek(h)) ring_release(h, s->buffer, s->capacity);
+  state.SetItemsProcessed(int64_t(state.iterations()));
+  if (m->kernel.ring(m->ring_ids[q]).counters.drops_full ||
+      m->nic->queue_counters(q).rx_drops_ring_full || m->nic->queue_counters(q).rx_drops_no_owner)
+    die("rx/queues dropped");
 }
 
 // B echoes every datagram on port 7 back to its sender.
@@ -169,11 +245,20 @@ void bm_pingpong_loopback(benchmark::State& state) {
 int main(int argc, char** argv) {
   using namespace exojit::bench;
   benchmark::RegisterBenchmark("runtime/rx_to_ring/builtin", bm_rx_to_ring);
+  for (uint32_t q : {1u, 2u})
+    benchmark::RegisterBenchmark(("runtime/rx/queues/" + std::to_string(q)).c_str(), bm_rx_queues,
+                                 q)
+        ->Threads(int(q))
+        ->UseRealTime();
   benchmark::RegisterBenchmark("runtime/udp_pingpong/sim", bm_pingpong_sim);
   benchmark::RegisterBenchmark("runtime/udp_pingpong/sim_threads", bm_pingpong_sim_threads);
   benchmark::RegisterBenchmark("runtime/udp_pingpong/loopback_sockets", bm_pingpong_loopback);
   return run_benchmarks_with_ratios(
       argc, argv,
       {Ratio{"runtime/udp_pingpong/loopback_sockets", "runtime/udp_pingpong/sim", 0, 10,
-             "host time per round trip"}});
+             "host time per round trip"},
+       // Real time per frame (wall time over the frames of all threads): the speed-up of two
+       // queues on two threads over one.
+       Ratio{"runtime/rx/queues/1", "runtime/rx/queues/2", 0, 1.7,
+             "frames per second, 2 queues over 1"}});
 }

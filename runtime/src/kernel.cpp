@@ -416,22 +416,29 @@ Kernel::DeliveryExclusion Kernel::exclude_delivery() {
   return e;
 }
 
-uint32_t Kernel::classify(const uint8_t* frame, size_t length) {
-  if (!demux_) return 0;
-  if (!threaded() || demux_->concurrent()) return demux_->classify(frame, length);
+uint32_t Kernel::classify_serialized(const uint8_t* frame, size_t length) {
   std::lock_guard<std::mutex> lock(classify_mutex_);
   return demux_->classify(frame, length);
 }
 
 void Kernel::deliver(Nic& nic, uint32_t queue, const uint8_t* frame, size_t length) {
   Nic::RxCounters& nc = nic.queue(queue).counters;
-  uint32_t id = classify(frame, length);
+  // Filter counters are shared by the queues in thread mode only.
+  auto bump = [threads = threaded()](SharedCounter& c) {
+    if (threads)
+      c.add(1);
+    else
+      c.add_alone(1);
+  };
+  uint32_t id = !demux_                               ? 0
+                : !threaded() || demux_->concurrent() ? demux_->classify(frame, length)
+                                                      : classify_serialized(frame, length);
   FilterSlot* s = id < filters_.size() && filters_[id].owner ? &filters_[id] : nullptr;
   if (!s) {
     ++nc.drops_no_owner;
     return;
   }
-  ++s->counters.matched;
+  bump(s->counters.matched);
   if (MessageHandler* handler = s->handler) {
     // A handler that is not concurrent runs on one queue's thread at a time (its run state);
     // which queue's does not matter.
@@ -442,12 +449,12 @@ void Kernel::deliver(Nic& nic, uint32_t queue, const uint8_t* frame, size_t leng
     // checked at install.
     HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit && s->reply_nic == &nic);
     if (handler->handle(ctx, Message{frame, uint32_t(length), id}) == HandlerVerdict::Consumed) {
-      ++s->counters.handled;
+      bump(s->counters.handled);
       ++nc.handled;
       ++nc.delivered;
       return;
     }
-    ++s->counters.declined;
+    bump(s->counters.declined);
   }
   if (!s->ring) {
     ++nc.drops_no_owner;

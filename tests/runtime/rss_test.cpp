@@ -105,6 +105,27 @@ TEST(Rss, HashInputIsSourceDestinationThenPorts) {
   EXPECT_THROW(toeplitz_hash(kMicrosoftRssKey, big, 37), Error);
 }
 
+TEST(Rss, TablesAgreeWithTheBitSerialDefinition) {
+  // Differential: random keys and inputs of every length, table-driven vs bit by bit.
+  uint64_t x = 0x9e3779b97f4a7c15;
+  auto next = [&x] {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    return uint8_t(x);
+  };
+  for (int k = 0; k < 20; ++k) {
+    RssKey key;
+    for (uint8_t& b : key) b = next();
+    Rss rss({.key = key}, 2);
+    for (size_t n = 0; n <= 36; ++n) {
+      uint8_t in[36];
+      for (uint8_t& b : in) b = next();
+      ASSERT_EQ(rss.toeplitz(in, n), toeplitz_hash(key, in, n)) << "key " << k << " n " << n;
+    }
+  }
+  uint8_t big[37] = {};
+  EXPECT_THROW(Rss({}, 1).toeplitz(big, 37), Error);
+}
+
 TEST(Rss, FragmentsVlanAndNonIp) {
   Rss rss({}, 4);
   const Vector& v = kIpv4[1];

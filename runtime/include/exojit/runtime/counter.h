@@ -30,6 +30,11 @@ class BasicCounter {
     else
       v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  // For a SharedCounter whose writers the caller knows to be one thread now (the scheduler
+  // model): no read-modify-write.
+  void add_alone(uint64_t n) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   BasicCounter& operator++() {
     add(1);
     return *this;

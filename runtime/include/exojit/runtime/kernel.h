@@ -63,8 +63,9 @@ struct RingCounters {
   uint64_t drops_too_big = 0;     // the message is larger than the slot's buffer
 };
 
-// The kernel's side of a packet ring (ring.h is the environment's side).
-struct PacketRing {
+// The kernel's side of a packet ring (ring.h is the environment's side). Cache-line aligned, as
+// are filter slots: queues delivering to different rings or slots share no line.
+struct alignas(64) PacketRing {
   uint32_t id;
   Environment* owner;
   Capability guard;
@@ -84,7 +85,7 @@ struct FilterCounters {
 };
 
 // Read by delivering threads under their queue's lock, written under every queue's lock.
-struct FilterSlot {
+struct alignas(64) FilterSlot {
   Environment* owner = nullptr;
   Capability guard;
   PacketRing* ring = nullptr;
@@ -199,7 +200,7 @@ class Kernel {
   // Unlocks `lock` (the memory lock), waits for the handler runs in progress, locks it again
   // and drops the mappings held on `held` frames.
   void retire(std::unique_lock<std::mutex>& lock, const std::vector<uint32_t>& held);
-  uint32_t classify(const uint8_t* frame, size_t length);
+  uint32_t classify_serialized(const uint8_t* frame, size_t length);  // under classify_mutex_
 
   KernelConfig config_;
   PhysicalMemory memory_;
