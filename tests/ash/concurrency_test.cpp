@@ -242,11 +242,18 @@ TEST_P(Concurrency, HandlerOnEveryQueueOfAMultiQueueNic) {
     }
   });
   uint8_t* page = kernel.memory().frame_data(app.mmu().lookup(kApp)->frame);
+  // Waits (a second at most) until the NIC's counter `field` has moved: a run has committed, or
+  // faulted on the read-only page, since `before`.
+  auto moved = [&nic](uint64_t NicCounters::*field, uint64_t before) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (nic.counters().*field == before && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+  };
   for (int round = 0; round < 20; ++round) {
-    pause_a_little();
+    moved(&NicCounters::rx_handled, nic.counters().rx_handled);
     kernel.protect_page(app, 0, kApp, kPteRead);
     std::memset(page, round, kPageSize);  // no handler stores here any more, on any queue
-    pause_a_little();
+    moved(&NicCounters::rx_drops_no_owner, nic.counters().rx_drops_no_owner);
     EXPECT_TRUE(Threaded::all(page, uint8_t(round))) << "round " << round;
     kernel.protect_page(app, 0, kApp, kPteRead | kPteWrite);
   }
