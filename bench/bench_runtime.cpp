@@ -12,6 +12,10 @@
 //                                          queue has nothing to steer), delivers on arrival
 //                                          into its own environment's ring and drains it every
 //                                          32 frames. items_per_second: frames, all queues
+//   runtime/rx/queues/2/one_ring           the same 2 queues delivering to ONE environment's
+//                                          ring (one filter): the filter's counters, the ring's
+//                                          lock and header are shared lines (the scaling limit,
+//                                          runtime/README.md); the drains take a lock
 //   runtime/udp_pingpong/sim               64-byte UDP round trip through the libOS, NICs and a
 //                                          link of two simulated hosts, scheduler model (one
 //                                          host thread)
@@ -85,19 +89,26 @@ void bm_rx_to_ring(benchmark::State& state) {
 
 // The machine of runtime/rx/queues/<Q>: built once per Q, shared by the row's threads.
 struct QueuesMachine {
-  static constexpr uint32_t kSlots = 64, kBuf = 2048, kFlows = 8;
+  static constexpr uint32_t kSlots = 128, kBuf = 2048, kFlows = 8;
   Kernel kernel{{.frames = 2048, .mode = Mode::Threads}};
   BuiltinDemux demux;
   Nic* nic;
   std::vector<RingHeader*> rings;
   std::vector<uint32_t> ring_ids;
   std::vector<std::vector<std::vector<uint8_t>>> flows;  // by queue: frames RSS steers there
+  std::mutex drain;                                      // one_ring: the environment's side
 
-  explicit QueuesMachine(uint32_t queues) {
+  QueuesMachine(uint32_t queues, bool one_ring) {
     kernel.set_demux(&demux);
     nic = &kernel.add_nic({.rx_slots = 64, .queues = queues}, Capability::make({0x4e}, kPermWrite));
     flows.resize(queues);
     for (uint32_t q = 0; q < queues; ++q) {
+      if (one_ring && q > 0) {  // the first environment's ring and port for every queue
+        rings.push_back(rings[0]);
+        ring_ids.push_back(ring_ids[0]);
+        add_flows(q, 1000);
+        continue;
+      }
       Environment& env = kernel.create_environment("app" + std::to_string(q),
                                                    Capability::make({uint8_t(q + 1)}, kPermAll));
       kernel.alloc_pages(env, 0, 0x100000, 1 + kSlots * kBuf / 4096, kPteRead | kPteWrite);
@@ -109,29 +120,39 @@ struct QueuesMachine {
       kernel.bind_filter(env, 0, id, ring);
       rings.push_back(reinterpret_cast<RingHeader*>(env.mmu().translate(0x100000, kRead | kWrite)));
       ring_ids.push_back(ring);
-      // Flows (source address, source port) to this queue's port that RSS sends to this queue.
-      for (uint32_t src = 1; flows[q].size() < kFlows; ++src) {
-        std::vector<uint8_t> f(60, 0);
-        f[12] = 0x08, f[14] = 0x45, f[14 + 3] = 46, f[14 + 9] = 17;
-        f[14 + 12] = 10, f[14 + 14] = uint8_t(src >> 8), f[14 + 15] = uint8_t(src);
-        f[14 + 16] = 10, f[14 + 19] = 1;
-        f[14 + 20] = uint8_t((40000 + src) >> 8), f[14 + 21] = uint8_t(40000 + src);
-        f[14 + 22] = uint8_t(port >> 8), f[14 + 23] = uint8_t(port);
-        if (nic->rss().queue(f.data(), f.size()) == q) flows[q].push_back(std::move(f));
-      }
+      add_flows(q, port);
+    }
+  }
+
+  // Flows (source address, source port) to `port` that RSS sends to queue q.
+  void add_flows(uint32_t q, uint16_t port) {
+    for (uint32_t src = 1; flows[q].size() < kFlows; ++src) {
+      std::vector<uint8_t> f(60, 0);
+      f[12] = 0x08, f[14] = 0x45, f[14 + 3] = 46, f[14 + 9] = 17;
+      f[14 + 12] = 10, f[14 + 14] = uint8_t(src >> 8), f[14 + 15] = uint8_t(src);
+      f[14 + 16] = 10, f[14 + 19] = 1;
+      f[14 + 20] = uint8_t((40000 + src) >> 8), f[14 + 21] = uint8_t(40000 + src);
+      f[14 + 22] = uint8_t(port >> 8), f[14 + 23] = uint8_t(port);
+      if (nic->rss().queue(f.data(), f.size()) == q) flows[q].push_back(std::move(f));
     }
   }
 };
 
-void bm_rx_queues(benchmark::State& state, uint32_t queues) {
-  static std::array<std::unique_ptr<QueuesMachine>, 3> machines;
+void bm_rx_queues(benchmark::State& state, uint32_t queues, bool one_ring) {
+  static std::array<std::unique_ptr<QueuesMachine>, 4> machines;
   static std::mutex building;
   QueuesMachine* m;
   {
     std::lock_guard<std::mutex> lock(building);
-    if (!machines[queues]) machines[queues] = std::make_unique<QueuesMachine>(queues);
-    m = machines[queues].get();
+    auto& slot = machines[queues + (one_ring ? 1 : 0)];
+    if (!slot) slot = std::make_unique<QueuesMachine>(queues, one_ring);
+    m = slot.get();
   }
+  auto drain = [m, one_ring](RingHeader* h) {
+    std::unique_lock<std::mutex> lock(m->drain, std::defer_lock);
+    if (one_ring) lock.lock();
+    while (RingSlot* s = ring_peek(h)) ring_release(h, s->buffer, s->capacity);
+  };
   uint32_t q = uint32_t(state.thread_index());
   const std::vector<std::vector<uint8_t>>& flows = m->flows[q];
   RingHeader* h = m->rings[q];
@@ -139,14 +160,18 @@ void bm_rx_queues(benchmark::State& state, uint32_t queues) {
   for (auto _ : state) {
     const std::vector<uint8_t>& f = flows[n % flows.size()];
     m->nic->receive_from_wire(f.data(), f.size());
-    if (++n % 32 == 0)  // the environment drains what arrived and gives the buffers back
-      while (RingSlot* s = ring_peek(h)) ring_release(h, s->buffer, s->capacity);
+    if (++n % 32 == 0) drain(h);  // the environment gives the buffers back
   }
-  while (RingSlot* s = ring_peek(h)) ring_release(h, s->buffer, s->capacity);
+  drain(h);
   state.SetItemsProcessed(int64_t(state.iterations()));
-  if (m->kernel.ring(m->ring_ids[q]).counters.drops_full ||
-      m->nic->queue_counters(q).rx_drops_ring_full || m->nic->queue_counters(q).rx_drops_no_owner)
-    die("rx/queues dropped");
+  PacketRing& ring = m->kernel.ring(m->ring_ids[q]);
+  uint64_t ring_drops;
+  {
+    std::lock_guard<std::mutex> lock(ring.producers);  // the other queue may still deliver
+    ring_drops = ring.counters.drops_full;
+  }
+  NicCounters c = m->nic->queue_counters(q);
+  if (ring_drops || c.rx_drops_ring_full || c.rx_drops_no_owner) die("rx/queues dropped");
 }
 
 // B echoes every datagram on port 7 back to its sender.
@@ -247,9 +272,12 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("runtime/rx_to_ring/builtin", bm_rx_to_ring);
   for (uint32_t q : {1u, 2u})
     benchmark::RegisterBenchmark(("runtime/rx/queues/" + std::to_string(q)).c_str(), bm_rx_queues,
-                                 q)
+                                 q, false)
         ->Threads(int(q))
         ->UseRealTime();
+  benchmark::RegisterBenchmark("runtime/rx/queues/2/one_ring", bm_rx_queues, 2u, true)
+      ->Threads(2)
+      ->UseRealTime();
   benchmark::RegisterBenchmark("runtime/udp_pingpong/sim", bm_pingpong_sim);
   benchmark::RegisterBenchmark("runtime/udp_pingpong/sim_threads", bm_pingpong_sim_threads);
   benchmark::RegisterBenchmark("runtime/udp_pingpong/loopback_sockets", bm_pingpong_loopback);
@@ -260,5 +288,7 @@ int main(int argc, char** argv) {
        // Real time per frame (wall time over the frames of all threads): the speed-up of two
        // queues on two threads over one.
        Ratio{"runtime/rx/queues/1", "runtime/rx/queues/2", 0, 1.7,
-             "frames per second, 2 queues over 1"}});
+             "frames per second, 2 queues over 1"},
+       Ratio{"runtime/rx/queues/1", "runtime/rx/queues/2/one_ring", 0, 0,
+             "the same into one shared ring"}});
 }
