@@ -49,7 +49,8 @@ Nic::Nic(Kernel& kernel, uint32_t id, NicConfig config)
     uint32_t frame_bytes = per_frame == 1 ? uint32_t(kPageSize) : config_.max_frame;
     uint32_t frames_per_buffer = uint32_t((config_.max_frame + kPageSize - 1) / kPageSize);
     Capability kernel_guard = Capability::make({0xff, 0x4e, uint8_t(id)}, kPermAll);
-    uint64_t need = uint64_t(config_.queues) * config_.rx_slots / per_frame * frames_per_buffer;
+    uint64_t need = uint64_t(config_.queues) * ((config_.rx_slots + per_frame - 1) / per_frame) *
+                    frames_per_buffer;
     if (need > kernel_.memory().free_frames())
       fail("NIC {}: {} queues of {} receive buffers need {} frames, {} free", config_.name,
            config_.queues, config_.rx_slots, need, kernel_.memory().free_frames());
@@ -143,6 +144,8 @@ uint32_t Nic::rx_pending() const {
 }
 
 void Nic::wait_rx_idle() const {
+  if (!config_.queue_threads && !config_.interrupts)
+    fail("NIC {}: polling mode: frames wait for service_rx, not for a queue thread", config_.name);
   while (rx_pending() != 0) std::this_thread::yield();
 }
 

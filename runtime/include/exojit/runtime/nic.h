@@ -104,7 +104,8 @@ class Nic {
   size_t service_rx_queue(uint32_t q, size_t budget = ~size_t(0));
   uint32_t rx_pending() const;  // frames accepted and not yet delivered or dropped, all queues
   uint32_t rx_pending(uint32_t q) const;
-  // Queue threads: returns once every frame accepted so far has been processed.
+  // Returns once every frame accepted so far has been processed (queue threads; with
+  // interrupts, on return of each receive_from_wire already). Polling mode: an error.
   void wait_rx_idle() const;
 
   // The kernel side of a send: queues the frame for the wire. false when refused (counted).
