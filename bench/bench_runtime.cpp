@@ -8,8 +8,9 @@
 //   runtime/rx/queues/<Q>                  (Q = 1, 2) the same receive path in thread mode over a
 //                                          NIC with Q receive queues, one thread per queue: each
 //                                          thread plays the wire for 8 flows RSS steers to its
-//                                          queue (hash computed per frame with 2 queues; a single
-//                                          queue has nothing to steer), delivers on arrival
+//                                          queue (a two-queue NIC in both rows, the hash computed
+//                                          per frame; with Q = 1 the indirection table sends
+//                                          every flow to queue 0), delivers on arrival
 //                                          into its own environment's ring and drains it every
 //                                          32 frames. items_per_second: frames, all queues
 //   runtime/rx/queues/2/one_ring           the same 2 queues delivering to ONE environment's
@@ -100,7 +101,12 @@ struct QueuesMachine {
 
   QueuesMachine(uint32_t queues, bool one_ring) {
     kernel.set_demux(&demux);
-    nic = &kernel.add_nic({.rx_slots = 64, .queues = queues}, Capability::make({0x4e}, kPermWrite));
+    // The same two-queue NIC for every row, RSS on (a hash per frame); with Q = 1 its
+    // indirection table sends every flow to queue 0 (ethtool -X equal 1), one thread serves it.
+    RssConfig rss;
+    if (queues == 1) rss.indirection.assign(128, 0);
+    nic = &kernel.add_nic({.rx_slots = 64, .queues = 2, .rss = rss},
+                          Capability::make({0x4e}, kPermWrite));
     flows.resize(queues);
     for (uint32_t q = 0; q < queues; ++q) {
       if (one_ring && q > 0) {  // the first environment's ring and port for every queue
