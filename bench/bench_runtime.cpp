@@ -5,6 +5,18 @@
 //                                          receive ring (kernel buffer), the built-in demux and
 //                                          the copy into the environment's packet ring; the
 //                                          environment drains the ring every 32 frames
+//   runtime/rx/queues/<Q>                  (Q = 1, 2) the same receive path in thread mode over a
+//                                          NIC with Q receive queues, one thread per queue: each
+//                                          thread plays the wire for 8 flows RSS steers to its
+//                                          queue (a two-queue NIC in both rows, the hash computed
+//                                          per frame; with Q = 1 the indirection table sends
+//                                          every flow to queue 0), delivers on arrival
+//                                          into its own environment's ring and drains it every
+//                                          32 frames. items_per_second: frames, all queues
+//   runtime/rx/queues/2/one_ring           the same 2 queues delivering to ONE environment's
+//                                          ring (one filter): the filter's counters, the ring's
+//                                          lock and header are shared lines (the scaling limit,
+//                                          runtime/README.md); the drains take a lock
 //   runtime/udp_pingpong/sim               64-byte UDP round trip through the libOS, NICs and a
 //                                          link of two simulated hosts, scheduler model (one
 //                                          host thread)
@@ -18,10 +30,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -71,6 +86,98 @@ void bm_rx_to_ring(benchmark::State& state) {
     die("rx_to_ring dropped");
   state.counters["ns_per_packet"] = benchmark::Counter(
       double(state.iterations()), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// The machine of runtime/rx/queues/<Q>: built once per Q, shared by the row's threads.
+struct QueuesMachine {
+  static constexpr uint32_t kSlots = 128, kBuf = 2048, kFlows = 8;
+  Kernel kernel{{.frames = 2048, .mode = Mode::Threads}};
+  BuiltinDemux demux;
+  Nic* nic;
+  std::vector<RingHeader*> rings;
+  std::vector<uint32_t> ring_ids;
+  std::vector<std::vector<std::vector<uint8_t>>> flows;  // by queue: frames RSS steers there
+  std::mutex drain;                                      // one_ring: the environment's side
+
+  QueuesMachine(uint32_t queues, bool one_ring) {
+    kernel.set_demux(&demux);
+    // The same two-queue NIC for every row, RSS on (a hash per frame); with Q = 1 its
+    // indirection table sends every flow to queue 0 (ethtool -X equal 1), one thread serves it.
+    RssConfig rss;
+    if (queues == 1) rss.indirection.assign(128, 0);
+    nic = &kernel.add_nic({.rx_slots = 64, .queues = 2, .rss = rss},
+                          Capability::make({0x4e}, kPermWrite));
+    flows.resize(queues);
+    for (uint32_t q = 0; q < queues; ++q) {
+      if (one_ring && q > 0) {  // the first environment's ring and port for every queue
+        rings.push_back(rings[0]);
+        ring_ids.push_back(ring_ids[0]);
+        add_flows(q, 1000);
+        continue;
+      }
+      Environment& env = kernel.create_environment("app" + std::to_string(q),
+                                                   Capability::make({uint8_t(q + 1)}, kPermAll));
+      kernel.alloc_pages(env, 0, 0x100000, 1 + kSlots * kBuf / 4096, kPteRead | kPteWrite);
+      uint32_t ring = kernel.create_ring(env, 0, 0x100000, kSlots, 0x101000, kSlots * kBuf);
+      kernel.init_ring_buffers(env, ring, kBuf);
+      uint16_t port = uint16_t(1000 + q);
+      uint32_t id = demux.add({0x0800, 0, 17, port});
+      kernel.claim_filter(env, 0, id);
+      kernel.bind_filter(env, 0, id, ring);
+      rings.push_back(reinterpret_cast<RingHeader*>(env.mmu().translate(0x100000, kRead | kWrite)));
+      ring_ids.push_back(ring);
+      add_flows(q, port);
+    }
+  }
+
+  // Flows (source address, source port) to `port` that RSS sends to queue q.
+  void add_flows(uint32_t q, uint16_t port) {
+    for (uint32_t src = 1; flows[q].size() < kFlows; ++src) {
+      std::vector<uint8_t> f(60, 0);
+      f[12] = 0x08, f[14] = 0x45, f[14 + 3] = 46, f[14 + 9] = 17;
+      f[14 + 12] = 10, f[14 + 14] = uint8_t(src >> 8), f[14 + 15] = uint8_t(src);
+      f[14 + 16] = 10, f[14 + 19] = 1;
+      f[14 + 20] = uint8_t((40000 + src) >> 8), f[14 + 21] = uint8_t(40000 + src);
+      f[14 + 22] = uint8_t(port >> 8), f[14 + 23] = uint8_t(port);
+      if (nic->rss().queue(f.data(), f.size()) == q) flows[q].push_back(std::move(f));
+    }
+  }
+};
+
+void bm_rx_queues(benchmark::State& state, uint32_t queues, bool one_ring) {
+  static std::array<std::unique_ptr<QueuesMachine>, 4> machines;
+  static std::mutex building;
+  QueuesMachine* m;
+  {
+    std::lock_guard<std::mutex> lock(building);
+    auto& slot = machines[queues + (one_ring ? 1 : 0)];
+    if (!slot) slot = std::make_unique<QueuesMachine>(queues, one_ring);
+    m = slot.get();
+  }
+  auto drain = [m, one_ring](RingHeader* h) {
+    std::unique_lock<std::mutex> lock(m->drain, std::defer_lock);
+    if (one_ring) lock.lock();
+    while (RingSlot* s = ring_peek(h)) ring_release(h, s->buffer, s->capacity);
+  };
+  uint32_t q = uint32_t(state.thread_index());
+  const std::vector<std::vector<uint8_t>>& flows = m->flows[q];
+  RingHeader* h = m->rings[q];
+  uint32_t n = 0;
+  for (auto _ : state) {
+    const std::vector<uint8_t>& f = flows[n % flows.size()];
+    m->nic->receive_from_wire(f.data(), f.size());
+    if (++n % 32 == 0) drain(h);  // the environment gives the buffers back
+  }
+  drain(h);
+  state.SetItemsProcessed(int64_t(state.iterations()));
+  PacketRing& ring = m->kernel.ring(m->ring_ids[q]);
+  uint64_t ring_drops;
+  {
+    std::lock_guard<std::mutex> lock(ring.producers);  // the other queue may still deliver
+    ring_drops = ring.counters.drops_full;
+  }
+  NicCounters c = m->nic->queue_counters(q);
+  if (ring_drops || c.rx_drops_ring_full || c.rx_drops_no_owner) die("rx/queues dropped");
 }
 
 // B echoes every datagram on port 7 back to its sender.
@@ -169,11 +276,25 @@ void bm_pingpong_loopback(benchmark::State& state) {
 int main(int argc, char** argv) {
   using namespace exojit::bench;
   benchmark::RegisterBenchmark("runtime/rx_to_ring/builtin", bm_rx_to_ring);
+  for (uint32_t q : {1u, 2u})
+    benchmark::RegisterBenchmark(("runtime/rx/queues/" + std::to_string(q)).c_str(), bm_rx_queues,
+                                 q, false)
+        ->Threads(int(q))
+        ->UseRealTime();
+  benchmark::RegisterBenchmark("runtime/rx/queues/2/one_ring", bm_rx_queues, 2u, true)
+      ->Threads(2)
+      ->UseRealTime();
   benchmark::RegisterBenchmark("runtime/udp_pingpong/sim", bm_pingpong_sim);
   benchmark::RegisterBenchmark("runtime/udp_pingpong/sim_threads", bm_pingpong_sim_threads);
   benchmark::RegisterBenchmark("runtime/udp_pingpong/loopback_sockets", bm_pingpong_loopback);
   return run_benchmarks_with_ratios(
       argc, argv,
       {Ratio{"runtime/udp_pingpong/loopback_sockets", "runtime/udp_pingpong/sim", 0, 10,
-             "host time per round trip"}});
+             "host time per round trip"},
+       // Real time per frame (wall time over the frames of all threads): the speed-up of two
+       // queues on two threads over one.
+       Ratio{"runtime/rx/queues/1", "runtime/rx/queues/2", 0, 1.7,
+             "frames per second, 2 queues over 1"},
+       Ratio{"runtime/rx/queues/1", "runtime/rx/queues/2/one_ring", 0, 0,
+             "the same into one shared ring"}});
 }

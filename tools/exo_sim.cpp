@@ -1,6 +1,8 @@
 // exo-sim: two simulated hosts running the libOS over a modelled link. A UDP ping-pong, then a
 // bulk transfer; prints round-trip latency (virtual and host time), throughput, and the counters
 // of every ring, NIC and link, drops included. --pcap FILE writes the wire (host A's side).
+// --queues N gives each NIC N receive queues (RSS); --flows F spreads the bulk transfer over F
+// sockets (flows), and the report shows how RSS spread the frames over the queues.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +31,8 @@ struct Options {
   double loss = 0;
   uint16_t mtu = 1500;
   bool direct = false;
+  uint32_t queues = 1;
+  uint32_t flows = 1;
   std::string pcap;
 };
 
@@ -44,6 +48,8 @@ void usage(FILE* out) {
                "  --loss P            frame loss probability (default 0)\n"
                "  --mtu N             IP MTU (default 1500)\n"
                "  --dma direct|kernel NIC receive DMA: AN2-style or Ethernet-style (default)\n"
+               "  --queues N          receive queues per NIC, steered by RSS (default 1; 1..64)\n"
+               "  --flows N           bulk transfer over N sockets (default 1; 1..32)\n"
                "  --pcap FILE         write host A's wire (both directions) to FILE\n");
 }
 
@@ -89,7 +95,11 @@ Options parse(int argc, char** argv) {
     else if (a == "--dma") {
       if (std::string(v) != "direct" && std::string(v) != "kernel") bad("--dma: direct or kernel");
       o.direct = std::string(v) == "direct";
-    } else if (a == "--pcap")
+    } else if (a == "--queues")
+      o.queues = uint32_t(number(argv[i - 1], v));
+    else if (a == "--flows")
+      o.flows = uint32_t(number(argv[i - 1], v));
+    else if (a == "--pcap")
       o.pcap = v;
     else
       bad("unknown option '" + a + "'");
@@ -97,6 +107,8 @@ Options parse(int argc, char** argv) {
   if (o.payload == 0 || o.payload > 65507) bad("--payload: 1..65507");
   if (o.datagram == 0 || o.datagram > 65507) bad("--datagram: 1..65507");
   if (o.loss > 1) bad("--loss: a probability, 0..1");
+  if (o.queues < 1 || o.queues > 64) bad("--queues: 1..64");
+  if (o.flows < 1 || o.flows > 32) bad("--flows: 1..32");
   return o;
 }
 
@@ -121,6 +133,16 @@ void print_counters(const char* name, TwoHosts& net, exojit::libos::Host& h, Nic
       (unsigned long long)r.delivered, (unsigned long long)r.bytes,
       (unsigned long long)r.drops_full, (unsigned long long)r.drops_bad_buffer,
       (unsigned long long)r.drops_too_big);
+  if (nic.queues() > 1)
+    for (uint32_t q = 0; q < nic.queues(); ++q) {
+      NicCounters c = nic.queue_counters(q);
+      std::printf(
+          "  queue %u rx %llu frames, delivered %llu; drops: ring full %llu, no owner %llu, "
+          "owner ring %llu\n",
+          q, (unsigned long long)c.rx_frames, (unsigned long long)c.rx_delivered,
+          (unsigned long long)c.rx_drops_ring_full, (unsigned long long)c.rx_drops_no_owner,
+          (unsigned long long)c.rx_drops_owner_ring);
+    }
   std::printf("  link sent %llu, delivered %llu, lost %llu\n", (unsigned long long)l.sent,
               (unsigned long long)l.delivered, (unsigned long long)l.lost);
   std::printf(
@@ -143,6 +165,7 @@ int run(const Options& o) {
   c.link.loss = o.loss;
   c.mtu = o.mtu;
   c.dma = o.direct ? DmaMode::Direct : DmaMode::KernelBuffers;
+  c.queues = o.queues;
   TwoHosts net(c);
   std::unique_ptr<PcapWriter> pcap;
   if (!o.pcap.empty()) {
@@ -221,7 +244,9 @@ int run(const Options& o) {
   // Bulk: A sends as fast as its NIC's transmit ring allows; when it is full, A sleeps until
   // about one frame has left.
   if (o.bulk) {
-    int s = exo_socket(a);
+    std::vector<int> socks;  // one flow each (its own source port)
+    for (uint32_t f = 0; f < o.flows; ++f) socks.push_back(exo_socket(a));
+    if (socks.back() < 0) throw exojit::Error("--flows: the libOS has no socket left");
     std::vector<uint8_t> chunk(o.datagram, 0xa5);
     uint64_t sent = 0, start = net.clock.now(), refused = 0, timer_at = 0;
     // Time for one datagram's frames to leave the NIC: how long A sleeps when refused.
@@ -234,6 +259,7 @@ int run(const Options& o) {
     net.env_a.set_body([&](Environment& env) {
       while (sent < o.bulk) {
         uint32_t n = uint32_t(std::min<uint64_t>(o.datagram, o.bulk - sent));
+        int s = socks[size_t(sent / o.datagram % socks.size())];
         int rc = exo_sendto(a, s, chunk.data(), n, TwoHosts::kIpB, 9);
         if (rc == -ENOBUFS) {
           ++refused;
@@ -267,6 +293,9 @@ int run(const Options& o) {
           double(bulk_received) * 8 / secs / 1e6, secs * 1e3, bulk_host_s * 1e3,
           bulk_host_s * 1e9 / double(std::max<uint64_t>(bulk_datagrams, 1)));
   }
+  if (o.queues > 1)
+    std::printf("receive queues: %u per NIC, RSS over addresses and ports (%u bulk flow%s)\n",
+                o.queues, o.flows, o.flows == 1 ? "" : "s");
   print_counters("A (10.0.0.1)", net, net.a, net.nic_a);
   print_counters("B (10.0.0.2)", net, net.b, net.nic_b);
   if (pcap) {

@@ -23,7 +23,10 @@ std::string perm_names(uint8_t need) {
 Kernel::Kernel(KernelConfig config)
     : config_(config), memory_(config.frames), clock_(config.clock ? config.clock : &own_clock_) {}
 
-Kernel::~Kernel() = default;
+Kernel::~Kernel() {
+  // Queue threads deliver into filter slots and rings: stopped before those go.
+  for (auto& nic : nics_) nic->stop_queue_threads();
+}
 
 Environment& Kernel::create_environment(std::string name, Capability initial) {
   auto env = std::make_unique<Environment>(*this, uint32_t(envs_.size() + 1), std::move(name),
@@ -405,37 +408,70 @@ bool Kernel::place(PacketRing& r, const uint8_t* frame, size_t length) {
   return true;
 }
 
-void Kernel::deliver(Nic& nic, const uint8_t* frame, size_t length) {
-  uint32_t id = demux_ ? demux_->classify(frame, length) : 0;
+Kernel::DeliveryExclusion Kernel::exclude_delivery() {
+  DeliveryExclusion e;
+  if (!threaded()) return e;
+  for (auto& nic : nics_)  // always in the same order: NICs, then queues
+    for (auto& q : nic->queues_) e.locks_.emplace_back(q->delivery);
+  return e;
+}
+
+uint32_t Kernel::classify_serialized(const uint8_t* frame, size_t length) {
+  std::lock_guard<std::mutex> lock(classify_mutex_);
+  return demux_->classify(frame, length);
+}
+
+void Kernel::deliver(Nic& nic, uint32_t queue, const uint8_t* frame, size_t length) {
+  Nic::RxCounters& nc = nic.queue(queue).counters;
+  // Filter counters are shared by the queues in thread mode only.
+  auto bump = [threads = threaded()](SharedCounter& c) {
+    if (threads)
+      c.add(1);
+    else
+      c.add_alone(1);
+  };
+  uint32_t id = !demux_                               ? 0
+                : !threaded() || demux_->concurrent() ? demux_->classify(frame, length)
+                                                      : classify_serialized(frame, length);
   FilterSlot* s = id < filters_.size() && filters_[id].owner ? &filters_[id] : nullptr;
   if (!s) {
-    ++nic.counters_.rx_drops_no_owner;
+    ++nc.drops_no_owner;
     return;
   }
-  ++s->counters.matched;
-  if (s->handler) {
+  bump(s->counters.matched);
+  if (MessageHandler* handler = s->handler) {
+    // A handler that is not concurrent runs on one queue's thread at a time (its run state);
+    // which queue's does not matter.
+    std::unique_lock<std::mutex> one_run(handler->run_lock_, std::defer_lock);
+    if (threaded() && !handler->concurrent()) one_run.lock();
     HandlerRun run;  // unmap, protect, free and revoke wait for it (quiescence.h)
     // Replies go out on the NIC the message came in on: only the one whose capability was
     // checked at install.
     HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit && s->reply_nic == &nic);
-    if (s->handler->handle(ctx, Message{frame, uint32_t(length), id}) == HandlerVerdict::Consumed) {
-      ++s->counters.handled;
-      ++nic.counters_.rx_handled;
-      ++nic.counters_.rx_delivered;
+    if (handler->handle(ctx, Message{frame, uint32_t(length), id}) == HandlerVerdict::Consumed) {
+      bump(s->counters.handled);
+      ++nc.handled;
+      ++nc.delivered;
       return;
     }
-    ++s->counters.declined;
+    bump(s->counters.declined);
   }
   if (!s->ring) {
-    ++nic.counters_.rx_drops_no_owner;
+    ++nc.drops_no_owner;
     return;
   }
-  if (!place(*s->ring, frame, length)) {
-    nic.count_delivery_drop();
+  bool placed;
+  {
+    std::unique_lock<std::mutex> ring_lock(s->ring->producers, std::defer_lock);
+    if (threaded()) ring_lock.lock();
+    placed = place(*s->ring, frame, length);
+  }
+  if (!placed) {
+    ++nc.drops_owner_ring;
     return;
   }
-  ++nic.counters_.rx_delivered;
-  if (nic.config_.dma == DmaMode::KernelBuffers) nic.counters_.rx_copied_bytes += length;
+  ++nc.delivered;
+  if (nic.config_.dma == DmaMode::KernelBuffers) nc.copied_bytes += length;
   s->owner->wake();
 }
 

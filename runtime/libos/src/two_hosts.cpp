@@ -16,6 +16,9 @@ NicConfig nic_config(const char* name, uint8_t last, const TwoHostsConfig& c) {
   n.name = name;
   n.mac = MacAddress{0x02, 0, 0, 0, 0, last};
   n.dma = c.dma;
+  n.queues = c.queues;
+  // Kernel memory for the receive buffers: 64 per queue (4096 frames of physical memory).
+  if (c.queues > 1) n.rx_slots = 64;
   return n;
 }
 LinkConfig link_config(const TwoHostsConfig& c) {

@@ -27,6 +27,9 @@ class BuiltinDemux : public Demux {
   uint32_t add(const DemuxRule& rule);
   void remove(uint32_t id);
   uint32_t classify(const uint8_t* packet, size_t length) override;
+  // classify only reads the rules: any number of queues at once. add/remove while traffic
+  // flows (thread mode) under Kernel::exclude_delivery.
+  bool concurrent() const override { return true; }
   size_t size() const { return rules_.size(); }
 
  private:

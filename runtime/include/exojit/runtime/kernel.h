@@ -10,8 +10,12 @@
 // -> the slot's packet ring -> the owner is woken.
 //
 // Mode::Scheduler (the default; tests): one host thread, the scheduler model runs environments.
-// Mode::Threads: environments are host threads; the receive path takes one lock so frames
-// arriving from several threads are delivered one at a time.
+// Mode::Threads: environments are host threads. Each NIC receive queue delivers under its own
+// lock (queues deliver in parallel); kernel calls that change what the receive path reads
+// (filter slots, handlers, rings, capabilities) take every queue's lock (exclude_delivery), so a
+// delivery sees a slot's state before or after such a call, never in between. A demux or a
+// message handler that is not declared concurrent runs one call at a time (plugins.h). Packet
+// rings take frames from several queues at once (a lock per ring, held for the copy).
 //
 // Memory operations and handler runs (quiescence.h): page tables and frames are edited under
 // the memory lock, which kernel-context code (handlers' translations) takes to read them. An
@@ -29,6 +33,7 @@
 
 #include "exojit/runtime/capability.h"
 #include "exojit/runtime/clock.h"
+#include "exojit/runtime/counter.h"
 #include "exojit/runtime/environment.h"
 #include "exojit/runtime/link.h"
 #include "exojit/runtime/nic.h"
@@ -49,6 +54,7 @@ struct KernelConfig {
   VirtualClock* clock = nullptr;
 };
 
+// Written under the ring's lock (thread mode); read them once delivery is quiet.
 struct RingCounters {
   uint64_t delivered = 0;
   uint64_t bytes = 0;
@@ -57,8 +63,9 @@ struct RingCounters {
   uint64_t drops_too_big = 0;     // the message is larger than the slot's buffer
 };
 
-// The kernel's side of a packet ring (ring.h is the environment's side).
-struct PacketRing {
+// The kernel's side of a packet ring (ring.h is the environment's side). Cache-line aligned, as
+// are filter slots: queues delivering to different rings or slots share no line.
+struct alignas(64) PacketRing {
   uint32_t id;
   Environment* owner;
   Capability guard;
@@ -67,15 +74,18 @@ struct PacketRing {
   uint64_t area_va, area_len;
   std::vector<uint8_t*> area_pages;  // pinned host view of the buffer area, page by page
   RingCounters counters;
+  std::mutex producers;  // thread mode: queues placing frames into this ring, one at a time
 };
 
+// Added to by every queue that delivers to the slot, at once.
 struct FilterCounters {
-  uint64_t matched = 0;
-  uint64_t handled = 0;   // consumed by the handler
-  uint64_t declined = 0;  // the handler declined: delivered to the ring instead
+  SharedCounter matched;
+  SharedCounter handled;   // consumed by the handler
+  SharedCounter declined;  // the handler declined: delivered to the ring instead
 };
 
-struct FilterSlot {
+// Read by delivering threads under their queue's lock, written under every queue's lock.
+struct alignas(64) FilterSlot {
   Environment* owner = nullptr;
   Capability guard;
   PacketRing* ring = nullptr;
@@ -155,16 +165,30 @@ class Kernel {
   // A timer: wakes `env` at virtual time t (scheduler model).
   void wake_at(Environment& env, uint64_t t);
 
-  // The receive path, called by NICs: classify, run the handler, place into the ring, wake.
-  void deliver(Nic& nic, const uint8_t* frame, size_t length);
+  // The receive path, called by NICs for a frame of receive queue `queue` (under its lock in
+  // thread mode): classify, run the handler, place into the ring, wake.
+  void deliver(Nic& nic, uint32_t queue, const uint8_t* frame, size_t length);
+
+  // Thread mode: holds every receive queue's delivery lock (of every NIC) while it lives, so
+  // no frame is being delivered; e.g. to edit a demux's rules (BuiltinDemux) while traffic
+  // flows. Scheduler mode: holds nothing. Recursive: a kernel call made from inside a handler
+  // takes its own queue's lock again (but two queues' handlers doing so at once would wait on
+  // each other: handlers do not call the kernel's set-up calls).
+  class DeliveryExclusion {
+   public:
+    bool owns_lock() const { return !locks_.empty(); }
+    void unlock() { locks_.clear(); }
+
+   private:
+    friend class Kernel;
+    std::vector<std::unique_lock<std::recursive_mutex>> locks_;
+  };
+  DeliveryExclusion exclude_delivery();
 
   // Helpers for the environment's side (thread-safe with respect to the kernel's writes).
   // Fills every slot of ring `id` with consecutive buffers of `buffer_size` bytes from its area.
   void init_ring_buffers(Environment& env, uint32_t ring, uint32_t buffer_size);
 
-  // Thread mode: held by the receive and transmit paths (recursive: a handler may reply, and an
-  // immediate link delivers the reply on the same thread).
-  std::recursive_mutex& delivery_lock() { return delivery_mutex_; }
   // Held while page tables and frames change, and by kernel-context code that reads them.
   std::mutex& memory_lock() { return memory_mutex_; }
 
@@ -176,12 +200,7 @@ class Kernel {
   // Unlocks `lock` (the memory lock), waits for the handler runs in progress, locks it again
   // and drops the mappings held on `held` frames.
   void retire(std::unique_lock<std::mutex>& lock, const std::vector<uint32_t>& held);
-  // Thread mode: kernel calls that change what the receive path reads hold its lock.
-  std::unique_lock<std::recursive_mutex> exclude_delivery() {
-    std::unique_lock<std::recursive_mutex> l(delivery_mutex_, std::defer_lock);
-    if (threaded()) l.lock();
-    return l;
-  }
+  uint32_t classify_serialized(const uint8_t* frame, size_t length);  // under classify_mutex_
 
   KernelConfig config_;
   PhysicalMemory memory_;
@@ -194,7 +213,7 @@ class Kernel {
   std::vector<std::unique_ptr<PacketRing>> rings_;  // by id - 1; null once destroyed
   std::vector<FilterSlot> filters_;                 // by filter id
   Demux* demux_ = nullptr;
-  std::recursive_mutex delivery_mutex_;
+  std::mutex classify_mutex_;  // a demux that is not concurrent: one classify at a time
   std::mutex memory_mutex_;
 };
 

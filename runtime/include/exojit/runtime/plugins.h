@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 
 namespace exojit::runtime {
 
@@ -16,11 +17,13 @@ class Kernel;
 class Nic;
 
 // Decides which filter accepts a packet. Returns the filter id, 0 when none does. Must never
-// read outside [packet, packet + length). Called on the delivering thread, one call at a time.
+// read outside [packet, packet + length). Called on the delivering threads (a NIC's receive
+// queues), one call at a time unless concurrent() says classify may run on several at once.
 class Demux {
  public:
   virtual ~Demux() = default;
   virtual uint32_t classify(const uint8_t* packet, size_t length) = 0;
+  virtual bool concurrent() const { return false; }
 };
 
 // The message as the kernel holds it: read-only, in kernel memory (the NIC's receive buffer).
@@ -76,10 +79,15 @@ class HandlerContext {
   uint32_t replies_ = 0;
 };
 
+// Runs on the thread of whichever receive queue the message arrived on. Unless concurrent()
+// says handle may run on several threads at once, the kernel runs one call at a time (its
+// run_lock_): a handler's run state (ash's software TLB, pipe registers, counters) then needs no
+// synchronization of its own, and its counters stay exact.
 class MessageHandler {
  public:
   virtual ~MessageHandler() = default;
   virtual HandlerVerdict handle(HandlerContext& context, const Message& message) = 0;
+  virtual bool concurrent() const { return false; }
 
   // What the handler reaches by itself, beyond its HandlerContext: the environment whose memory
   // it translates on its own (nullptr: none, it goes through the context) and whether it does so
@@ -90,6 +98,10 @@ class MessageHandler {
     bool unchecked = false;
   };
   virtual Binding binding() const { return {}; }
+
+ private:
+  friend class Kernel;
+  std::mutex run_lock_;
 };
 
 // A condition over the environment's own memory; the kernel evaluates it (in kernel context) to

@@ -25,6 +25,7 @@ struct TwoHostsConfig {
   uint16_t mtu = 1500;
   uint32_t ring_slots = 64;
   uint32_t pool_buffers = 256;
+  uint32_t queues = 1;      // receive queues of each NIC (RSS-steered)
   bool static_arp = false;  // pre-load each ARP table (else the first send resolves)
 };
 
