@@ -6,7 +6,8 @@
 //   demux/scale/<N>/<impl>   N connection filters, packets drawn at random among them from a
 //       ring of 1,024 prepared packets (a NIC receive ring: the same for every N, so only the
 //       demultiplexer's own footprint grows with N); dpf_layered (N = 10,000): one more filter
-//       that needed new code, in the second layer (Engine::layered)
+//       that needed new code, in the second layer (Engine::layered); dpf_opaque (N = 10,000):
+//       one opaque filter beside them (`ip protochain 17`, classic BPF)
 //   demux/depth/<D>/<impl>   one filter of D protocol levels, two atoms each (paper, Figure 3)
 //   demux/insert/nocode      one more connection filter into a trie of 1,000: a new hash key
 //   demux/insert/regen       one more filter into the same trie that needs new code
@@ -389,6 +390,17 @@ void register_scale() {
         if (!(*layered)->layered()) return s.SkipWithError("not layered");
         run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*layered)->demux(p, len); });
       });
+      // The same with an opaque filter beside the trie (protochain: a loop, run as classic BPF).
+      // Its specificity is below a connection's, so it runs only on packets the trie leaves to it.
+      auto opaque = std::make_shared<std::unique_ptr<Engine>>();
+      benchmark::RegisterBenchmark((base + "dpf_opaque").c_str(), [=](benchmark::State& s) {
+        if (!*opaque) {
+          *opaque = std::make_unique<Engine>();
+          for (const Conn& c : *conns) (*opaque)->insert(dpf_filter(c, true));
+          (*opaque)->insert(dpf::compile_pcap("ip protochain 17"), {.broad = true});
+        }
+        run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*opaque)->demux(p, len); });
+      });
     }
     std::vector<std::string> exprs;
     for (const Conn& c : *conns) exprs.push_back(pcap_text(c, true));
@@ -625,6 +637,8 @@ int main(int argc, char** argv) {
       Ratio{"demux/scale/10000/rte_bpf_jit", "demux/scale/10000/dpf", 0, 0, "DPF vs DPDK's JIT"});
   ratios.push_back(Ratio{"demux/scale/10000/dpf_layered", "demux/scale/10000/dpf", 0, 0,
                          "a second layer of recent changes"});
+  ratios.push_back(Ratio{"demux/scale/10000/dpf_opaque", "demux/scale/10000/dpf", 0, 0,
+                         "an opaque filter beside the trie"});
   ratios.push_back(Ratio{"demux/depth/8/dpf", "demux/depth/1/dpf", 0, 0, "depth 8 vs 1"});
   ratios.push_back(Ratio{"demux/insert/regen", "demux/insert/nocode", 0, 0, "regen vs table"});
   for (const char* kind : {"connection", "listener"})

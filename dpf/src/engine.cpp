@@ -385,8 +385,15 @@ struct Engine::Impl {
   // The best priority key over the layers and the opaque filters: the winner rule across
   // functions. Only the id of the result counts (its low half).
   uint64_t best_key(const uint8_t* pkt, size_t len) const {
-    if (opaque.empty()) return layers_key(pkt, len, false);
-    return opaque.best_key(pkt, len, layers_key(pkt, len, true));
+    uint64_t k = layers_key(pkt, len, false);
+    if (opaque.empty()) return k;
+    // A whole key (or none): the opaque filters that could beat it run, best first.
+    if (k >> 32 != 0) return opaque.best_key(pkt, len, k);
+    // A table hit gives the id alone, and its priority is a lookup (a cache miss in a large
+    // engine): needed only when an opaque filter accepts the packet, which is rare.
+    uint64_t o = opaque.best_key(pkt, len, kNoFilter);
+    if (uint32_t(o) == 0) return k;
+    return std::min(o, layers_key(pkt, len, true));
   }
 
   // The layers' best (kNoFilter: none); with `full` its whole priority key, else only its id is

@@ -11,6 +11,10 @@
 // in the packet do not count), and among those the lowest id. So a connection's filter wins over
 // its server's listening filter whatever the order they were inserted in.
 //
+// Classic-BPF programs (tcpdump expressions through compile_pcap, or insert_bpf) are lifted into
+// the trie when they can be; the others are opaque filters, run beside the generated code with
+// the same winner rule (insert_bpf). An engine without them runs only the generated code.
+//
 // The filters come from owners that do not trust each other (dpf/README.md, "Threat model"):
 // - demux() never reads outside [pkt, pkt + len): an atom whose field lies past the end is false.
 // - A malformed filter, or one that breaks a rule below, is refused with exojit::Error and the
