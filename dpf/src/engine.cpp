@@ -249,6 +249,62 @@ struct Engine::Impl {
     filters.emplace(id, std::move(rec));
   }
 
+  // A record of canonical disjuncts (throws on a malformed filter, nothing changed).
+  static Record canonical_record(std::span<const Filter> disjuncts, const InsertOptions& o) {
+    if (disjuncts.empty()) fail("dpf: insert of an empty disjunction");
+    if (disjuncts.size() > kMaxDisjuncts)
+      fail("dpf: {} disjuncts (at most {})", disjuncts.size(), kMaxDisjuncts);
+    Record rec;
+    rec.owner = o.owner;
+    rec.share = o.share;
+    for (size_t i = 0; i < disjuncts.size(); ++i) {
+      try {
+        rec.disjuncts.push_back(canonicalize(disjuncts[i]));
+      } catch (const Error& e) {
+        if (disjuncts.size() == 1) throw;
+        fail("disjunct {}: {}", i + 1, e.what());
+      }
+    }
+    rec.atoms = atoms_of(rec.disjuncts);
+    for (const Canonical& c : rec.disjuncts)
+      rec.uniform = rec.uniform && c.specificity == rec.disjuncts.front().specificity;
+    return rec;
+  }
+
+  // Inserts a canonical record into the layers (throws with nothing changed).
+  FilterId insert_record(Record&& rec, const InsertOptions& o) {
+    FilterId id = choose_id(o);
+    check_rights(rec, o.id, o.broad);
+    bool stateful = false, records = false;
+    for (Canonical& c : rec.disjuncts) {
+      stateful = stateful || c.records || c.recorded;
+      records = records || c.records;
+      for (Atom& a : c.atoms)
+        if (a.kind == Atom::Kind::Recorded) a.value = id;  // a branch of its own per id
+    }
+
+    // Served by the running code, else new code: for the whole while it is small, else for the
+    // layer of recent changes (merged into the whole when it has grown).
+    // A table that is only too full gets new code at once: it doubles, so that costs O(1) per key.
+    bool small = base.weight + recent.weight + rec.atoms <= options.layer_threshold;
+    Patch p = place(base, rec, id, false);
+    if (p == Patch::Done) {
+      note_in(base, rec, id);
+    } else if (p == Patch::TableFull || small) {
+      merge(&rec, id);  // the whole regenerated (the recent layer merged in); sets rec.accepts
+    } else {
+      place(recent, rec, id, true);
+      note_in(recent, rec, id);
+      rec.in_recent = true;
+    }
+    // Committed: nothing below throws (but a merge, which catches its own failure).
+    commit(std::move(rec), id);
+    if (stateful) ++stateful_filters;
+    if (records) recording.insert(id);
+    maybe_merge();
+    return id;
+  }
+
   // --- layers -----------------------------------------------------------------------------
 
   void undo(Layer& l, Record& rec) {
@@ -468,53 +524,7 @@ FilterId Engine::insert(const Filter& f, InsertOptions o) {
 }
 
 FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
-  Impl& m = *impl_;
-  if (disjuncts.empty()) fail("dpf: insert of an empty disjunction");
-  if (disjuncts.size() > kMaxDisjuncts)
-    fail("dpf: {} disjuncts (at most {})", disjuncts.size(), kMaxDisjuncts);
-  Impl::Record rec;
-  rec.owner = o.owner;
-  rec.share = o.share;
-  for (size_t i = 0; i < disjuncts.size(); ++i) {
-    try {
-      rec.disjuncts.push_back(canonicalize(disjuncts[i]));
-    } catch (const Error& e) {
-      if (disjuncts.size() == 1) throw;
-      fail("disjunct {}: {}", i + 1, e.what());
-    }
-  }
-  rec.atoms = atoms_of(rec.disjuncts);
-  for (const Canonical& c : rec.disjuncts)
-    rec.uniform = rec.uniform && c.specificity == rec.disjuncts.front().specificity;
-  FilterId id = m.choose_id(o);
-  m.check_rights(rec, o.id, o.broad);
-  bool stateful = false, records = false;
-  for (Canonical& c : rec.disjuncts) {
-    stateful = stateful || c.records || c.recorded;
-    records = records || c.records;
-    for (Atom& a : c.atoms)
-      if (a.kind == Atom::Kind::Recorded) a.value = id;  // a branch of its own per id
-  }
-
-  // Served by the running code, else new code: for the whole while it is small, else for the
-  // layer of recent changes (merged into the whole when it has grown).
-  // A table that is only too full gets new code at once: it doubles, so that costs O(1) per key.
-  bool small = m.base.weight + m.recent.weight + rec.atoms <= m.options.layer_threshold;
-  Patch p = m.place(m.base, rec, id, false);
-  if (p == Patch::Done) {
-    m.note_in(m.base, rec, id);
-  } else if (p == Patch::TableFull || small) {
-    m.merge(&rec, id);  // the whole regenerated (the recent layer merged in); sets rec.accepts
-  } else {
-    m.place(m.recent, rec, id, true);
-    m.note_in(m.recent, rec, id);
-    rec.in_recent = true;
-  }
-  // Committed: nothing below throws (but a merge, which catches its own failure).
-  m.commit(std::move(rec), id);
-  if (stateful) ++m.stateful_filters;
-  if (records) m.recording.insert(id);
-  m.maybe_merge();
+  FilterId id = impl_->insert_record(Impl::canonical_record(disjuncts, o), o);
   update_fast_path();
   return id;
 }
@@ -534,13 +544,14 @@ FilterId Engine::insert(const PcapFilter& f, InsertOptions o) {
 FilterId Engine::insert_program(std::span<const BpfInsn> program, const Lifted& lifted,
                                 InsertOptions o) {
   Impl& m = *impl_;
+  // (The lift keeps a program whole when the engine would refuse a path of it: lift.h.)
   if (!lifted.opaque && !lifted.disjuncts.empty())
     return insert(std::span<const Filter>(lifted.disjuncts), o);
   Impl::Record rec;
   rec.owner = o.owner;
   rec.share = o.share;
   FilterId id = m.choose_id(o);
-  if (!lifted.opaque) {  // accepts no packet: it overlaps nothing and needs no key
+  if (!lifted.opaque && lifted.disjuncts.empty()) {  // accepts no packet: overlaps nothing
     rec.form = Impl::Form::Empty;
     m.check_limits(rec);
     m.commit(std::move(rec), id);

@@ -254,6 +254,27 @@ TEST(DpfOpaque, BadProgramsAreRefused) {
   EXPECT_EQ(e.stats().opaque_filters, 0u);
 }
 
+// A program whose paths hold more atoms than a DPF filter may is no error: the lift keeps it
+// whole and it runs as a program.
+TEST(DpfOpaque, PathsBeyondTheLanguagesBoundsRunAsPrograms) {
+  std::string x;
+  for (int i = 0; i < 300; ++i) x += (i ? " and ether[" : "ether[") + std::to_string(i) + "] != 7";
+  PcapFilter f = compile_pcap(x);
+  ASSERT_TRUE(f.lifted.opaque);
+  EXPECT_EQ(f.lifted.reason, "a path of more atoms than a DPF filter holds");
+  Engine e;
+  FilterId id = e.insert(f, {.broad = true});
+  EXPECT_TRUE(e.opaque(id));
+  std::map<FilterId, Meaning> meaning{{id, Meaning{{}, f.program}}};
+  std::vector<Bytes> packets;
+  for (size_t n : {0, 100, 299, 300, 301, 400}) {
+    packets.push_back(Bytes(n, 1));
+    if (n > 150) packets.push_back(Bytes(n, 1)), packets.back()[150] = 7;
+  }
+  expect_model(e, e, meaning, packets);
+  EXPECT_EQ(e.accepting(packets[4].data(), packets[4].size()), std::vector<FilterId>{id});
+}
+
 // Lifted, opaque and empty filters of one owner, in an engine whose layers are exercised (a low
 // layer threshold): code = walk = model, before and after removals.
 TEST(DpfOpaque, BesideLayersAndTables) {
