@@ -196,7 +196,7 @@ class Engine {
   // True while recent changes live in a second, small function (or removed filters are masked
   // in front of the code): demux() combines them; function() alone is then not the whole answer.
   bool layered() const;
-  // The main function (the whole demultiplexer unless layered()).
+  // The main function (the whole demultiplexer unless layered() or stats().opaque_filters).
   DemuxFn* function() const { return fn_; }
   const vcode::Module& module() const;
   const vcode::Code& code() const;
