@@ -6,7 +6,8 @@
 //   demux/scale/<N>/<impl>   N connection filters, packets drawn at random among them from a
 //       ring of 1,024 prepared packets (a NIC receive ring: the same for every N, so only the
 //       demultiplexer's own footprint grows with N); dpf_layered (N = 10,000): one more filter
-//       that needed new code, in the second layer (Engine::layered)
+//       that needed new code, in the second layer (Engine::layered); dpf_opaque (N = 10,000):
+//       one opaque filter beside them (`ip protochain 17`, classic BPF)
 //   demux/depth/<D>/<impl>   one filter of D protocol levels, two atoms each (paper, Figure 3)
 //   demux/insert/nocode      one more connection filter into a trie of 1,000: a new hash key
 //   demux/insert/regen       one more filter into the same trie that needs new code
@@ -29,6 +30,9 @@
 // to eBPF and JIT-compiled by DPDK's rte_bpf, tried in turn (demux_rte_bpf.h).
 // bpf_jit: the same libpcap filters compiled one by one by dpf's classic-BPF JIT (compile_bpf:
 // what the engine runs for filters that do not lift), tried in turn.
+// dpf_pcap (table3, scale): the same filters written as tcpdump expressions, inserted through
+// libpcap's compiler and the lift (compile_pcap): the same engine, the trie they lift to (the
+// variable-header ones carry libpcap's fragment-offset test, one atom more than `dpf`'s).
 #include <benchmark/benchmark.h>
 #include <exojit/dpf/bpf.h>
 #include <exojit/dpf/engine.h>
@@ -261,10 +265,12 @@ void register_table3() {
   for (bool variable : {false, true}) {
     std::string hdr = variable ? "variable" : "fixed";
     auto engine = std::make_shared<Engine>();
+    auto from_pcap = std::make_shared<Engine>();  // the same filters written for tcpdump
     std::vector<std::string> exprs;
     for (const Conn& c : conns) {
       engine->insert(dpf_filter(c, variable));
       exprs.push_back(pcap_text(c, variable));
+      from_pcap->insert(dpf::compile_pcap(exprs.back()));
     }
     auto bpf = std::make_shared<BpfSet>(exprs);
     auto jit = std::make_shared<BpfJitSet>(exprs);
@@ -286,6 +292,11 @@ void register_table3() {
       benchmark::RegisterBenchmark((base + "dpf").c_str(), [=](benchmark::State& s) {
         if (engine->layered()) return s.SkipWithError("layered: function() is not the whole");
         Engine::DemuxFn* fn = engine->function();
+        run_one(s, *pkt, c.id, [&](const uint8_t* p, size_t n) { return uint32_t(fn(p, n)); });
+      });
+      benchmark::RegisterBenchmark((base + "dpf_pcap").c_str(), [=](benchmark::State& s) {
+        if (from_pcap->layered()) return s.SkipWithError("layered: function() is not the whole");
+        Engine::DemuxFn* fn = from_pcap->function();
         run_one(s, *pkt, c.id, [&](const uint8_t* p, size_t n) { return uint32_t(fn(p, n)); });
       });
       register_rte_bpf(
@@ -354,6 +365,16 @@ void register_scale() {
       run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*engine)->demux(p, len); });
       s.counters["layered"] = (*engine)->layered();  // a second function beside the whole
     });
+    // The same connections written for tcpdump: libpcap's compiler, the lift, the same trie.
+    auto from_pcap = std::make_shared<std::unique_ptr<Engine>>();
+    benchmark::RegisterBenchmark((base + "dpf_pcap").c_str(), [=](benchmark::State& s) {
+      if (!*from_pcap) {
+        *from_pcap = std::make_unique<Engine>();
+        for (const Conn& c : *conns) (*from_pcap)->insert(dpf::compile_pcap(pcap_text(c, true)));
+      }
+      run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*from_pcap)->demux(p, len); });
+      s.counters["layered"] = (*from_pcap)->layered();
+    });
     if (n == 10000) {
       // The same with one more filter that needed new code: a second layer beside the whole
       // (what layering costs each packet until the next merge).
@@ -368,6 +389,17 @@ void register_scale() {
         }
         if (!(*layered)->layered()) return s.SkipWithError("not layered");
         run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*layered)->demux(p, len); });
+      });
+      // The same with an opaque filter beside the trie (protochain: a loop, run as classic BPF).
+      // Its specificity is below a connection's, so it runs only on packets the trie leaves to it.
+      auto opaque = std::make_shared<std::unique_ptr<Engine>>();
+      benchmark::RegisterBenchmark((base + "dpf_opaque").c_str(), [=](benchmark::State& s) {
+        if (!*opaque) {
+          *opaque = std::make_unique<Engine>();
+          for (const Conn& c : *conns) (*opaque)->insert(dpf_filter(c, true));
+          (*opaque)->insert(dpf::compile_pcap("ip protochain 17"), {.broad = true});
+        }
+        run_ring(s, *ring, [&](const uint8_t* p, size_t len) { return (*opaque)->demux(p, len); });
       });
     }
     std::vector<std::string> exprs;
@@ -584,6 +616,8 @@ int main(int argc, char** argv) {
     for (const char* which : {"first", "last"}) {
       std::string base = std::string("demux/table3/") + hdr + "/" + which + "/";
       ratios.push_back(Ratio{base + "dpf", base + "hand_c", 1.0, 0, "DPF <= hand-coded C"});
+      ratios.push_back(
+          Ratio{base + "dpf_pcap", base + "dpf", 1.1, 0, "tcpdump syntax within 1.1x of DPF's"});
       ratios.push_back(Ratio{base + "bpf_interp", base + "dpf", 0, 30, "DPF >= 30x faster"});
       ratios.push_back(Ratio{base + "rte_bpf_jit", base + "dpf", 0, 0, "DPF vs DPDK's JIT"});
       ratios.push_back(
@@ -592,6 +626,10 @@ int main(int argc, char** argv) {
           Ratio{base + "bpf_jit", base + "rte_bpf_jit", 1.0, 0, "classic-BPF JIT <= DPDK's JIT"});
     }
   ratios.push_back(Ratio{"demux/scale/10000/dpf", "demux/scale/10/dpf", 2.5, 0, "flat in N"});
+  ratios.push_back(Ratio{"demux/scale/10000/dpf_pcap", "demux/scale/10/dpf_pcap", 2.5, 0,
+                         "flat in N, written for tcpdump"});
+  ratios.push_back(Ratio{"demux/scale/10000/dpf_pcap", "demux/scale/10000/dpf", 0, 0,
+                         "tcpdump syntax vs DPF's (one more atom: the fragment offset)"});
   ratios.push_back(
       Ratio{"demux/scale/10000/bpf_interp", "demux/scale/10/bpf_interp", 0, 0, "grows linearly"});
   ratios.push_back(Ratio{"demux/scale/10000/hand_c", "demux/scale/10/hand_c", 0, 0, ""});
@@ -599,6 +637,8 @@ int main(int argc, char** argv) {
       Ratio{"demux/scale/10000/rte_bpf_jit", "demux/scale/10000/dpf", 0, 0, "DPF vs DPDK's JIT"});
   ratios.push_back(Ratio{"demux/scale/10000/dpf_layered", "demux/scale/10000/dpf", 0, 0,
                          "a second layer of recent changes"});
+  ratios.push_back(Ratio{"demux/scale/10000/dpf_opaque", "demux/scale/10000/dpf", 0, 0,
+                         "an opaque filter beside the trie"});
   ratios.push_back(Ratio{"demux/depth/8/dpf", "demux/depth/1/dpf", 0, 0, "depth 8 vs 1"});
   ratios.push_back(Ratio{"demux/insert/regen", "demux/insert/nocode", 0, 0, "regen vs table"});
   for (const char* kind : {"connection", "listener"})

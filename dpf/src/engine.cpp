@@ -17,12 +17,16 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "exojit/dpf/lift.h"
+#include "exojit/dpf/pcap.h"
 #include "exojit/error.h"
 #include "fragment_state.h"
 #include "layer.h"
+#include "opaque.h"
 #include "ownership.h"
 
 namespace exojit::dpf {
@@ -55,14 +59,19 @@ size_t atoms_of(const std::vector<Canonical>& ds) {
 }  // namespace
 
 struct Engine::Impl {
+  // Where a filter lives: merged into a layer's trie, run as a classic-BPF program beside the
+  // tries (opaque.h), or nowhere (it accepts no packet).
+  enum class Form : uint8_t { Trie, Opaque, Empty };
   struct Record {
+    Form form = Form::Trie;
     uint32_t owner = 0;
     uint64_t share = 0;
     std::vector<Canonical> disjuncts;
     std::vector<std::pair<Node*, uint64_t>> accepts;  // where each disjunct ends, its key
     bool in_recent = false;
     size_t atoms = 0;
-    bool uniform = true;  // every disjunct has the same specificity
+    bool uniform = true;              // every disjunct has the same specificity
+    unsigned opaque_specificity = 0;  // Opaque: bpf_specificity of its program
   };
   struct Owner {
     OwnerLimits limits;
@@ -73,6 +82,8 @@ struct Engine::Impl {
   EngineOptions options;
   CodegenOptions codegen;
   Layer base, recent;
+  OpaqueSet opaque;
+  std::set<FilterId> opaque_ids;  // the Opaque records (the overlap check looks at them all)
   std::map<FilterId, Record> filters;
   std::unordered_map<uint32_t, Owner> owners;
   FilterId next_id = 1;
@@ -135,8 +146,8 @@ struct Engine::Impl {
     return it != owners.end() && it->second.custom ? it->second.limits : options.owner_limits;
   }
 
-  // The rules an insertion must pass before anything changes (engine.h).
-  void check_rights(const Record& rec, FilterId id, bool broad) const {
+  // One more filter of rec's size within its owner's limits?
+  void check_limits(const Record& rec) const {
     const OwnerLimits& lim = limits_of(rec.owner);
     auto it = owners.find(rec.owner);
     size_t have_filters = it == owners.end() ? 0 : it->second.filters;
@@ -146,6 +157,11 @@ struct Engine::Impl {
     if (have_atoms + rec.atoms > lim.atoms)
       fail("dpf: owner {} would hold {} atoms, over its limit of {}", rec.owner,
            have_atoms + rec.atoms, lim.atoms);
+  }
+
+  // The rules an insertion must pass before anything changes (engine.h).
+  void check_rights(const Record& rec, FilterId id, bool broad) const {
+    check_limits(rec);
     for (size_t i = 0; i < rec.disjuncts.size(); ++i) {
       unsigned bits = key_bits(rec.disjuncts[i]);
       if (bits < options.min_key_bits && !broad)
@@ -157,6 +173,43 @@ struct Engine::Impl {
     }
     for (const Canonical& c : rec.disjuncts)
       for (const Layer* l : {&base, &recent}) check_overlaps(*l, c, rec, id);
+    if (!rec.disjuncts.empty()) check_opaque_overlaps(rec, id);
+  }
+
+  // An opaque filter proves nothing about the packets it takes: it overlaps every filter that
+  // may accept a packet (all but those that accept none). So does every filter overlap it.
+  bool shares_with(const Record& rec, const Record& other) const {
+    return other.owner == rec.owner || (rec.share != 0 && other.share == rec.share);
+  }
+  [[noreturn]] void refuse_opaque_overlap(FilterId id, FilterId other_id, const Record& other,
+                                          bool new_is_opaque) const {
+    fail(
+        "dpf: filter {}overlaps filter {} of owner {} ({}): both must be inserted with the same "
+        "sharing group to accept the same packets",
+        id ? fmt::format("{} ", id) : "", other_id, other.owner,
+        new_is_opaque ? "an opaque filter overlaps every filter" : "an opaque filter");
+  }
+  void check_opaque_overlaps(const Record& rec, FilterId id) const {
+    for (FilterId other_id : opaque_ids) {
+      const Record& other = filters.at(other_id);
+      if (shares_with(rec, other)) continue;
+      ++overlap_checks;
+      refuse_opaque_overlap(id, other_id, other, false);
+    }
+  }
+
+  // The rules an opaque insertion must pass (an opaque filter is broad, and overlaps all).
+  void check_opaque_rights(const Record& rec, FilterId id, bool broad) const {
+    check_limits(rec);
+    if (!broad)
+      fail(
+          "dpf: an opaque filter (a classic-BPF program that does not lift) pins no packet bits "
+          "the engine can prove: it needs the right to be broad (InsertOptions::broad)");
+    for (const auto& [other_id, other] : filters) {
+      if (other.form == Form::Empty || shares_with(rec, other)) continue;
+      ++overlap_checks;
+      refuse_opaque_overlap(id, other_id, other, true);
+    }
   }
 
   // Refuses `c` if a filter of another owner without the same sharing group may overlap it.
@@ -176,6 +229,80 @@ struct Engine::Impl {
       }
       return true;
     });
+  }
+
+  // The id an insertion gets (checked, nothing changed yet).
+  FilterId choose_id(const InsertOptions& o) const {
+    FilterId id = o.id ? o.id : next_id;
+    if (id == 0) fail("dpf: filter ids exhausted");
+    if (filters.count(id)) fail("dpf: filter id {} is taken", id);
+    return id;
+  }
+
+  // Records an inserted filter and charges its owner (nothing here throws but bad_alloc).
+  void commit(Record&& rec, FilterId id) {
+    Owner& owner = owners[rec.owner];
+    ++owner.filters;
+    owner.atoms += rec.atoms;
+    if (next_id != 0 && id >= next_id) next_id = id + 1;  // 0 after 0xffffffff: exhausted
+    if (rec.form == Form::Opaque) opaque_ids.insert(id);
+    filters.emplace(id, std::move(rec));
+  }
+
+  // A record of canonical disjuncts (throws on a malformed filter, nothing changed).
+  static Record canonical_record(std::span<const Filter> disjuncts, const InsertOptions& o) {
+    if (disjuncts.empty()) fail("dpf: insert of an empty disjunction");
+    if (disjuncts.size() > kMaxDisjuncts)
+      fail("dpf: {} disjuncts (at most {})", disjuncts.size(), kMaxDisjuncts);
+    Record rec;
+    rec.owner = o.owner;
+    rec.share = o.share;
+    for (size_t i = 0; i < disjuncts.size(); ++i) {
+      try {
+        rec.disjuncts.push_back(canonicalize(disjuncts[i]));
+      } catch (const Error& e) {
+        if (disjuncts.size() == 1) throw;
+        fail("disjunct {}: {}", i + 1, e.what());
+      }
+    }
+    rec.atoms = atoms_of(rec.disjuncts);
+    for (const Canonical& c : rec.disjuncts)
+      rec.uniform = rec.uniform && c.specificity == rec.disjuncts.front().specificity;
+    return rec;
+  }
+
+  // Inserts a canonical record into the layers (throws with nothing changed).
+  FilterId insert_record(Record&& rec, const InsertOptions& o) {
+    FilterId id = choose_id(o);
+    check_rights(rec, o.id, o.broad);
+    bool stateful = false, records = false;
+    for (Canonical& c : rec.disjuncts) {
+      stateful = stateful || c.records || c.recorded;
+      records = records || c.records;
+      for (Atom& a : c.atoms)
+        if (a.kind == Atom::Kind::Recorded) a.value = id;  // a branch of its own per id
+    }
+
+    // Served by the running code, else new code: for the whole while it is small, else for the
+    // layer of recent changes (merged into the whole when it has grown).
+    // A table that is only too full gets new code at once: it doubles, so that costs O(1) per key.
+    bool small = base.weight + recent.weight + rec.atoms <= options.layer_threshold;
+    Patch p = place(base, rec, id, false);
+    if (p == Patch::Done) {
+      note_in(base, rec, id);
+    } else if (p == Patch::TableFull || small) {
+      merge(&rec, id);  // the whole regenerated (the recent layer merged in); sets rec.accepts
+    } else {
+      place(recent, rec, id, true);
+      note_in(recent, rec, id);
+      rec.in_recent = true;
+    }
+    // Committed: nothing below throws (but a merge, which catches its own failure).
+    commit(std::move(rec), id);
+    if (stateful) ++stateful_filters;
+    if (records) recording.insert(id);
+    maybe_merge();
+    return id;
   }
 
   // --- layers -----------------------------------------------------------------------------
@@ -311,15 +438,27 @@ struct Engine::Impl {
     if (r.uniform) l.uniform_high[id] = priority_high(r.disjuncts.front().specificity);
   }
 
-  // The best priority key over the layers: the winner rule across functions (another function
-  // of priority keys -- a filter compiled some other way -- would combine the same way).
-  // Only the id of the result counts (its low half) unless both layers answer.
+  // The best priority key over the layers and the opaque filters: the winner rule across
+  // functions. Only the id of the result counts (its low half).
   uint64_t best_key(const uint8_t* pkt, size_t len) const {
+    uint64_t k = layers_key(pkt, len, false);
+    if (opaque.empty()) return k;
+    // A whole key (or none): the opaque filters that could beat it run, best first.
+    if (k >> 32 != 0) return opaque.best_key(pkt, len, k);
+    // A table hit gives the id alone, and its priority is a lookup (a cache miss in a large
+    // engine): needed only when an opaque filter accepts the packet, which is rare.
+    uint64_t o = opaque.best_key(pkt, len, kNoFilter);
+    if (uint32_t(o) == 0) return k;
+    return std::min(o, layers_key(pkt, len, true));
+  }
+
+  // The layers' best (kNoFilter: none); with `full` its whole priority key, else only its id is
+  // sure (a table hit returns the id alone).
+  uint64_t layers_key(const uint8_t* pkt, size_t len, bool full) const {
     uint64_t k = layer_key(base, pkt, len);
-    if (recent.empty()) return k;
-    uint64_t r = layer_key(recent, pkt, len);
-    if (uint32_t(r) == 0) return k;
-    if (uint32_t(k) == 0) return r;
+    uint64_t r = recent.empty() ? kNoFilter : layer_key(recent, pkt, len);
+    if (uint32_t(r) == 0) return full && uint32_t(k) ? exact(base, k, pkt, len) : k;
+    if (uint32_t(k) == 0) return full ? exact(recent, r, pkt, len) : r;
     return std::min(exact(base, k, pkt, len), exact(recent, r, pkt, len));
   }
 
@@ -375,7 +514,7 @@ struct Engine::Impl {
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(options)) {
   impl_->generate_layer(impl_->base);
-  fn_ = impl_->base.fn;
+  update_fast_path();
 }
 
 Engine::~Engine() = default;
@@ -385,62 +524,56 @@ FilterId Engine::insert(const Filter& f, InsertOptions o) {
 }
 
 FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
+  FilterId id = impl_->insert_record(Impl::canonical_record(disjuncts, o), o);
+  update_fast_path();
+  return id;
+}
+
+FilterId Engine::insert_bpf(std::span<const BpfInsn> program, InsertOptions o) {
+  return insert_program(program, lift_bpf(program), o);  // lift_bpf validates
+}
+
+FilterId Engine::insert(const PcapFilter& f, InsertOptions o) {
+  try {
+    return insert_program(f.program, f.lifted, o);
+  } catch (const Error& e) {
+    fail("pcap filter `{}`: {}", f.expression, e.what());
+  }
+}
+
+FilterId Engine::insert_program(std::span<const BpfInsn> program, const Lifted& lifted,
+                                InsertOptions o) {
   Impl& m = *impl_;
-  if (disjuncts.empty()) fail("dpf: insert of an empty disjunction");
-  if (disjuncts.size() > kMaxDisjuncts)
-    fail("dpf: {} disjuncts (at most {})", disjuncts.size(), kMaxDisjuncts);
+  // (The lift keeps a program whole when the engine would refuse a path of it: lift.h.)
+  if (!lifted.opaque && !lifted.disjuncts.empty())
+    return insert(std::span<const Filter>(lifted.disjuncts), o);
   Impl::Record rec;
   rec.owner = o.owner;
   rec.share = o.share;
-  for (size_t i = 0; i < disjuncts.size(); ++i) {
-    try {
-      rec.disjuncts.push_back(canonicalize(disjuncts[i]));
-    } catch (const Error& e) {
-      if (disjuncts.size() == 1) throw;
-      fail("disjunct {}: {}", i + 1, e.what());
-    }
+  FilterId id = m.choose_id(o);
+  if (!lifted.opaque && lifted.disjuncts.empty()) {  // accepts no packet: overlaps nothing
+    rec.form = Impl::Form::Empty;
+    m.check_limits(rec);
+    m.commit(std::move(rec), id);
+    return id;
   }
-  rec.atoms = atoms_of(rec.disjuncts);
-  for (const Canonical& c : rec.disjuncts)
-    rec.uniform = rec.uniform && c.specificity == rec.disjuncts.front().specificity;
-  FilterId id = o.id ? o.id : m.next_id;
-  if (id == 0) fail("dpf: filter ids exhausted");
-  if (m.filters.count(id)) fail("dpf: filter id {} is taken", id);
-  m.check_rights(rec, o.id, o.broad);
-  bool stateful = false, records = false;
-  for (Canonical& c : rec.disjuncts) {
-    stateful = stateful || c.records || c.recorded;
-    records = records || c.records;
-    for (Atom& a : c.atoms)
-      if (a.kind == Atom::Kind::Recorded) a.value = id;  // a branch of its own per id
-  }
-
-  // Served by the running code, else new code: for the whole while it is small, else for the
-  // layer of recent changes (merged into the whole when it has grown).
-  // A table that is only too full gets new code at once: it doubles, so that costs O(1) per key.
-  bool small = m.base.weight + m.recent.weight + rec.atoms <= m.options.layer_threshold;
-  Patch p = m.place(m.base, rec, id, false);
-  if (p == Patch::Done) {
-    m.note_in(m.base, rec, id);
-  } else if (p == Patch::TableFull || small) {
-    m.merge(&rec, id);  // the whole regenerated (the recent layer merged in); sets rec.accepts
-  } else {
-    m.place(m.recent, rec, id, true);
-    m.note_in(m.recent, rec, id);
-    rec.in_recent = true;
-  }
-  // Committed: nothing below throws (but a merge, which catches its own failure).
-  Impl::Owner& owner = m.owners[o.owner];
-  ++owner.filters;
-  owner.atoms += rec.atoms;
-  if (m.next_id != 0 && id >= m.next_id) m.next_id = id + 1;  // 0 after 0xffffffff: exhausted
-  m.filters.emplace(id, std::move(rec));
-  if (stateful) ++m.stateful_filters;
-  if (records) m.recording.insert(id);
-  m.maybe_merge();
-  fn_ = m.base.fn;
-  slow_ = layered() || m.stateful_filters > 0;
+  rec.form = Impl::Form::Opaque;
+  rec.atoms = program.size();  // the code it adds is linear in its instructions
+  rec.opaque_specificity = bpf_specificity(program);
+  m.check_opaque_rights(rec, o.id, o.broad);
+  BpfFilter compiled = compile_bpf(program);
+  m.opaque.add(priority_key(rec.opaque_specificity, id), std::move(compiled));
+  m.commit(std::move(rec), id);
+  update_fast_path();
   return id;
+}
+
+// demux's inline test: the generated function alone answers unless layers, stateful filters or
+// opaque filters need demux_slow.
+void Engine::update_fast_path() {
+  Impl& m = *impl_;
+  fn_ = m.base.fn;
+  slow_ = layered() || m.stateful_filters > 0 || !m.opaque.empty();
 }
 
 void Engine::remove(FilterId id, uint32_t owner) {
@@ -450,6 +583,18 @@ void Engine::remove(FilterId id, uint32_t owner) {
   if (it == m.filters.end() || it->second.owner != owner)
     fail("dpf: owner {} has no filter {}", owner, id);
   Impl::Record& rec = it->second;
+  if (rec.form != Impl::Form::Trie) {  // not in a layer: nothing to regenerate
+    if (rec.form == Impl::Form::Opaque) {
+      m.opaque.remove(priority_key(rec.opaque_specificity, id));
+      m.opaque_ids.erase(id);
+    }
+    Impl::Owner& o = m.owners[owner];
+    --o.filters;
+    o.atoms -= rec.atoms;
+    m.filters.erase(it);
+    update_fast_path();
+    return;
+  }
   Layer& l = rec.in_recent ? m.recent : m.base;
   m.log.clear();
   bool killed = false;
@@ -486,8 +631,7 @@ void Engine::remove(FilterId id, uint32_t owner) {
     }
     m.maybe_merge();
   }
-  fn_ = m.base.fn;
-  slow_ = layered() || m.stateful_filters > 0;
+  update_fast_path();
 }
 
 void Engine::set_owner_limits(uint32_t owner, OwnerLimits limits) {
@@ -543,6 +687,7 @@ FilterId Engine::demux_reference(const uint8_t* pkt, size_t len) const {
   m.now_valid = false;
   uint64_t k = m.base.trie.walk(pkt, len);
   if (!m.recent.empty()) k = std::min(k, m.recent.trie.walk(pkt, len));
+  if (!m.opaque.empty()) k = m.opaque.best_key(pkt, len, k);
   return FilterId(k);
 }
 
@@ -552,6 +697,7 @@ std::vector<FilterId> Engine::accepting(const uint8_t* pkt, size_t len) const {
   std::vector<uint64_t> keys;
   m.base.trie.walk_all(pkt, len, &keys);
   m.recent.trie.walk_all(pkt, len, &keys);
+  m.opaque.accepting(pkt, len, &keys);
   std::vector<FilterId> ids;
   for (uint64_t k : keys) ids.push_back(FilterId(k));
   std::sort(ids.begin(), ids.end());
@@ -562,9 +708,16 @@ std::vector<FilterId> Engine::accepting(const uint8_t* pkt, size_t len) const {
 std::vector<unsigned> Engine::specificity(FilterId id) const {
   auto it = impl_->filters.find(id);
   if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
+  if (it->second.form == Impl::Form::Opaque) return {it->second.opaque_specificity};
   std::vector<unsigned> out;
   for (const Canonical& c : it->second.disjuncts) out.push_back(c.specificity);
   return out;
+}
+
+bool Engine::opaque(FilterId id) const {
+  auto it = impl_->filters.find(id);
+  if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
+  return it->second.form == Impl::Form::Opaque;
 }
 
 size_t Engine::size() const {
@@ -585,6 +738,7 @@ EngineStats Engine::stats() const {
   s.instructions_generated = m.instructions;
   s.overlap_checks = m.overlap_checks;
   s.held_evicted = m.state.evicted();
+  s.opaque_filters = m.opaque.size();
   return s;
 }
 bool Engine::layered() const {
@@ -601,7 +755,7 @@ std::string Engine::dump_trie() const {
   const Impl& m = *impl_;
   std::string out = m.base.trie.dump();
   if (!m.recent.empty()) out += "recent changes (a second function):\n" + m.recent.trie.dump();
-  return out;
+  return out + m.opaque.dump();
 }
 
 }  // namespace exojit::dpf

@@ -17,9 +17,9 @@ std::vector<FilterLine> parse_filter_file(std::string_view text) {
     if (first == std::string_view::npos || s[first] == '#') continue;
     s = s.substr(first);
     try {
-      FilterLine f{line, {}};
+      FilterLine f{line, {}, {}};
       if (s.substr(0, 5) == "pcap:")
-        f.disjuncts = compile_pcap(s.substr(5));
+        f.pcap = compile_pcap(s.substr(5));
       else
         f.disjuncts.push_back(parse_filter(s));
       out.push_back(std::move(f));
@@ -33,7 +33,11 @@ std::vector<FilterLine> parse_filter_file(std::string_view text) {
 void insert_all(Engine& e, const std::vector<FilterLine>& filters) {
   for (const FilterLine& f : filters) {
     try {
-      e.insert(std::span<const Filter>(f.disjuncts), {.share = 1, .id = f.line, .broad = true});
+      InsertOptions o{.share = 1, .id = f.line, .broad = true};
+      if (f.pcap)
+        e.insert(*f.pcap, o);
+      else
+        e.insert(std::span<const Filter>(f.disjuncts), o);
     } catch (const Error& x) {
       fail("line {}: {}", f.line, x.what());
     }

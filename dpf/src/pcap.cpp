@@ -43,21 +43,16 @@ std::vector<BpfInsn> compile_pcap_bpf(std::string_view expression) {
   return out;
 }
 
-PcapFilter compile_pcap_filter(std::string_view expression) {
+PcapFilter compile_pcap(std::string_view expression) {
   PcapFilter f;
-  f.expression = std::string(expression);
+  size_t first = expression.find_first_not_of(" \t\r\n"),
+         last = expression.find_last_not_of(" \t\r\n");
+  f.expression = first == std::string_view::npos
+                     ? ""
+                     : std::string(expression.substr(first, last - first + 1));
   f.program = compile_pcap_bpf(expression);
   f.lifted = lift_bpf(f.program);
   return f;
-}
-
-std::vector<Filter> compile_pcap(std::string_view expression) {
-  PcapFilter f = compile_pcap_filter(expression);
-  if (f.lifted.opaque)
-    fail("pcap filter `{}`: libpcap's program is not expressible as DPF filters ({})", expression,
-         f.lifted.reason);
-  if (f.lifted.disjuncts.empty()) fail("pcap filter `{}` accepts no packet", expression);
-  return std::move(f.lifted.disjuncts);
 }
 
 }  // namespace exojit::dpf

@@ -11,12 +11,23 @@
 //
 // The winner among accepting filters: the most specific (the engine's measure, specificity()),
 // then the lowest id.
+//
+// An opaque filter (a classic-BPF program the engine runs as it is, Engine::insert_bpf) means
+// what libpcap's bpf_filter says of the packet (its wire and captured lengths both the packet's
+// length); its specificity is the fewest conditional jumps (jt != jf) on a path from the entry
+// to a `ret` that may accept (`ret a`, or a non-zero constant), at most 256; 0 if there is no
+// such `ret`.
 #pragma once
 
+#include <pcap/pcap.h>
+
+#include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <map>
 #include <vector>
 
+#include "exojit/dpf/bpf.h"
 #include "exojit/dpf/engine.h"
 #include "exojit/dpf/filter.h"
 
@@ -126,6 +137,40 @@ class Model {
       }
     }
     return true;
+  }
+
+  static bool accepts(const std::vector<BpfInsn>& program, const uint8_t* pkt, size_t len) {
+    return bpf_filter(reinterpret_cast<const bpf_insn*>(program.data()), pkt, u_int(len),
+                      u_int(len)) != 0;
+  }
+
+  // Relaxed to a fixed point (Bellman-Ford: loops included), one pass per instruction at most.
+  static unsigned specificity(const std::vector<BpfInsn>& p) {
+    std::vector<unsigned> dist(p.size(), UINT_MAX);
+    dist[0] = 0;
+    for (bool changed = true; changed;) {
+      changed = false;
+      auto relax = [&](size_t to, unsigned d) {
+        if (to < p.size() && d < dist[to]) dist[to] = d, changed = true;
+      };
+      for (size_t pc = 0; pc < p.size(); ++pc) {
+        if (dist[pc] == UINT_MAX) continue;
+        uint16_t cls = p[pc].code & 7, op = p[pc].code & 0xf0;
+        if (cls == 6) continue;  // ret
+        if (cls == 5 && op == 0)
+          relax(size_t(int64_t(pc) + 1 + int32_t(p[pc].k)), dist[pc]);  // ja
+        else if (cls == 5)
+          for (uint8_t off : {p[pc].jt, p[pc].jf})
+            relax(pc + 1 + off, dist[pc] + (p[pc].jt != p[pc].jf));
+        else
+          relax(pc + 1, dist[pc]);
+      }
+    }
+    unsigned best = UINT_MAX;
+    for (size_t pc = 0; pc < p.size(); ++pc)
+      if ((p[pc].code & 7) == 6 && ((p[pc].code & 0x10) || p[pc].k != 0))
+        best = std::min(best, dist[pc]);
+    return best == UINT_MAX ? 0 : std::min(best, 256u);
   }
 
   // The winner among `filters` (id -> disjuncts) by the engine's rule; 0 if none accepts.

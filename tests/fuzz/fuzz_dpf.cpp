@@ -27,7 +27,10 @@
 // - an insertion or removal either completes or throws exojit::Error and changes nothing; an
 //   accepted filter's owner may remove it, another owner may not; no "internal" error ever.
 // - a `pcap:` line's id accepts exactly the packets libpcap's own program for the expression
-//   accepts (bpf_filter): tcpdump expressions through libpcap's compiler and the lift.
+//   accepts (bpf_filter): tcpdump expressions through libpcap's compiler and the lift, or run
+//   as opaque filters (the model runs their programs with bpf_filter, and computes their
+//   specificity itself) -- or, for an expression that accepts nothing, an id that never
+//   matches.
 // Then every owner removes every other of its filters and the packets are checked again.
 #include <pcap/pcap.h>
 
@@ -66,7 +69,8 @@ struct Inserted {
   uint32_t owner;
   uint64_t share;
   std::vector<Filter> disjuncts;
-  std::vector<unsigned> specificity;  // the engine's measure, per disjunct
+  std::vector<unsigned> specificity;  // the engine's measure, per disjunct (opaque: one)
+  std::vector<BpfInsn> opaque;        // an opaque filter's program (the model runs it)
 };
 
 // An expression tree from bytes, as a hostile caller of the C++ API could build it. A stack
@@ -186,13 +190,12 @@ class Run {
       return;
     }
     std::vector<Filter> disjuncts;
-    std::vector<BpfInsn> program;  // libpcap's, for a `pcap:` line
+    std::optional<PcapFilter> pcap;  // a `pcap:` line: libpcap's program and its lift
     try {
       if (s.substr(0, 4) == "api:") {
         disjuncts.push_back(decode_api(unhex(s.substr(4))));
       } else if (s.substr(0, 5) == "pcap:") {
-        disjuncts = compile_pcap(s.substr(5));
-        program = compile_pcap_bpf(s.substr(5));
+        pcap = compile_pcap(s.substr(5));
       } else {
         for (size_t at = 0; at <= s.size();) {
           size_t bar = s.find(" ||| ", at);
@@ -205,17 +208,30 @@ class Run {
       if (std::getenv("FUZZ_DPF_VERBOSE")) std::fprintf(stderr, "not parsed: %s\n", x.what());
       return;
     }
-    if (std::optional<FilterId> id = insert(disjuncts, o); id && !program.empty())
-      programs_[*id] = std::move(program);
+    if (!pcap) {
+      insert(disjuncts, {}, o, [&] { return e_.insert(std::span<const Filter>(disjuncts), o); });
+      return;
+    }
+    std::vector<BpfInsn> opaque = pcap->lifted.opaque ? pcap->program : std::vector<BpfInsn>();
+    if (std::optional<FilterId> id =
+            insert(pcap->lifted.disjuncts, opaque, o, [&] { return e_.insert(*pcap, o); }))
+      programs_[*id] = pcap->program;
   }
 
-  std::optional<FilterId> insert(const std::vector<Filter>& disjuncts, InsertOptions o) {
+  template <typename Insert>
+  std::optional<FilterId> insert(const std::vector<Filter>& disjuncts,
+                                 const std::vector<BpfInsn>& opaque, InsertOptions o,
+                                 Insert insert) {
     std::string before = e_.dump_trie();
     size_t size = e_.size();
     try {
-      FilterId id = e_.insert(std::span<const Filter>(disjuncts), o);
+      FilterId id = insert();
       if (filters_.count(id)) bug("an id given twice");
-      filters_[id] = Inserted{o.owner, o.share, disjuncts, e_.specificity(id)};
+      if (e_.opaque(id) != !opaque.empty()) bug("opaque() differs from the lift");
+      filters_[id] = Inserted{o.owner, o.share, disjuncts, e_.specificity(id), opaque};
+      if (!opaque.empty() &&
+          filters_[id].specificity != std::vector<unsigned>{Model::specificity(opaque)})
+        bug("an opaque filter's specificity differs from the model's");
       return id;
     } catch (const exojit::Error& x) {
       refused_ = true;
@@ -291,6 +307,10 @@ class Run {
     unsigned best_spec = 0;
     for (auto& [id, in] : filters_) {
       bool any = false;
+      if (!in.opaque.empty() && Model::accepts(in.opaque, pkt, len)) {
+        any = true;
+        if (best == 0 || in.specificity[0] > best_spec) best = id, best_spec = in.specificity[0];
+      }
       for (size_t i = 0; i < in.disjuncts.size(); ++i)
         if (Model::accepts(in.disjuncts[i], pkt, len)) {
           any = true;

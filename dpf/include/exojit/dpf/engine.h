@@ -11,6 +11,10 @@
 // in the packet do not count), and among those the lowest id. So a connection's filter wins over
 // its server's listening filter whatever the order they were inserted in.
 //
+// Classic-BPF programs (tcpdump expressions through compile_pcap, or insert_bpf) are lifted into
+// the trie when they can be; the others are opaque filters, run beside the generated code with
+// the same winner rule (insert_bpf). An engine without them runs only the generated code.
+//
 // The filters come from owners that do not trust each other (dpf/README.md, "Threat model"):
 // - demux() never reads outside [pkt, pkt + len): an atom whose field lies past the end is false.
 // - A malformed filter, or one that breaks a rule below, is refused with exojit::Error and the
@@ -51,6 +55,7 @@
 #include <string>
 #include <vector>
 
+#include "exojit/dpf/bpf.h"
 #include "exojit/dpf/filter.h"
 
 namespace exojit::vcode {
@@ -61,6 +66,8 @@ class Module;
 namespace exojit::dpf {
 
 using FilterId = uint32_t;
+struct PcapFilter;  // pcap.h
+struct Lifted;      // lift.h
 
 // What one owner may hold. An insertion or a held packet that would exceed them is refused
 // (insert: exojit::Error, nothing changed; held packet: the owner's oldest held packets go first,
@@ -121,6 +128,7 @@ struct EngineStats {
   size_t instructions_generated = 0;  // vcode instructions, all generations together
   size_t overlap_checks = 0;          // filter pairs compared for overlap
   size_t held_evicted = 0;            // held packets dropped: expired, or room for newer ones
+  size_t opaque_filters = 0;          // classic-BPF programs run beside the trie (insert_bpf)
 };
 
 class Engine {
@@ -137,6 +145,18 @@ class Engine {
   // as it was.
   FilterId insert(const Filter& f, InsertOptions o = {});
   FilterId insert(std::span<const Filter> disjuncts, InsertOptions o = {});
+  // A classic-BPF program (e.g. libpcap's): lifted to DPF filters under one id when it lifts
+  // (lift.h), so that it merges with the others; otherwise an opaque filter, compiled on its own
+  // by the classic-BPF JIT (bpf.h) and run beside the trie with the same winner rule (its
+  // specificity: the fewest conditional jumps on a path to an accepting `ret`). An opaque
+  // filter pins no packet bits the engine can prove: it needs the broad right, it is taken to
+  // overlap every filter of another owner (so both need one sharing group), and its
+  // instructions count as its atoms in the owner's limits. A program that accepts no packet
+  // gets an id that never matches. An invalid program is an exojit::Error.
+  FilterId insert_bpf(std::span<const BpfInsn> program, InsertOptions o = {});
+  // A tcpdump expression as compile_pcap gives it (pcap.h), as insert_bpf inserts its program;
+  // an error names the expression.
+  FilterId insert(const PcapFilter& f, InsertOptions o = {});
   // Removes filter `id` of `owner`: an error if there is no such filter or it is another
   // owner's (then nothing changes).
   void remove(FilterId id, uint32_t owner);
@@ -164,8 +184,10 @@ class Engine {
   FilterId demux_reference(const uint8_t* pkt, size_t len) const;
   // Every accepting filter, sorted, each once (by the trie walk).
   std::vector<FilterId> accepting(const uint8_t* pkt, size_t len) const;
-  // The most-specific rule's measure for a filter (its canonical atom count, per disjunct).
+  // The most-specific rule's measure for a filter (its canonical atom count, per disjunct; for
+  // an opaque filter one number, see insert_bpf; none for a filter that accepts no packet).
   std::vector<unsigned> specificity(FilterId id) const;
+  bool opaque(FilterId id) const;  // run as a classic-BPF program (insert_bpf); throws if unknown
 
   size_t size() const;           // filters (ids) inserted
   size_t regenerations() const;  // times code was generated (1 for the empty engine)
@@ -174,14 +196,16 @@ class Engine {
   // True while recent changes live in a second, small function (or removed filters are masked
   // in front of the code): demux() combines them; function() alone is then not the whole answer.
   bool layered() const;
-  // The main function (the whole demultiplexer unless layered()).
+  // The main function (the whole demultiplexer unless layered() or stats().opaque_filters).
   DemuxFn* function() const { return fn_; }
   const vcode::Module& module() const;
   const vcode::Code& code() const;
-  std::string dump_trie() const;  // the merged trie, one line per test
+  std::string dump_trie() const;  // the merged trie, one line per test; then opaque filters
 
  private:
   FilterId demux_slow(const uint8_t* pkt, size_t len);
+  FilterId insert_program(std::span<const BpfInsn> program, const Lifted& lifted, InsertOptions o);
+  void update_fast_path();
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -3,6 +3,7 @@
 // starting with '#' hold no filter but are counted.
 #pragma once
 
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -13,8 +14,9 @@
 namespace exojit::dpf {
 
 struct FilterLine {
-  unsigned line;                  // 1-based: the filter's id
-  std::vector<Filter> disjuncts;  // one, or several for a pcap `or`
+  unsigned line;                   // 1-based: the filter's id
+  std::vector<Filter> disjuncts;   // a DPF line: its filter
+  std::optional<PcapFilter> pcap;  // a `pcap:` line: libpcap's program and its lift (or opaque)
 };
 
 // Parses every line; an error names the line ("line 3: ...").

@@ -14,7 +14,8 @@
 // end, and each conjunction holds only when every load on its own path is inside the packet).
 // One assumption: LEN (libpcap's 32-bit wire length) is the packet's length, below 4 GiB.
 //
-// A program is opaque (not lifted; run it with compile_bpf instead) when it has backward jumps
+// A program is opaque (not lifted; the engine runs it as an opaque filter compiled by
+// compile_bpf, Engine::insert_bpf) when it has backward jumps
 // (protochain), more than kMaxLiftedInsns instructions, divides or shifts by a value the lift
 // cannot express in DPF (not a power of two, not a constant), mixes values of two variable
 // headers, loads beyond DPF's largest packet, or has more than kMaxLiftedDisjuncts paths.

@@ -1,8 +1,8 @@
 // The tcpdump filter language (pcap-filter(7)), through libpcap's own compiler: the whole
 // language, exactly as tcpdump reads it on Ethernet.
 //
-//   std::vector<Filter> web = compile_pcap("tcp dst port 80");  // lifted: one id for all
-//   engine.insert(web);
+//   PcapFilter web = compile_pcap("tcp dst port 80");  // libpcap's program and its lift
+//   FilterId id = engine.insert(web);                   // lifted filters under one id, or opaque
 //
 // The expression is compiled by pcap_compile on pcap_open_dead(DLT_EN10MB, 262144) with the
 // optimizer on and the netmask unknown (so `ip broadcast` is refused, as tcpdump refuses it
@@ -12,8 +12,9 @@
 // "pcap filter: can't parse filter expression: syntax error".
 //
 // Some programs cannot be lifted (opaque: protochain's loop, divisions by non-powers of two,
-// more than kMaxLiftedDisjuncts paths, ...); compile_pcap_filter says which and why, and keeps
-// the program for compile_bpf (bpf.h).
+// more than kMaxLiftedDisjuncts paths, ...): `lifted` says why, and the engine runs the program
+// itself, compiled by the classic-BPF JIT (Engine::insert_bpf). Some accept no packet (`ip and
+// arp`): no disjunct, an id that never matches.
 #pragma once
 
 #include <string>
@@ -27,7 +28,7 @@
 namespace exojit::dpf {
 
 struct PcapFilter {
-  std::string expression;
+  std::string expression;        // as given, without surrounding white space
   std::vector<BpfInsn> program;  // libpcap's optimized classic BPF
   Lifted lifted;                 // the program as DPF filters, or opaque (lift.h)
 };
@@ -35,12 +36,7 @@ struct PcapFilter {
 // libpcap's program for the expression (thread-safe: libpcap's compiler runs under a lock).
 std::vector<BpfInsn> compile_pcap_bpf(std::string_view expression);
 
-// The program and its lift.
-PcapFilter compile_pcap_filter(std::string_view expression);
-
-// The expression's DPF filters, to insert under one id. An expression whose program does not
-// lift, or accepts no packet, is an exojit::Error naming it (until the engine runs opaque
-// filters and empty disjunctions).
-std::vector<Filter> compile_pcap(std::string_view expression);
+// The program and its lift: what Engine::insert(const PcapFilter&) inserts.
+PcapFilter compile_pcap(std::string_view expression);
 
 }  // namespace exojit::dpf
