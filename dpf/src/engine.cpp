@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -72,6 +73,11 @@ struct Engine::Impl {
 
   EngineOptions options;
   CodegenOptions codegen;
+  // Serializes writers, and the out-of-line demux with them (engine.h). The lock-free demux
+  // reads only the published entry, the code and its tables.
+  mutable std::mutex mutex;
+  LiveTables live;  // grace periods for slots emptied in published tables
+  Retired retired;  // replaced code and tables, freed at publication after a grace period
   Layer base, recent;
   std::map<FilterId, Record> filters;
   std::unordered_map<uint32_t, Owner> owners;
@@ -250,13 +256,16 @@ struct Engine::Impl {
       r->in_recent = false;
       note_in(base, *r, id);
     }
+    retired.take(recent);
     recent = Layer();
     init_layer(recent);
     ++merges;
   }
 
+  bool layered() const { return !recent.empty() || !base.dead.empty(); }
+
   void generate_layer(Layer& l) {
-    regenerate(l, codegen);
+    regenerate(l, codegen, &retired, &live);
     ++regenerations;
     instructions += l.gen.instructions;
   }
@@ -375,10 +384,35 @@ struct Engine::Impl {
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(options)) {
   impl_->generate_layer(impl_->base);
-  fn_ = impl_->base.fn;
+  publish();
 }
 
+// No demux may run any more (the caller's promise, as for any object being destroyed).
 Engine::~Engine() = default;
+
+// Publishes what demux runs (called with the mutex held, at the end of every change, also one
+// that throws), then frees what the change replaced once no demux can be inside it.
+void Engine::publish() {
+  Impl& m = *impl_;
+  auto e = reinterpret_cast<uintptr_t>(m.base.fn);
+  if (e & kSlow) fail("dpf: internal error: demux code at an odd address");
+  if (m.layered() || m.stateful_filters > 0) e |= kSlow;
+  entry_.store(e, std::memory_order_release);
+  if (m.retired.empty()) return;
+  m.live.synchronize();
+  m.retired.clear();
+}
+
+namespace {
+// Publishes at the end of a change, whether it completes or throws.
+template <typename F>
+struct AtExit {
+  F f;
+  ~AtExit() { f(); }
+};
+template <typename F>
+AtExit(F) -> AtExit<F>;
+}  // namespace
 
 FilterId Engine::insert(const Filter& f, InsertOptions o) {
   return insert(std::span<const Filter>(&f, 1), o);
@@ -386,6 +420,8 @@ FilterId Engine::insert(const Filter& f, InsertOptions o) {
 
 FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  AtExit published{[this] { publish(); }};
   if (disjuncts.empty()) fail("dpf: insert of an empty disjunction");
   if (disjuncts.size() > kMaxDisjuncts)
     fail("dpf: {} disjuncts (at most {})", disjuncts.size(), kMaxDisjuncts);
@@ -438,13 +474,13 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   if (stateful) ++m.stateful_filters;
   if (records) m.recording.insert(id);
   m.maybe_merge();
-  fn_ = m.base.fn;
-  slow_ = layered() || m.stateful_filters > 0;
   return id;
 }
 
 void Engine::remove(FilterId id, uint32_t owner) {
   Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  AtExit published{[this] { publish(); }};
   auto it = m.filters.find(id);
   // The same answer for a filter of another owner as for none: ids reveal nothing.
   if (it == m.filters.end() || it->second.owner != owner)
@@ -486,11 +522,10 @@ void Engine::remove(FilterId id, uint32_t owner) {
     }
     m.maybe_merge();
   }
-  fn_ = m.base.fn;
-  slow_ = layered() || m.stateful_filters > 0;
 }
 
 void Engine::set_owner_limits(uint32_t owner, OwnerLimits limits) {
+  std::lock_guard lock(impl_->mutex);
   Impl::Owner& o = impl_->owners[owner];
   o.limits = limits;
   o.custom = true;
@@ -498,6 +533,7 @@ void Engine::set_owner_limits(uint32_t owner, OwnerLimits limits) {
 
 OwnerUsage Engine::usage(uint32_t owner) const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   OwnerUsage u;
   if (auto it = m.owners.find(owner); it != m.owners.end())
     u.filters = it->second.filters, u.atoms = it->second.atoms;
@@ -507,6 +543,7 @@ OwnerUsage Engine::usage(uint32_t owner) const {
 }
 
 uint32_t Engine::owner_of(FilterId id) const {
+  std::lock_guard lock(impl_->mutex);
   auto it = impl_->filters.find(id);
   if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
   return it->second.owner;
@@ -514,6 +551,7 @@ uint32_t Engine::owner_of(FilterId id) const {
 
 FilterId Engine::demux_slow(const uint8_t* pkt, size_t len) {
   Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   m.now_valid = false;
   m.misses = 0;
   FilterId id = FilterId(m.best_key(pkt, len));
@@ -531,15 +569,18 @@ FilterId Engine::demux_slow(const uint8_t* pkt, size_t len) {
 }
 
 std::vector<Released> Engine::take_released() {
+  std::lock_guard lock(impl_->mutex);
   return std::exchange(impl_->released, {});
 }
 
 void Engine::set_clock(std::function<uint64_t()> now_ns) {
+  std::lock_guard lock(impl_->mutex);
   impl_->clock = std::move(now_ns);
 }
 
 FilterId Engine::demux_reference(const uint8_t* pkt, size_t len) const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   m.now_valid = false;
   uint64_t k = m.base.trie.walk(pkt, len);
   if (!m.recent.empty()) k = std::min(k, m.recent.trie.walk(pkt, len));
@@ -548,6 +589,7 @@ FilterId Engine::demux_reference(const uint8_t* pkt, size_t len) const {
 
 std::vector<FilterId> Engine::accepting(const uint8_t* pkt, size_t len) const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   m.now_valid = false;
   std::vector<uint64_t> keys;
   m.base.trie.walk_all(pkt, len, &keys);
@@ -560,6 +602,7 @@ std::vector<FilterId> Engine::accepting(const uint8_t* pkt, size_t len) const {
 }
 
 std::vector<unsigned> Engine::specificity(FilterId id) const {
+  std::lock_guard lock(impl_->mutex);
   auto it = impl_->filters.find(id);
   if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
   std::vector<unsigned> out;
@@ -568,16 +611,20 @@ std::vector<unsigned> Engine::specificity(FilterId id) const {
 }
 
 size_t Engine::size() const {
+  std::lock_guard lock(impl_->mutex);
   return impl_->filters.size();
 }
 size_t Engine::regenerations() const {
+  std::lock_guard lock(impl_->mutex);
   return impl_->regenerations;
 }
 size_t Engine::table_updates() const {
+  std::lock_guard lock(impl_->mutex);
   return impl_->table_updates;
 }
 EngineStats Engine::stats() const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   EngineStats s;
   s.regenerations = m.regenerations;
   s.merges = m.merges;
@@ -588,9 +635,14 @@ EngineStats Engine::stats() const {
   return s;
 }
 bool Engine::layered() const {
-  const Impl& m = *impl_;
-  return !m.recent.empty() || !m.base.dead.empty();
+  std::lock_guard lock(impl_->mutex);
+  return impl_->layered();
 }
+Engine::DemuxFn* Engine::function() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->base.fn;
+}
+// (Like function(): valid until the next change.)
 const vcode::Module& Engine::module() const {
   return impl_->base.gen.module;
 }
@@ -599,6 +651,7 @@ const vcode::Code& Engine::code() const {
 }
 std::string Engine::dump_trie() const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   std::string out = m.base.trie.dump();
   if (!m.recent.empty()) out += "recent changes (a second function):\n" + m.recent.trie.dump();
   return out;

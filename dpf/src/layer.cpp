@@ -78,13 +78,17 @@ void clear_hash(Node& n) {
 
 }  // namespace
 
-void regenerate(Layer& l, const CodegenOptions& options) {
+void regenerate(Layer& l, const CodegenOptions& options, Retired* retired, LiveTables* live) {
   Generated g = generate(l.trie, options);
   vcode::Code c = vcode::compile(g.module);
   auto* fn = c.as<LayerFn>("dpf_demux");
+  retired->code.reserve(retired->code.size() + 1);
+  retired->gen.reserve(retired->gen.size() + 1);
   // From here on nothing throws: install the code, then prune what the killed accepts kept.
   clear_hash(l.trie.root());
   for (auto& [branch, table] : g.hashed) branch->hash = table;
+  for (auto& t : g.tables) t->set_live(live);
+  retired->take(l);
   l.gen = std::move(g);
   l.code = std::move(c);
   l.fn = fn;

@@ -61,9 +61,25 @@ bool remove_patched(Layer& l, Node* leaf, uint64_t key, TableLog* log);
 // Takes the accept out of the walk, the code unchanged (the id joins `dead`).
 void kill(Layer& l, Node* leaf, uint64_t key, size_t weight);
 
-// New code for the layer's trie (killed accepts left out, then pruned). On an exception (out of
-// memory, or an internal error) the layer is unchanged.
-void regenerate(Layer& l, const CodegenOptions& options);
+// Code and tables that readers may still be running: freed after a grace period (engine.cpp).
+struct Retired {
+  std::vector<vcode::Code> code;
+  std::vector<Generated> gen;
+  bool empty() const { return code.empty() && gen.empty(); }
+  void clear() { code.clear(), gen.clear(); }
+  void take(Layer& l) {  // l's code and tables (l keeps its trie)
+    if (!l.code.empty()) code.push_back(std::move(l.code));
+    gen.push_back(std::move(l.gen));
+    l.code = vcode::Code();
+    l.gen = Generated();
+    l.fn = nullptr;
+  }
+};
+
+// New code for the layer's trie (killed accepts left out, then pruned); the code and tables it
+// replaces go to `retired`, the new tables are written live from now on (HashNode::set_live).
+// On an exception (out of memory, or an internal error) the layer is unchanged.
+void regenerate(Layer& l, const CodegenOptions& options, Retired* retired, LiveTables* live);
 
 // The hash node whose table holds the subtree of `n` (n's nearest hashed ancestor), if any.
 HashNode* hashed_ancestor(Node* n);

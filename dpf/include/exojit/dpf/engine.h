@@ -41,8 +41,18 @@
 // is held, charged to that filter's owner; when a value it waits for is recorded and some filter
 // then accepts it, it is released (take_released) to that filter. Memory is bounded per owner;
 // values and held packets expire after record_lifetime_ns.
+//
+// Threads (dpf/README.md, "Concurrency"): demux() may run on any number of threads at once, with
+// no lock and no atomic read-modify-write, while other threads insert and remove: changes are
+// serialized by a mutex inside the engine. Each demux answers as the engine before a change or
+// after it, never in between. Code and tables a change replaces are freed after a grace period
+// (exojit/grace_period.h). Two paths take the mutex instead: an engine with stateful filters
+// (the fragment state is shared by every packet, whatever thread sees it) and, while the engine
+// is layered(), every packet (the masked filters' walk reads the trie the writer edits).
+
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -52,6 +62,7 @@
 #include <vector>
 
 #include "exojit/dpf/filter.h"
+#include "exojit/grace_period.h"
 
 namespace exojit::vcode {
 class Code;
@@ -147,11 +158,16 @@ class Engine {
   uint32_t owner_of(FilterId id) const;  // throws if there is no such filter
 
   // The accepting filter (0: none), by the generated code. (Layered, or with stateful filters
-  // inserted, out of line: also records values and holds or releases packets.)
+  // inserted, out of line under the engine's mutex: also records values and holds or releases
+  // packets.) Any number of threads at once.
   FilterId demux(const uint8_t* pkt, size_t len) {
-    if (slow_) [[unlikely]]
-      return demux_slow(pkt, len);
-    return FilterId(fn_(pkt, len));
+    {
+      grace::ReadSection section;  // the code and tables stay while it runs
+      uintptr_t e = entry_.load(std::memory_order_acquire);
+      if (!(e & kSlow)) [[likely]]
+        return FilterId(reinterpret_cast<DemuxFn*>(e)(pkt, len));
+    }
+    return demux_slow(pkt, len);  // outside the section: a writer may wait for sections
   }
 
   // Held packets released since the last call, in release order.
@@ -174,19 +190,23 @@ class Engine {
   // True while recent changes live in a second, small function (or removed filters are masked
   // in front of the code): demux() combines them; function() alone is then not the whole answer.
   bool layered() const;
-  // The main function (the whole demultiplexer unless layered()).
-  DemuxFn* function() const { return fn_; }
+  // The main function (the whole demultiplexer unless layered()). Valid until the next change:
+  // for callers that do not insert or remove while calling it (benchmarks, tools).
+  DemuxFn* function() const;
   const vcode::Module& module() const;
   const vcode::Code& code() const;
   std::string dump_trie() const;  // the merged trie, one line per test
 
  private:
   FilterId demux_slow(const uint8_t* pkt, size_t len);
+  void publish();
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  DemuxFn* fn_ = nullptr;
-  bool slow_ = false;
+  // What demux runs, published by a writer in one store: the main function's address, with
+  // kSlow set when demux must take the out-of-line path (code is at least 2-byte aligned).
+  static constexpr uintptr_t kSlow = 1;
+  std::atomic<uintptr_t> entry_{0};
 };
 
 }  // namespace exojit::dpf
