@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -76,8 +77,12 @@ struct Engine::Impl {
   // Serializes writers, and the out-of-line demux with them (engine.h). The lock-free demux
   // reads only the published entry, the code and its tables.
   mutable std::mutex mutex;
-  LiveTables live;  // grace periods for slots emptied in published tables
-  Retired retired;  // replaced code and tables, freed at publication after a grace period
+  LiveTables live;  // quarantine of slots emptied in published tables
+  Retired retired;  // code and tables the change in progress replaced
+  // Replaced by earlier changes, each freed once its grace period is done (polled at each
+  // publication: a writer does not wait for readers unless kMaxPending are waiting).
+  std::deque<std::pair<grace::GracePeriod, Retired>> pending;
+  static constexpr size_t kMaxPending = 32;
   Layer base, recent;
   std::map<FilterId, Record> filters;
   std::unordered_map<uint32_t, Owner> owners;
@@ -391,16 +396,20 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(options)) {
 Engine::~Engine() = default;
 
 // Publishes what demux runs (called with the mutex held, at the end of every change, also one
-// that throws), then frees what the change replaced once no demux can be inside it.
+// that throws); what the change replaced is freed once no demux can be inside it.
 void Engine::publish() {
   Impl& m = *impl_;
   auto e = reinterpret_cast<uintptr_t>(m.base.fn);
   if (e & kSlow) fail("dpf: internal error: demux code at an odd address");
   if (m.layered() || m.stateful_filters > 0) e |= kSlow;
   entry_.store(e, std::memory_order_release);
-  if (m.retired.empty()) return;
-  m.live.synchronize();
+  if (!m.retired.empty()) m.pending.emplace_back(grace::GracePeriod::start(), std::move(m.retired));
   m.retired.clear();
+  while (!m.pending.empty() &&
+         (m.pending.front().first.done() || m.pending.size() > Impl::kMaxPending)) {
+    m.pending.front().first.wait();
+    m.pending.pop_front();
+  }
 }
 
 namespace {

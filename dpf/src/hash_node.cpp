@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstring>
 
 #include "exojit/error.h"
@@ -61,18 +62,32 @@ void TableLog::before_write(HashNode* table, size_t slot) {
 
 void TableLog::undo() {
   for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
-    if (it->table->live())
+    if (it->table->live()) {  // (count_ and tombstones kept by the live protocol)
       it->table->restore(it->slot, it->bytes.data());
-    else
+    } else {
       std::memcpy(it->table->entry(it->slot), it->bytes.data(), it->table->stride_);
-    it->table->count_ = it->count;
+      it->table->count_ = it->count;
+    }
   }
   entries_.clear();
 }
 
-void LiveTables::synchronize() {
-  grace::synchronize();
-  ++epoch;
+bool LiveTables::reusable(uint64_t batch) {
+  if (batch < safe) return true;
+  if (batch >= closing_upto) {  // a grace period started now covers every batch before
+    closing = grace::GracePeriod::start();
+    closing_upto = ++open;
+  }
+  // Readers' sections last nanoseconds: a few microseconds of polling see them end unless one
+  // was preempted inside.
+  auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+  do {
+    if (closing.done()) {
+      safe = closing_upto;
+      return true;
+    }
+  } while (std::chrono::steady_clock::now() < until);
+  return false;
 }
 
 std::vector<size_t> HashNode::compare_order() const {
@@ -137,7 +152,7 @@ bool HashNode::write_live(size_t slot, const uint64_t* fields, uint32_t id) {
       if (reaches(mixed, slot)) return false;
     }
   if (auto q = emptied_.find(slot); q != emptied_.end()) {
-    if (q->second >= live_->epoch) live_->synchronize();
+    if (!live_->reusable(q->second)) return false;  // new code instead (LiveTables)
     emptied_.erase(q);
   }
   if (max_probe_ > 0) {
@@ -152,12 +167,6 @@ bool HashNode::write_live(size_t slot, const uint64_t* fields, uint32_t id) {
 }
 
 bool HashNode::erase_live(size_t slot) {
-  if (max_probe_ > 0 && !(slot + 1 < total_slots() && occupied(slot + 1))) {
-    store_id(slot, 0);  // the run ends here
-    --count_;
-    emptied_[slot] = live_->epoch;
-    return true;
-  }
   // One field changes (the window field for a window hash): the key becomes one no packet that
   // reaches the slot can have.
   uint64_t key[kMaxFields] = {};
@@ -176,7 +185,7 @@ bool HashNode::erase_live(size_t slot) {
       ++tombs_;  // still a key for the probe runs through it, until new code
     } else {
       --count_;
-      emptied_[slot] = live_->epoch;
+      emptied_[slot] = live_->open;
     }
     return true;
   }
@@ -193,9 +202,7 @@ void HashNode::restore(size_t slot, const uint8_t* bytes) {
   if (was) {
     store_id(slot, id);  // the same key was there (live writes never move keys)
   } else if (occupied(slot)) {
-    size_t tombs = tombs_;
     if (!erase_live(slot)) fail("dpf: internal error: a table write could not be undone");
-    tombs_ = tombs;
   }
 }
 

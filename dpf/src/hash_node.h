@@ -21,18 +21,27 @@
 #include <unordered_map>
 #include <vector>
 
+#include "exojit/grace_period.h"
 #include "trie.h"
 
 namespace exojit::dpf::detail {
 
 class HashNode;
 
-// The engine's side of writing tables that running code reads (a published layer's): its grace
-// periods. A slot emptied while readers may be inside the code is reused only after one, so that
-// no reader that loaded the slot's old id (or key) can meet a new key there (see HashNode).
+// The engine's side of writing tables that running code reads (a published layer's): slots
+// emptied while readers may be inside the code are quarantined, in batches, until a grace period
+// has passed, so that no reader that loaded a slot's old id (or key) can meet a new key there.
+// A batch's grace period starts when one of its slots is wanted again (one membarrier for every
+// slot emptied since the previous one).
 struct LiveTables {
-  uint64_t epoch = 0;  // grace periods this engine's writer has waited for
-  void synchronize();
+  uint64_t open = 0;          // the batch slots emptied now join
+  uint64_t safe = 0;          // batches below this are past their grace period
+  uint64_t closing_upto = 0;  // batches below this are covered by `closing`
+  grace::GracePeriod closing;
+  // Whether slots emptied in `batch` may be written now. A grace period in progress is polled
+  // for 20 microseconds, not waited for (a reader preempted inside the code would hold the
+  // writer for a time slice): false then, and the caller makes new code instead.
+  bool reusable(uint64_t batch);
 };
 
 // The table writes of one engine operation, undone in reverse order when the operation is
@@ -154,9 +163,10 @@ class HashNode {
   //   every such mix must hash to another slot (always true for a window hash, checked for the
   //   others; else the write is refused: Crowded, new code);
   // - a key removed: one field store makes it a key no packet reaching the slot can have (with
-  //   probing: no key whose run passes the slot), the id kept -- except with probing where the
-  //   run ends there: its id is cleared. A removed slot is reused only after a grace period
-  //   (LiveTables::synchronize), so no reader still holding its old id meets a new key;
+  //   probing: no key whose run passes the slot), the id kept. With probing the slot stays a
+  //   tombstone (a reader may hold its id: clearing it, or writing a key, would need a grace
+  //   period) until new code rebuilds the table; without, the slot is empty again, reused only
+  //   after a grace period (LiveTables), so no reader still holding its old id meets a new key;
   // - a new id for a key: one aligned 32-bit store.
   // Tombstones count as keys until new code rebuilds the table (fullness regenerates it).
   void set_live(LiveTables* live) { live_ = live; }
@@ -215,7 +225,7 @@ class HashNode {
   size_t built_ = 0;  // keys placed when the table was built
   std::vector<uint64_t> overflow_;
   LiveTables* live_ = nullptr;
-  std::unordered_map<size_t, uint64_t> emptied_;  // live slots emptied: the epoch then
+  std::unordered_map<size_t, uint64_t> emptied_;  // live slots emptied: their batch
   size_t tombs_ = 0;
   std::unique_ptr<uint8_t[]> storage_;
   uint8_t* table_ = nullptr;  // 64-byte aligned, (slots + kMaxProbe) entries

@@ -48,14 +48,15 @@ struct SlotOwner {
 };
 thread_local SlotOwner t_owner;
 
+}  // namespace
+
+// (A reader preempted inside its section holds the writer until it runs again: yield first.)
 void pause_briefly(unsigned spins) {
-  if (spins < 64)
+  if (spins < 256)
     std::this_thread::yield();
   else
     std::this_thread::sleep_for(std::chrono::microseconds(20));
 }
-
-}  // namespace
 
 ReaderSlot* claim_slot() {
   // Decide the fence mode before the first section: the writer's membarrier must be registered
@@ -83,7 +84,7 @@ ReaderSlot* claim_slot() {
 
 }  // namespace detail
 
-void synchronize() {
+GracePeriod GracePeriod::start() {
   using namespace detail;
   // Orders the writer's unpublishing stores before its reads of the slots, and every reader's
   // announcement before that reader's loads of the published data (see the header).
@@ -91,14 +92,27 @@ void synchronize() {
     membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
   else
     std::atomic_thread_fence(std::memory_order_seq_cst);
-  ReaderSlot* own = t_slot;
+  GracePeriod g;
+  ReaderSlot* own = t_slot;  // the writer's own sections are not waited for
   for (ReaderSlot* s = g_registry.load(std::memory_order_acquire); s; s = s->next) {
     if (s == own) continue;
     uint64_t seen = s->seq.load(std::memory_order_acquire);
-    if (!(seen & 1)) continue;
-    for (unsigned spins = 0; s->seq.load(std::memory_order_acquire) == seen; ++spins)
-      pause_briefly(spins);
+    if (seen & 1) g.inside_.push_back({s, seen});
   }
+  return g;
+}
+
+bool GracePeriod::done() {
+  while (!inside_.empty()) {
+    const Inside& i = inside_.back();
+    if (i.slot->seq.load(std::memory_order_acquire) == i.seq) return false;
+    inside_.pop_back();
+  }
+  return true;
+}
+
+void GracePeriod::wait() {
+  for (unsigned spins = 0; !done(); ++spins) detail::pause_briefly(spins);
 }
 
 }  // namespace exojit::grace

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 namespace exojit::grace {
 
@@ -67,9 +68,27 @@ class ReadSection {
   ReaderSlot* slot_ = nullptr;
 };
 
-// Returns once every read section that was in progress on another thread when it was called has
-// ended: data unpublished before the call can be freed after it. A few microseconds when no
-// reader is inside (one membarrier system call and a scan of the slots).
-void synchronize();
+// A grace period: started by a writer after it unpublished something; done() once every read
+// section that was in progress on another thread when it started has ended (then what was
+// unpublished can be freed). Starting costs one membarrier system call and a scan of the slots;
+// done() is a poll (a writer that must not wait keeps the retired data until it says yes).
+class GracePeriod {
+ public:
+  static GracePeriod start();
+  bool done();  // never blocks
+  void wait();  // until done()
+
+ private:
+  struct Inside {
+    ReaderSlot* slot;
+    uint64_t seq;  // odd: the section in progress at start()
+  };
+  std::vector<Inside> inside_;
+};
+
+// Returns once every read section in progress on another thread when it was called has ended.
+inline void synchronize() {
+  GracePeriod::start().wait();
+}
 
 }  // namespace exojit::grace
