@@ -393,7 +393,9 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(options)) {
 }
 
 // No demux may run any more (the caller's promise, as for any object being destroyed).
-Engine::~Engine() = default;
+Engine::~Engine() {
+  delete static_cast<const LayeredView*>(layered_view_.load());
+}
 
 // Publishes what demux runs (called with the mutex held, at the end of every change, also one
 // that throws); what the change replaced is freed once no demux can be inside it.
@@ -403,6 +405,13 @@ void Engine::publish() {
   if (e & kSlow) fail("dpf: internal error: demux code at an odd address");
   if (m.layered() || m.stateful_filters > 0) e |= kSlow;
   entry_.store(e, std::memory_order_release);
+  // A layered stateless engine: a new view for the lock-free path (the old one retired).
+  std::unique_ptr<LayeredView> view;
+  if (m.layered() && m.stateful_filters == 0) view = LayeredView::of(m.base, m.recent);
+  auto* old = static_cast<const LayeredView*>(
+      layered_view_.exchange(view.get(), std::memory_order_acq_rel));
+  view.release();
+  if (old) m.retired.views.emplace_back(const_cast<LayeredView*>(old));
   if (!m.retired.empty()) m.pending.emplace_back(grace::GracePeriod::start(), std::move(m.retired));
   m.retired.clear();
   while (!m.pending.empty() &&
@@ -556,6 +565,11 @@ uint32_t Engine::owner_of(FilterId id) const {
   auto it = impl_->filters.find(id);
   if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
   return it->second.owner;
+}
+
+bool Engine::demux_layered(const uint8_t* pkt, size_t len, FilterId* id) const {
+  auto* v = static_cast<const LayeredView*>(layered_view_.load(std::memory_order_acquire));
+  return v && v->answer(pkt, len, id);
 }
 
 FilterId Engine::demux_slow(const uint8_t* pkt, size_t len) {

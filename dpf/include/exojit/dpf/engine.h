@@ -46,9 +46,10 @@
 // no lock and no atomic read-modify-write, while other threads insert and remove: changes are
 // serialized by a mutex inside the engine. Each demux answers as the engine before a change or
 // after it, never in between. Code and tables a change replaces are freed after a grace period
-// (exojit/grace_period.h). Two paths take the mutex instead: an engine with stateful filters
-// (the fragment state is shared by every packet, whatever thread sees it) and, while the engine
-// is layered(), every packet (the masked filters' walk reads the trie the writer edits).
+// (exojit/grace_period.h). The mutex is taken by demux only where the answer needs state the
+// writer edits in place: an engine with stateful filters (the fragment state is shared by every
+// packet, whatever thread sees it) and, while the engine is layered(), a packet whose answer is
+// a removed filter still in the code (the trie walk) or comes from both layers (priorities).
 
 #pragma once
 
@@ -166,6 +167,7 @@ class Engine {
       uintptr_t e = entry_.load(std::memory_order_acquire);
       if (!(e & kSlow)) [[likely]]
         return FilterId(reinterpret_cast<DemuxFn*>(e)(pkt, len));
+      if (FilterId id; demux_layered(pkt, len, &id)) return id;
     }
     return demux_slow(pkt, len);  // outside the section: a writer may wait for sections
   }
@@ -199,6 +201,7 @@ class Engine {
 
  private:
   FilterId demux_slow(const uint8_t* pkt, size_t len);
+  bool demux_layered(const uint8_t* pkt, size_t len, FilterId* id) const;
   void publish();
 
   struct Impl;
@@ -207,6 +210,8 @@ class Engine {
   // kSlow set when demux must take the out-of-line path (code is at least 2-byte aligned).
   static constexpr uintptr_t kSlow = 1;
   std::atomic<uintptr_t> entry_{0};
+  // A layered stateless engine's functions and masks (detail::LayeredView), null otherwise.
+  std::atomic<const void*> layered_view_{nullptr};
 };
 
 }  // namespace exojit::dpf
