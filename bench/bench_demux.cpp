@@ -11,6 +11,7 @@
 //       items_per_second; the ratio printed is the speedup of 2 threads over 1)
 //   demux/insert_under_load  the same packets on one thread while another inserts and removes
 //       connection filters (counters inserts_per_second, demux_slowdown: rate alone / beside)
+//   demux/grace_period/<R> a writer's grace period with R reader threads registered
 //   demux/depth/<D>/<impl>   one filter of D protocol levels, two atoms each (paper, Figure 3)
 //   demux/insert/nocode      one more connection filter into a trie of 1,000: a new hash key
 //   demux/insert/regen       one more filter into the same trie that needs new code
@@ -38,6 +39,7 @@
 #include <exojit/dpf/engine.h>
 #include <exojit/dpf/pcap.h>
 #include <exojit/error.h>
+#include <exojit/grace_period.h>
 #include <pcap/pcap.h>
 
 #include <atomic>
@@ -526,6 +528,30 @@ void register_threads() {
   })->UseManualTime();
 }
 
+// What a writer's grace period costs with R reader threads registered (each has run a section,
+// none is inside one now): one membarrier and a scan of R slots -- what a regeneration or a
+// quarantined table slot pays at 64 cores.
+void register_grace() {
+  for (unsigned r : {1u, 64u}) {
+    std::string row = "demux/grace_period/" + std::to_string(r);
+    benchmark::RegisterBenchmark(row.c_str(), [r](benchmark::State& s) {
+      std::atomic<bool> stop{false};
+      std::atomic<unsigned> ready{0};
+      std::vector<std::thread> readers;
+      for (unsigned k = 0; k < r; ++k)
+        readers.emplace_back([&] {
+          { grace::ReadSection section; }
+          ready.fetch_add(1);
+          while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        });
+      while (ready.load() != r) std::this_thread::yield();
+      for (auto _ : s) grace::GracePeriod::start().wait();
+      stop.store(true);
+      for (std::thread& t : readers) t.join();
+    })->Unit(benchmark::kMicrosecond);
+  }
+}
+
 // --- depth (Figure 3) ---------------------------------------------------------------------
 
 // Level k is a 4-byte header at offset 4k: two 16-bit fields, 2k+1 and 2k+2, then SHIFT(4).
@@ -721,6 +747,7 @@ int main(int argc, char** argv) {
     register_table3();
     register_scale();
     register_threads();
+    register_grace();
     register_depth();
     register_insert();
     register_owned();

@@ -164,7 +164,7 @@ class Engine {
   FilterId demux(const uint8_t* pkt, size_t len) {
     {
       grace::ReadSection section;  // the code and tables stay while it runs
-      uintptr_t e = entry_.load(std::memory_order_acquire);
+      uintptr_t e = section.load(entry_);
       if (!(e & kSlow)) [[likely]]
         return FilterId(reinterpret_cast<DemuxFn*>(e)(pkt, len));
       if (FilterId id; demux_layered(pkt, len, &id)) return id;
