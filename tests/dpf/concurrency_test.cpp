@@ -289,6 +289,24 @@ TEST(DpfConcurrency, BeforeOrAfterLayered) {
   before_or_after(o, false, 600);
 }
 
+// A burst answers as demux does, packet by packet, plain or layered (out of line).
+TEST(DpfConcurrency, BurstAnswersAsDemux) {
+  for (size_t threshold : {size_t(2048), size_t(16)}) {
+    EngineOptions o;
+    o.layer_threshold = threshold;
+    Engine e(o);
+    Fixed fixed = fixed_set(e, 16);
+    e.insert(udp_port(53), {.owner = 3, .share = kShared});  // new code: layered at 16
+    std::vector<const uint8_t*> pkts;
+    std::vector<size_t> lens;
+    for (const Probe& p : fixed.probes) pkts.push_back(p.pkt.data()), lens.push_back(p.pkt.size());
+    std::vector<FilterId> out(pkts.size());
+    e.demux_burst(pkts.data(), lens.data(), pkts.size(), out.data());
+    for (size_t i = 0; i < pkts.size(); ++i) EXPECT_EQ(out[i], fixed.probes[i].want) << i;
+    EXPECT_EQ(e.layered(), threshold == 16);
+  }
+}
+
 // The grace period waits for a section in progress, and only for that.
 TEST(DpfConcurrency, GracePeriodWaitsForReaders) {
   std::atomic<int> stage{0};

@@ -172,6 +172,21 @@ class Engine {
     return demux_slow(pkt, len);  // outside the section: a writer may wait for sections
   }
 
+  // demux for a burst of packets (a receive loop's, e.g. 32): out[i] = demux(pkt[i], len[i]), in
+  // one read section (its announcement paid once: about 0.4 ns a packet with demux alone).
+  void demux_burst(const uint8_t* const* pkt, const size_t* len, size_t n, FilterId* out) {
+    {
+      grace::ReadSection section;
+      uintptr_t e = section.load(entry_);
+      if (!(e & kSlow)) [[likely]] {
+        for (size_t i = 0; i < n; ++i)
+          out[i] = FilterId(reinterpret_cast<DemuxFn*>(e)(pkt[i], len[i]));
+        return;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) out[i] = demux(pkt[i], len[i]);
+  }
+
   // Held packets released since the last call, in release order.
   std::vector<Released> take_released();
   // The clock for the lifetimes, in nanoseconds (default: std::chrono::steady_clock). Read only
