@@ -90,6 +90,14 @@ bool LiveTables::reusable(uint64_t batch) {
   return false;
 }
 
+// The protocol needs loads that see stores in order (x86-64's total store order); elsewhere
+// (AArch64: the code's loads are not ordered) a live table is not written: new code instead.
+#if defined(__x86_64__)
+constexpr bool kOrderedLoads = true;
+#else
+constexpr bool kOrderedLoads = false;
+#endif
+
 std::vector<size_t> HashNode::compare_order() const {
   std::vector<size_t> order;
   if (kind_ == HashKind::Window) order.push_back(window_field_);
@@ -136,21 +144,16 @@ bool HashNode::reaches(const uint64_t* fields, size_t slot) const {
   return home <= slot && slot <= home + max_probe_;
 }
 
-// The protocol needs loads that see stores in order (x86-64's total store order); elsewhere
-// (AArch64: the code's loads are not ordered) a live table is not written: new code instead.
-#if defined(__x86_64__)
-constexpr bool kOrderedLoads = true;
-#else
-constexpr bool kOrderedLoads = false;
-#endif
-
 bool HashNode::write_live(size_t slot, const uint64_t* fields, uint32_t id) {
   if (!kOrderedLoads) return false;
   if (occupied(slot)) {  // the same key: a new id
     store_id(slot, id);
     return true;
   }
-  uint64_t old[kMaxFields] = {};
+  uint64_t old[kMaxFields] = {}, unused;
+  size_t unused_field;
+  // Only a key that can be taken out again the same way (its undo, its removal).
+  if (!tombstone_key(slot, fields, &unused_field, &unused)) return false;
   read_key(slot, old);
   std::vector<size_t> order = compare_order();
   if (max_probe_ == 0)
@@ -175,31 +178,46 @@ bool HashNode::write_live(size_t slot, const uint64_t* fields, uint32_t id) {
   return true;
 }
 
+bool HashNode::tombstone_key(size_t slot, const uint64_t* key, size_t* field,
+                             uint64_t* value) const {
+  uint64_t k[kMaxFields] = {};
+  std::copy(key, key + fields_.size(), k);
+  size_t j = kind_ == HashKind::Window ? window_field_ : 0;
+  uint64_t width = ones(fields_[j].bytes * 8);
+  for (uint64_t c = 1; c <= 4096; ++c) {
+    k[j] = kind_ == HashKind::Window ? (key[j] & ~(ones(log2_slots_) << param_)) |
+                                           (((slot + max_probe_ + c) & ones(log2_slots_)) << param_)
+                                     : (key[j] + c * 0x9e3779b97f4a7c15ull) & width;
+    if (k[j] == key[j] || reaches(k, slot)) continue;
+    *field = j, *value = k[j];
+    return true;
+  }
+  return false;  // every key reaches the slot (a small table probed far)
+}
+
+bool HashNode::erasable_live(size_t slot) const {
+  uint64_t key[kMaxFields] = {}, v;
+  size_t j;
+  read_key(slot, key);
+  return kOrderedLoads && tombstone_key(slot, key, &j, &v);
+}
+
 bool HashNode::erase_live(size_t slot) {
   if (!kOrderedLoads) return false;
   // One field changes (the window field for a window hash): the key becomes one no packet that
   // reaches the slot can have.
-  uint64_t key[kMaxFields] = {};
+  uint64_t key[kMaxFields] = {}, value;
+  size_t j;
   read_key(slot, key);
-  size_t j = kind_ == HashKind::Window ? window_field_ : 0;
-  uint64_t width = ones(fields_[j].bytes * 8);
-  uint64_t original = key[j];
-  for (uint64_t c = 1; c <= 4096; ++c) {
-    key[j] = kind_ == HashKind::Window
-                 ? (original & ~(ones(log2_slots_) << param_)) |
-                       (((slot + max_probe_ + c) & ones(log2_slots_)) << param_)
-                 : (original + c * 0x9e3779b97f4a7c15ull) & width;
-    if (key[j] == original || reaches(key, slot)) continue;
-    store_field(slot, j, key[j]);
-    if (max_probe_ > 0) {
-      ++tombs_;  // still a key for the probe runs through it, until new code
-    } else {
-      --count_;
-      emptied_[slot] = live_->open;
-    }
-    return true;
+  if (!tombstone_key(slot, key, &j, &value)) return false;
+  store_field(slot, j, value);
+  if (max_probe_ > 0) {
+    ++tombs_;  // still a key for the probe runs through it, until new code
+  } else {
+    --count_;
+    emptied_[slot] = live_->open;
   }
-  return false;
+  return true;
 }
 
 void HashNode::restore(size_t slot, const uint8_t* bytes) {
@@ -433,6 +451,7 @@ bool HashNode::forget(const std::vector<uint64_t>& fields, const Node* surviving
     return true;
   }
   if (live_) {  // keys do not move under readers (set_live)
+    if (!erasable_live(hole)) return false;
     if (log) log->before_write(this, hole);
     return erase_live(hole);
   }

@@ -116,6 +116,11 @@ class HashNode {
   bool contains(const std::vector<uint64_t>& fields) const {
     return find(fields.data()) != SIZE_MAX;
   }
+  // Whether forget() can take the key out (found; in a live table, a tombstone key exists).
+  bool can_forget(const std::vector<uint64_t>& fields, bool surviving) const {
+    size_t slot = find(fields.data());
+    return slot != SIZE_MAX && (!live_ || surviving || erasable_live(slot));
+  }
 
   const Branch& branch() const { return *branch_; }
   const std::vector<Step>& shape() const { return shape_; }  // the chain; values unused
@@ -203,6 +208,10 @@ class HashNode {
   // A key for slot `slot` to hold instead of `old` that no packet reaching the slot can match,
   // nor any mix of its fields with old's (probing reaches `slot` from the window before it).
   bool reaches(const uint64_t* fields, size_t slot) const;
+  // The one-field change (field, value) that makes `key` in `slot` a key no packet reaching the
+  // slot can have; false when there is none (a small table probed far: every key reaches).
+  bool tombstone_key(size_t slot, const uint64_t* key, size_t* field, uint64_t* value) const;
+  bool erasable_live(size_t slot) const;
   void restore(size_t slot, const uint8_t* bytes);
   uint8_t* entry(size_t slot) { return table_ + slot * stride_; }
   size_t total_slots() const { return (size_t(1) << log2_slots_) + kMaxProbe; }

@@ -49,7 +49,7 @@ bool remove_patched(Layer& l, Node* leaf, uint64_t key, TableLog* log) {
   bool stays = others > 0 || !leaf->dead.empty() || !leaf->branches.empty() || !leaf->parent;
   if (HashNode* h = hashed_ancestor(leaf)) {
     std::vector<uint64_t> fields;
-    if (!h->key_of_leaf(*leaf, &fields) || !h->contains(fields)) return false;
+    if (!h->key_of_leaf(*leaf, &fields) || !h->can_forget(fields, stays)) return false;
     // The hashed branch itself must stay (the table points at it).
     if (!stays && h->branch().children.size() < 2) return false;
     l.trie.erase(leaf, key);
