@@ -335,7 +335,9 @@ TEST(DpfConcurrency, GracePeriodWaitsForReaders) {
 // Stateful filters under threads: the fragment state is shared (a datagram's fragments may reach
 // different threads), behind the engine's mutex; every held fragment is released exactly once.
 TEST(DpfConcurrency, FragmentsFromSeveralThreads) {
-  Engine e;
+  EngineOptions o;
+  o.record_capacity = 1024;  // no value evicted while the other thread records its datagrams
+  Engine e(o);
   Filter first, rest;
   first.eq(field(12, 16), 0x800).eq(field(23, 8), 17).eq(field(20, 16) & 0x1fff, 0);
   first.record((field(18, 16) << 32) | field(26, 32));
