@@ -700,7 +700,8 @@ class Gen {
         b_.ld(id, x, at + h.id_offset());
         b_.beq(id, 0, miss);
       }
-      for (size_t j = 0; j < fields.size(); ++j) {
+      // In the order the table's writers rely on (HashNode::set_live).
+      for (size_t j : h.compare_order()) {
         Reg v = get(f[j].type);
         b_.ld(v, x, at + fields[j].offset);
         b_.bne(v, f[j].reg, next);

@@ -16,7 +16,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -81,6 +83,15 @@ struct Engine::Impl {
 
   EngineOptions options;
   CodegenOptions codegen;
+  // Serializes writers, and the out-of-line demux with them (engine.h). The lock-free demux
+  // reads only the published entry, the code and its tables.
+  mutable std::mutex mutex;
+  LiveTables live;  // quarantine of slots emptied in published tables
+  Retired retired;  // code and tables the change in progress replaced
+  // Replaced by earlier changes, each freed once its grace period is done (polled at each
+  // publication: a writer does not wait for readers unless kMaxPending are waiting).
+  std::deque<std::pair<grace::GracePeriod, Retired>> pending;
+  static constexpr size_t kMaxPending = 32;
   Layer base, recent;
   OpaqueSet opaque;
   std::set<FilterId> opaque_ids;  // the Opaque records (the overlap check looks at them all)
@@ -377,13 +388,16 @@ struct Engine::Impl {
       r->in_recent = false;
       note_in(base, *r, id);
     }
+    retired.take(recent);
     recent = Layer();
     init_layer(recent);
     ++merges;
   }
 
+  bool layered() const { return !recent.empty() || !base.dead.empty(); }
+
   void generate_layer(Layer& l) {
-    regenerate(l, codegen);
+    regenerate(l, codegen, &retired, &live);
     ++regenerations;
     instructions += l.gen.instructions;
   }
@@ -514,19 +528,61 @@ struct Engine::Impl {
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(options)) {
   impl_->generate_layer(impl_->base);
-  update_fast_path();
+  publish();
 }
 
-Engine::~Engine() = default;
+// No demux may run any more (the caller's promise, as for any object being destroyed).
+Engine::~Engine() {
+  delete static_cast<const LayeredView*>(layered_view_.load());
+}
+
+// Publishes what demux runs (called with the mutex held, at the end of every change, also one
+// that throws); what the change replaced is freed once no demux can be inside it.
+void Engine::publish() {
+  Impl& m = *impl_;
+  auto e = reinterpret_cast<uintptr_t>(m.base.fn);
+  if (e & kSlow) fail("dpf: internal error: demux code at an odd address");
+  // Opaque filters run in demux_slow, under the mutex: their programs are freed when removed.
+  const bool out_of_line = m.layered() || m.stateful_filters > 0 || !m.opaque.empty();
+  if (out_of_line) e |= kSlow;
+  entry_.store(e, std::memory_order_release);
+  // A layered stateless engine: a new view for the lock-free path (the old one retired).
+  std::unique_ptr<LayeredView> view;
+  if (m.layered() && m.stateful_filters == 0 && m.opaque.empty())
+    view = LayeredView::of(m.base, m.recent);
+  auto* old = static_cast<const LayeredView*>(
+      layered_view_.exchange(view.get(), std::memory_order_acq_rel));
+  view.release();
+  if (old) m.retired.views.emplace_back(const_cast<LayeredView*>(old));
+  if (!m.retired.empty()) m.pending.emplace_back(grace::GracePeriod::start(), std::move(m.retired));
+  m.retired.clear();
+  while (!m.pending.empty() &&
+         (m.pending.front().first.done() || m.pending.size() > Impl::kMaxPending)) {
+    m.pending.front().first.wait();
+    m.pending.pop_front();
+  }
+}
+
+namespace {
+// Publishes at the end of a change, whether it completes or throws.
+template <typename F>
+struct AtExit {
+  F f;
+  ~AtExit() { f(); }
+};
+template <typename F>
+AtExit(F) -> AtExit<F>;
+}  // namespace
 
 FilterId Engine::insert(const Filter& f, InsertOptions o) {
   return insert(std::span<const Filter>(&f, 1), o);
 }
 
 FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
-  FilterId id = impl_->insert_record(Impl::canonical_record(disjuncts, o), o);
-  update_fast_path();
-  return id;
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  AtExit published{[this] { publish(); }};
+  return m.insert_record(Impl::canonical_record(disjuncts, o), o);
 }
 
 FilterId Engine::insert_bpf(std::span<const BpfInsn> program, InsertOptions o) {
@@ -547,6 +603,8 @@ FilterId Engine::insert_program(std::span<const BpfInsn> program, const Lifted& 
   // (The lift keeps a program whole when the engine would refuse a path of it: lift.h.)
   if (!lifted.opaque && !lifted.disjuncts.empty())
     return insert(std::span<const Filter>(lifted.disjuncts), o);
+  std::lock_guard lock(m.mutex);
+  AtExit published{[this] { publish(); }};
   Impl::Record rec;
   rec.owner = o.owner;
   rec.share = o.share;
@@ -564,20 +622,13 @@ FilterId Engine::insert_program(std::span<const BpfInsn> program, const Lifted& 
   BpfFilter compiled = compile_bpf(program);
   m.opaque.add(priority_key(rec.opaque_specificity, id), std::move(compiled));
   m.commit(std::move(rec), id);
-  update_fast_path();
   return id;
-}
-
-// demux's inline test: the generated function alone answers unless layers, stateful filters or
-// opaque filters need demux_slow.
-void Engine::update_fast_path() {
-  Impl& m = *impl_;
-  fn_ = m.base.fn;
-  slow_ = layered() || m.stateful_filters > 0 || !m.opaque.empty();
 }
 
 void Engine::remove(FilterId id, uint32_t owner) {
   Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  AtExit published{[this] { publish(); }};
   auto it = m.filters.find(id);
   // The same answer for a filter of another owner as for none: ids reveal nothing.
   if (it == m.filters.end() || it->second.owner != owner)
@@ -592,7 +643,6 @@ void Engine::remove(FilterId id, uint32_t owner) {
     --o.filters;
     o.atoms -= rec.atoms;
     m.filters.erase(it);
-    update_fast_path();
     return;
   }
   Layer& l = rec.in_recent ? m.recent : m.base;
@@ -631,10 +681,10 @@ void Engine::remove(FilterId id, uint32_t owner) {
     }
     m.maybe_merge();
   }
-  update_fast_path();
 }
 
 void Engine::set_owner_limits(uint32_t owner, OwnerLimits limits) {
+  std::lock_guard lock(impl_->mutex);
   Impl::Owner& o = impl_->owners[owner];
   o.limits = limits;
   o.custom = true;
@@ -642,6 +692,7 @@ void Engine::set_owner_limits(uint32_t owner, OwnerLimits limits) {
 
 OwnerUsage Engine::usage(uint32_t owner) const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   OwnerUsage u;
   if (auto it = m.owners.find(owner); it != m.owners.end())
     u.filters = it->second.filters, u.atoms = it->second.atoms;
@@ -651,13 +702,20 @@ OwnerUsage Engine::usage(uint32_t owner) const {
 }
 
 uint32_t Engine::owner_of(FilterId id) const {
+  std::lock_guard lock(impl_->mutex);
   auto it = impl_->filters.find(id);
   if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
   return it->second.owner;
 }
 
+bool Engine::demux_layered(const uint8_t* pkt, size_t len, FilterId* id) const {
+  auto* v = static_cast<const LayeredView*>(layered_view_.load(std::memory_order_acquire));
+  return v && v->answer(pkt, len, id);
+}
+
 FilterId Engine::demux_slow(const uint8_t* pkt, size_t len) {
   Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   m.now_valid = false;
   m.misses = 0;
   FilterId id = FilterId(m.best_key(pkt, len));
@@ -675,15 +733,18 @@ FilterId Engine::demux_slow(const uint8_t* pkt, size_t len) {
 }
 
 std::vector<Released> Engine::take_released() {
+  std::lock_guard lock(impl_->mutex);
   return std::exchange(impl_->released, {});
 }
 
 void Engine::set_clock(std::function<uint64_t()> now_ns) {
+  std::lock_guard lock(impl_->mutex);
   impl_->clock = std::move(now_ns);
 }
 
 FilterId Engine::demux_reference(const uint8_t* pkt, size_t len) const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   m.now_valid = false;
   uint64_t k = m.base.trie.walk(pkt, len);
   if (!m.recent.empty()) k = std::min(k, m.recent.trie.walk(pkt, len));
@@ -693,6 +754,7 @@ FilterId Engine::demux_reference(const uint8_t* pkt, size_t len) const {
 
 std::vector<FilterId> Engine::accepting(const uint8_t* pkt, size_t len) const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   m.now_valid = false;
   std::vector<uint64_t> keys;
   m.base.trie.walk_all(pkt, len, &keys);
@@ -706,6 +768,7 @@ std::vector<FilterId> Engine::accepting(const uint8_t* pkt, size_t len) const {
 }
 
 std::vector<unsigned> Engine::specificity(FilterId id) const {
+  std::lock_guard lock(impl_->mutex);
   auto it = impl_->filters.find(id);
   if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
   if (it->second.form == Impl::Form::Opaque) return {it->second.opaque_specificity};
@@ -715,22 +778,27 @@ std::vector<unsigned> Engine::specificity(FilterId id) const {
 }
 
 bool Engine::opaque(FilterId id) const {
+  std::lock_guard lock(impl_->mutex);
   auto it = impl_->filters.find(id);
   if (it == impl_->filters.end()) fail("dpf: unknown filter id {}", id);
   return it->second.form == Impl::Form::Opaque;
 }
 
 size_t Engine::size() const {
+  std::lock_guard lock(impl_->mutex);
   return impl_->filters.size();
 }
 size_t Engine::regenerations() const {
+  std::lock_guard lock(impl_->mutex);
   return impl_->regenerations;
 }
 size_t Engine::table_updates() const {
+  std::lock_guard lock(impl_->mutex);
   return impl_->table_updates;
 }
 EngineStats Engine::stats() const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   EngineStats s;
   s.regenerations = m.regenerations;
   s.merges = m.merges;
@@ -742,9 +810,14 @@ EngineStats Engine::stats() const {
   return s;
 }
 bool Engine::layered() const {
-  const Impl& m = *impl_;
-  return !m.recent.empty() || !m.base.dead.empty();
+  std::lock_guard lock(impl_->mutex);
+  return impl_->layered();
 }
+Engine::DemuxFn* Engine::function() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->base.fn;
+}
+// (Like function(): valid until the next change.)
 const vcode::Module& Engine::module() const {
   return impl_->base.gen.module;
 }
@@ -753,6 +826,7 @@ const vcode::Code& Engine::code() const {
 }
 std::string Engine::dump_trie() const {
   const Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
   std::string out = m.base.trie.dump();
   if (!m.recent.empty()) out += "recent changes (a second function):\n" + m.recent.trie.dump();
   return out + m.opaque.dump();

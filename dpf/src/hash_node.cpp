@@ -3,7 +3,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstring>
+
+#include "exojit/error.h"
+#include "exojit/grace_period.h"
 
 namespace exojit::dpf::detail {
 
@@ -58,10 +62,176 @@ void TableLog::before_write(HashNode* table, size_t slot) {
 
 void TableLog::undo() {
   for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
-    std::memcpy(it->table->entry(it->slot), it->bytes.data(), it->table->stride_);
-    it->table->count_ = it->count;
+    if (it->table->live()) {  // (count_ and tombstones kept by the live protocol)
+      it->table->restore(it->slot, it->bytes.data());
+    } else {
+      std::memcpy(it->table->entry(it->slot), it->bytes.data(), it->table->stride_);
+      it->table->count_ = it->count;
+    }
   }
   entries_.clear();
+}
+
+bool LiveTables::reusable(uint64_t batch) {
+  if (batch < safe) return true;
+  if (batch >= closing_upto) {  // a grace period started now covers every batch before
+    closing = grace::GracePeriod::start();
+    closing_upto = ++open;
+  }
+  // Readers' sections last nanoseconds: a few microseconds of polling see them end unless one
+  // was preempted inside.
+  auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+  do {
+    if (closing.done()) {
+      safe = closing_upto;
+      return true;
+    }
+  } while (std::chrono::steady_clock::now() < until);
+  return false;
+}
+
+// The protocol needs loads that see stores in order (x86-64's total store order); elsewhere
+// (AArch64: the code's loads are not ordered) a live table is not written: new code instead.
+#if defined(__x86_64__)
+constexpr bool kOrderedLoads = true;
+#else
+constexpr bool kOrderedLoads = false;
+#endif
+
+std::vector<size_t> HashNode::compare_order() const {
+  std::vector<size_t> order;
+  if (kind_ == HashKind::Window) order.push_back(window_field_);
+  for (size_t j = 0; j < fields_.size(); ++j)
+    if (kind_ != HashKind::Window || j != window_field_) order.push_back(j);
+  return order;
+}
+
+bool HashNode::occupied(size_t slot) const {
+  const uint8_t* e = table_ + slot * stride_;
+  uint32_t id;
+  std::memcpy(&id, e + id_offset_, 4);
+  if (id == 0) return false;
+  if (max_probe_ > 0 || slot >= (size_t(1) << log2_slots_)) return true;
+  uint64_t f[kMaxFields] = {};
+  read_key(slot, f);
+  return slot_of(f) == slot;
+}
+
+void HashNode::read_key(size_t slot, uint64_t* fields) const {
+  const uint8_t* e = table_ + slot * stride_;
+  for (size_t j = 0; j < fields_.size(); ++j) {
+    fields[j] = 0;
+    std::memcpy(&fields[j], e + fields_[j].offset, fields_[j].bytes);
+  }
+}
+
+// Release stores: in program order for the compiler (x86-64 keeps stores in order anyway).
+void HashNode::store_field(size_t slot, size_t j, uint64_t v) {
+  uint8_t* at = entry(slot) + fields_[j].offset;
+  if (fields_[j].bytes == 8)
+    __atomic_store_n(reinterpret_cast<uint64_t*>(at), v, __ATOMIC_RELEASE);
+  else
+    __atomic_store_n(reinterpret_cast<uint32_t*>(at), uint32_t(v), __ATOMIC_RELEASE);
+}
+
+void HashNode::store_id(size_t slot, uint32_t id) {
+  __atomic_store_n(reinterpret_cast<uint32_t*>(entry(slot) + id_offset_), id, __ATOMIC_RELEASE);
+}
+
+// Could a packet whose key is `fields` be compared with slot `slot`'s entry?
+bool HashNode::reaches(const uint64_t* fields, size_t slot) const {
+  uint64_t home = slot_of(fields);
+  return home <= slot && slot <= home + max_probe_;
+}
+
+bool HashNode::write_live(size_t slot, const uint64_t* fields, uint32_t id) {
+  if (!kOrderedLoads) return false;
+  if (occupied(slot)) {  // the same key: a new id
+    store_id(slot, id);
+    return true;
+  }
+  uint64_t old[kMaxFields] = {}, unused;
+  size_t unused_field;
+  // Only a key that can be taken out again the same way (its undo, its removal).
+  if (!tombstone_key(slot, fields, &unused_field, &unused)) return false;
+  read_key(slot, old);
+  std::vector<size_t> order = compare_order();
+  if (max_probe_ == 0)
+    for (size_t k = 1; k < order.size(); ++k) {  // what a reader may see: old, then new fields
+      uint64_t mixed[kMaxFields] = {};
+      for (size_t i = 0; i < order.size(); ++i)
+        mixed[order[i]] = i < k ? old[order[i]] : fields[order[i]];
+      if (reaches(mixed, slot)) return false;
+    }
+  if (auto q = emptied_.find(slot); q != emptied_.end()) {
+    if (!live_->reusable(q->second)) return false;  // new code instead (LiveTables)
+    emptied_.erase(q);
+  }
+  if (max_probe_ > 0) {
+    for (size_t j = 0; j < fields_.size(); ++j) store_field(slot, j, fields[j]);
+    store_id(slot, id);
+  } else {
+    store_id(slot, id);
+    for (auto j = order.rbegin(); j != order.rend(); ++j) store_field(slot, *j, fields[*j]);
+  }
+  ++count_;
+  return true;
+}
+
+bool HashNode::tombstone_key(size_t slot, const uint64_t* key, size_t* field,
+                             uint64_t* value) const {
+  uint64_t k[kMaxFields] = {};
+  std::copy(key, key + fields_.size(), k);
+  size_t j = kind_ == HashKind::Window ? window_field_ : 0;
+  uint64_t width = ones(fields_[j].bytes * 8);
+  for (uint64_t c = 1; c <= 4096; ++c) {
+    k[j] = kind_ == HashKind::Window ? (key[j] & ~(ones(log2_slots_) << param_)) |
+                                           (((slot + max_probe_ + c) & ones(log2_slots_)) << param_)
+                                     : (key[j] + c * 0x9e3779b97f4a7c15ull) & width;
+    if (k[j] == key[j] || reaches(k, slot)) continue;
+    *field = j, *value = k[j];
+    return true;
+  }
+  return false;  // every key reaches the slot (a small table probed far)
+}
+
+bool HashNode::erasable_live(size_t slot) const {
+  uint64_t key[kMaxFields] = {}, v;
+  size_t j;
+  read_key(slot, key);
+  return kOrderedLoads && tombstone_key(slot, key, &j, &v);
+}
+
+bool HashNode::erase_live(size_t slot) {
+  if (!kOrderedLoads) return false;
+  // One field changes (the window field for a window hash): the key becomes one no packet that
+  // reaches the slot can have.
+  uint64_t key[kMaxFields] = {}, value;
+  size_t j;
+  read_key(slot, key);
+  if (!tombstone_key(slot, key, &j, &value)) return false;
+  store_field(slot, j, value);
+  if (max_probe_ > 0) {
+    ++tombs_;  // still a key for the probe runs through it, until new code
+  } else {
+    --count_;
+    emptied_[slot] = live_->open;
+  }
+  return true;
+}
+
+void HashNode::restore(size_t slot, const uint8_t* bytes) {
+  uint32_t id;
+  std::memcpy(&id, bytes + id_offset_, 4);
+  uint64_t f[kMaxFields] = {};
+  for (size_t j = 0; j < fields_.size(); ++j)
+    std::memcpy(&f[j], bytes + fields_[j].offset, fields_[j].bytes);
+  bool was = id != 0 && (max_probe_ > 0 || slot_of(f) == slot);
+  if (was) {
+    store_id(slot, id);  // the same key was there (live writes never move keys)
+  } else if (occupied(slot)) {
+    if (!erase_live(slot)) fail("dpf: internal error: a table write could not be undone");
+  }
 }
 
 std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment) {
@@ -274,8 +444,16 @@ bool HashNode::forget(const std::vector<uint64_t>& fields, const Node* surviving
   if (surviving_leaf) {  // another filter still ends there: its id
     uint32_t id = uint32_t(surviving_leaf->best_accept());
     if (log) log->before_write(this, hole);
-    std::memcpy(entry(hole) + id_offset_, &id, 4);
+    if (live_)
+      store_id(hole, id);
+    else
+      std::memcpy(entry(hole) + id_offset_, &id, 4);
     return true;
+  }
+  if (live_) {  // keys do not move under readers (set_live)
+    if (!erasable_live(hole)) return false;
+    if (log) log->before_write(this, hole);
+    return erase_live(hole);
   }
   // Backward-shift deletion: a later entry of the run whose home slot is at or before the hole
   // moves into it (the table does not wrap: it has kMaxProbe spare entries at the end).
@@ -303,17 +481,17 @@ bool HashNode::place(const uint64_t* fields, uint32_t id, TableLog* log) {
   uint64_t slot = slot_of(fields);
   for (unsigned d = 0; d <= max_probe_; ++d) {
     uint8_t* e = entry(slot + d);
-    uint32_t have;
-    std::memcpy(&have, e + id_offset_, 4);
-    bool same = have != 0;
+    bool have = occupied(slot + d);
+    bool same = have;
     for (size_t j = 0; j < fields_.size() && same; ++j) {
       uint64_t v = 0;
       std::memcpy(&v, e + fields_[j].offset, fields_[j].bytes);
       same = v == fields[j];
     }
-    if (have != 0 && !same) continue;
+    if (have && !same) continue;
     if (log) log->before_write(this, slot + d);
-    if (have == 0) ++count_;
+    if (live_) return write_live(slot + d, fields, id);
+    if (!have) ++count_;
     for (size_t j = 0; j < fields_.size(); ++j)
       std::memcpy(e + fields_[j].offset, &fields[j], fields_[j].bytes);  // little-endian host
     std::memcpy(e + id_offset_, &id, 4);

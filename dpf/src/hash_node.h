@@ -18,19 +18,38 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
+#include "exojit/grace_period.h"
 #include "trie.h"
 
 namespace exojit::dpf::detail {
 
 class HashNode;
 
+// The engine's side of writing tables that running code reads (a published layer's): slots
+// emptied while readers may be inside the code are quarantined, in batches, until a grace period
+// has passed, so that no reader that loaded a slot's old id (or key) can meet a new key there.
+// A batch's grace period starts when one of its slots is wanted again (one membarrier for every
+// slot emptied since the previous one).
+struct LiveTables {
+  uint64_t open = 0;          // the batch slots emptied now join
+  uint64_t safe = 0;          // batches below this are past their grace period
+  uint64_t closing_upto = 0;  // batches below this are covered by `closing`
+  grace::GracePeriod closing;
+  // Whether slots emptied in `batch` may be written now. A grace period in progress is polled
+  // for 20 microseconds, not waited for (a reader preempted inside the code would hold the
+  // writer for a time slice): false then, and the caller makes new code instead.
+  bool reusable(uint64_t batch);
+};
+
 // The table writes of one engine operation, undone in reverse order when the operation is
 // refused after some of them (so the tables are exactly as before).
 class TableLog {
  public:
   void before_write(HashNode* table, size_t slot);
+  // Restores the logged slots, newest first (through the live protocol for a live table).
   void undo();
   void clear() { entries_.clear(); }
 
@@ -97,6 +116,11 @@ class HashNode {
   bool contains(const std::vector<uint64_t>& fields) const {
     return find(fields.data()) != SIZE_MAX;
   }
+  // Whether forget() can take the key out (found; in a live table, a tombstone key exists).
+  bool can_forget(const std::vector<uint64_t>& fields, bool surviving) const {
+    size_t slot = find(fields.data());
+    return slot != SIZE_MAX && (!live_ || surviving || erasable_live(slot));
+  }
 
   const Branch& branch() const { return *branch_; }
   const std::vector<Step>& shape() const { return shape_; }  // the chain; values unused
@@ -111,6 +135,8 @@ class HashNode {
   HashKind kind() const { return kind_; }
   uint64_t param() const { return param_; }  // Window, XorShift: the shift; Multiply: multiplier
   unsigned window_field() const { return window_field_; }
+  // The order the code compares the fields in: the window field first (see set_live).
+  std::vector<size_t> compare_order() const;
   unsigned max_probe() const { return max_probe_; }
   uint64_t priority_high() const { return high_; }
   const uint8_t* table() const { return table_; }
@@ -126,6 +152,31 @@ class HashNode {
   // table assume nothing better is in it, so a key written later must not be better.
   uint64_t assumed_best() const { return assumed_best_; }
   void set_assumed_best(uint64_t k) { assumed_best_ = k; }
+
+  // From now on the table is read by running code (its layer is published or about to be):
+  // writes follow the protocol below instead of rewriting entries freely.
+  //
+  // Readers (the generated code, hash() in codegen.cpp) load an entry's fields one by one and
+  // its id (first with probing, where id 0 ends the run; last without), with plain loads on a
+  // total-store-order machine: each load sees the writer's stores as a prefix in program order.
+  // So a write never lets a reader assemble a key that is neither the old one nor the new one
+  // and still matches a packet that reaches the slot:
+  // - a key written into an empty slot: with probing, the fields, then the id (a reader that sees
+  //   the id sees the whole key); without probing (no empty check), the id first, then the
+  //   fields in the reverse of the order the code compares them (compare_order: the window
+  //   field first), so a reader sees the old fields up to some point and the new ones after:
+  //   every such mix must hash to another slot (always true for a window hash, checked for the
+  //   others; else the write is refused: Crowded, new code);
+  // - a key removed: one field store makes it a key no packet reaching the slot can have (with
+  //   probing: no key whose run passes the slot), the id kept. With probing the slot stays a
+  //   tombstone (a reader may hold its id: clearing it, or writing a key, would need a grace
+  //   period) until new code rebuilds the table; without, the slot is empty again, reused only
+  //   after a grace period (LiveTables), so no reader still holding its old id meets a new key;
+  // - a new id for a key: one aligned 32-bit store.
+  // Tombstones count as keys until new code rebuilds the table (fullness regenerates it).
+  void set_live(LiveTables* live) { live_ = live; }
+  bool live() const { return live_ != nullptr; }
+  size_t tombstones() const { return tombs_; }
 
   // The mixing of the fields before the hash, as the generated code does it.
   static uint64_t mix(const uint64_t* fields, size_t n);
@@ -145,6 +196,23 @@ class HashNode {
   void clear();
   void empty_slot(size_t slot);
   size_t find(const uint64_t* fields) const;  // slot, or SIZE_MAX
+  // Whether the slot holds a key (or a tombstone): with probing its id is not 0; without, its
+  // key hashes to it (empty slots hold keys that hash elsewhere; a removed key's id may stay).
+  bool occupied(size_t slot) const;
+  void read_key(size_t slot, uint64_t* fields) const;
+  // The live protocol (set_live): writes into a slot readers may be probing.
+  void store_field(size_t slot, size_t j, uint64_t v);
+  void store_id(size_t slot, uint32_t id);
+  bool write_live(size_t slot, const uint64_t* fields, uint32_t id);
+  bool erase_live(size_t slot);
+  // A key for slot `slot` to hold instead of `old` that no packet reaching the slot can match,
+  // nor any mix of its fields with old's (probing reaches `slot` from the window before it).
+  bool reaches(const uint64_t* fields, size_t slot) const;
+  // The one-field change (field, value) that makes `key` in `slot` a key no packet reaching the
+  // slot can have; false when there is none (a small table probed far: every key reaches).
+  bool tombstone_key(size_t slot, const uint64_t* key, size_t* field, uint64_t* value) const;
+  bool erasable_live(size_t slot) const;
+  void restore(size_t slot, const uint8_t* bytes);
   uint8_t* entry(size_t slot) { return table_ + slot * stride_; }
   size_t total_slots() const { return (size_t(1) << log2_slots_) + kMaxProbe; }
 
@@ -165,6 +233,9 @@ class HashNode {
   size_t count_ = 0;
   size_t built_ = 0;  // keys placed when the table was built
   std::vector<uint64_t> overflow_;
+  LiveTables* live_ = nullptr;
+  std::unordered_map<size_t, uint64_t> emptied_;  // live slots emptied: their batch
+  size_t tombs_ = 0;
   std::unique_ptr<uint8_t[]> storage_;
   uint8_t* table_ = nullptr;  // 64-byte aligned, (slots + kMaxProbe) entries
 };

@@ -49,7 +49,7 @@ bool remove_patched(Layer& l, Node* leaf, uint64_t key, TableLog* log) {
   bool stays = others > 0 || !leaf->dead.empty() || !leaf->branches.empty() || !leaf->parent;
   if (HashNode* h = hashed_ancestor(leaf)) {
     std::vector<uint64_t> fields;
-    if (!h->key_of_leaf(*leaf, &fields) || !h->contains(fields)) return false;
+    if (!h->key_of_leaf(*leaf, &fields) || !h->can_forget(fields, stays)) return false;
     // The hashed branch itself must stay (the table points at it).
     if (!stays && h->branch().children.size() < 2) return false;
     l.trie.erase(leaf, key);
@@ -78,13 +78,40 @@ void clear_hash(Node& n) {
 
 }  // namespace
 
-void regenerate(Layer& l, const CodegenOptions& options) {
+bool LayeredView::answer(const uint8_t* pkt, size_t len, uint32_t* id) const {
+  auto masked = [](const std::vector<uint32_t>& dead, uint32_t k) {
+    return !dead.empty() && std::binary_search(dead.begin(), dead.end(), k);
+  };
+  auto b = uint32_t(base(pkt, len));
+  if (b != 0 && masked(base_dead, b)) return false;
+  auto r = recent ? uint32_t(recent(pkt, len)) : 0;
+  if (r != 0 && (b != 0 || masked(recent_dead, r))) return false;
+  *id = b != 0 ? b : r;
+  return true;
+}
+
+std::unique_ptr<LayeredView> LayeredView::of(const Layer& base, const Layer& recent) {
+  auto v = std::make_unique<LayeredView>();
+  v->base = base.fn;
+  v->recent = recent.empty() ? nullptr : recent.fn;
+  v->base_dead.assign(base.dead.begin(), base.dead.end());
+  v->recent_dead.assign(recent.dead.begin(), recent.dead.end());
+  std::sort(v->base_dead.begin(), v->base_dead.end());
+  std::sort(v->recent_dead.begin(), v->recent_dead.end());
+  return v;
+}
+
+void regenerate(Layer& l, const CodegenOptions& options, Retired* retired, LiveTables* live) {
   Generated g = generate(l.trie, options);
   vcode::Code c = vcode::compile(g.module);
   auto* fn = c.as<LayerFn>("dpf_demux");
+  retired->code.reserve(retired->code.size() + 1);
+  retired->gen.reserve(retired->gen.size() + 1);
   // From here on nothing throws: install the code, then prune what the killed accepts kept.
   clear_hash(l.trie.root());
   for (auto& [branch, table] : g.hashed) branch->hash = table;
+  for (auto& t : g.tables) t->set_live(live);
+  retired->take(l);
   l.gen = std::move(g);
   l.code = std::move(c);
   l.fn = fn;

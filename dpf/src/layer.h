@@ -15,6 +15,7 @@
 #include <exojit/vcode/code.h>
 
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -61,9 +62,38 @@ bool remove_patched(Layer& l, Node* leaf, uint64_t key, TableLog* log);
 // Takes the accept out of the walk, the code unchanged (the id joins `dead`).
 void kill(Layer& l, Node* leaf, uint64_t key, size_t weight);
 
-// New code for the layer's trie (killed accepts left out, then pruned). On an exception (out of
-// memory, or an internal error) the layer is unchanged.
-void regenerate(Layer& l, const CodegenOptions& options);
+// What demux reads of a layered engine without the engine's mutex: both functions and the ids
+// each layer masks, immutable once published (a change publishes a new one).
+struct LayeredView {
+  LayerFn* base = nullptr;
+  LayerFn* recent = nullptr;                     // nullptr: no layer of recent changes
+  std::vector<uint32_t> base_dead, recent_dead;  // sorted
+  // The winner, or false when only the trie can tell: a masked id answered (its packets need the
+  // walk), or both layers answered (the winner rule needs the priorities).
+  bool answer(const uint8_t* pkt, size_t len, uint32_t* id) const;
+  static std::unique_ptr<LayeredView> of(const Layer& base, const Layer& recent);
+};
+
+// Code and tables that readers may still be running: freed after a grace period (engine.cpp).
+struct Retired {
+  std::vector<vcode::Code> code;
+  std::vector<Generated> gen;
+  std::vector<std::unique_ptr<LayeredView>> views;
+  bool empty() const { return code.empty() && gen.empty() && views.empty(); }
+  void clear() { code.clear(), gen.clear(), views.clear(); }
+  void take(Layer& l) {  // l's code and tables (l keeps its trie)
+    if (!l.code.empty()) code.push_back(std::move(l.code));
+    gen.push_back(std::move(l.gen));
+    l.code = vcode::Code();
+    l.gen = Generated();
+    l.fn = nullptr;
+  }
+};
+
+// New code for the layer's trie (killed accepts left out, then pruned); the code and tables it
+// replaces go to `retired`, the new tables are written live from now on (HashNode::set_live).
+// On an exception (out of memory, or an internal error) the layer is unchanged.
+void regenerate(Layer& l, const CodegenOptions& options, Retired* retired, LiveTables* live);
 
 // The hash node whose table holds the subtree of `n` (n's nearest hashed ancestor), if any.
 HashNode* hashed_ancestor(Node* n);

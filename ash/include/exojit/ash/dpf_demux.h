@@ -20,6 +20,9 @@ class DpfDemux : public runtime::Demux {
   uint32_t classify(const uint8_t* packet, size_t length) override {
     return engine_.demux(packet, length);
   }
+  // Engine::demux runs on any number of threads while another changes the engine (dpf/README.md,
+  // "Concurrency"): every receive queue classifies at once.
+  bool concurrent() const override { return true; }
 
  private:
   dpf::Engine& engine_;

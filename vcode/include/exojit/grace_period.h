@@ -1,0 +1,107 @@
+// Read sections and grace periods for data read on a fast path by many threads while one writer
+// replaces it (read-copy-update's reclamation, userspace flavour with asymmetric fences).
+//
+//   { ReadSection r; const T* p = r.load(published); ... use p ... }
+//   // writer: published.store(new_p, release); synchronize(); delete old_p;
+//
+// A reader announces its section in its thread's own slot (the epoch it read, 0 outside): two
+// plain stores to its own cache line -- no lock, no atomic read-modify-write, no fence. The
+// fence a reader would need between announcing itself and loading the pointer (store-load order) is
+// paid by the writer instead: synchronize() issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED),
+// which runs a full barrier on every CPU running a thread of this process, so afterwards either the
+// writer sees a reader's odd number or that reader's load sees the new pointer; then it waits for
+// the odd numbers it saw to change. This is liburcu's "memb" flavour; it is written here rather
+// than taken from liburcu because ThreadSanitizer sees std::atomic but not liburcu's barriers (see
+// runtime's quiescence.h for the same choice). Without membarrier (kernels before 4.14, seccomp)
+// the writer forces the same barrier on every CPU running the process with a TLB shootdown
+// (mprotect of a page it has just written: what .NET's FlushProcessWriteBuffers does on Linux).
+//
+// runtime's HandlerRun (quiescence.h) is the same scheme with a sequentially consistent store on
+// entry: fine for a handler run, about 20 cycles too many for a 3 ns packet demultiplex.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+namespace exojit::grace {
+
+// One per reader thread, on its own cache line: a section writes only its own.
+struct alignas(64) ReaderSlot {
+  constexpr ReaderSlot() = default;
+  constexpr explicit ReaderSlot(uint64_t e) : epoch(e) {}
+  // The grace-period epoch the owning thread read when it entered its section; 0 outside.
+  std::atomic<uint64_t> epoch{0};
+  std::atomic<bool> taken{false};
+  ReaderSlot* next = nullptr;  // the registry (grace_period.cpp), immutable once linked
+};
+
+namespace detail {
+// The current epoch, from 1: a writer's grace period advances it (written once per grace period,
+// read by every section: a read-mostly cache line).
+alignas(64) inline std::atomic<uint64_t> g_epoch{1};
+// A slot no writer scans, never 0: the calling thread's slot until its first section claims one
+// (so the fast path tests one thing, a nonzero number, for "first section" and "nested").
+extern ReaderSlot g_unclaimed;
+inline thread_local ReaderSlot* t_slot = &g_unclaimed;
+// The nonzero case of a section's entry: claims the thread's slot and enters it (returns the
+// slot), or, nested in another section, returns a slot no writer scans.
+ReaderSlot* enter_slow(ReaderSlot* s);
+}  // namespace detail
+
+// A read section (RAII). Sections nest; pointers loaded inside, through load(), stay valid until
+// it ends. The fast path: a thread-local load, the slot's load and test, the epoch's load, a
+// store; one store at the end.
+class ReadSection {
+ public:
+  ReadSection() {
+    ReaderSlot* s = detail::t_slot;
+    if (s->epoch.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+      slot_ = detail::enter_slow(s);
+      return;
+    }
+    slot_ = s;
+    s->epoch.store(detail::g_epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
+  }
+  ~ReadSection() { slot_->epoch.store(0, std::memory_order_release); }
+  ReadSection(const ReadSection&) = delete;
+  ReadSection& operator=(const ReadSection&) = delete;
+
+  // Loads a published pointer (or word) after the announcement. The compiler keeps the order
+  // through an empty asm that reads the slot and may write `published` -- not a full compiler
+  // barrier (std::atomic_signal_fence), which would make the caller reload everything it holds
+  // in registers; the processor keeps it through the writer's barrier (see the file comment).
+  template <typename T>
+  T load(const std::atomic<T>& published) const {
+    asm volatile("" : "+m"(const_cast<std::atomic<T>&>(published)) : "m"(slot_->epoch));
+    return published.load(std::memory_order_acquire);
+  }
+
+ private:
+  ReaderSlot* slot_;
+};
+
+// A grace period: started by a writer after it unpublished something; done() once every read
+// section that was in progress on another thread when it started has ended (then what was
+// unpublished can be freed). Starting costs one membarrier system call and a scan of the slots;
+// done() is a poll (a writer that must not wait keeps the retired data until it says yes).
+class GracePeriod {
+ public:
+  static GracePeriod start();
+  bool done();  // never blocks
+  void wait();  // until done()
+
+ private:
+  struct Inside {
+    ReaderSlot* slot;
+    uint64_t epoch;  // the section in progress at start()
+  };
+  std::vector<Inside> inside_;
+};
+
+// Returns once every read section in progress on another thread when it was called has ended.
+inline void synchronize() {
+  GracePeriod::start().wait();
+}
+
+}  // namespace exojit::grace
