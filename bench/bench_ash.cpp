@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_ash: ASH handlers against the same logic in the environment reached through its packet
 // ring ([ASH96], Table 6 and Figure 5), sandboxing overhead (section 5.2) and the composed
 // cache server (section 5.4), side by side in one run.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_codegen: the cost of generating a 1,000-instruction integer function, from the client's
 // description to callable machine code, and freeing it again.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // codegen/llvm_O0: the program of codegen_program.h through LLVM 14's ORC LLJIT at O0.
 //
 // One LLJIT (and one LLVMContext) serves every iteration, as a JIT embedding LLVM would use it.

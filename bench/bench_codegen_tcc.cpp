@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // codegen/tcc: the program of codegen_program.h as C source, compiled and relocated into memory
 // by TinyCC's libtcc (Debian libtcc-dev; tcc, the compiler, for its runtime directory), 'C's
 // sibling: the client writes C text where vcode's writes builder calls, so writing the text is

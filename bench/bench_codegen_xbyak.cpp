@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // codegen/xbyak_raw: the program of codegen_program.h emitted by hand through xbyak's
 // CodeGenerator (Debian libxbyak-dev), the same instruction choices as asmjit_raw and vcode.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_demux: DPF against libpcap's bpf_filter interpreter (the filters tried in turn) and a
 // hand-coded C demultiplexor, in one run (DPF paper, section 4).
 //

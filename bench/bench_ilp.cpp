@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_ilp: the ASH paper's Table 5 on this machine — integrating checksum (and byte swap)
 // into the copy of 4 KiB messages.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_kernels: generated kernels against the same algorithm compiled ahead of time.
 //
 //   kernels/cksum4k/vcode_fast   exojit::examples::build_cksum (tools/examples/cksum.h), compiled

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_runtime: the runtime's receive path and a UDP round trip between two simulated hosts,
 // against a real UDP round trip over Linux loopback sockets, in the same run.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_spec: Tempo-style specialization of the libOS's UDP send path ([TEMPO04]), generic vs
 // specialized, side by side in one run.
 //

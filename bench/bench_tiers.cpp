@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_tiers: vcode's two tiers — code quality against gcc -O2, compile cost, and tier-up's
 // break-even point.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compiled with -O2 explicitly (bench/CMakeLists.txt), whatever the build type.
 //
 // Step for step what build_cksum generates: 64-bit unaligned words (memcpy) summed with

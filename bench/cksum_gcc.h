@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Internet checksum in plain C++, the same algorithm as exojit::examples::build_cksum
 // (tools/examples/cksum.h), compiled by the host compiler at -O2 (cksum_gcc.cpp).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The 1,000-instruction benchmark program (codegen_program.h): made once, deterministically,
 // and its vcode form.
 #include "codegen_program.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The function every bench_codegen row generates: a fixed, pseudo-random but deterministic list
 // of ~1,000 integer operations on six 64-bit registers and a 256-byte memory block, as a code
 // generator's client would hold it (an IR, a filter, a bytecode). Each row walks the same list

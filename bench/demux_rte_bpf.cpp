@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // See demux_rte_bpf.h.
 #include "demux_rte_bpf.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DPDK's rte_bpf JIT as a demux peer (README, "Benchmarks"): libpcap's compiled filters
 // converted to eBPF (rte_bpf_convert), JIT-compiled (rte_bpf_load + rte_bpf_get_jit) and tried
 // in turn, as the bpf_filter rows try them. Built only when Debian's libdpdk-dev is installed

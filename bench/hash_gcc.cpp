@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "hash_gcc.h"
 
 namespace exojit::bench {

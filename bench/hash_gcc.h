@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The hash1k kernel in plain C++, compiled by the host compiler at -O2 (hash_gcc.cpp): 1,000
 // rounds of xor, multiply and xor-shift over a 64-bit state, as bench_tiers generates it.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hand-fused copy + checksum (+ byte swap) loops in plain C++ (see ilp_fused_c.h).
 #include "ilp_fused_c.h"
 

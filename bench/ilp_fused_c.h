@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hand-fused C loops for the ILP benchmark: what a programmer writes when integrating copy,
 // checksum and byte swap by hand (ilp_fused_c.cpp, -O2). Same results as the pipes cksum and
 // bswap32 (one's-complement sum of 32-bit words, folded to 32 bits with end-around carry).

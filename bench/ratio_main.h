@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A main() for the benchmarks that, after the rows have run, prints the ratios between rows the
 // issue targets name: "ratio A / B = 1.23". Ratios are taken in the same run: absolute figures
 // move with the load of a shared machine (README, "Benchmarks"). With --benchmark_format=json

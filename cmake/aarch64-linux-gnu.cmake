@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Cross-compiling for AArch64 Linux with Debian's cross toolchain (g++-aarch64-linux-gnu) and
 # arm64 multiarch libraries (libasmjit-dev:arm64, libfmt-dev:arm64, libgtest-dev:arm64).
 # Used by `./exo cross`; the tests run under qemu-aarch64 (qemu-user).

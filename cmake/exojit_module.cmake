@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # exojit_add_module(<name> [INCLUDE_DIR <dir>] SOURCES <file>...)
 #
 # One module = one static library exojit_<name> (alias exojit::<name>, exported as <name> in the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # exojit_tool_tests(DIR <dir> [PREFIX <prefix>] [ENVIRONMENT <NAME=VALUE>...])
 #
 # One ctest per data file under <dir> (*.test, *.vc, *.txt): the file's RUN/CHECK lines say what

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Packet construction for the dpf tests and benchmarks: Ethernet frames carrying ARP, IPv4
 // (with options and fragments), IPv6, TCP, UDP and ICMP, and random ones drawn from small pools
 // of addresses and ports so that random filters match often.

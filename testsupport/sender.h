@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One simulated machine whose libOS sends UDP through a NIC with no link (a frame leaves at
 // once), its frames captured by a transmit tap: the set-up of the specializer's tests, exo-spec
 // and bench_spec. The next hop 10.0.0.2 (and the gateway 10.0.0.254) are in the ARP table.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The README's demo: generates the Internet checksum function, calls it, checks it against the
 // interpreter and a plain C reference, and dumps the vcode listing and the machine code.
 #include <cstdio>

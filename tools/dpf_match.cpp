@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // dpf-match: demultiplexes the packets of a capture file with DPF.
 //
 //   dpf-match [-w OUT.pcap] FILTERS PCAP

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // exo-sim: two simulated hosts running the libOS over a modelled link. A UDP ping-pong, then a
 // bulk transfer; prints round-trip latency (virtual and host time), throughput, and the counters
 // of every ring, NIC and link, drops included. --pcap FILE writes the wire (host A's side).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // exo-spec: shows what the specializer makes of the libOS's UDP send path for one usage
 // context: the declaration (static values, invariant memory), the residual LLVM IR, the machine
 // code, and the code size of the generic path against the specialized one.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // vdump: compiles a vcode listing and prints, per function, the vcode next to the x86-64 machine
 // code it became (addresses and bytes); optionally calls a function natively and in the
 // reference interpreter.

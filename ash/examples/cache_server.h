@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The composed server of [ASH96], section 5.4, over UDP: a request carries a 4-byte key
 // (big-endian); the reply carries the key and the cached bytes. The handler is composed of the
 // library Ethernet, IPv4 and UDP layers and a cache layer: a hit is answered by the handler

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Example: the composed cache server of [ASH96], section 5.4. Ethernet, IPv4, UDP and cache
 // layers are composed at run time into one handler: hits are answered by the handler, misses
 // abort to the server environment, which loads the data, caches it and replies.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "example_set.h"
 
 #include "cache_server.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The example handlers by name, installed-ready for a testbed (what `vdump --ash NAME` shows).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The example handlers of [ASH96], shared by the example programs, the tests, bench_ash and
 // `vdump --ash NAME`, and the frames they read.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Example: the remote increment of [ASH96], Table 6, between two simulated hosts. The client
 // sends the address of a counter; the handler on the server increments it in the server
 // environment's memory and replies with the new value, without waking the server environment.

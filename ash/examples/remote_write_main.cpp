@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Example: the remote write of [ASH96], Figure 3. A frame carries a destination address, a
 // length and data; the handler copies the data straight to its place in the application's
 // memory (no intermediate buffer), or aborts to the ring when the frame is short.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "testbed.h"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Two simulated hosts (libos::TwoHosts) set up for the ASH examples: on host B a server
 // environment with application pages at kApp and a UDP filter (its port) bound to a packet
 // ring of its own, where an ASH can be installed; on host A a client environment whose replies

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Example: a UDP echo answered by a handler (message initiation from the kernel's delivery).
 #include <cstdio>
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "exojit/ash/builder.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The sandbox: checks a handler program against the ASH rules and lowers it to a vcode function
 // that can run in the kernel ([ASH96], 3.3). Private to ash/.
 //

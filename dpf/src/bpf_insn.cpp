@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 // Classic BPF programs: validation (what the kernel's bpf_validate checks, from the instructions
 // alone) and the bpf_dump text form. Kept apart from the JIT it protects.
 #include <fmt/format.h>
 
-#include "bpf_ops.h"
+#include "bpf_ops_p.h"
 #include "exojit/dpf/bpf.h"
 #include "exojit/error.h"
 

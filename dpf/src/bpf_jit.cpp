@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The classic-BPF JIT: one vcode function per program, `u32 bpf_filter(p pkt, u64 wirelen,
 // u64 caplen)`, in the program's own order (every BPF instruction one or two vcode ones; a jump
 // target gets a label, a jump to the next instruction none). A and X live in registers, scratch
@@ -15,7 +16,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "bpf_ops.h"
+#include "bpf_ops_p.h"
 #include "exojit/dpf/bpf.h"
 #include "exojit/error.h"
 

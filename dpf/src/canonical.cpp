@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: MIT
 // Canonicalisation: tree rewriting to one form per meaning (the DPF paper, section 6), SHIFT
 // folding (section 3.2) and the checks that refuse malformed filters.
-#include "canonical.h"
+#include "canonical_p.h"
 
 #include <bit>
 

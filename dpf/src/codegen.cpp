@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The trie compiled to vcode (DPF paper, section 3): one basic block per atom, filter constants
 // as immediates, disjunctions as compares, binary search or a hash table, adjacent == atoms
 // coalesced into wider loads, constant SHIFTs already folded into offsets (canonical.cpp) and
@@ -14,7 +15,7 @@
 // deeper segments live in stack slots (one per depth) and are loaded where used. Expressions
 // need at most kMaxExprRegs registers (canonical.h, Sethi-Ullman order), hash nodes are used
 // only where their registers are free: no filter set runs out of registers.
-#include "codegen.h"
+#include "codegen_p.h"
 
 #include <exojit/vcode/builder.h>
 

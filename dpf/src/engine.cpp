@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The engine: canonicalise, check the owner's rights and limits and the overlaps, then serve the
 // change with the running code (tables), a regeneration, or the layer of recent changes.
 //
@@ -26,10 +27,10 @@
 #include "exojit/dpf/lift.h"
 #include "exojit/dpf/pcap.h"
 #include "exojit/error.h"
-#include "fragment_state.h"
-#include "layer.h"
-#include "opaque.h"
-#include "ownership.h"
+#include "fragment_state_p.h"
+#include "layer_p.h"
+#include "opaque_p.h"
+#include "ownership_p.h"
 
 namespace exojit::dpf {
 

@@ -1,7 +1,8 @@
+// SPDX-License-Identifier: MIT
 // Expressions: construction, the builder API's operators, printing and structural order.
 #include <fmt/format.h>
 
-#include "canonical.h"
+#include "canonical_p.h"
 #include "exojit/dpf/filter.h"
 
 namespace exojit::dpf {

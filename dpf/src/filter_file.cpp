@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Filter files: one filter per line, ids are line numbers.
 #include "exojit/dpf/filter_file.h"
 

@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 // Remembered values and held packets (fragment_state.h).
-#include "fragment_state.h"
+#include "fragment_state_p.h"
 
 #include <algorithm>
 

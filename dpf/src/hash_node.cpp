@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 // Hash nodes: the key layout (coalesced fields), the choice of the hash function, the table.
-#include "hash_node.h"
+#include "hash_node_p.h"
 
 #include <algorithm>
 #include <bit>

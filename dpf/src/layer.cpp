@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 // Layers: patching the running code's tables, killing accepts, regenerating (layer.h).
-#include "layer.h"
+#include "layer_p.h"
 
 #include <algorithm>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The lift: classic BPF to DPF filters by symbolic execution of every path of the program's DAG.
 //
 // Along a path, A, X and the scratch words hold symbolic values; a conditional jump adds its
@@ -28,8 +29,8 @@
 #include <bit>
 #include <set>
 
-#include "bpf_ops.h"
-#include "canonical.h"
+#include "bpf_ops_p.h"
+#include "canonical_p.h"
 #include "exojit/error.h"
 
 namespace exojit::dpf {

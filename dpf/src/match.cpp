@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 // A filter evaluated on its own, as written: the meaning the trie and the code must preserve.
-#include "canonical.h"
+#include "canonical_p.h"
 
 namespace exojit::dpf {
 

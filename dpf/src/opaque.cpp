@@ -1,13 +1,14 @@
+// SPDX-License-Identifier: MIT
 // Opaque filters beside the trie (opaque.h).
-#include "opaque.h"
+#include "opaque_p.h"
 
 #include <algorithm>
 #include <climits>
 #include <deque>
 
-#include "bpf_ops.h"
-#include "canonical.h"
-#include "trie.h"
+#include "bpf_ops_p.h"
+#include "canonical_p.h"
+#include "trie_p.h"
 
 namespace exojit::dpf::detail {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Overlap of two conjunctions. Atoms are compared only where both filters address the same
 // bytes: in the segments before their SHIFT sequences diverge. Two kinds of evidence of
 // disjointness: == on plain (masked) fields, compared bit by bit per byte (so 12:16 and 12:8
@@ -5,7 +6,7 @@
 //
 // The candidates for an overlap come from the trie (filters merge along their shared keys), so
 // checking a new connection filter next to 20,000 others looks at its own path, not at them all.
-#include "ownership.h"
+#include "ownership_p.h"
 
 #include <algorithm>
 #include <bit>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The filter text syntax (DPF paper, Figure 1): atoms joined by &&, parentheses, # comments.
 //
 //   filter  := conj

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The tcpdump front end: libpcap's compiler, then the lift.
 #include "exojit/dpf/pcap.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // compile(): the generated function, its machine code (or interpreter), and the persistent
 // register state that callers export and import.
 #include "exojit/pipes/compile.h"

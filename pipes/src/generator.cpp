@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The generated function's frame: parameters, persistent registers in and out of the state
 // block, and the order of the loops.
 #include "generator_p.h"

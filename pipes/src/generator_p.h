@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The pipe compiler's code generator (private to pipes/): records one vcode function
 //
 //   u64 pipes(p dst, p src, u64 n)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The library pipes (library.h), written as a user would write them.
 #include "exojit/pipes/library.h"
 

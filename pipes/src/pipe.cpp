@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Recording and checking pipe bodies.
 #include "exojit/pipes/pipe.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The library pipes' C references (reference.h).
 #include "exojit/pipes/reference.h"
 

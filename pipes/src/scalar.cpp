@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The scalar loops: 64-bit chunks (unrolled), words of the widest gauge, and the tail. Each pipe
 // runs on the pieces of its own gauge that a chunk or word holds, in memory order; gauge
 // conversion is the extraction and reassembly of those pieces.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Classifying pipe bodies (see shape.h).
 #include "shape_p.h"
 

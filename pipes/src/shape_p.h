@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What a pipe's body does, as far as the compiler's choices go (private to pipes/).
 //
 //   Copy       an empty body: the data passes through.

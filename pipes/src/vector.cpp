@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The vector loop: when every pipe is commutative and either lane-wise (a map) or a reduction
 // the lanes can share, 4 vector registers of message data per iteration go through every pipe,
 // each pipe viewing the same bytes as lanes of its own gauge (so gauge conversion is free).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "exojit/runtime/af_packet.h"
 
 #include <arpa/inet.h>

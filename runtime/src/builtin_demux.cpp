@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "exojit/runtime/builtin_demux.h"
 
 #include <algorithm>

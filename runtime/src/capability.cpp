@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "exojit/runtime/capability.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "exojit/runtime/pcap_io.h"
 
 #include <pcap/pcap.h>

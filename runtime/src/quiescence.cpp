@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "exojit/runtime/quiescence.h"
 
 #include <atomic>

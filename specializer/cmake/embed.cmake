@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cmake -DINPUT=<file> -DOUTPUT=<file.cpp> -P embed.cmake: writes OUTPUT, a C++ source that
 # defines exojit::specializer::detail::libos_bitcode (the bytes of INPUT) and its size.
 file(READ ${INPUT} hex HEX)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Declarations (declaration.h): range queries and the cache key.
 #include "exojit/specializer/declaration.h"
 

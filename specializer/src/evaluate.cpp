@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Top-down partial evaluation of the entry (evaluate.h).
 #include "evaluate_p.h"
 

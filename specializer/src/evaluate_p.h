@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Partial evaluation of the entry, top down: fold what the declaration makes constant, drop the
 // branches it decides, and only then inline the calls that survived, one level at a time. Each
 // inlined body is pruned on its constant arguments as it is copied (LLVM's InlineFunction), so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Folding loads from invariant memory (fold.h).
 #include "fold_p.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The specializer's own pass: loads from declared invariant memory at constant addresses become
 // the constants that memory holds now (and copies from it read a constant copy), which is what
 // turns the generic code's lookups and option tests into constants for LLVM's pipeline to fold.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The residual code's optimization pipeline (pipeline.h).
 #include "pipeline_p.h"
 

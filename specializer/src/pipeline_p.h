@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The optimization pipeline for residual code. Partial evaluation (evaluate.h) has already
 // inlined, folded and pruned the entry into one function, so LLVM's whole -O2 module pipeline
 // (its inliner, its interprocedural passes, its repeated simplification) would mostly find

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Specialized UDP sends and their code guards (send.h).
 //
 // A token's calls go through an atomic pointer to the current version of the code (specialized,

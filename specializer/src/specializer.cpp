@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The specializer (specializer.h): clone, substitute, fold, optimize, compile, cache.
 #include "exojit/specializer/specializer.h"
 

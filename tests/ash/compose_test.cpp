@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Protocol composition: commit parts in FIFO order, abort propagation (down from a failing
 // body, up from a failing commit part), one fused data pass, and the composed cache server
 // against the same server written in C++.

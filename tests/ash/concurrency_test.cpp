@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Kernel operations while a handler runs on another thread (thread mode): unmap + free + another
 // environment's allocation of the frame, protect, and capability revocation. A handler run in
 // progress finishes against the old, still-owned frame; once the operation has returned, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A small machine for trying to escape the sandbox (the regression tests of the attack classes
 // and the escape fuzzer share it): 32 frames of physical memory, an attacker environment whose
 // handler region has two read-write pages, a read-only page and an unmapped hole, a victim

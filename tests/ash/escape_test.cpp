@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The attack classes of the sandbox's hardening issue, each with the reproducer it was filed
 // with and variants of our own, run natively and in the interpreter on a machine whose whole
 // physical memory and host canaries are compared after every run (escape_machine.h).

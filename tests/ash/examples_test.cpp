@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The examples between two simulated hosts: each handler's effect and replies equal those of
 // the plain C++ server doing the same work in the environment (the ring path).
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The escape fuzzer: libFuzzer writes handler programs (fuzz_escape.h: loops, several bases,
 // indexed accesses, primitives, wild constants, edits of the records after finish()), which are
 // installed on the attacker of a small machine (escape_machine.h) and run on a few messages,

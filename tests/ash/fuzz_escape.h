@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The escape fuzzer's input format (fuzz_escape.cpp decodes it; fuzz_escape_main.cpp writes the
 // seeds with the encoder below). An input is a little program for the handler builder:
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Without libFuzzer: runs the escape fuzz target on its seeds (the attack classes of the
 // sandbox's hardening issue, written with the encoder of fuzz_escape.h) and on every file of
 // the given directories (inputs saved from fuzzing runs).

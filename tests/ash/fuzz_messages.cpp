@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fuzz target: messages from the wire run through every example handler, natively and through
 // the vcode interpreter (the reference semantics). Both must reach the same outcome, leave the
 // same application memory and send the same replies; nothing may crash or touch memory outside

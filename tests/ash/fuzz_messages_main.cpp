@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Without libFuzzer: runs the message fuzz target on valid requests for each example handler
 // and on seeded random mutations of them (byte flips, truncations, random tails).
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Installing a handler on the runtime: the kernel runs it on every packet its filter accepts;
 // commit consumes the message, abort hands it to the environment's ring as if there were no
 // handler; capabilities are checked.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One simulated machine for the ash tests: a kernel (scheduler model), a NIC whose transmitted
 // frames are recorded, and an environment with application pages at kApp, read-write.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Malicious handlers (issue item 4): each is refused at install or aborted at run time, and
 // the application's memory, other environments' memory and the runtime stay intact (the next
 // good message is handled normally).

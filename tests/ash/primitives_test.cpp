@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The message primitives and the sandboxed memory accesses, each handler run natively and
 // through the vcode interpreter (the reference semantics), checked and trusted, and compared
 // with the same logic written in C++.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The program the gdb and perf tests (gdb_backtrace.test, perf_annotate.test) look at.
 //
 //   debug_target gdb          compiles two functions with CompileOptions::debug_info and calls

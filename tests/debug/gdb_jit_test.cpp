@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The GDB JIT interface (CompileOptions::debug_info), checked through the very structures gdb
 // reads: __jit_debug_descriptor's list holds one ELF object per live Code, and none once it is
 // freed; the object's .text, symbols and DWARF describe the code (llvm-dwarfdump verifies the

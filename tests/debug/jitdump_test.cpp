@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // perf's jitdump (CompileOptions::jitdump, EXOJIT_JITDUMP=1), read back by a reader of its own.
 // A child process (this program run again, see ChildMode below) generates code and exits; the
 // test then reads its jit-<pid>.dump record by record: the header; a code-load record per

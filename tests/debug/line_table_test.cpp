@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The line table (CompileOptions::line_table, Code::line_table()): a row per IR record at the
 // offset where its machine code starts, on the listing line that prints that record; the code
 // itself unchanged by asking for it; on x86-64 and AArch64 (cross-JIT).

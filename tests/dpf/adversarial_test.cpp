@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The engine's promises against owners it does not trust (issue 16): each class of attack the
 // issue found, its reproducers, and more of the same kind. Packets sit flush against PROT_NONE
 // pages (guarded.h), so a stray read faults in any build; answers are checked against the model

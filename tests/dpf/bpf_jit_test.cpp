@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The classic-BPF JIT against libpcap's bpf_filter (the reference interpreter) and against the
 // vcode interpreter running the same generated function: random valid programs of every
 // instruction, libpcap's own programs for real expressions (including protochain's loop), and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The engine under threads (dpf/README.md, "Concurrency"): readers demultiplex packets with known
 // answers while a writer inserts and removes filters; every answer must be right, and a change
 // that moves a packet's answer is seen before or after, never in between. Bounded in time: the

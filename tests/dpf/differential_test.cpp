@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Differential tests: for random filter sets and random packets (every protocol, options,
 // fragments, truncated and garbage packets), the generated machine code, the vcode interpreter
 // running the same generated function, the trie walk, and each filter evaluated on its own with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The engine: the paper's filter, the most-specific rule, hash nodes updated without new code,
 // coalescing, ownership, removal, and errors naming the atom.
 #include <exojit/dpf/engine.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stateful atoms for IP fragments ([EXOTOOLS02], 2.1.6): a UDP datagram fragmented in any order
 // reaches its filter; the state is bounded in space and time.
 #include <exojit/dpf/engine.h>

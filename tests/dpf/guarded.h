@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Packets placed flush against a PROT_NONE page, for the adversarial tests and the fuzzer: a
 // read one byte past the packet's end (or, placed the other way, one byte before its start)
 // faults at once, in any build, sanitizers or not.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // LEN, the bytes from the current base to the end of the packet (tcpdump's `greater`/`less`
 // and `len` lift to it): text form, canonical folding through constant SHIFTs, and the
 // generated code = the trie walk = each filter on its own, on packets of every length, with LEN

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The lift (classic BPF -> DPF filters) against libpcap's bpf_filter: random programs of every
 // instruction and libpcap's programs for real expressions; whenever the lift succeeds, the
 // disjunction of its filters (each on its own, and inserted alone in an engine) accepts exactly

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What a filter means, written from dpf/README.md alone (not from the engine's code), for the
 // adversarial tests and the fuzzer: the reference the generated code and the trie walk must
 // agree with.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Opaque filters: classic-BPF programs the lift cannot express (Engine::insert_bpf, and tcpdump
 // expressions such as `ip protochain 6`) run beside the trie with the same winner rule, under
 // the same owner rules and limits as other filters; filters that accept no packet get an id

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The tcpdump language, end to end, against libpcap: every expression of the corpus
 // (data/pcap_corpus.txt: every primitive of pcap-filter(7) that applies to Ethernet) compiled by
 // compile_pcap, on generated frames of every encapsulation (pcap_packets.h), truncated and

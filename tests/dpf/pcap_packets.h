@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Frames for the tcpdump-language equivalence tests: every encapsulation pcap-filter(7) looks
 // into on Ethernet, with values drawn from small pools so that the corpus's expressions match
 // often. Link: unicast, broadcast and multicast MACs; 802.1Q/802.1ad/QinQ tags; MPLS stacks;

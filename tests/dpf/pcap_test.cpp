@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The pcap-filter front end against libpcap: random expressions (the primitives of connection
 // and service filters, and/or/not) several to an engine, on generated packets of every kind
 // (truncated and garbage ones included): the filters under each id accept exactly the packets

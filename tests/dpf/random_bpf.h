@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Random valid classic-BPF programs for the JIT's differential tests: every instruction, forward
 // jumps only, and scratch memory read only after the program's first instructions wrote it (so
 // that libpcap 1.10's bpf_filter, whose scratch memory starts as stack garbage, is a fair

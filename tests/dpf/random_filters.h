@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Random DPF filters over the header layouts of packets.h, for differential tests and fuzzing:
 // Ethernet type, IPv4 protocol, addresses, fixed or variable IP header, ports with == and
 // ranges, masks, TCP flags, IPv6 next header and ports.

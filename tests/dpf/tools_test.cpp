@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The command-line tools: dpf-match on a capture file written with libpcap (its answers checked
 // against libpcap and the filters evaluated one by one), and vdump --dpf.
 #include <exojit/dpf/filter.h>

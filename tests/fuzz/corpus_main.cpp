@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Regression driver for the fuzz targets: runs LLVMFuzzerTestOneInput on every file of the
 // given directories (and on the given files), the way the fuzzer would, without libFuzzer.
 //

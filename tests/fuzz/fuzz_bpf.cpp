@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target for the classic-BPF JIT and the lift: raw programs and packets, both from
 // the input.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target for dpf, as an attacker would drive it: filters of several owners that do
 // not trust each other, then packets from the wire.
 //

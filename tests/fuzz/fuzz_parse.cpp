@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target for the vcode text format (parse.cpp, print.cpp and the verifier behind
 // parse()).
 //

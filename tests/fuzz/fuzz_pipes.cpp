@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target for the pipe compiler: the input chooses a composition of up to three
 // library pipes, the direction, the loop kind (widest vectors, 128-bit, scalar) and the
 // alignments, and is itself the message. The compiled loop must produce exactly what the C

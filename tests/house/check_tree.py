@@ -37,13 +37,13 @@ def tracked_files():
 
 
 def comment_for(path):
-    return "#" if re.search(r"(\.py|\.cmake|\.sh|CMakeLists\.txt|^exo|^\.ci/run)$", path) else "//"
+    return "#" if re.search(r"(\.py|\.cmake|\.cmake\.in|\.sh|CMakeLists\.txt|^exo|^\.ci/run)$", path) else "//"
 
 
 def check_spdx(files, fix):
     problems = []
     for f in files:
-        if not SOURCE.search(f) or "/corpus/" in f or f.startswith("tests/tools/"):
+        if not SOURCE.search(f) or "/corpus/" in f:
             continue
         path = os.path.join(ROOT, f)
         with open(path, encoding="utf-8", errors="replace") as fh:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the build tree into a scratch prefix, then builds and runs an outside program that
 # finds it with find_package(exojit) and links exojit::vcode.
 set -euo pipefail

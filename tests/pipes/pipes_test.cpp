@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The pipe compiler against the C references: every combination of up to three library pipes,
 // message lengths 0..4100, every alignment 0..7 of src and dst, on the vector loop (256- and
 // 128-bit), the scalar loops and the interpreter. The output buffer, the bytes around it and the

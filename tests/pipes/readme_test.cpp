@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The pipes example of README.md, verbatim between the markers, checked.
 #include <exojit/pipes.h>
 #include <gtest/gtest.h>

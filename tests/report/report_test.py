@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Tests of the benchmark report generator (tools/report/) on canned Google Benchmark JSON.
 
 canned/ holds real output of the existing benchmarks (a quick run on 2026-11-23) and hand-made

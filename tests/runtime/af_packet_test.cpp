@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The AF_PACKET adapter against the real Linux stack: the test builds two network namespaces
 // joined by a veth pair. In the first, a modelled NIC is attached to one end and the libOS runs
 // on it; in the second, Linux answers ARP and ICMP and a real UDP socket echoes datagrams

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hierarchically-named capabilities: layout, dominance, refinement, and every guarded kernel
 // call refusing an inadequate capability with nothing changed.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fuzz target for everything that reads frames from the wire: the NIC's receive path, the
 // built-in demux, and the libOS's Ethernet/ARP/IPv4 (reassembly)/ICMP/UDP input. The input is
 // split into frames (a 2-byte length before each); they are received by host B, whose stack

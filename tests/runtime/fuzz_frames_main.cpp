@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Replays fuzz_frames on generated inputs in every build (no libFuzzer needed): valid frames,
 // their truncations and bit flips, fragments, ARP, ICMP, concatenated.
 #include <cstdint>

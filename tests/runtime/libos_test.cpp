@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The libOS between two simulated hosts: ARP, UDP echo, options, fragmentation and reassembly in
 // any arrival order, ICMP echo, and bad packets dropped and counted.
 #include <gtest/gtest.h>

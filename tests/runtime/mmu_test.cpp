@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Physical memory, page tables, the TLB model, fault upcalls (application-level virtual memory)
 // and the copy helpers.
 #include <gtest/gtest.h>

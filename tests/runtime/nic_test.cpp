@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Packet rings, the NIC model in both DMA styles, the built-in demux, message handlers and the
 // link on the virtual clock. Every drop is counted exactly.
 #include <gtest/gtest.h>

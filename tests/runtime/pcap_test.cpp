@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pcap round trip: what a NIC transmits, written to a capture, replays into another NIC as the
 // same packets; the virtual clock's times are kept. Unreadable files are clear errors.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Wake-up predicates: compiled once with vcode, evaluated over the environment's memory,
 // re-armed by changing parameters (no recompilation), addresses checked at install.
 #include "exojit/runtime/predicate.h"

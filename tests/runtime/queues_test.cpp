@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Multi-queue NICs: RSS steering and per-queue counters (scheduler model), then the race test
 // of issue 18 (thread mode): frames of many flows through 4 receive queues into plain
 // environments and C++ message handlers, with the environments draining their rings on their

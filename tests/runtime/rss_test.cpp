@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // RSS: the Toeplitz hash against Microsoft's published verification vectors ("Verifying the RSS
 // hash calculation", Windows driver documentation), through the frame parser (IPv4, IPv6, TCP,
 // UDP, fragments, VLAN, non-IP) and the indirection table.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The deterministic scheduler model (time-slice vector, round-robin among runnable environments,
 // clock jumps when idle) and real host threads woken by the kernel.
 #include "exojit/runtime/scheduler.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Differential test: for many contexts (destination on the link, through the gateway, or the
 // connected peer; checksums on or off; TTL; don't-fragment; two MTUs; fixed or varying sizes)
 // and payloads, including sizes that fragment, the specialized send path puts byte-identical

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Code guards ([TEMPO04], 2.2): every invariant of a specialized send has a guard, provoked here.
 // Application-triggered changes are refused or fall back to the generic path, as declared;
 // environment-triggered ones invalidate the code (generic path, then a fresh specialization);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The specializer: the embedded bitcode, declarations, the cache, and the residual code's
 // safety check.
 #include "exojit/specializer/specializer.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Runs one tool test: a data file (a vcode listing, a filter file, or a plain .test file) whose
 comment lines say what to run and what the output must look like, in the manner of LLVM's lit
 and FileCheck. A directive is a line that starts (after blanks and a comment marker: ';', '#'

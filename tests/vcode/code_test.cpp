@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Code handle: typed entry points, W^X memory, freeing, calls across the ABI, perf map.
 #include <gtest/gtest.h>
 #include <unistd.h>

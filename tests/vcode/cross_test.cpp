@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Cross-JIT: code for the other machine (AArch64 on an x86-64 host, x86-64 on an AArch64 host)
 // is generated and disassembled, never called: calling it is an exojit::Error. (The AArch64 back
 // end's semantics are tested by every other test of this suite, cross-built and run under

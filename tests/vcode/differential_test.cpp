@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Every instruction x type, in register and immediate forms, run on the x86-64 back end and on
 // the interpreter over interesting operand values: the results must be identical. Operands are
 // also placed in the registers the back end treats specially (rdx for division, rcx for shifts,

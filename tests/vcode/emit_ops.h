@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Emits a binary operation or a compare-and-branch chosen at run time by opcode, in the
 // register or the immediate form (Y = Reg or int64_t). Shared by the test generators.
 #pragma once

@@ -1,9 +1,10 @@
-// vcode's x86-64 encoder (vcode/x64/encoder.h) against asmjit's x86::Assembler, the oracle:
+// SPDX-License-Identifier: MIT
+// vcode's x86-64 encoder (vcode/x64/encoder_p.h) against asmjit's x86::Assembler, the oracle:
 // every instruction form the fast tier emits, over every register in every operand position
 // (r8-r15 included; rsp, rbp, r12 and r13 as bases, which have their own ModRM/SIB forms), and
 // the edge immediates and displacements (0, +-1, +-127/128, +-2^31). Each case encodes one
 // instruction with both and requires the same bytes.
-#include "x64/encoder.h"
+#include "x64/encoder_p.h"
 
 #include <asmjit/x86.h>
 #include <fmt/format.h>
@@ -15,7 +16,7 @@
 #include <vector>
 
 #include "exojit/vcode.h"
-#include "src/backend.h"
+#include "src/backend_p.h"
 
 namespace exojit::vcode::detail::x64 {
 namespace {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Test helpers: call a compiled function with raw values, the way the interpreter is called.
 #pragma once
 

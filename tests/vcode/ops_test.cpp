@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The instruction table (ops.h) against the code that consumes it:
 //   - the verifier accepts an opcode at exactly the types the table gives it;
 //   - every opcode, at every type the table allows, prints and parses back, runs in the

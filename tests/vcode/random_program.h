@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A generator of random well-formed vcode modules: loops, forward branches, indirect jumps,
 // calls to C and to generated functions, memory through a buffer, locals, integer and float
 // arithmetic and conversions, networking instructions. Every program is free of undefined

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Thousands of random well-formed programs per run: the x86-64 back end (and, for every fifth,
 // the LLVM tier at O0-O3) must agree with the interpreter on the result and on every byte of
 // memory, and every program must print and parse back to the same listing.

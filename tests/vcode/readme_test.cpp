@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The README's API tour, compiled and checked so that the README stays true.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The text format: print/parse round trips exactly; hand-written listings parse; errors name
 // the line and column.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The LLVM tier as a Code (lifetime, symbols, options, errors) and tier-up: a function called
 // from several threads while it moves from the fast tier to the LLVM tier gives the right result
 // on every call, and the switch happens after the requested number of calls.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Vector instructions and crc32c: every operation x every vector type, on the x86-64 back end
 // (AVX2/VEX encodings, and SSE encodings with CompileOptions::use_avx off) against the
 // interpreter, with the destination in a temporary, a variable, or aliasing a source; plus

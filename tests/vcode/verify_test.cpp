@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bad IR is an exojit::Error that names the instruction, from the builder as the call is made and
 // from the verifier for whole-function properties; the module stays usable afterwards.
 #include <gtest/gtest.h>

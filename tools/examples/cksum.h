@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Internet checksum (RFC 1071) of a buffer, written with the vcode builder. Shared by the
 // demo, the tests and the benchmarks so they all measure and check the same code.
 #pragma once

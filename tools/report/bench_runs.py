@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Runs every bench_* program of a build tree with JSON output and records how each run went.
 
 Writes into the data directory, per program, `<program>.json` (stdout) and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What every section of the report needs: the results, where plots go, and the run's mode."""
 
 import os

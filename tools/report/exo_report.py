@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """exojit's benchmark report: runs every bench_* program of a build tree (JSON output) and writes
 OUT/index.md, the seed papers' experiments next to today's measurements, with PNG plots.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """PNG plots with matplotlib (Debian's python3-matplotlib), off-screen (Agg backend).
 
 Every plot gets a title, labelled axes with units and a legend; missing values (None) are left

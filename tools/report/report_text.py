@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Markdown pieces of the report: tables and human-readable numbers ("—" for what is missing)."""
 
 MISSING = "—"

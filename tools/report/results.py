@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Benchmark results: Google Benchmark JSON files and the ratio lines the programs print.
 
 A results directory holds, per benchmark program, `<program>.json` (its --benchmark_format=json

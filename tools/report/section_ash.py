@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """ASH: Tables 4 and 5 (copies, integrated layer processing; bench_ilp), Tables 6 and 7 and
 Figure 5 (handler vs ring round trips, busy environments) and sandboxing overhead (bench_ash)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """VCODE / 'C: the cost of generating code per generated instruction (bench_codegen,
 bench_tiers)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """DPF: Tables 2 and 3, Figure 3 (time vs protocol depth) and scaling with the number of filters
 (bench_demux)."""
 

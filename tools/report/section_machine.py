@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The machine the figures come from: CPU, features the code generators use, compiler, library
 versions (Debian packages), date and load."""
 

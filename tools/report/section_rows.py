@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every benchmark program's rows and printed ratios, as measured: the raw material of the sections
 above, and the only place for rows no section uses (bench_kernels, bench_runtime, new rows)."""
 

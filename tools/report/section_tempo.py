@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Tempo: Figures 3 and 4, specialized vs generic UDP send time and code size (bench_spec)."""
 
 import re

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The numbers the seed papers printed, copied from /work/shared/seeds/ (../shared/seeds/ from the
 repository), with where they are. Only printed numbers are here: figures whose values the text
 does not state are described by the claim the text makes about them.

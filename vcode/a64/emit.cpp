@@ -1,9 +1,10 @@
+// SPDX-License-Identifier: MIT
 // The AArch64 emitter: module and function structure, frame, the per-instruction dispatch, and
 // the integer, memory and networking instructions (see emitter.h).
 #include <algorithm>
 #include <bit>
 
-#include "emitter.h"
+#include "emitter_p.h"
 #include "exojit/error.h"
 
 namespace exojit::vcode::detail::a64 {

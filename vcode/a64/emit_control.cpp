@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 // The AArch64 emitter: compare-and-branch, calls (AAPCS64) and returns.
-#include "emitter.h"
+#include "emitter_p.h"
 
 namespace exojit::vcode::detail::a64 {
 

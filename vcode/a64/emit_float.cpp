@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 // The AArch64 emitter: float arithmetic, float constants and conversions between all numeric
 // types (the FP unit converts unsigned 64-bit values natively, unlike SSE2).
 #include <bit>
 
-#include "emitter.h"
+#include "emitter_p.h"
 
 namespace exojit::vcode::detail::a64 {
 

@@ -1,9 +1,10 @@
+// SPDX-License-Identifier: MIT
 // The AArch64 emitter: 128-bit vector instructions (NEON, part of every AArch64 CPU) and crc32c
 // (the CRC32C instructions, the same reflected CRC-32C as x86's crc32). Semantics in interp.h.
 #include <array>
 #include <bit>
 
-#include "emitter.h"
+#include "emitter_p.h"
 #include "exojit/error.h"
 
 namespace exojit::vcode::detail::a64 {

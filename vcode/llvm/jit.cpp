@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The LLVM tier's JIT: one ORC LLJIT per codegen optimization level, created on first use and
 // shared by every compilation (thread-safe; compilations are serialized). Each compile() adds
 // one lowered, optimized module under its own ResourceTracker; the Code handle removes the
@@ -11,12 +12,12 @@
 #include <map>
 #include <mutex>
 
-#include "../src/backend.h"
+#include "../src/backend_p.h"
 #include "exojit/error.h"
 #include "exojit/vcode/code.h"
 #include "exojit/vcode/orc.h"
 #include "exojit/vcode/verify.h"
-#include "lower.h"
+#include "lower_p.h"
 
 namespace exojit::vcode::detail {
 

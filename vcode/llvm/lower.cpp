@@ -1,7 +1,8 @@
+// SPDX-License-Identifier: MIT
 // vcode IR -> LLVM IR (see lower.h). Semantics follow interp.h exactly where the interpreter
 // defines a result; where it reports an error (division by zero, a float out of an integer's
 // range), the machine traps and the LLVM code may do anything, as the fast tier may.
-#include "lower.h"
+#include "lower_p.h"
 
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The shared ORC set-up (exojit/vcode/orc.h).
 #include "exojit/vcode/orc.h"
 

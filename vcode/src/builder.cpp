@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The builder records instructions into a Function, checking each one as it is made.
 #include "exojit/vcode/builder.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // compile(): runs a back end (or the LLVM tier) and installs the result in executable memory
 // owned by a Code handle.
 #include "exojit/vcode/code.h"
@@ -12,7 +13,7 @@
 #include <mutex>
 #include <optional>
 
-#include "backend.h"
+#include "backend_p.h"
 #include "debug/code_debug_p.h"
 #include "exojit/vcode/text.h"
 #include "exojit/vcode/verify.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The crc32c instruction's definition (interp.h), shared by the interpreter and the LLVM tier's
 // fallback for CPUs without SSE4.2 (private to vcode/).
 #pragma once

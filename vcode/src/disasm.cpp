@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Disassembly through LLVM's C disassembler API (LLVMCreateDisasm).
 #include "exojit/vcode/disasm.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Grace periods: the registry of reader slots, membarrier, the writer's wait (grace_period.h).
 #include "exojit/grace_period.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The reference interpreter (semantics documented in interp.h).
 #include "exojit/vcode/interp.h"
 

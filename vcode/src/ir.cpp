@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Names of types and opcodes (from the instruction table), immediate normalization, and the Module
 // container.
 #include "exojit/vcode/ir.h"

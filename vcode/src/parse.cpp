@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Parses the vcode text format (see text.h) back into a Module, then verifies it.
 #include <dlfcn.h>
 

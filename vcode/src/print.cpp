@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Prints modules, functions and single instructions in the vcode text format (see text.h).
 #include <fmt/format.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tier-up (tiered.h): two code versions, an atomic pointer to the current one, and per version
 // a count of the calls in flight. A caller counts itself in and then checks that its version is
 // still current (else it counts itself out and retries), so once the pointer has moved, no new

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Operand checks per instruction, and the whole-function verifier (labels, definitions on every
 // path, temporaries clobbered by calls, no falling off the end).
 #include "exojit/vcode/verify.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Private verifier entry points (see verify.h for the public one).
 #pragma once
 

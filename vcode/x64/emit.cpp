@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: MIT
 // The x86-64 emitter: frame, the per-instruction dispatch, and the integer, memory and
 // networking instructions (see emitter.h).
 #include <bit>
 
-#include "emitter.h"
+#include "emitter_p.h"
 #include "exojit/error.h"
 
 namespace exojit::vcode::detail::x64 {

@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 // The x86-64 emitter: compare-and-branch, calls (SysV ABI) and returns.
-#include "emitter.h"
+#include "emitter_p.h"
 
 namespace exojit::vcode::detail::x64 {
 

@@ -1,7 +1,8 @@
+// SPDX-License-Identifier: MIT
 // The x86-64 emitter: float arithmetic and conversions between all numeric types (SSE2).
 #include <bit>
 
-#include "emitter.h"
+#include "emitter_p.h"
 
 namespace exojit::vcode::detail::x64 {
 

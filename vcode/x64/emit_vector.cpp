@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The x86-64 emitter: vector instructions (SSE2/SSSE3/SSE4.1 for 128-bit registers, AVX2 for
 // 256-bit ones; VEX encodings for both when the CPU has AVX), and crc32c (SSE4.2, or a bitwise
 // loop without it). Semantics in interp.h.
@@ -5,7 +6,7 @@
 #include <bit>
 #include <cstring>
 
-#include "emitter.h"
+#include "emitter_p.h"
 #include "exojit/error.h"
 
 namespace exojit::vcode::detail::x64 {

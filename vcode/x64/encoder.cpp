@@ -1,5 +1,6 @@
+// SPDX-License-Identifier: MIT
 // The x86-64 encoder (see encoder.h): prefixes, REX, VEX, ModRM/SIB, labels and fix-ups.
-#include "encoder.h"
+#include "encoder_p.h"
 
 #include <fmt/format.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // exojit::pipes — dynamic integrated layer processing: pipes, pipe lists, the pipe compiler,
 // the pipe library and its C references.
 #pragma once

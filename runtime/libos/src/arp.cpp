@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* ARP (RFC 826) for IPv4 over Ethernet: a small table, requests on a miss, frames held on the
  * incomplete entry until the reply arrives. */
 #include "internal_p.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* The Internet checksum (RFC 1071): 16-bit one's-complement sum of big-endian words.
  *
  * The sum is byte-order independent (RFC 1071 2(B)): the loop adds 32-bit native words into a

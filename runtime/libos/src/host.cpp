@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "exojit/libos/host.h"
 
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* ICMP (RFC 792): echo request -> echo reply, and echo replies counted for exo_ping. */
 #include "internal_p.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Shared by the stack's files: byte order, buffers, and the layers' entry points. */
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* IPv4 (RFC 791): header validation, fragment reassembly (any arrival order, overlaps allowed,
  * bogus lengths refused), and output with fragmentation to the MTU. */
 #include "internal_p.h"

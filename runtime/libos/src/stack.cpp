@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* The stack's frame: set-up, the buffer pool, the receive loop, Ethernet output and routes. */
 #include <stdlib.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "exojit/libos/two_hosts.h"
 
 namespace exojit::libos {

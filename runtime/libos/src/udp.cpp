@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* UDP (RFC 768) and the socket API: descriptors, options, the send path, receive queues. */
 #include "internal_p.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Generates, compiles and calls a function using only the installed headers and library.
 #include <exojit/pipes.h>
 #include <exojit/vcode.h>

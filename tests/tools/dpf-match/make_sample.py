@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes sample.pcap, the capture the dpf-match tests read: ten Ethernet frames, one per line
 of the table below (packet numbers from 1), so that a test can say which packets an expression
 accepts. Run it again after changing the table: python3 make_sample.py

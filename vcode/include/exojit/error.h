@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // exojit::Error: the one exception type for every error a user can cause.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Read sections and grace periods for data read on a fast path by many threads while one writer
 // replaces it (read-copy-update's reclamation, userspace flavour with asymmetric fences).
 //

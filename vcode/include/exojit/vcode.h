@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // exojit vcode: everything a client needs to generate, inspect and run code.
 #pragma once
 

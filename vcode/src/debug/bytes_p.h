@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A little-endian byte writer for the binary formats debug/ produces (ELF, DWARF, jitdump):
 // fixed-width integers, LEB128, NUL-terminated strings, and patching a length written earlier.
 #pragma once

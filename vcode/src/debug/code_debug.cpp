@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Attaching debug information to compiled code (code_debug_p.h).
 #include <sys/mman.h>
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What compile() attaches to a Code for debuggers and profilers (private header): the line
 // table, the GDB JIT registration (undone when the Code dies, before its memory is freed) and
 // the jitdump records, as CompileOptions and the environment (EXOJIT_GDB, EXOJIT_JITDUMP) ask.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DWARF 4 sections for generated code (dwarf_p.h). The encodings are those of the DWARF 4
 // standard (sections 6.2 line programs, 6.4 call frame information, 7 data representation).
 #include <filesystem>

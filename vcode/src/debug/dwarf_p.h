@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DWARF 4 for generated code (private header): one compilation unit per Code, named after the
 // listing file; a subprogram per function; a line program mapping machine addresses to listing
 // lines; and call frame information (.debug_frame) from the back end's frame notes, so that gdb

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The ELF64 writer (elf_p.h). Field order and values are those of the System V gABI ("ELF-64
 // Object File Format"): header, then the sections' contents, then the section header table.
 #include "bytes_p.h"

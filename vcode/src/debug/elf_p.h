@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A minimal ELF64 relocatable object (private header): what gdb reads through the GDB JIT
 // interface. The code itself is not copied: `.text` is a NOBITS section whose address is the
 // code's, so gdb reads the instructions from the process; the object carries symbols and the

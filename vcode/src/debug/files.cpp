@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The debug directory and the listing files (files_p.h).
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Where debug/ writes the files gdb and perf read (private header): perf's jit-<pid>.dump and
 // the vcode listings that line numbers refer to. $JITDUMPDIR when it is set (created if
 // missing), else a new directory ~/.debug/jit/exojit-<date>-XXXXXX, made once per process (the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The GDB JIT interface (gdb_jit_p.h). The two symbols and the structures' layout are gdb's
 // protocol (gdb/jit.h, version 1); gdb finds them by name in the executable.
 #include <mutex>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The GDB JIT interface (private header): gdb puts a breakpoint in __jit_debug_register_code and,
 // each time it is called, reads the in-memory object file that __jit_debug_descriptor points
 // at ("JIT Compilation Interface" in the GDB manual). A GdbRegistration hands one object to gdb

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The jitdump writer (jitdump_p.h). Record layouts: jitdump-specification.txt, sections III
 // (header) and IV (JIT_CODE_LOAD = 0, JIT_CODE_DEBUG_INFO = 2, JIT_CODE_CLOSE = 3). Timestamps
 // are CLOCK_MONOTONIC, which `perf record -k mono` samples with.

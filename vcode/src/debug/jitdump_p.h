@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // perf's jitdump (private header): the file `perf inject --jit` turns into one small ELF per
 // generated function, so that `perf report` and `perf annotate` see its symbol, its bytes and,
 // with debug-info records, its source lines (tools/perf/Documentation/jitdump-specification.txt,

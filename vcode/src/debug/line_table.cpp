@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The line table: LineTable's lookups, and building it from a back end's notes (code_debug_p.h).
 #include <algorithm>
 

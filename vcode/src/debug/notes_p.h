@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What a back end notes, while it emits, for debuggers and profilers (private header): where
 // each IR record's machine code starts, and how each instruction that moves the stack pointer
 // or saves a register changes the frame. compile() asks for notes only when a line table, GDB

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Writing an ASH ([ASH96], section 2): the vcode builder plus the message primitives.
 //
 //   HandlerBuilder h("remote_write");

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Dynamic protocol composition ([ASH96], 2.3): protocol layers, each with a body, an abort and
 // a commit part, composed at run time into ONE handler.
 //

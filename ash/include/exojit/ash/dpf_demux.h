@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A DPF engine as the runtime's demultiplexer: the ids DPF gives its filters are the kernel's
 // filter slots, so an environment claims the slot of its DPF filter and installs its ASH there.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // An installed ASH: a handler program verified, sandboxed (ash/README.md) and compiled for one
 // environment, run by the kernel on every message its filter accepts (runtime::MessageHandler).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Classic BPF (McCanne and Jacobson's BSD Packet Filter: the language libpcap compiles tcpdump
 // expressions to, and Linux socket filters) compiled to machine code through the vcode builder.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The DPF engine: filters merged into one trie and compiled to machine code with vcode.
 //
 //   Engine e;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DPF filters: a conjunction of atoms over packet fields (the DPF paper, Figure 1).
 //
 // An atom compares an expression over packet fields with a constant, or moves the base of the

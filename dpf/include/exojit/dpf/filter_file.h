@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Files of filters, one per line (dpf-match, vdump --dpf): DPF syntax, or the tcpdump syntax
 // after a `pcap:` prefix. A filter's id is its line number (from 1); blank lines and lines
 // starting with '#' hold no filter but are counted.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Classic BPF lifted to DPF filters: what lets libpcap's compiler be DPF's tcpdump front end
 // (pcap.h) while the filters still merge in the engine's trie.
 //

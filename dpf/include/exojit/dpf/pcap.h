@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The tcpdump filter language (pcap-filter(7)), through libpcap's own compiler: the whole
 // language, exactly as tcpdump reads it on Ethernet.
 //

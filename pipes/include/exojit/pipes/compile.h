@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compiling a pipe list into one data-copying loop.
 //
 //   CompiledPipes ilp = compile(pl, Direction::Write);

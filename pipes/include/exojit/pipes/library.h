@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The pipe library: ready-made pipes, each with a one-pass C reference (reference.h) that gives
 // exactly the same output and persistent registers (under the tail rule of compile.h).
 //

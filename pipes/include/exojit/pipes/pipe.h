@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Pipes and pipe lists (ASH paper §2.2, Figures 1-2): small computations on streaming data,
 // written once with vcode instructions and composed at run time into one data-copying loop.
 //

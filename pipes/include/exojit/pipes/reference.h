@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One-pass C references of the library pipes (library.h), written the straightforward way: each
 // walks the message word by word at its own gauge, the partial last word zero-padded and only
 // its present bytes written back (the tail rule of compile.h). Modifying ones work in place.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // An AF_PACKET adapter: attaches a modelled NIC to a real Linux interface. Frames the NIC
 // transmits go out on the interface; frames the interface receives are fed to the NIC's receive
 // side by poll(). Linux only; needs CAP_NET_RAW. Errors are exojit::Error naming the cause.

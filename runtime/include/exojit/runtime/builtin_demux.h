@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The built-in demultiplexer: keeps the runtime usable without dpf. A rule matches frames by
 // EtherType and, for IPv4, optionally by destination address, IP protocol and (UDP/TCP)
 // destination port; the most specific matching rule wins (the one naming the most fields; the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hierarchically-named capabilities ([EXOTOOLS02], 2.1.1): 8 bytes, a header byte and 7 name bytes.
 //
 //   header bit 0-2  name length (0..7 bytes)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The deterministic virtual clock: a time in nanoseconds and a queue of events ordered by
 // (time, order of scheduling). Links and timers put events here; the scheduler model advances
 // the clock to the next event when no environment can run.

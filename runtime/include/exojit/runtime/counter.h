@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Statistics counters that kernel code on delivering threads adds to while any thread may read
 // them (tests, tools, exo-sim's report), with no data race and no lock on the reading side.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // An environment (Aegis/Xok's unit of protection): an address space, a list of capabilities,
 // packet rings, and upcall entry points — a page-fault handler and a body the scheduler calls.
 //

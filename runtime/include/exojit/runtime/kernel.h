@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The kernel: owns the machine (physical memory, environments, NICs, links, the virtual clock),
 // securely multiplexes it, and runs the receive path.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A point-to-point link between two NICs on the virtual clock: latency, bandwidth, loss.
 //
 // A frame sent at virtual time t starts serializing when the link direction is free, occupies a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // An environment's address space: a page table and a TLB model in front of it.
 //
 // Page-table entries carry read/write/execute bits and three software-defined bits ([EXOTOOLS02],

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The NIC model: a receive descriptor ring, a transmit ring, and the two DMA styles of [ASH96]:
 //
 //   DmaMode::KernelBuffers  (Ethernet) the NIC DMAs each frame into a kernel buffer of its

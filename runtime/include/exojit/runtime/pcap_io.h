@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Real I/O at the edge, through pcap files (libpcap): replay a capture into a NIC's receive side,
 // write a NIC's transmitted (or received) frames to a capture. Nanosecond time stamps carry the
 // virtual clock's time.

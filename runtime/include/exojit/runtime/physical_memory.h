@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The machine's physical memory: an array of page frames, each with a guard capability.
 //
 // Frames are handed out zeroed (no environment sees another's old data) and come back only when

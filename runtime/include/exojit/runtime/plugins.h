@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The three plug-in interfaces of the runtime (runtime/README.md): a demultiplexer, a message
 // handler and a wake-up predicate. dpf/ implements Demux, ash/ implements MessageHandler; the
 // runtime ships a built-in demux (builtin_demux.h) and vcode-compiled predicates (predicate.h).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Wake-up predicates ([ERLANG99], 4.6.12), compiled with vcode and re-armed without recompiling.
 //
 // A predicate is a disjunction of sub-predicates ("I/O completed, or an error, or a timeout"),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Handler runs and the kernel operations that must not overlap them (item 5 of the ASH issue):
 // a message handler keeps translations of application pages (ash's software TLB, host
 // pointers from HandlerContext::span) for the length of one run, on the delivering thread, while

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Packet rings ([ASH96], 4.1): a ring of descriptors in the environment's own memory, which the
 // kernel fills and the environment drains and refills with its own buffers.
 //

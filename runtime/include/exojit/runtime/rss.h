@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Receive-side scaling (RSS), as multi-queue NICs do it: a Toeplitz hash over the flow's
 // IPv4/IPv6 addresses and, when the frame carries them, its TCP/UDP ports, with a 40-byte secret
 // key; the hash's low bits index an indirection table whose entries are receive queues. Every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Running environments: the deterministic scheduler model and real host threads.
 //
 // Scheduler (the default for tests): a time-slice vector — each entry gives one slice to one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Specialization declarations, in the spirit of Tempo's S/D annotations ([TEMPO04], Figure 2):
 // for one entry function of the libOS bitcode, which parameters are static (and their values),
 // which memory is invariant (read as constants at specialization time), and — by omission —

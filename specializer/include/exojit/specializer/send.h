@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Specialized UDP sends ([TEMPO04]'s customized send): the libOS's generic send path, exo_sendto,
 // specialized for a usage context — socket, destination, the route and ARP entry it uses, the
 // socket's options, and optionally a fixed application data unit (ADU) size — with a code guard

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The specializer ([TEMPO04] with today's tools): the libOS's generic code, embedded in this
 // library as LLVM bitcode, is specialized at run time for a Declaration — the entry function is
 // cloned, static arguments substituted, loads from invariant memory folded to the constants they

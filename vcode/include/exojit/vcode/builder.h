@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The vcode builder: one call per instruction, the client in control of registers (VCODE's API).
 //
 //   Module m;

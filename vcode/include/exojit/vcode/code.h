@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compiling a module to machine code, and the RAII handle that owns the executable memory.
 //
 //   Code code = compile(m);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Disassembly of generated code with LLVM's MC disassembler (for vdump and tests).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The vcode interpreter: the reference semantics every back end is tested against.
 //
 // Values. An integer register of type T holds a value of exactly T's width: results are

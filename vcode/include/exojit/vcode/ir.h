@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The vcode IR: types, opcodes, the fixed-size instruction record, functions and modules.
 //
 // A function is a flat array of 24-byte `Insn` records plus small side tables (registers, labels,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Which vcode line each machine instruction came from: the line table of a Code compiled with
 // CompileOptions::line_table (or debug_info, or jitdump). The same table feeds `vdump --lines`,
 // the DWARF line information gdb gets through the GDB JIT interface, and the debug-info records

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The instruction table: everything exojit knows about an opcode, in one place.
 //
 // Each row of EXOJIT_VCODE_OPS gives an opcode's enum name, its text name, its form (which record

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The vcode text format: every module prints as a listing and parses back to the same IR.
 //
 //   extern @memcpy(p, p, u64) -> p

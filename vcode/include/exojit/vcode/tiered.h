@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tier-up: a function that starts on the fast tier (code in microseconds) and is recompiled on
 // the LLVM tier (better code, milliseconds) in a background thread once it has been called often
 // enough, or on request. Callers switch over atomically; the fast tier's code is freed only when

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // vcode's types (as in VCODE), and what the rest of the IR asks about them.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The verifier: rejects malformed functions with an exojit::Error naming the instruction.
 #pragma once
 

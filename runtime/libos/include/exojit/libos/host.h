@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Attaching the libOS to an environment: the C++ glue between the runtime's kernel calls and the
 // C-style stack (netstack.h). It allocates the environment's ring page and buffer pool, creates
 // the packet ring, claims demux rules for the host's traffic (ARP, and IPv4 to its address) on a

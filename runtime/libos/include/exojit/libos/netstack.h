@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* The library OS network stack: ARP, IPv4 (header checksum, fragmentation and reassembly), ICMP
  * echo and UDP with a socket-like API, over one packet ring and one NIC.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Two simulated machines joined by a link, each with one environment running the libOS: the
 // set-up the demo (exo-sim), the tests and the benchmarks share.
 //

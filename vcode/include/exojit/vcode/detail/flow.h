@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Definedness tracking shared by the Builder (as instructions are recorded) and the verifier
 // (over a finished function). Not part of the API.
 //

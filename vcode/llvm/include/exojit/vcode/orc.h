@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The ORC set-up that the LLVM tier (jit.cpp) and the specializer share: one LLJIT per codegen
 // optimization level, created on first use and reused by every compilation, the module
 // optimization pipeline, and code owned per module (a ResourceTracker removed when its owner

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // vcode's own x86-64 encoder: every instruction form the fast tier emits (general-purpose,
 // SSE and AVX scalar and vector, branches with label fix-ups in their short and near forms),
 // written into a buffer it owns.

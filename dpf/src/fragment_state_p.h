@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The state of the stateful atoms ([EXOTOOLS02] section 2.1.6): the values RECORD remembered, per
 // filter id, and the packets held for values not yet remembered, per owner. Bounded: values per
 // id (the oldest goes first), packets and bytes per owner (that owner's oldest go first, so one

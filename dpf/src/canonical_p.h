@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Canonical form of filters (inside the engine): what the trie merges and the code generator
 // compiles. Equivalent atoms written differently become identical, so that they merge.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A layer: a trie, the function generated from it and the hash tables that function reads.
 // The engine keeps one (the whole demultiplexer) or two (the whole and a small layer of recent
 // changes, engine.cpp); everything demux reads of a layer -- `fn`, its tables, the trie for the
@@ -21,9 +22,9 @@
 #include <utility>
 #include <vector>
 
-#include "codegen.h"
-#include "hash_node.h"
-#include "trie.h"
+#include "codegen_p.h"
+#include "hash_node_p.h"
+#include "trie_p.h"
 
 namespace exojit::dpf::detail {
 

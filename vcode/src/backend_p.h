@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The interface between the target-neutral compile() and each back end (private header).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The LLVM tier's lowering (private to vcode/): a verified vcode module becomes an LLVM module
 // with the interpreter's semantics (interp.h). Every vcode register is a stack slot that SROA
 // promotes to SSA values; labels become basic blocks; indirect jumps use blockaddress and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Code generation: the trie becomes one vcode function, `u64 dpf_demux(p pkt, u64 len)`, that
 // returns the best accepting filter's priority key (trie.h), kNoFilter if none. (A table hit may
 // return the filter id alone, high half 0: the caller that compares results of several functions
@@ -14,8 +15,8 @@
 #include <utility>
 #include <vector>
 
-#include "hash_node.h"
-#include "trie.h"
+#include "hash_node_p.h"
+#include "trie_p.h"
 
 namespace exojit::dpf::detail {
 

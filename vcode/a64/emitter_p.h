@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The AArch64 back end's shared declarations (private to a64/): the register mapping, the frame
 // layout, and the A64Emitter, whose members are defined in emit.cpp (frame, dispatch, integer,
 // memory and networking instructions), emit_float.cpp (float arithmetic and conversions),
@@ -31,8 +32,8 @@
 #include <utility>
 #include <vector>
 
-#include "../src/backend.h"
-#include "../src/lowering.h"
+#include "../src/backend_p.h"
+#include "../src/lowering_p.h"
 
 namespace exojit::vcode::detail::a64 {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A disjunction compiled as a hash table (DPF paper, "Fast disjunctions").
 //
 // Used for an == branch with more than three constants below which every path continues the same
@@ -22,7 +23,7 @@
 #include <vector>
 
 #include "exojit/grace_period.h"
-#include "trie.h"
+#include "trie_p.h"
 
 namespace exojit::dpf::detail {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Opaque filters: classic-BPF programs the lift cannot express as DPF filters (lift.h: loops,
 // divisions by non-powers of two, ...), each compiled on its own by the classic-BPF JIT
 // (compile_bpf) and run beside the trie's code with the same winner rule (priority keys,

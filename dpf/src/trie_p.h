@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The filter trie (DPF paper, section 2.1; PATHFINDER): filters merged along their longest
 // shared prefix, one node per position, each node's tests ("branches") tried in turn.
 //
@@ -15,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "canonical.h"
+#include "canonical_p.h"
 
 namespace exojit::dpf::detail {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The x86-64 back end's shared declarations (private to x64/): the register mapping, the frame
 // layout, and the X64Emitter, whose members are defined in emit.cpp (frame, dispatch, integer,
 // memory and networking instructions), emit_float.cpp (float arithmetic and conversions),
@@ -22,9 +23,9 @@
 #include <utility>
 #include <vector>
 
-#include "../src/backend.h"
-#include "../src/lowering.h"
-#include "encoder.h"
+#include "../src/backend_p.h"
+#include "../src/lowering_p.h"
+#include "encoder_p.h"
 
 namespace exojit::vcode::detail::x64 {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The skeleton every back end shares (private header): the walk over a module's functions and
 // each function's records, the mapping of register slots to machine registers, labels, and the
 // capture of errors, which become an exojit::Error naming the function, the instruction and the
@@ -22,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
+#include "backend_p.h"
 #include "debug/notes_p.h"
 #include "exojit/error.h"
 #include "exojit/vcode/code.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Classic BPF opcodes (the BSD Packet Filter's encoding, shared by libpcap and Linux), spelled
 // out here so that the library needs neither header. An opcode is class | size | mode for loads,
 // class | op | source for ALU and jumps.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Ownership: could two canonical filters accept the same packet (a safe approximation), which
 // filters of a trie could overlap a new one (found along its demultiplexing keys, not by trying
 // every filter), and how many packet bits a filter pins (the policy against catch-all filters).
@@ -6,8 +7,8 @@
 #include <functional>
 #include <vector>
 
-#include "canonical.h"
-#include "trie.h"
+#include "canonical_p.h"
+#include "trie_p.h"
 
 namespace exojit::dpf::detail {
 
