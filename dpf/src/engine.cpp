@@ -58,6 +58,7 @@ struct Engine::Impl {
   struct Record {
     uint32_t owner = 0;
     uint64_t share = 0;
+    bool trusted = false;
     std::vector<Canonical> disjuncts;
     std::vector<std::pair<Node*, uint64_t>> accepts;  // where each disjunct ends, its key
     bool in_recent = false;
@@ -82,6 +83,7 @@ struct Engine::Impl {
   size_t instructions = 0;
   mutable size_t overlap_checks = 0;
   size_t stateful_filters = 0;
+  size_t untrusted_filters = 0;  // while nonzero, code is generated hardened (codegen.harden)
   std::unordered_set<FilterId> recording;  // ids with a RECORD atom
   TableLog log;
 
@@ -392,6 +394,7 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   Impl::Record rec;
   rec.owner = o.owner;
   rec.share = o.share;
+  rec.trusted = o.trusted;
   for (size_t i = 0; i < disjuncts.size(); ++i) {
     try {
       rec.disjuncts.push_back(canonicalize(disjuncts[i]));
@@ -419,6 +422,16 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   // layer of recent changes (merged into the whole when it has grown).
   // A table that is only too full gets new code at once: it doubles, so that costs O(1) per key.
   bool small = m.base.weight + m.recent.weight + rec.atoms <= m.options.layer_threshold;
+  // Code generated for this insertion is hardened if the filter is untrusted (undone if it
+  // throws).
+  m.codegen.harden = m.untrusted_filters > 0 || !rec.trusted;
+  struct HardenUndo {
+    Impl& m;
+    bool armed = true;
+    ~HardenUndo() {
+      if (armed) m.codegen.harden = m.untrusted_filters > 0;
+    }
+  } undo{m};
   Patch p = m.place(m.base, rec, id, false);
   if (p == Patch::Done) {
     m.note_in(m.base, rec, id);
@@ -437,6 +450,8 @@ FilterId Engine::insert(std::span<const Filter> disjuncts, InsertOptions o) {
   m.filters.emplace(id, std::move(rec));
   if (stateful) ++m.stateful_filters;
   if (records) m.recording.insert(id);
+  if (!o.trusted) ++m.untrusted_filters;
+  undo.armed = false;
   m.maybe_merge();
   fn_ = m.base.fn;
   slow_ = layered() || m.stateful_filters > 0;
@@ -472,6 +487,8 @@ void Engine::remove(FilterId id, uint32_t owner) {
   Impl::Owner& o = m.owners[owner];
   --o.filters;
   o.atoms -= rec.atoms;
+  if (!rec.trusted) --m.untrusted_filters;
+  m.codegen.harden = m.untrusted_filters > 0;  // the next code; the running code stays as it is
   m.filters.erase(it);
   // Killed accepts are masked until new code: at once for a small whole and for the recent
   // layer, at the next merge otherwise. (A failed regeneration leaves them masked: correct.)

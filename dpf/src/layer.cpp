@@ -80,7 +80,9 @@ void clear_hash(Node& n) {
 
 void regenerate(Layer& l, const CodegenOptions& options) {
   Generated g = generate(l.trie, options);
-  vcode::Code c = vcode::compile(g.module);
+  vcode::CompileOptions co;
+  co.blind_constants = options.harden;  // untrusted owners' constants are never code as given
+  vcode::Code c = vcode::compile(g.module, co);
   auto* fn = c.as<LayerFn>("dpf_demux");
   // From here on nothing throws: install the code, then prune what the killed accepts kept.
   clear_hash(l.trie.root());
