@@ -30,10 +30,11 @@ std::vector<FilterLine> parse_filter_file(std::string_view text) {
   return out;
 }
 
-void insert_all(Engine& e, const std::vector<FilterLine>& filters) {
+void insert_all(Engine& e, const std::vector<FilterLine>& filters, bool trusted) {
   for (const FilterLine& f : filters) {
     try {
-      e.insert(std::span<const Filter>(f.disjuncts), {.share = 1, .id = f.line, .broad = true});
+      e.insert(std::span<const Filter>(f.disjuncts),
+               {.share = 1, .id = f.line, .broad = true, .trusted = trusted});
     } catch (const Error& x) {
       fail("line {}: {}", f.line, x.what());
     }
