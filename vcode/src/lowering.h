@@ -116,28 +116,26 @@ class Lowering {
   // through the back end's float_from_blinded).
   void insn_blinded(Self& self, const Insn& in) {
     Insn x = in;
-    const uint8_t form = uint8_t(form_of(in.op));
     auto hidden = [&](Type t, uint64_t v) {
       blind_info_.type = t;
       self.load_blinded(v, key_);
       return blind_reg_;
     };
-    switch (Form(form)) {
+    // The immediate (of an integer operation) into the hidden register, named by `field`.
+    auto to_register = [&](uint32_t Insn::*field) {
+      if (!(in.flags & kImm) || !is_int(in.type) || !needs_blinding(normalize_imm(in.type, in.imm)))
+        return;
+      x.*field = hidden(in.type, register_value(in.type, in.imm));
+      x.flags = uint8_t(x.flags & ~kImm);
+    };
+    switch (form_of(in.op)) {
       case Form::Binary:
       case Form::Branch:
         // Shift counts are taken modulo the width: their encoding is one byte.
-        if (!(in.flags & kImm) || in.op == Op::Lsh || in.op == Op::Rsh || is_vector(in.type) ||
-            !needs_blinding(normalize_imm(in.type, in.imm)))
-          break;
-        x.b = hidden(in.type, register_value(in.type, in.imm));
-        x.flags = uint8_t(x.flags & ~kImm);
+        if (in.op != Op::Lsh && in.op != Op::Rsh) to_register(&Insn::b);
         break;
       case Form::Return:
-        if (!(in.flags & kImm) || !is_int(in.type) ||
-            !needs_blinding(normalize_imm(in.type, in.imm)))
-          break;
-        x.a = hidden(in.type, register_value(in.type, in.imm));
-        x.flags = uint8_t(x.flags & ~kImm);
+        to_register(&Insn::a);
         break;
       case Form::SetImm:
         if (is_float(in.type)) {
