@@ -9,8 +9,9 @@
 //       the same in plain C++ and transmits the reply. Host (wall) time per round trip.
 //   ash/envs/<N>/{handler,ring}           the same with N other busy environments (real
 //       threads spinning) on the server's machine.
-//   ash/remote_write/<bytes>/{sandboxed,trusted}  the remote-write handler alone (Figure 3),
-//       run by the kernel's delivery on one message, checked vs trusted.
+//   ash/remote_write/<bytes>/{sandboxed,sandboxed_hardened,trusted}  the remote-write handler
+//       alone (Figure 3), run by the kernel's delivery on one message, checked (without and with
+//       issue 20's hardening: blinded constants, masked offsets) vs trusted.
 //   ash/cache_server/{handler,ring}       a hit of the composed UDP cache server: answered by the
 //       handler vs served by the server environment (ring path).
 //
@@ -141,11 +142,13 @@ void bm_increment(benchmark::State& state, bool handler, int busy) {
   if (handler && ash.counters().committed != n) die("remote increment: the handler aborted");
 }
 
-void bm_remote_write(benchmark::State& state, uint32_t bytes, Sandbox sandbox) {
+void bm_remote_write(benchmark::State& state, uint32_t bytes, Sandbox sandbox, bool harden) {
   Testbed t(Mode::Threads, kIncrementPort);
   HandlerBuilder h("remote_write");
   remote_write(h);
-  Handler ash(h, t.server(), t.options(sandbox));
+  HandlerOptions o = t.options(sandbox);
+  o.harden = harden;
+  Handler ash(h, t.server(), o);
   std::vector<uint8_t> data(bytes, 0x5a);
   auto f = remote_write_frame(t.net.nic_b.mac(), Testbed::kApp + 256, data.data(), bytes);
   runtime::HandlerContext ctx(t.net.kernel_b, t.server(), t.net.nic_b, false);
@@ -192,9 +195,11 @@ int main(int argc, char** argv) {
   for (uint32_t bytes : {40u, 128u}) {
     std::string base = "ash/remote_write/" + std::to_string(bytes);
     reg(base + "/sandboxed",
-        [bytes](benchmark::State& s) { bm_remote_write(s, bytes, Sandbox::Checked); });
+        [bytes](benchmark::State& s) { bm_remote_write(s, bytes, Sandbox::Checked, false); });
+    reg(base + "/sandboxed_hardened",
+        [bytes](benchmark::State& s) { bm_remote_write(s, bytes, Sandbox::Checked, true); });
     reg(base + "/trusted",
-        [bytes](benchmark::State& s) { bm_remote_write(s, bytes, Sandbox::Trusted); });
+        [bytes](benchmark::State& s) { bm_remote_write(s, bytes, Sandbox::Trusted, false); });
   }
   reg("ash/cache_server/handler", [](benchmark::State& s) { bm_cache(s, true); });
   reg("ash/cache_server/ring", [](benchmark::State& s) { bm_cache(s, false); });
@@ -209,5 +214,9 @@ int main(int argc, char** argv) {
              "sandboxing overhead <= 10%"},
        Ratio{"ash/remote_write/128/sandboxed", "ash/remote_write/128/trusted", 1.1, 0,
              "sandboxing overhead <= 10%"},
+       Ratio{"ash/remote_write/40/sandboxed_hardened", "ash/remote_write/40/trusted", 1.15, 0,
+             "hardened sandbox <= 15% (issue 20)"},
+       Ratio{"ash/remote_write/128/sandboxed_hardened", "ash/remote_write/128/trusted", 1.15, 0,
+             "hardened sandbox <= 15% (issue 20)"},
        Ratio{"ash/cache_server/ring", "ash/cache_server/handler", 0, 0, "hit latency"}});
 }

@@ -5,6 +5,8 @@
 //   codegen/vcode_fast       vcode Builder (checks every call) + finish() (verifies) + compile()
 //                            (lowering, vcode's x86-64 encoder, install in dual-mapped W^X
 //                            memory); Code destroyed
+//   codegen/vcode_blinded    vcode_fast with CompileOptions::blind_constants (a fresh getrandom
+//                            key, every client immediate beyond a byte blinded: issue 20)
 //   codegen/vcode_emit_only  compile() of the module already built and verified: lowering,
 //                            encoding and install only (the floor of vcode_fast)
 //   codegen/asmjit_raw       the peer: the same machine code emitted by hand with asmjit's
@@ -44,10 +46,12 @@ namespace exojit::bench {
 
 namespace {
 
-vcode::Code compile_vcode(const Program& p) {
+vcode::Code compile_vcode(const Program& p, bool blind = false) {
   vcode::Module m;
   build_vcode(m, p);
-  return vcode::compile(m);
+  vcode::CompileOptions o;
+  o.blind_constants = blind;
+  return vcode::compile(m, o);
 }
 
 // --- raw asmjit --------------------------------------------------------------------------------
@@ -220,6 +224,16 @@ void bm_vcode_fast(benchmark::State& state) {
   set_counters(state, start, vcode_insn_count());
 }
 
+void bm_vcode_blinded(benchmark::State& state) {
+  const Program& p = program();
+  auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    vcode::Code code = compile_vcode(p, true);
+    benchmark::DoNotOptimize(code.data());
+  }
+  set_counters(state, start, vcode_insn_count());
+}
+
 void bm_vcode_emit_only(benchmark::State& state) {
   vcode::Module m;
   build_vcode(m, program());  // built and verified once, outside the timing
@@ -357,6 +371,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   benchmark::RegisterBenchmark("codegen/vcode_fast", bm_vcode_fast);
+  benchmark::RegisterBenchmark("codegen/vcode_blinded", bm_vcode_blinded);
   benchmark::RegisterBenchmark("codegen/vcode_emit_only", bm_vcode_emit_only);
   benchmark::RegisterBenchmark("codegen/asmjit_raw", bm_asmjit_raw);
 #if EXOJIT_HAVE_XBYAK
@@ -370,6 +385,7 @@ int main(int argc, char** argv) {
       argc, argv,
       {Ratio{"codegen/vcode_fast", "codegen/asmjit_raw", 0.7, 0, "issue 19"},
        Ratio{"codegen/vcode_emit_only", "codegen/asmjit_raw", 0, 0, "the floor"},
+       Ratio{"codegen/vcode_blinded", "codegen/vcode_fast", 1.3, 0, "blinding <= 1.3x (issue 20)"},
        Ratio{"codegen/xbyak_raw", "codegen/vcode_fast", 0, 0, ""},
        Ratio{"codegen/tcc", "codegen/vcode_fast", 0, 0, ""},
        Ratio{"codegen/llvm_O0", "codegen/vcode_fast", 0, 100, ""}});

@@ -78,6 +78,11 @@ options:
                          machine's code is disassembled, not run (cross-JIT)
   --listing-only         print the vcode listings, not the machine code
   --asm-only             print the machine code, not the vcode listings
+  --harden               the hardened code (README "Hardening"): constants blinded
+                         (CompileOptions::blind_constants); with --dpf, the filters inserted as
+                         an untrusted owner's (also every packet access masked after its bounds
+                         check); with --ash, the handler as installed (also every checked
+                         access masked). Without it, the plain code, for comparison.
   -q, --quiet            print neither (with --run: only the results)
   -h, --help             this help
 
@@ -100,10 +105,11 @@ exit status: 0 success; 1 error in the listing, compilation or interpretation; 2
 
 constexpr std::string_view kShortUsage =
     "usage: vdump [--run [NAME] [ARG...]] [--interp] [--perf-map] [--target MACHINE]\n"
-    "             [--tier fast|llvm] [--lines | --listing-only | --asm-only | -q] [FILE]\n"
-    "       vdump --dpf [--listing-only | --asm-only] FILTERS\n"
+    "             [--tier fast|llvm] [--harden] [--lines | --listing-only | --asm-only | -q]\n"
+    "             [FILE]\n"
+    "       vdump --dpf [--harden] [--listing-only | --asm-only] FILTERS\n"
     "       vdump --pipes NAME[,NAME...] [--read-only] [--vector BITS] [--target MACHINE]\n"
-    "       vdump --ash NAME [--trusted] [--listing-only | --asm-only]\n"
+    "       vdump --ash NAME [--trusted] [--harden] [--listing-only | --asm-only]\n"
     "       (vdump --help for details)\n";
 
 // Bad command-line usage: exit status 2, with a short usage text.
@@ -124,6 +130,7 @@ struct Options {
   std::string pipes;                  // --pipes: comma-separated library pipe names
   std::string ash;                    // --ash: an example handler's name
   bool trusted = false;               // --trusted (with --ash)
+  bool harden = false;                // --harden
   bool read_only = false;
   int vector_bits = -1;
   bool llvm = false;  // --tier llvm
@@ -596,6 +603,8 @@ Options parse_options(int argc, char** argv) {
     } else if (!options_done && a == "--ash") {
       if (i + 1 >= argc) throw UsageError("--ash needs a handler name");
       o.ash = argv[++i];
+    } else if (!options_done && a == "--harden") {
+      o.harden = true;
     } else if (!options_done && a == "--trusted") {
       o.trusted = true;
     } else if (!options_done && a == "--pipes") {
@@ -665,6 +674,8 @@ Options parse_options(int argc, char** argv) {
   if (!o.ash.empty() && (file_set || o.run || o.dpf || !o.pipes.empty() || o.llvm))
     throw UsageError("--ash takes no FILE, --run, --dpf, --pipes or --tier");
   if (o.trusted && o.ash.empty()) throw UsageError("--trusted goes with --ash");
+  if (o.harden && (o.llvm || !o.pipes.empty()))
+    throw UsageError("--harden excludes --tier llvm and --pipes (the fast tier blinds constants)");
   if (o.dpf && (!o.pipes.empty() || o.llvm)) throw UsageError("--dpf excludes --pipes and --tier");
   if (o.llvm && o.target != kHostTarget)
     throw UsageError(fmt::format("--tier llvm compiles for this {} host only, not --target {}",
@@ -712,11 +723,11 @@ int dump_pipes(const Options& o) {
 int dump_ash(const Options& o) {
   ash::examples::Testbed t(runtime::Mode::Scheduler, 9);
   std::unique_ptr<ash::Handler> h = ash::examples::make_example(
-      o.ash, t, o.trusted ? ash::Sandbox::Trusted : ash::Sandbox::Checked);
-  fmt::print("; ash handler {} ({}), region 0x{:x}+{}, straight-line cost {} instructions\n", o.ash,
-             o.trusted ? "trusted: no memory checks" : "verified and sandboxed",
-             ash::examples::Testbed::kApp, ash::examples::Testbed::kAppPages * runtime::kPageSize,
-             h->static_cost());
+      o.ash, t, o.trusted ? ash::Sandbox::Trusted : ash::Sandbox::Checked, o.harden);
+  fmt::print("; ash handler {} ({}{}), region 0x{:x}+{}, straight-line cost {} instructions\n",
+             o.ash, o.trusted ? "trusted: no memory checks" : "verified and sandboxed",
+             o.harden ? ", hardened" : "", ash::examples::Testbed::kApp,
+             ash::examples::Testbed::kAppPages * runtime::kPageSize, h->static_cost());
   if (o.listing || o.assembly) dump(h->lowered(), h->code(), o, o.ash);
   return 0;
 }
@@ -755,7 +766,7 @@ int main(int argc, char** argv) {
       dpf::Engine engine;
       try {
         filters = dpf::parse_filter_file(text);
-        dpf::insert_all(engine, filters);
+        dpf::insert_all(engine, filters, !o.harden);
       } catch (const Error& e) {
         throw Error(fmt::format("{}: {}", source, e.what()));
       }
@@ -776,6 +787,7 @@ int main(int argc, char** argv) {
     copts.perf_map = o.perf_map;
     copts.target = o.target;
     copts.line_table = o.lines;
+    copts.blind_constants = o.harden;
     Code code;  // a listing of externs only parses, and has nothing to compile
     if (!m.functions().empty()) code = compile(m, copts);
     Code llvm;

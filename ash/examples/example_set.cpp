@@ -13,7 +13,7 @@ const std::vector<std::string_view>& example_names() {
   return n;
 }
 
-std::unique_ptr<Handler> make_example(std::string_view name, Testbed& t, Sandbox s) {
+std::unique_ptr<Handler> make_example(std::string_view name, Testbed& t, Sandbox s, bool harden) {
   HandlerBuilder h{std::string(name)};
   if (name == "cache_server") {
     CacheServer cache(t.server(), Testbed::kApp);
@@ -21,7 +21,9 @@ std::unique_ptr<Handler> make_example(std::string_view name, Testbed& t, Sandbox
   } else {
     build(name, h);  // fails for unknown names
   }
-  return std::make_unique<Handler>(h, t.server(), t.options(s));
+  HandlerOptions o = t.options(s);
+  o.harden = harden;
+  return std::make_unique<Handler>(h, t.server(), o);
 }
 
 }  // namespace exojit::ash::examples

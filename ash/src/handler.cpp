@@ -291,6 +291,7 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
 
   LowerOptions lo;
   lo.trusted = options.sandbox == Sandbox::Trusted;
+  lo.harden = options.harden;
   lo.region_va = r.va;
   lo.region_len = r.len;
   lo.tlb_read = int64_t(state_words * 8);
@@ -343,7 +344,9 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
     fail("ash handler {}: straight-line cost {} exceeds the budget of {}", program.name(),
          m.lowered.static_cost, options.budget);
   if (options.engine == Engine::Native) {
-    m.code = vcode::compile(m.lowered.module);
+    vcode::CompileOptions co;
+    co.blind_constants = options.harden;
+    m.code = vcode::compile(m.lowered.module, co);
     m.fn = m.code.as<uint32_t(RunState*)>();
   } else {
     m.interp.emplace(m.lowered.module);
@@ -355,7 +358,9 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
 Handler::~Handler() = default;
 
 runtime::MessageHandler::Binding Handler::binding() const {
-  return Binding{impl_->rt.env, impl_->rt.options.sandbox == Sandbox::Trusted};
+  // Unchecked or unhardened: installing it needs the root capability.
+  return Binding{impl_->rt.env,
+                 impl_->rt.options.sandbox == Sandbox::Trusted || !impl_->rt.options.harden};
 }
 
 runtime::HandlerVerdict Handler::handle(runtime::HandlerContext& context,

@@ -387,6 +387,15 @@ class Lowerer {
   void ret_imm(int64_t v) { emit(Op::Ret, Type::U32, vcode::kImm, 0, 0, 0, v); }
   void set(Reg d, int64_t v) { emit(Op::Set, type(d), 0, d.id, 0, 0, v); }
 
+  // Hardening (Spectre v1): right after the branch that checked x <= limit, x &= (x <= limit ?
+  // ~0 : 0) with m as the mask's register, so that a mispredicted check accesses offset 0 of
+  // what it guards, never past it.
+  void mask_offset(Reg x, Reg m, int64_t limit) {
+    if (!o_.harden) return;
+    emit(Op::BoundMask, type(x), vcode::kImm, m.id, x.id, 0, limit);
+    bin(Op::And, x, x, m);
+  }
+
   // -- lowering --
   void lower(size_t i) {
     const Insn& x = in_.code[i];
@@ -515,6 +524,7 @@ class Lowerer {
     uint32_t miss = new_label("loop_miss"), done = new_label("loop_head");
     bin_imm(Op::Add, s0, Reg{lp.base}, wrap_sub(lp.disp, int64_t(o_.region_va)));
     br_imm(Op::Bgt, s0, int64_t(o_.region_len) - 1, miss);
+    mask_offset(s0, s2, int64_t(o_.region_len) - 1);  // the software TLB's index
     bin_imm(Op::Rsh, s2, s0, runtime::kPageShift);
     bin_imm(Op::Lsh, s2, s2, 3);
     load_ix(Op::Ld, s1, state_, s2, lp.write ? o_.tlb_write : o_.tlb_read);
@@ -621,6 +631,7 @@ class Lowerer {
       uint32_t slow = new_label("recheck");
       if (disp != cache_disp_) bin_imm(Op::Add, s0, s0, wrap_sub(disp, cache_disp_));
       br_imm(Op::Bgt, s0, kPage - size, slow);
+      mask_offset(s0, sp_[2], kPage - size);
       place(back);
       emit(unaligned(x.op), x.type, vcode::kIndex, x.dst, s1.id, s0.id, 0);
       std::vector<Insn> saved;
@@ -654,6 +665,7 @@ class Lowerer {
       bin_imm(Op::Add, s0, base, wrap_sub(disp, int64_t(o_.region_va)));
     }
     br_imm(Op::Bgt, s0, int64_t(o_.region_len) - size, l_fault_);
+    mask_offset(s0, s2, int64_t(o_.region_len) - size);  // also the software TLB's index
     bin_imm(Op::Rsh, s2, s0, runtime::kPageShift);
     bin_imm(Op::Lsh, s2, s2, 3);
     int64_t tlb = write ? o_.tlb_write : o_.tlb_read;
@@ -673,6 +685,7 @@ class Lowerer {
     for (const Insn& y : out_.code) tail_.push_back(y);
     out_.code.swap(saved);
     // Falls through to the access when it does not cross.
+    mask_offset(s0, s2, kPage - size);
     (void)x;
   }
 
@@ -710,7 +723,7 @@ class Lowerer {
   }
 
   // cursor + extra (a register operand, at most 64 KiB, and a constant) into s0, checked to be
-  // at most the message length.
+  // at most the message length. Hardened, s2 = the check's mask (message_load applies it).
   void cursor_plus(const Operand* extra, int64_t constant, bool absolute = false) {
     Reg s0 = sp_[0], s1 = sp_[1], s2 = sp_[2];
     if (absolute)
@@ -728,6 +741,21 @@ class Lowerer {
     if (constant) bin_imm(Op::Add, s0, s0, constant);
     load(Op::Ld, s1, state_, off_len);
     br(Op::Bgt, s0, s1, l_fault_);
+    if (o_.harden) emit(Op::BoundMask, Type::P, 0, s2.id, s0.id, s1.id, 0);
+  }
+
+  // The message load of `width` bytes ending at s0 (checked by cursor_plus). Hardened, its start
+  // offset is masked: a mispredicted check reads the message's first bytes.
+  void message_load(const Insn& x, Op op, int64_t width) {
+    Reg s0 = sp_[0], s1 = sp_[1];
+    load(Op::Ld, s1, state_, off_msg);
+    if (!o_.harden) {
+      emit(op, x.type, vcode::kIndex, x.dst, s1.id, s0.id, -width);
+      return;
+    }
+    bin_imm(Op::Sub, s0, s0, width);
+    bin(Op::And, s0, s0, sp_[2]);
+    emit(op, x.type, vcode::kIndex, x.dst, s1.id, s0.id, 0);
   }
 
   void lower_inline(const Insn& x, const Site& s) {
@@ -739,15 +767,13 @@ class Lowerer {
         Operand off = s.operands[0];
         if (std::holds_alternative<Reg>(off)) off = Reg{x.b};  // the recorded index register
         cursor_plus(&off, s.width, s.kind == PrimKind::PeekAt);
-        load(Op::Ld, s1, state_, off_msg);
-        emit(op, x.type, vcode::kIndex, x.dst, s1.id, s0.id, -int64_t(s.width));
+        message_load(x, op, s.width);
         return;
       }
       case PrimKind::ConsumeField:
         cursor_plus(nullptr, s.width);
         store(Op::St, s0, state_, off_cursor);
-        load(Op::Ld, s1, state_, off_msg);
-        emit(op, x.type, vcode::kIndex, x.dst, s1.id, s0.id, -int64_t(s.width));
+        message_load(x, op, s.width);
         return;
       case PrimKind::Skip: {
         Operand n = s.operands[0];

@@ -62,6 +62,7 @@ extern "C" uint32_t exojit_ash_call(RunState* s, uint64_t a, uint64_t b, uint64_
 
 struct LowerOptions {
   bool trusted = false;
+  bool harden = true;  // mask every checked offset after its check (bound_mask)
   uint64_t region_va = 0, region_len = 0;
   int64_t trusted_delta = 0;            // host address - virtual address (Trusted)
   int64_t tlb_read = 0, tlb_write = 0;  // offsets of the software TLBs from the state

@@ -153,8 +153,11 @@ Analysis analyse(std::span<const BpfInsn> p) {
 
 class Jit {
  public:
-  Jit(vcode::Module& m, std::span<const BpfInsn> p)
-      : p_(p), a_(analyse(p)), b_(m, "bpf_filter", Type::U32, {Type::P, Type::U64, Type::U64}) {}
+  Jit(vcode::Module& m, std::span<const BpfInsn> p, bool harden)
+      : p_(p),
+        a_(analyse(p)),
+        b_(m, "bpf_filter", Type::U32, {Type::P, Type::U64, Type::U64}),
+        harden_(harden) {}
 
   void run() {
     const size_t n = p_.size();
@@ -162,6 +165,11 @@ class Jit {
     b_.name(pkt_, "pkt"), b_.name(wirelen_, "wirelen"), b_.name(caplen_, "caplen");
     acc_ = b_.getreg(Type::U32), x_ = b_.getreg(Type::U32);
     b_.name(acc_, "A"), b_.name(x_, "X");
+    if (harden_) {  // every check passed so far: all ones (README "Threat model")
+      ok_ = b_.getreg(Type::U64, vcode::RegClass::Var);
+      b_.name(ok_, "ok");
+      b_.set(ok_, -1);
+    }
     labels_.resize(n);
     for (size_t pc = 0; pc < n; ++pc)
       if (a_.target[pc]) labels_[pc] = b_.label();
@@ -230,6 +238,13 @@ class Jit {
       return kAll;
     }
     b_.blt(caplen_, int64_t(want), ret0_);
+    if (harden_) {  // ok &= (want <= caplen): 0 from a mispredicted check on
+      Reg m = b_.getreg(Type::U64);
+      b_.set(m, int64_t(want));
+      b_.bound_mask(m, m, caplen_);
+      b_.and_(ok_, ok_, m);
+      b_.putreg(m);
+    }
     return want;
   }
 
@@ -285,6 +300,10 @@ class Jit {
               Reg last = b_.getreg(Type::U64);
               b_.add(last, index, int64_t(want));
               b_.bgt(last, caplen_, ret0_);
+              if (harden_) {
+                b_.bound_mask(last, last, caplen_);
+                b_.and_(ok_, ok_, last);
+              }
               b_.putreg(last);
               checked_x = want;
             }
@@ -328,11 +347,24 @@ class Jit {
     if (checked != kAll) flow(pc, checked, checked_x);
   }
 
-  // A big-endian load of the instruction's size into the 32-bit register `dst`.
+  // A big-endian load of the instruction's size into the 32-bit register `dst`. Hardened, the
+  // offset (index + k) is and-ed with the checks' mask: a mispredicted check reads the packet's
+  // first bytes.
   void load(Reg dst, uint16_t c, Reg index, uint32_t k) {
     unsigned bytes = c == (kLdx | kMsh | kB) ? 1 : load_bytes(c);
     Reg r = dst;
     if (bytes != 4) r = b_.getreg(bytes == 2 ? Type::U16 : Type::U8);
+    Reg offset;  // taken for an absolute load (an indexed one masks its own index copy)
+    if (harden_) {
+      if (index.valid()) {
+        b_.add(index, index, int64_t(k));
+      } else {
+        index = offset = b_.getreg(Type::U64);
+        b_.set(index, int64_t(k));
+      }
+      b_.and_(index, index, ok_);
+      k = 0;
+    }
     if (index.valid()) {
       if (bytes == 1)
         b_.ld(r, pkt_, index, int64_t(k));
@@ -348,6 +380,7 @@ class Jit {
       b_.cvt(dst, r);
       b_.putreg(r);
     }
+    if (offset.valid()) b_.putreg(offset);
   }
 
   void alu(const BpfInsn& in) {
@@ -451,6 +484,8 @@ class Jit {
   Analysis a_;
   Builder b_;
   Reg pkt_, wirelen_, caplen_, acc_, x_;
+  bool harden_;
+  Reg ok_;  // hardened: the and of every bounds check's mask so far
   vcode::Local mem_, jumps_;
   std::vector<Label> labels_;
   Label ret0_;
@@ -483,12 +518,14 @@ const vcode::Code& BpfFilter::code() const {
   return impl_->code;
 }
 
-BpfFilter compile_bpf(std::span<const BpfInsn> program) {
+BpfFilter compile_bpf(std::span<const BpfInsn> program, BpfCompileOptions options) {
   validate_bpf(program);
   auto impl = std::make_unique<BpfFilter::Impl>();
   impl->program.assign(program.begin(), program.end());
-  Jit(impl->module, impl->program).run();
-  impl->code = vcode::compile(impl->module);
+  Jit(impl->module, impl->program, !options.trusted).run();
+  vcode::CompileOptions co;
+  co.blind_constants = !options.trusted;
+  impl->code = vcode::compile(impl->module, co);
   return BpfFilter(std::move(impl));
 }
 

@@ -324,6 +324,15 @@ class Gen {
     if (br.must > s.checked) {
       Reg rem = rem_of(s);
       b_.blt(rem, int64_t(br.must), fail);
+      if (options_.harden) {  // base &= (must <= rem ? ~0 : 0), in the slot too when spilled
+        Reg m = get(Type::U64);
+        b_.set(m, int64_t(br.must));
+        b_.bound_mask(m, m, rem);
+        Reg base = base_of(s);
+        mask_pointer(base, m);
+        if (s.spilled) b_.st(base, s.slot, 0);
+        release(s, base);
+      }
       release(s, rem);
       s.checked = br.must;
     }
@@ -333,7 +342,8 @@ class Gen {
     if (br.children.size() == 1) return chain(br, s, fail, after);
     if (br.children.size() > 3) {
       if (auto h = HashNode::plan(br, options_.strict_alignment);
-          h && free_regs() >= hash_registers(*h, s) && h->choose(br.hash)) {
+          h && free_regs() >= hash_registers(*h, s) + (options_.harden ? 2 : 0) &&
+          h->choose(br.hash)) {
         h->set_assumed_best(br.subtree_best);
         HashNode* raw = h.get();
         out_.tables.push_back(std::move(h));
@@ -498,22 +508,46 @@ class Gen {
     node(*end, s, after);
   }
 
-  // Fails unless amount + need <= rem, for any amount (it may wrap past 2^64).
-  void check_shift(Reg amount, uint64_t upper, uint32_t need, Reg rem, Label fail) {
+  // p &= m (a bound_mask, u64; given back).
+  void mask_pointer(Reg p, Reg m) {
+    Reg mp = get(Type::P);
+    b_.cvt(mp, m);
+    put(m);
+    b_.and_(p, p, mp);
+    put(mp);
+  }
+
+  // Fails unless amount + need <= rem, for any amount (it may wrap past 2^64). Hardened: returns
+  // the mask of that condition (u64, the caller masks the new base with it), else no register.
+  Reg check_shift(Reg amount, uint64_t upper, uint32_t need, Reg rem, Label fail) {
+    const bool harden = options_.harden;
     if (need == 0) {
       b_.bgt(amount, rem, fail);
-    } else if (upper <= ~uint64_t(0) - need) {
+      if (!harden) return Reg{};
+      Reg m = get(Type::U64);
+      b_.bound_mask(m, amount, rem);
+      return m;
+    }
+    if (upper <= ~uint64_t(0) - need) {
       Reg t = get(Type::U64);
       b_.add(t, amount, int64_t(need));
       b_.bgt(t, rem, fail);
-      put(t);
-    } else {
-      b_.bgt(amount, rem, fail);
-      Reg t = get(Type::U64);
-      b_.sub(t, rem, amount);
-      b_.blt(t, int64_t(need), fail);
-      put(t);
+      if (!harden) return put(t), Reg{};
+      b_.bound_mask(t, t, rem);
+      return t;
     }
+    b_.bgt(amount, rem, fail);
+    Reg t = get(Type::U64);
+    b_.sub(t, rem, amount);
+    b_.blt(t, int64_t(need), fail);
+    if (!harden) return put(t), Reg{};
+    Reg m = get(Type::U64);  // (need <= rem - amount) & (amount <= rem)
+    b_.set(m, int64_t(need));
+    b_.bound_mask(m, m, t);
+    b_.bound_mask(t, amount, rem);
+    b_.and_(m, m, t);
+    put(t);
+    return m;
   }
 
   // SHIFT: one check covers the amount and the bytes the child needs after it.
@@ -522,7 +556,7 @@ class Gen {
     Reg base = base_of(s);
     Reg rem = rem_of(s);
     Value amount = widen(eval(br.expr, base, rem));
-    check_shift(amount.reg, upper_bound(br.expr), child.must, rem, fail);
+    Reg mask = check_shift(amount.reg, upper_bound(br.expr), child.must, rem, fail);
     Seg n;
     n.checked = child.must;
     n.depth = s.depth + 1;
@@ -530,9 +564,11 @@ class Gen {
     // The new segment stays in registers while enough remain for anything below it: what is
     // free once the amount (and the parent's base and length loaded from its slot) are given
     // back and the new base and length taken.
-    bool resident = !calls_ && free_regs() + 1 + (s.spilled ? 2 : 0) - 2 >= kReserve;
+    bool resident =
+        !calls_ && free_regs() + 1 + (s.spilled ? 2 : 0) + (mask.valid() ? 1 : 0) - 2 >= kReserve;
     Reg nb = resident ? get_long(Type::P) : get(Type::P);
     b_.add(nb, base, amount.reg);
+    if (mask.valid()) mask_pointer(nb, mask);
     Reg nr = resident ? get_long(Type::U64) : get(Type::U64);
     b_.sub(nr, rem, amount.reg);
     put(amount.reg);
@@ -610,9 +646,11 @@ class Gen {
     for (const Step& step : h.shape()) {
       if (step.kind != Atom::Kind::Shift) continue;
       Value amount = widen(eval(step.expr, base, rem));
-      check_shift(amount.reg, upper_bound(step.expr), h.segment_need(segment + 1), rem, miss);
+      Reg mask =
+          check_shift(amount.reg, upper_bound(step.expr), h.segment_need(segment + 1), rem, miss);
       Reg nb = get(Type::P);
       b_.add(nb, base, amount.reg);
+      if (mask.valid()) mask_pointer(nb, mask);
       // The next segment's length, for a SHIFT after it or a field on LEN in it (the last
       // segment's bounds check is done).
       Reg nr{};

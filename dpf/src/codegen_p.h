@@ -28,6 +28,10 @@ struct CodegenOptions {
   // RECORDED atoms call this C function (through vcode's ccall) with `recorded_state`.
   RecordedFn recorded = nullptr;
   const void* recorded_state = nullptr;
+  // Untrusted owners' filters in the code (README "Threat model"): every bounds check masks the
+  // pointer it guards (bound_mask: 0 when the check fails, so a mispredicted check loads from
+  // the never-mapped first 64 KiB, not past the packet), and compile() blinds the constants.
+  bool harden = false;
 };
 
 struct Generated {

@@ -69,6 +69,7 @@ struct Engine::Impl {
     Form form = Form::Trie;
     uint32_t owner = 0;
     uint64_t share = 0;
+    bool trusted = false;
     std::vector<Canonical> disjuncts;
     std::vector<std::pair<Node*, uint64_t>> accepts;  // where each disjunct ends, its key
     bool in_recent = false;
@@ -105,6 +106,7 @@ struct Engine::Impl {
   size_t instructions = 0;
   mutable size_t overlap_checks = 0;
   size_t stateful_filters = 0;
+  size_t untrusted_filters = 0;  // while nonzero, code is generated hardened (codegen.harden)
   std::unordered_set<FilterId> recording;  // ids with a RECORD atom
   TableLog log;
 
@@ -258,6 +260,7 @@ struct Engine::Impl {
     owner.atoms += rec.atoms;
     if (next_id != 0 && id >= next_id) next_id = id + 1;  // 0 after 0xffffffff: exhausted
     if (rec.form == Form::Opaque) opaque_ids.insert(id);
+    if (rec.form == Form::Trie && !rec.trusted) ++untrusted_filters;  // (remove undoes it)
     filters.emplace(id, std::move(rec));
   }
 
@@ -269,6 +272,7 @@ struct Engine::Impl {
     Record rec;
     rec.owner = o.owner;
     rec.share = o.share;
+    rec.trusted = o.trusted;
     for (size_t i = 0; i < disjuncts.size(); ++i) {
       try {
         rec.disjuncts.push_back(canonicalize(disjuncts[i]));
@@ -299,6 +303,16 @@ struct Engine::Impl {
     // layer of recent changes (merged into the whole when it has grown).
     // A table that is only too full gets new code at once: it doubles, so that costs O(1) per key.
     bool small = base.weight + recent.weight + rec.atoms <= options.layer_threshold;
+    // Code generated for this insertion is hardened if the filter is untrusted (undone if it
+    // throws).
+    codegen.harden = untrusted_filters > 0 || !rec.trusted;
+    struct HardenUndo {
+      Impl& m;
+      bool armed = true;
+      ~HardenUndo() {
+        if (armed) m.codegen.harden = m.untrusted_filters > 0;
+      }
+    } harden_undo{*this};
     Patch p = place(base, rec, id, false);
     if (p == Patch::Done) {
       note_in(base, rec, id);
@@ -311,6 +325,7 @@ struct Engine::Impl {
     }
     // Committed: nothing below throws (but a merge, which catches its own failure).
     commit(std::move(rec), id);
+    harden_undo.armed = false;
     if (stateful) ++stateful_filters;
     if (records) recording.insert(id);
     maybe_merge();
@@ -609,6 +624,7 @@ FilterId Engine::insert_program(std::span<const BpfInsn> program, const Lifted& 
   Impl::Record rec;
   rec.owner = o.owner;
   rec.share = o.share;
+  rec.trusted = o.trusted;
   FilterId id = m.choose_id(o);
   if (!lifted.opaque && lifted.disjuncts.empty()) {  // accepts no packet: overlaps nothing
     rec.form = Impl::Form::Empty;
@@ -620,7 +636,7 @@ FilterId Engine::insert_program(std::span<const BpfInsn> program, const Lifted& 
   rec.atoms = program.size();  // the code it adds is linear in its instructions
   rec.opaque_specificity = bpf_specificity(program);
   m.check_opaque_rights(rec, o.id, o.broad);
-  BpfFilter compiled = compile_bpf(program);
+  BpfFilter compiled = compile_bpf(program, BpfCompileOptions{.trusted = o.trusted});
   m.opaque.add(priority_key(rec.opaque_specificity, id), std::move(compiled));
   m.commit(std::move(rec), id);
   return id;
@@ -668,6 +684,8 @@ void Engine::remove(FilterId id, uint32_t owner) {
   Impl::Owner& o = m.owners[owner];
   --o.filters;
   o.atoms -= rec.atoms;
+  if (!rec.trusted) --m.untrusted_filters;
+  m.codegen.harden = m.untrusted_filters > 0;  // the next code; the running code stays as it is
   m.filters.erase(it);
   // Killed accepts are masked until new code: at once for a small whole and for the recent
   // layer, at the next merge otherwise. (A failed regeneration leaves them masked: correct.)

@@ -31,10 +31,10 @@ std::vector<FilterLine> parse_filter_file(std::string_view text) {
   return out;
 }
 
-void insert_all(Engine& e, const std::vector<FilterLine>& filters) {
+void insert_all(Engine& e, const std::vector<FilterLine>& filters, bool trusted) {
   for (const FilterLine& f : filters) {
     try {
-      InsertOptions o{.share = 1, .id = f.line, .broad = true};
+      InsertOptions o{.share = 1, .id = f.line, .broad = true, .trusted = trusted};
       if (f.pcap)
         e.insert(*f.pcap, o);
       else

@@ -104,7 +104,9 @@ std::unique_ptr<LayeredView> LayeredView::of(const Layer& base, const Layer& rec
 
 void regenerate(Layer& l, const CodegenOptions& options, Retired* retired, LiveTables* live) {
   Generated g = generate(l.trie, options);
-  vcode::Code c = vcode::compile(g.module);
+  vcode::CompileOptions co;
+  co.blind_constants = options.harden;  // untrusted owners' constants are never code as given
+  vcode::Code c = vcode::compile(g.module, co);
   auto* fn = c.as<LayerFn>("dpf_demux");
   retired->code.reserve(retired->code.size() + 1);
   retired->gen.reserve(retired->gen.size() + 1);

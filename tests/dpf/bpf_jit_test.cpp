@@ -111,7 +111,8 @@ TEST(BpfJit, RandomProgramsEqualLibpcap) {
   for (int round = 0; round < 1500; ++round) {
     std::vector<BpfInsn> p = testing::random_bpf(rng);
     ASSERT_NO_THROW(validate_bpf(p)) << bpf_image(p);
-    BpfFilter jit = compile_bpf(p);
+    // Trusted and untrusted (hardened: blinded, loads masked) in turn.
+    BpfFilter jit = compile_bpf(p, {.trusted = round % 2 == 0});
     vcode::Interpreter interp(jit.module());
     ++programs;
     for (int k = 0; k < 6; ++k) {

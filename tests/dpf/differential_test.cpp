@@ -60,7 +60,9 @@ TEST(DpfDifferential, RandomFilterSetsAgreeEverywhere) {
     for (int i = 0; i < n; ++i) {
       std::vector<Filter> d{testing::random_filter(rng)};
       if (rng() % 5 == 0) d.push_back(testing::random_filter(rng));  // a disjunction
-      FilterId id = e.insert(std::span<const Filter>(d), {.share = 1, .broad = true});
+      // Odd rounds: trusted owners (plain code); even: untrusted (hardened code).
+      FilterId id = e.insert(std::span<const Filter>(d),
+                             {.share = 1, .broad = true, .trusted = round % 2 == 1});
       filters[id] = d;
     }
     check_all(e, filters, rng, 300, round % 4 == 0);

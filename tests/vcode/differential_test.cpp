@@ -124,22 +124,24 @@ class Suite {
     if (llvm) build(m_llvm_);
   }
   // Runs every case on the interpreter and on the back ends: x86-64 once with the optional CPU
-  // instructions (movbe, BMI2 shifts) and once with the portable sequences, and the LLVM tier.
+  // instructions (movbe, BMI2 shifts), once with the portable sequences, once with constant
+  // blinding, and the LLVM tier.
   void run() {
-    CompileOptions portable, llvm;
+    CompileOptions portable, blinded, llvm;
     portable.use_movbe = portable.use_bmi2 = false;
+    blinded.blind_constants = true;
     llvm.tier = Tier::Llvm;
     const bool with_llvm = llvm_tier_available() && !m_llvm_.functions().empty();
-    Code codes[3] = {compile(m_), compile(m_, portable),
+    Code codes[4] = {compile(m_), compile(m_, portable), compile(m_, blinded),
                      with_llvm ? compile(m_llvm_, llvm) : Code()};
-    const char* names[3] = {"host CPU x86-64", "portable x86-64", "LLVM tier"};
+    const char* names[4] = {"host CPU x86-64", "portable x86-64", "blinded x86-64", "LLVM tier"};
     Interpreter interp(m_);
     ASSERT_EQ(m_.functions().size(), cases_.size());
     for (size_t i = 0; i < cases_.size(); ++i) {
       const Function& f = *m_.functions()[i];
       for (const auto& args : cases_[i].inputs) {
         uint64_t want = interp.call(i, args);
-        for (int c = 0; c < (cases_[i].llvm && with_llvm ? 3 : 2); ++c) {
+        for (int c = 0; c < (cases_[i].llvm && with_llvm ? 4 : 3); ++c) {
           uint64_t got = test::call_jit(codes[c], f.name, args);
           if (!same_value(cases_[i].result, want, got)) {
             std::string a;
@@ -453,6 +455,35 @@ TEST(Differential, Conversions) {
             inputs, to);
       }
     }
+  s.run();
+}
+
+// The mask of a bounds check (Spectre v1 hardening): every placement of its registers, and the
+// immediate forms at the edges (blinded ones included, in the blinded run).
+TEST(Differential, BoundMask) {
+  Suite s;
+  for (Type t : {Type::U32, Type::U64, Type::P}) {
+    for (const Layout& l : kLayouts) {
+      std::string name = s.next_name();
+      s.add([&](Module& m) { build_binary(m, name, Op::BoundMask, t, t, l); },
+            pairs(int_values(t), int_values(t)), t, &l == &kLayouts[0]);
+    }
+    for (int64_t imm : {0ll, 1ll, 127ll, 128ll, 0xffffll, 0x7fffffffll, 0xffffffffll, -1ll, -129ll,
+                        0x123456789abll}) {
+      std::string name = s.next_name();
+      Suite::Inputs inputs;
+      for (uint64_t x : int_values(t)) inputs.push_back({x});
+      s.add(
+          [&](Module& m) {
+            Builder b(m, name, t, {t});
+            Reg d = b.getreg(t, RegClass::Temp);
+            b.bound_mask(d, b.arg(0), imm);
+            b.ret(d);
+            b.finish();
+          },
+          inputs, t);
+    }
+  }
   s.run();
 }
 

@@ -67,6 +67,17 @@ void check_program(uint64_t seed) {
   ASSERT_EQ(want, got) << "seed " << seed << "\n" << listing;
   ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size())) << "memory differs, seed " << seed << "\n"
                                                           << listing;
+  // Constant blinding (a fresh key each time) changes the code, never the results.
+  options.blind_constants = true;
+  Code blinded = compile(m, options);
+  std::array<uint8_t, test::kBufferBytes> d{};
+  for (size_t i = 0; i < d.size(); ++i) d[i] = uint8_t(seed * 131 + i * 29);
+  uint64_t args_d[] = {uint64_t(reinterpret_cast<uintptr_t>(d.data())), x, y, z};
+  ASSERT_EQ(want, test::call_jit(blinded, "main", args_d)) << "blinded, seed " << seed << "\n"
+                                                           << listing;
+  ASSERT_EQ(0, std::memcmp(a.data(), d.data(), a.size()))
+      << "blinded: memory differs, seed " << seed << "\n"
+      << listing;
   if (seed % kLlvmEvery || !llvm_tier_available()) return;
   // The LLVM tier too (its compile costs milliseconds: every kLlvmEvery-th program).
   CompileOptions llvm;

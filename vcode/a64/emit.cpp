@@ -314,6 +314,8 @@ void A64Emitter::insn(const Insn& in) {
       return cksum(in);
     case Op::CksumFold:
       return cksum_fold(in);
+    case Op::BoundMask:
+      return bound_mask(in);
     case Op::Crc32c:
       return crc32c(in);
     case Op::Splat:
@@ -506,6 +508,34 @@ void A64Emitter::set(const Insn& in) {
 }
 
 // One's-complement accumulate: adds, then add the carry back in (adc with the zero register).
+// Constant blinding (../src/blinding_p.h): x9 = v from v ^ key, the key in x16, and one eor.
+void A64Emitter::load_blinded(uint64_t v, const BlindKey& k) {
+  if (v <= 0xffffffffu) {
+    mov_imm(arm64::w(kBlindReg), uint32_t(v) ^ k.k32);
+    mov_imm(arm64::w(kScratch0), k.k32);
+    a_.eor(arm64::w(kBlindReg), arm64::w(kBlindReg), arm64::w(kScratch0));
+  } else {
+    mov_imm(arm64::x(kBlindReg), v ^ k.k64);
+    mov_imm(arm64::x(kScratch0), k.k64);
+    a_.eor(arm64::x(kBlindReg), arm64::x(kBlindReg), arm64::x(kScratch0));
+  }
+}
+
+void A64Emitter::float_from_blinded(const Insn& in) {
+  const Gp s = in.type == Type::F32 ? Gp(arm64::w(kBlindReg)) : Gp(arm64::x(kBlindReg));
+  a_.fmov(fp(in.dst), s);
+}
+
+// d = a <= b ? ~0 : 0, branch-free: cmp, then csetm on "unsigned lower or same".
+void A64Emitter::bound_mask(const Insn& in) {
+  const Gp a = gp(in.a, in.type);
+  if (in.flags & kImm)
+    compare_imm(a, in.imm);
+  else
+    a_.cmp(a, gp(in.b, in.type));
+  a_.csetm(gp(in.dst, in.type), arm64::CondCode::kLS);
+}
+
 void A64Emitter::cksum(const Insn& in) {
   const Type t = in.type;
   const Gp d = gp(in.dst, t), a = gp(in.a, t);
@@ -615,12 +645,13 @@ void A64Emitter::store(const Insn& in) {
 
 namespace exojit::vcode::detail {
 
-MachineCode emit_a64(const Module& m, CodeNotes* notes) {
+MachineCode emit_a64(const Module& m, CodeNotes* notes, const BlindKey* blind) {
   asmjit::CodeHolder holder;
   holder.init(asmjit::Environment(asmjit::Arch::kAArch64));
   std::vector<std::pair<asmjit::Label, asmjit::Label>> ranges;
   {
     a64::A64Emitter emitter(m, holder, notes);
+    if (blind) emitter.blind_constants(*blind);
     emitter.module(ranges);
   }
   asmjit::Error err = holder.flatten();

@@ -85,6 +85,9 @@ class A64Emitter : public Lowering<A64Emitter, AsmLabel> {
 
   // --- what the skeleton (lowering.h) asks of a back end
   static constexpr Target kTarget = Target::AArch64;
+  static constexpr uint8_t kBlindReg = 9;  // x9: used by nothing else (blinding_p.h)
+  void load_blinded(uint64_t v, const BlindKey& key);
+  void float_from_blinded(const Insn& set);
   static constexpr uint8_t kIntTemp[kIntTemps] = {0, 1, 2, 3, 4, 5, 6};
   static constexpr uint8_t kIntVar[kIntVars] = {19, 20, 21, 22, 23, 24};
   static constexpr uint8_t kFloatVarBase = uint8_t(a64::kFloatVarBase);
@@ -128,6 +131,7 @@ class A64Emitter : public Lowering<A64Emitter, AsmLabel> {
   void bswap(const Insn& in);
   void set(const Insn& in);
   void cksum(const Insn& in);
+  void bound_mask(const Insn& in);
   void cksum_fold(const Insn& in);
   void load(const Insn& in);
   void store(const Insn& in);

@@ -527,6 +527,9 @@ void FunctionLowering::run() {
       case Op::CksumFold:
         cksum_fold(in);
         break;
+      case Op::BoundMask:  // icmp + sext: LLVM selects cmp + sbb/setcc, branch-free
+        put(in.dst, b_.CreateSExt(b_.CreateICmpULE(get(in.a), second(in)), type(in.type)));
+        break;
       case Op::Crc32c:
         crc32c(in);
         break;

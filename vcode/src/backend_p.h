@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "blinding_p.h"
 #include "debug/notes_p.h"
 #include "exojit/vcode/code.h"
 #include "exojit/vcode/ir.h"
@@ -55,9 +56,11 @@ std::string llvm_ir_text(const Module& m, int opt_level);
 // x86-64 (SysV ABI): every function of `m` in one pass over each IR, through vcode's own encoder
 // (vcode/x64/). With `notes`, also notes where each record's code starts and how the frame
 // changes (debug/notes_p.h).
-MachineCode emit_x64(const Module& m, const X64Features& allowed, CodeNotes* notes = nullptr);
+// With `blind`, the client's immediates are blinded with that key (blinding_p.h).
+MachineCode emit_x64(const Module& m, const X64Features& allowed, CodeNotes* notes = nullptr,
+                     const BlindKey* blind = nullptr);
 
 // AArch64 (AAPCS64): the same through asmjit's a64::Assembler (vcode/a64/).
-MachineCode emit_a64(const Module& m, CodeNotes* notes = nullptr);
+MachineCode emit_a64(const Module& m, CodeNotes* notes = nullptr, const BlindKey* blind = nullptr);
 
 }  // namespace exojit::vcode::detail

@@ -224,6 +224,10 @@ Code compile(const Module& m, const CompileOptions& options) {
   for (const auto& f : m.functions())
     if (!f->verified) verify(m, *f);  // never lower unchecked IR
   if (options.tier == Tier::Llvm) {
+    if (options.blind_constants)
+      fail(
+          "compile: the LLVM tier does not blind constants (it folds `imm ^ key ^ key` back into "
+          "imm); use the fast tier (Tier::Fast)");
     if (options.target != kHostTarget)
       fail("compile: the LLVM tier compiles for this {} host only", target_name(kHostTarget));
     if (options.llvm_opt_level < 0 || options.llvm_opt_level > 3)
@@ -249,9 +253,12 @@ Code compile(const Module& m, const CompileOptions& options) {
   std::optional<detail::CodeNotes> notes;
   if (debug.notes()) notes.emplace();
   detail::CodeNotes* notes_ptr = notes ? &*notes : nullptr;
+  detail::BlindKey key{};
+  if (options.blind_constants) key = detail::fresh_blind_key();
+  const detail::BlindKey* blind = options.blind_constants ? &key : nullptr;
   detail::MachineCode machine = options.target == Target::AArch64
-                                    ? detail::emit_a64(m, notes_ptr)
-                                    : detail::emit_x64(m, x64_features(options), notes_ptr);
+                                    ? detail::emit_a64(m, notes_ptr, blind)
+                                    : detail::emit_x64(m, x64_features(options), notes_ptr, blind);
   Code code = detail::install(m, std::move(machine), options);
   if (notes)
     code.debug_ =

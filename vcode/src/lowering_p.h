@@ -12,6 +12,11 @@
 //   void begin_record();                        before each record (and the prologue): room
 //   void layout_frame();  void prologue();  void insn(const Insn&);  void end_function();
 //   bool failed();  std::string error();       the assembler's sticky error, checked per record
+// and, for constant blinding (blinding_p.h):
+//   static constexpr uint8_t kBlindReg;        a register no lowering of a register form clobbers
+//                                               before reading its operands
+//   void load_blinded(uint64_t v, const BlindKey&);  kBlindReg = v, from v ^ key and one xor
+//   void float_from_blinded(const Insn& set);  a float set from the bits in kBlindReg
 //
 // Everything a record lowers to is emitted inside the one loop of lower_function(): the place
 // where a line table (machine offset -> record) or any other per-record bookkeeping belongs: with
@@ -19,11 +24,13 @@
 // back ends note how their prologue and epilogue move the stack.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "backend_p.h"
+#include "blinding_p.h"
 #include "debug/notes_p.h"
 #include "exojit/error.h"
 #include "exojit/vcode/code.h"
@@ -45,6 +52,12 @@ class Lowering {
     for (size_t i = 0; i < m_.functions().size(); ++i) lower_function(*m_.functions()[i], i);
   }
 
+  // Blinds the client's immediates with a fresh key (blinding_p.h). Before lower_module().
+  void blind_constants(const BlindKey& key) {
+    blind_ = true;
+    key_ = key;
+  }
+
  protected:
   struct Entry {
     LabelT begin, end;
@@ -64,10 +77,12 @@ class Lowering {
       if (notes_) notes_->begin_function(self.offset());
       self.prologue();
       check(self, at);
-      if (!notes_)
-        lower_records<false>(self, f, at);
+      if (blind_)
+        notes_ ? lower_records<true, true>(self, f, at) : lower_records<false, true>(self, f, at);
+      else if (!notes_)
+        lower_records<false, false>(self, f, at);
       else
-        lower_records<true>(self, f, at);
+        lower_records<true, false>(self, f, at);
       at = kAfterCode;
       self.bind(entries_[index].end);
       self.end_function();
@@ -78,22 +93,97 @@ class Lowering {
     }
   }
 
-  // The walk over the records (a loop of its own with debug notes: the usual one stays as tight).
-  template <bool kNotes>
+  // The walk over the records (a loop of its own with debug notes or blinding: the usual one
+  // stays as tight).
+  template <bool kNotes, bool kBlind>
   void lower_records(Self& self, const Function& f, size_t& at) {
     for (size_t i = 0, n = f.code.size(); i < n; ++i) {
       at = i;
       self.begin_record();
       if constexpr (kNotes) notes_->record(self.offset(), i);
-      self.insn(f.code[i]);
+      if constexpr (kBlind)
+        insn_blinded(self, f.code[i]);
+      else
+        self.insn(f.code[i]);
       if (self.failed()) [[unlikely]]
         check(self, i);
     }
   }
 
+  // Constant blinding (blinding_p.h): a record with an immediate to blind becomes its register
+  // form, the register being the hidden one (the back end's kBlindReg), which the back end loads
+  // first with `imm ^ key` and one xor (load_blinded). Memory displacements become an index
+  // (added to the record's own index, if any); a set becomes a mov (a splat for vectors; floats
+  // through the back end's float_from_blinded).
+  void insn_blinded(Self& self, const Insn& in) {
+    Insn x = in;
+    auto hidden = [&](Type t, uint64_t v) {
+      blind_info_.type = t;
+      self.load_blinded(v, key_);
+      return blind_reg_;
+    };
+    // The immediate (of an integer operation) into the hidden register, named by `field`.
+    auto to_register = [&](uint32_t Insn::*field) {
+      if (!(in.flags & kImm) || !is_int(in.type) || !needs_blinding(normalize_imm(in.type, in.imm)))
+        return;
+      x.*field = hidden(in.type, register_value(in.type, in.imm));
+      x.flags = uint8_t(x.flags & ~kImm);
+    };
+    switch (form_of(in.op)) {
+      case Form::Binary:
+      case Form::Branch:
+        // Shift counts are taken modulo the width: their encoding is one byte.
+        if (in.op != Op::Lsh && in.op != Op::Rsh) to_register(&Insn::b);
+        break;
+      case Form::Return:
+        to_register(&Insn::a);
+        break;
+      case Form::SetImm:
+        if (is_float(in.type)) {
+          uint64_t bits = uint64_t(in.imm);
+          if (in.type == Type::F32)
+            bits = std::bit_cast<uint32_t>(float(std::bit_cast<double>(bits)));
+          if (bits == 0) break;  // xorps: no immediate
+          hidden(Type::U64, bits);
+          return self.float_from_blinded(in);
+        }
+        if (!needs_blinding(in.imm)) break;
+        if (is_vector(in.type)) {
+          x.a = hidden(Type::U64, uint64_t(in.imm));
+          x.op = Op::Splat;
+        } else {
+          x.a = hidden(in.type, register_value(in.type, in.imm));
+          x.op = Op::Mov;
+        }
+        x.flags = 0;
+        x.imm = 0;
+        break;
+      case Form::Load:
+      case Form::Store:
+        if (!needs_blinding(in.imm)) break;
+        x.b = hidden(Type::P, uint64_t(in.imm));
+        if (in.flags & kIndex) {  // hidden += index
+          Insn add{};
+          add.op = Op::Add;
+          add.type = Type::P;
+          add.dst = add.a = blind_reg_;
+          add.b = in.b;
+          self.insn(add);
+        }
+        x.flags = uint8_t(x.flags | kIndex);
+        x.imm = 0;
+        break;
+      default:
+        break;
+    }
+    self.insn(x);
+  }
+
   // The machine register of each vcode register, computed once per function.
   void map_registers() {
-    phys_.resize(f_->regs.size());
+    phys_.resize(f_->regs.size() + (blind_ ? 1 : 0));
+    blind_reg_ = uint32_t(f_->regs.size());
+    if (blind_) phys_[blind_reg_] = Self::kBlindReg;
     for (size_t r = 0; r < f_->regs.size(); ++r) {
       const RegInfo& ri = f_->regs[r];
       if (in_float_file(ri.type))
@@ -115,12 +205,17 @@ class Lowering {
   LabelT label(uint32_t vcode_label) const { return labels_[vcode_label]; }
   const LabelT& entry(size_t function) const { return entries_[function].begin; }
   const std::vector<Entry>& entries() const { return entries_; }
-  const RegInfo& info(uint32_t r) const { return f_->regs[r]; }
+  const RegInfo& info(uint32_t r) const { return r < blind_reg_ ? f_->regs[r] : blind_info_; }
 
   const Module& m_;
   CodeNotes* notes_;  // debug notes, when asked for
   const Function* f_ = nullptr;
   std::vector<uint8_t> phys_;
+  // Constant blinding: the key, and the hidden register (the number after the function's last).
+  bool blind_ = false;
+  BlindKey key_{};
+  uint32_t blind_reg_ = 0;
+  RegInfo blind_info_{Type::U64, RegClass::Temp, 0};
 
  private:
   static constexpr size_t kBeforeCode = ~size_t(0), kAfterCode = ~size_t(0) - 1;

@@ -205,6 +205,13 @@ struct Checker {
         }
         return;
       }
+      case Op::BoundMask: {
+        Type d = reg(in.dst, "destination");
+        if (d != t) error("recorded type differs from the destination's");
+        same(d, reg(in.a, "source"), "the first source");
+        if (!imm) same(d, reg(in.b, "source"), "the second source");
+        return;
+      }
       case Op::Crc32c: {
         if (reg(in.dst, "destination") != Type::U32 || t != Type::U32)
           error("crc32c produces a u32 crc");

@@ -62,6 +62,26 @@ void X64Emitter::mov_imm(Gp d, int64_t v) {
     e_.mov(d.r64(), v);
 }
 
+// Constant blinding (../src/blinding_p.h): r11 = v from v ^ key and one xor (64-bit values that
+// need it: a 64-bit key through rax).
+void X64Emitter::load_blinded(uint64_t v, const BlindKey& k) {
+  if (v <= 0xffffffffu) {
+    e_.mov(r11d, int64_t(uint32_t(v) ^ k.k32));
+    e_.alu(Alu::Xor, r11d, int32_t(k.k32));
+  } else if (fits32(int64_t(v))) {  // sign-extended: both halves of the xor extend alike
+    e_.mov(r11, int64_t(int32_t(uint32_t(v) ^ k.k32)));
+    e_.alu(Alu::Xor, r11, int32_t(k.k32));
+  } else {
+    e_.mov(r11, int64_t(v ^ k.k64));
+    e_.mov(rax, int64_t(k.k64));
+    e_.alu(Alu::Xor, r11, rax);
+  }
+}
+
+void X64Emitter::float_from_blinded(const Insn& in) {
+  e_.sse(vop::kMovqFromGp, xmm(in.dst).id, r11.id, true);
+}
+
 void X64Emitter::layout_frame() {
   const Function& f = *f_;
   frame_ = Frame{};
@@ -149,6 +169,7 @@ Mem X64Emitter::mem(const Insn& in) {
   int64_t disp = in.imm;
   if (in.flags & kLocalBase) {
     disp += frame_.local_offset[in.a];
+    if ((in.flags & kIndex) && fits32(disp)) return ptr(rsp, gp64(in.b), int32_t(disp));  // blinded
     if (fits32(disp)) return ptr(rsp, int32_t(disp));
     mov_imm(r11, disp);
     return ptr(rsp, r11);
@@ -244,6 +265,8 @@ void X64Emitter::insn_general(const Insn& in) {
       return cksum(in);
     case Op::CksumFold:
       return cksum_fold(in);
+    case Op::BoundMask:
+      return bound_mask(in);
     case Op::Crc32c:
       return crc32c(in);
     case Op::Splat:
@@ -473,6 +496,21 @@ void X64Emitter::set(const Insn& in) {
   mov_imm(gp(in.dst, t), in.imm);
 }
 
+// d = a <= b ? ~0 : 0, branch-free: cmp b, a sets the carry when b < a (out of range); sbb d, d
+// spreads it; not turns it into the in-range mask. No branch, so no prediction to abuse.
+void X64Emitter::bound_mask(const Insn& in) {
+  const Type t = in.type;
+  const Gp d = gp(in.dst, t), a = gp(in.a, t);
+  Gp b = at_width(r11, t);
+  if (in.flags & kImm)
+    mov_imm(b, in.imm);
+  else
+    b = gp(in.b, t);
+  e_.alu(Alu::Cmp, b, a);
+  e_.alu(Alu::Sbb, d, d);
+  e_.not_(d);
+}
+
 void X64Emitter::cksum(const Insn& in) {
   const Type t = in.type;
   const Gp d = gp(in.dst, t), a = gp(in.a, t);
@@ -578,8 +616,10 @@ void X64Emitter::store_general(const Insn& in) {
 
 namespace exojit::vcode::detail {
 
-MachineCode emit_x64(const Module& m, const X64Features& allowed, CodeNotes* notes) {
+MachineCode emit_x64(const Module& m, const X64Features& allowed, CodeNotes* notes,
+                     const BlindKey* blind) {
   x64::X64Emitter emitter(m, allowed, notes);
+  if (blind) emitter.blind_constants(*blind);
   return emitter.module();
 }
 

@@ -60,6 +60,9 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   static constexpr uint8_t kIntTemp[kIntTemps] = {7, 6, 2, 1, 8, 9, 10};  // rdi rsi rdx rcx r8-r10
   static constexpr uint8_t kIntVar[kIntVars] = {3, 12, 13, 14, 15, 5};    // rbx r12-r15 rbp
   static constexpr uint8_t kFloatVarBase = x64::kFloatVarBase;
+  static constexpr uint8_t kBlindReg = 11;  // r11: read by the register forms before any use
+  void load_blinded(uint64_t v, const BlindKey& key);
+  void float_from_blinded(const Insn& set);
   using Label = x64::Label;
   Label new_label() { return e_.new_label(); }
   void bind(Label l) { e_.bind(l); }
@@ -116,6 +119,7 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   void bswap(const Insn& in);
   void set(const Insn& in);
   void cksum(const Insn& in);
+  void bound_mask(const Insn& in);
   void cksum_fold(const Insn& in);
   void address(const Insn& in);
   [[gnu::always_inline]] void load(const Insn& in);

@@ -47,6 +47,10 @@ struct HandlerOptions {
   uint32_t max_replies = 4;   // per message; more are refused (reply floods)
   uint32_t max_locals = 256;  // bytes of stack locals (stack abuse is refused at install)
   uint32_t max_insns = 4096;  // handler size (its straight-line cost bound)
+  // Hardening (README "Threat model"): constants blinded (JIT spraying) and every checked
+  // access's offset masked after its check (Spectre v1). Off only for measurement: like
+  // Sandbox::Trusted, an unhardened handler needs the root capability to install.
+  bool harden = true;
 };
 
 struct HandlerCounters {

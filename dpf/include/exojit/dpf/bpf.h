@@ -58,6 +58,13 @@ std::string bpf_image(const BpfInsn& insn, size_t pc);
 std::string bpf_image(std::span<const BpfInsn> program);
 
 // A validated program compiled to machine code; owns the code (move-only).
+// A program from a party the kernel does not trust (the default) is compiled hardened: its
+// constants blinded and every packet load's offset masked by the bounds checks before it, so
+// that a mispredicted check reads the packet's first bytes (README "Threat model").
+struct BpfCompileOptions {
+  bool trusted = false;
+};
+
 class BpfFilter {
  public:
   using Fn = uint32_t(const uint8_t* pkt, uint64_t wirelen, uint64_t caplen);
@@ -78,7 +85,7 @@ class BpfFilter {
   const vcode::Code& code() const;
 
  private:
-  friend BpfFilter compile_bpf(std::span<const BpfInsn> program);
+  friend BpfFilter compile_bpf(std::span<const BpfInsn> program, BpfCompileOptions options);
   struct Impl;
   explicit BpfFilter(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
@@ -86,9 +93,9 @@ class BpfFilter {
 };
 
 // Validates and compiles; throws exojit::Error on an invalid program.
-BpfFilter compile_bpf(std::span<const BpfInsn> program);
-inline BpfFilter compile_bpf(const BpfInsn* insns, size_t count) {
-  return compile_bpf(std::span<const BpfInsn>(insns, count));
+BpfFilter compile_bpf(std::span<const BpfInsn> program, BpfCompileOptions options = {});
+inline BpfFilter compile_bpf(const BpfInsn* insns, size_t count, BpfCompileOptions options = {}) {
+  return compile_bpf(std::span<const BpfInsn>(insns, count), options);
 }
 
 }  // namespace exojit::dpf

@@ -127,6 +127,9 @@ struct InsertOptions {
   uint64_t share = 0;
   FilterId id = 0;     // the id to give the filter (must be free); 0: the next unused one
   bool broad = false;  // the owner may insert filters that pin fewer than min_key_bits bits
+  // The kernel trusts the owner's filters (its own). While any untrusted filter is in the engine,
+  // generated code is hardened: constants blinded, packet loads masked (README "Threat model").
+  bool trusted = false;
 };
 
 // What an owner holds now (see OwnerLimits).

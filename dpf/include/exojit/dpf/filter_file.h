@@ -24,7 +24,8 @@ struct FilterLine {
 std::vector<FilterLine> parse_filter_file(std::string_view text);
 
 // Inserts every filter under its line number, as one owner's (owner 0, sharing group 1, with the
-// right to broad filters: a file of filters is one user's choice, like tcpdump's expression).
-void insert_all(Engine& e, const std::vector<FilterLine>& filters);
+// right to broad filters: a file of filters is one user's choice, like tcpdump's expression),
+// untrusted unless `trusted` (hardened code: README "Threat model").
+void insert_all(Engine& e, const std::vector<FilterLine>& filters, bool trusted = false);
 
 }  // namespace exojit::dpf

@@ -79,6 +79,10 @@ class Builder {
   void cksum(Reg d, Reg a, Reg b) { binary(Op::Cksum, d, a, b); }
   void cksum(Reg d, Reg a, int64_t i) { binary(Op::Cksum, d, a, i); }
   void cksum_fold(Reg d, Reg a) { unary(Op::CksumFold, d, a); }
+  // d = all ones when a <= b (unsigned), else 0: after a bounds check, `and` the index with it
+  // (Spectre v1: a mispredicted check then still accesses inside the range).
+  void bound_mask(Reg d, Reg a, Reg b) { binary(Op::BoundMask, d, a, b); }
+  void bound_mask(Reg d, Reg a, int64_t i) { binary(Op::BoundMask, d, a, i); }
   void bswap(Reg d, Reg a) { unary(Op::Bswap, d, a); }
   void crc32c(Reg d, Reg crc, Reg data) { binary(Op::Crc32c, d, crc, data); }
 

@@ -70,6 +70,12 @@ struct CompileOptions {
   bool use_avx = true;
   // SSE4.2's crc32 for crc32c; off: a bitwise loop.
   bool use_sse42 = true;
+  // Constant blinding against JIT spraying (README "Hardening"): every client immediate that
+  // does not fit in a signed byte (ALU operands, compares, set, returns, displacements) is
+  // emitted as `imm ^ key` and recovered by one xor into a reserved register, with a fresh
+  // random key (getrandom) per compilation. Results are the same. The fast tier only: the
+  // LLVM tier would fold the xor back (an Error).
+  bool blind_constants = false;
   Tier tier = Tier::Fast;
   // The LLVM tier's optimization level, 0-3 (IR pipeline and codegen), like -O0..-O3.
   int llvm_opt_level = 2;

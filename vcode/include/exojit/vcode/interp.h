@@ -24,6 +24,8 @@
 //   cksum_fold d, a  folds a to 16 bits: while (a > 0xffff) a = (a & 0xffff) + (a >> 16). The
 //                    result is the sum, not yet complemented: the Internet checksum is
 //                    `com` of it (16-bit).
+//   bound_mask d, a, b  all ones (at d's width) when a <= b unsigned, else 0: the mask of a
+//                    bounds check, computed without a branch (Spectre v1 hardening).
 //   bswap d, a       reverses the bytes of a 16-, 32- or 64-bit value.
 //   ld/st            need natural alignment (the interpreter checks it); ldu/stu do not;
 //   ldbe/stbe        access big-endian (network order) values at any alignment.

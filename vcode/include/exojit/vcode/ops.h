@@ -69,6 +69,7 @@ inline constexpr TypeSet kSum = bits({Type::U32, Type::U64});
 inline constexpr TypeSet kFold = bits({Type::U16, Type::U32, Type::U64});
 inline constexpr TypeSet kU32 = bits({Type::U32});
 inline constexpr TypeSet kP = bits({Type::P});
+inline constexpr TypeSet kBound = bits({Type::U32, Type::U64, Type::P});
 inline constexpr TypeSet kNone = bits({Type::Void});
 inline constexpr TypeSet kWideLanes = kV & ~bits({Type::V16U8, Type::V32U8});
 inline constexpr TypeSet kCallable = kI | kF | bits({Type::Void});
@@ -121,6 +122,10 @@ inline constexpr TypeSet kCallable = kI | kF | bits({Type::Void});
   X(Crc32c, "crc32c", Binary, kU32, kU32, 0,                                                     \
     "d = the CRC-32C of crc a (u32) updated with the bytes of b (u8..u64, little-endian), "      \
     "no inversion (x86's crc32)")                                                                \
+  /* hardening: the mask of a bounds check (Spectre v1; see README "Hardening") */               \
+  X(BoundMask, "bound_mask", Binary, kBound, kBound, kOpImmForm,                                 \
+    "d = all ones when a <= b (unsigned), else 0: `and` an index or base with it after its "     \
+    "bounds check, and even a mispredicted check accesses inside the range")                     \
   /* vectors */                                                                                  \
   X(Splat, "splat", Unary, kV, 0, 0, "every lane of d = the integer a, truncated to the lane")   \
   X(Widen, "widen", UnaryImm, kWideLanes, 0, 0,                                                  \

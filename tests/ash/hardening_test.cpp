@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: MIT
+// Hardening of ASH handlers (issue 20): every checked access of the sandboxed code (application
+// memory through the software TLB, the TLB itself, the message) uses an offset masked since its
+// check (testsupport/masked_accesses.h), and the code is blinded; the unhardened code (for
+// measurement) is not masked and needs the root capability.
+#include <gtest/gtest.h>
+
+#include "example_set.h"
+#include "handlers.h"
+#include "masked_accesses.h"
+#include "testbed.h"
+
+namespace exojit::ash::examples {
+namespace {
+
+using runtime::Mode;
+
+std::vector<size_t> unmasked(const Handler& h, size_t* checked) {
+  exojit::testing::MaskedAccesses m(*h.lowered().functions().front(), {});
+  std::vector<size_t> bad = m.unmasked();
+  *checked = m.checked();
+  return bad;
+}
+
+TEST(AshHardening, EveryCheckedAccessOfTheExamplesIsMasked) {
+  size_t total = 0;
+  for (std::string_view name : example_names()) {
+    Testbed t(Mode::Threads, kIncrementPort);
+    std::unique_ptr<Handler> h = make_example(name, t);
+    size_t checked = 0;
+    std::vector<size_t> bad = unmasked(*h, &checked);
+    total += checked;
+    EXPECT_TRUE(bad.empty()) << name << ": instruction " << (bad.empty() ? 0 : bad[0])
+                             << " is not masked\n"
+                             << h->listing();
+  }
+  EXPECT_GT(total, 0u);
+}
+
+// Every kind of checked access: a loop whose translation is hoisted (the in-page rechecks),
+// indexed and displaced accesses, message peeks by constant and by register, consume_field.
+TEST(AshHardening, EveryKindOfCheckedAccessIsMasked) {
+  Testbed t(Mode::Threads, kIncrementPort);
+  HandlerBuilder h("walk");
+  vcode::Reg base = h.getreg(vcode::Type::P, vcode::RegClass::Var);
+  vcode::Reg v = h.getreg(vcode::Type::U64, vcode::RegClass::Var);
+  vcode::Reg n = h.getreg(vcode::Type::U32, vcode::RegClass::Var);
+  vcode::Reg i = h.getreg(vcode::Type::U64, vcode::RegClass::Var);
+  h.peek(n, int64_t(0));
+  h.peek(i, int64_t(4));
+  h.peek_at(v, vcode::Reg(i));
+  h.consume_field(i);
+  h.and_(n, n, 15);
+  h.set(base, int64_t(Testbed::kApp));
+  h.ld(v, base, i, 8);
+  vcode::Label top = h.label();
+  h.place(top);
+  h.st(v, base, 0);
+  h.st(v, base, 8);
+  h.add(base, base, 16);
+  h.sub(n, n, 1);
+  h.bgt(n, 0, top);
+  h.ld(v, base, 0x1234);
+  h.commit();
+  h.finish();
+  Handler handler(h, t.server(), t.options());
+  // The loop's translation is hoisted (its accesses recheck the page only).
+  ASSERT_NE(handler.listing().find("loop_head"), std::string::npos) << handler.listing();
+  ASSERT_NE(handler.listing().find("recheck"), std::string::npos) << handler.listing();
+  size_t checked = 0;
+  std::vector<size_t> bad = unmasked(handler, &checked);
+  EXPECT_GE(checked, 8u);
+  EXPECT_TRUE(bad.empty()) << "instruction " << (bad.empty() ? 0 : bad[0]) << " is not masked\n"
+                           << handler.listing();
+}
+
+TEST(AshHardening, TheCheckSeesUnmaskedCode) {
+  Testbed t(Mode::Threads, kIncrementPort);
+  HandlerBuilder b("remote_write");
+  remote_write(b);
+  HandlerOptions o = t.options();
+  o.harden = false;
+  Handler h(b, t.server(), o);
+  size_t checked = 0;
+  EXPECT_FALSE(unmasked(h, &checked).empty());
+  // Unhardened is like Trusted: installing it needs the root capability.
+  EXPECT_TRUE(h.binding().unchecked);
+  Handler hardened(b, t.server(), t.options());
+  EXPECT_FALSE(hardened.binding().unchecked);
+}
+
+}  // namespace
+}  // namespace exojit::ash::examples

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// Hardening of the demultiplexer and the classic-BPF JIT (issue 20): code generated for untrusted
+// owners masks every packet access since its bounds check (testsupport/masked_accesses.h) and
+// blinds its constants; trusted code does neither.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "exojit/dpf/bpf.h"
+#include "exojit/dpf/engine.h"
+#include "exojit/dpf/pcap.h"
+#include "exojit/vcode.h"
+#include "random_filters.h"
+#include "masked_accesses.h"
+
+namespace exojit::dpf {
+namespace {
+
+std::vector<size_t> unmasked(const vcode::Module& m, size_t* checked) {
+  const vcode::Function& f = *m.functions().front();
+  exojit::testing::MaskedAccesses check(f, {f.params[0].id});
+  std::vector<size_t> bad = check.unmasked();
+  *checked = check.checked();
+  return bad;
+}
+
+bool contains(const vcode::Code& c, uint32_t v) {
+  for (size_t i = 0; i + 4 <= c.size(); ++i)
+    if (std::memcmp(c.data() + i, &v, 4) == 0) return true;
+  return false;
+}
+
+// Random filter sets (SHIFTs, hash tables, spilled segments): every packet access of untrusted
+// code is masked; the check sees trusted code's unmasked ones.
+TEST(DpfHardening, EveryPacketAccessOfUntrustedCodeIsMasked) {
+  std::mt19937_64 rng(2020);
+  size_t checked_total = 0, unmasked_trusted = 0;
+  for (int round = 0; round < 80; ++round) {
+    for (bool trusted : {false, true}) {
+      std::mt19937_64 same(rng());
+      Engine e;
+      int n = 1 + int(same() % 30);
+      for (int i = 0; i < n; ++i) {
+        Filter f = testing::random_filter(same);
+        e.insert(f, {.share = 1, .broad = true, .trusted = trusted});
+      }
+      size_t checked = 0;
+      std::vector<size_t> bad = unmasked(e.module(), &checked);
+      if (trusted) {
+        unmasked_trusted += bad.size();
+        continue;
+      }
+      checked_total += checked;
+      ASSERT_TRUE(bad.empty()) << "instruction " << bad[0] << " is not masked\n"
+                               << vcode::print(e.module());
+    }
+  }
+  EXPECT_GT(checked_total, 500u);
+  EXPECT_GT(unmasked_trusted, 0u);
+}
+
+// Connection filters (a hash node after two SHIFTs): the addresses are in the table (data), and
+// the code's constants are blinded while an untrusted owner is in.
+TEST(DpfHardening, UntrustedConstantsAreNotInTheCode) {
+  auto conn = [](uint32_t src) {
+    Filter f;
+    f.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), src);
+    f.eq(field(30, 32), 0x0a0b0c0d).shift(14).shift((field(0, 8) & 0xf) << 2);
+    f.eq(field(0, 16), 0x1f90);
+    return f;
+  };
+  const uint32_t dst_be = 0x0d0c0b0a;  // 10.11.12.13 as the code compares it (byte-swapped load)
+  Engine trusted, untrusted;
+  trusted.insert(conn(0xc0a80001), {.trusted = true});
+  untrusted.insert(conn(0xc0a80001), {});
+  uint32_t dst = 0x0a0b0c0d;
+  EXPECT_TRUE(contains(trusted.code(), dst) || contains(trusted.code(), dst_be));
+  EXPECT_FALSE(contains(untrusted.code(), dst) || contains(untrusted.code(), dst_be));
+}
+
+// The BPF JIT: libpcap's programs, untrusted (masked, blinded) and trusted.
+TEST(DpfHardening, EveryPacketLoadOfAnUntrustedBpfProgramIsMasked) {
+  for (const char* expr : {"tcp port 80", "ip[2:2] - ip[0] > 2", "vlan and tcp",
+                           "udp dst port 53 or icmp", "ip and tcp[13] & 2 != 0"}) {
+    std::vector<BpfInsn> p = compile_pcap_bpf(expr);
+    size_t checked = 0;
+    BpfFilter hardened = compile_bpf(p);
+    EXPECT_TRUE(unmasked(hardened.module(), &checked).empty()) << expr << "\n"
+                                                               << vcode::print(hardened.module());
+    EXPECT_GT(checked, 0u) << expr;
+    BpfFilter plain = compile_bpf(p, {.trusted = true});
+    EXPECT_FALSE(unmasked(plain.module(), &checked).empty()) << expr;
+  }
+}
+
+}  // namespace
+}  // namespace exojit::dpf
