@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Canonicalisation: tree rewriting to one form per meaning (the DPF paper, section 6), SHIFT
 // folding (section 3.2) and the checks that refuse malformed filters.
-#include "canonical_p.h"
-
 #include <bit>
 
+#include "canonical_p.h"
 #include "exojit/error.h"
 
 namespace exojit::dpf::detail {
@@ -26,29 +25,6 @@ uint64_t smear(uint64_t v) {
 bool commutative(ExprOp op) {
   return op == ExprOp::And || op == ExprOp::Or || op == ExprOp::Xor || op == ExprOp::Add ||
          op == ExprOp::Mul;
-}
-
-uint64_t apply(ExprOp op, uint64_t a, uint64_t b) {
-  switch (op) {
-    case ExprOp::And:
-      return a & b;
-    case ExprOp::Or:
-      return a | b;
-    case ExprOp::Xor:
-      return a ^ b;
-    case ExprOp::Add:
-      return a + b;
-    case ExprOp::Sub:
-      return a - b;
-    case ExprOp::Mul:
-      return a * b;
-    case ExprOp::Lsh:
-      return b < 64 ? a << b : 0;
-    case ExprOp::Rsh:
-      return b < 64 ? a >> b : 0;
-    default:
-      return 0;
-  }
 }
 
 // The structure of an expression as the API may hand it over: every operand present, operators
@@ -178,6 +154,29 @@ bool same_atom(const Atom& a, const Atom& b) {
 }
 
 }  // namespace
+
+uint64_t apply(ExprOp op, uint64_t a, uint64_t b) {
+  switch (op) {
+    case ExprOp::And:
+      return a & b;
+    case ExprOp::Or:
+      return a | b;
+    case ExprOp::Xor:
+      return a ^ b;
+    case ExprOp::Add:
+      return a + b;
+    case ExprOp::Sub:
+      return a - b;
+    case ExprOp::Mul:
+      return a * b;
+    case ExprOp::Lsh:
+      return b < 64 ? a << b : 0;
+    case ExprOp::Rsh:
+      return b < 64 ? a >> b : 0;
+    default:
+      return 0;
+  }
+}
 
 ExprPtr make_load(uint32_t offset, unsigned bits) {
   auto n = std::make_shared<ExprNode>();

@@ -54,6 +54,9 @@ uint64_t upper_bound(const ExprPtr& e);
 // The end (offset + size) of the furthest load in `e`, 0 if it loads nothing.
 uint32_t load_end(const ExprPtr& e);
 
+// `a op b` for a binary operator, as the generated code computes it (shifts of 64 or more: 0).
+uint64_t apply(ExprOp op, uint64_t a, uint64_t b);
+
 // Registers `e` needs when evaluated operand-that-needs-more first (constants on the right are
 // immediates). A load or a constant alone needs 1.
 unsigned register_need(const ExprPtr& e);

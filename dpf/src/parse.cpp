@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "canonical_p.h"
 #include "exojit/dpf/filter.h"
 #include "exojit/error.h"
 
@@ -169,34 +170,7 @@ class Parser {
     if (e->op == ExprOp::Load || e->op == ExprOp::Len) return false;
     uint64_t a, b;
     if (!fold(e->a, &a) || !fold(e->b, &b)) return false;
-    switch (e->op) {
-      case ExprOp::And:
-        *out = a & b;
-        break;
-      case ExprOp::Or:
-        *out = a | b;
-        break;
-      case ExprOp::Xor:
-        *out = a ^ b;
-        break;
-      case ExprOp::Add:
-        *out = a + b;
-        break;
-      case ExprOp::Sub:
-        *out = a - b;
-        break;
-      case ExprOp::Mul:
-        *out = a * b;
-        break;
-      case ExprOp::Lsh:
-        *out = b < 64 ? a << b : 0;
-        break;
-      case ExprOp::Rsh:
-        *out = b < 64 ? a >> b : 0;
-        break;
-      default:
-        return false;
-    }
+    *out = detail::apply(e->op, a, b);
     return true;
   }
 
