@@ -93,10 +93,14 @@ std::string print_insn(const Module& m, const Function& f, const Insn& in) {
       std::string s = fmt::format("{} ", name);
       if (!(in.flags & kVoid)) s += r(in.dst) + ", ";
       s += "@" + callee + "(";
-      for (uint32_t k = 0; k < in.b; ++k) {
+      // An edited record may claim up to 2^32 arguments: print what a call can have (error
+      // messages about hostile records stay short; the verifier refuses such a call).
+      constexpr uint32_t kMaxShown = 32;
+      for (uint32_t k = 0; k < in.b && k < kMaxShown; ++k) {
         size_t at = size_t(in.a) + k;
         s += (k ? ", " : "") + (at < f.call_args.size() ? r(f.call_args[at]) : "?");
       }
+      if (in.b > kMaxShown) s += fmt::format(", ... {} arguments", in.b);
       return s + ")";
     }
     case Form::Return:
