@@ -15,13 +15,12 @@
 // deeper segments live in stack slots (one per depth) and are loaded where used. Expressions
 // need at most kMaxExprRegs registers (canonical.h, Sethi-Ullman order), hash nodes are used
 // only where their registers are free: no filter set runs out of registers.
-#include "codegen_p.h"
-
 #include <exojit/vcode/builder.h>
 
 #include <algorithm>
 #include <bit>
 
+#include "codegen_p.h"
 #include "exojit/error.h"
 
 namespace exojit::dpf::detail {

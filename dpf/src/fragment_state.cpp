@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Remembered values and held packets (fragment_state.h).
-#include "fragment_state_p.h"
-
 #include <algorithm>
+
+#include "fragment_state_p.h"
 
 namespace exojit::dpf::detail {
 

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: MIT
 // Hash nodes: the key layout (coalesced fields), the choice of the hash function, the table.
-#include "hash_node_p.h"
-
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -9,6 +7,7 @@
 
 #include "exojit/error.h"
 #include "exojit/grace_period.h"
+#include "hash_node_p.h"
 
 namespace exojit::dpf::detail {
 

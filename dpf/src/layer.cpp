@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Layers: patching the running code's tables, killing accepts, regenerating (layer.h).
-#include "layer_p.h"
-
 #include <algorithm>
 
 #include "exojit/error.h"
+#include "layer_p.h"
 
 namespace exojit::dpf::detail {
 

@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Opaque filters beside the trie (opaque.h).
-#include "opaque_p.h"
-
 #include <algorithm>
 #include <climits>
 #include <deque>
 
 #include "bpf_ops_p.h"
 #include "canonical_p.h"
+#include "opaque_p.h"
 #include "trie_p.h"
 
 namespace exojit::dpf::detail {

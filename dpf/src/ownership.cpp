@@ -6,12 +6,12 @@
 //
 // The candidates for an overlap come from the trie (filters merge along their shared keys), so
 // checking a new connection filter next to 20,000 others looks at its own path, not at them all.
-#include "ownership_p.h"
-
 #include <algorithm>
 #include <bit>
 #include <climits>
 #include <map>
+
+#include "ownership_p.h"
 
 namespace exojit::dpf::detail {
 

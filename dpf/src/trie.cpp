@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Trie merging, pruning, the reference walk and the dump.
-#include "trie_p.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
 
 #include "exojit/error.h"
 #include "hash_node_p.h"
+#include "trie_p.h"
 
 namespace exojit::dpf::detail {
 

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The generated function's frame: parameters, persistent registers in and out of the state
 // block, and the order of the loops.
-#include "generator_p.h"
-
 #include <algorithm>
 
 #include "exojit/error.h"
+#include "generator_p.h"
 
 namespace exojit::pipes::detail {
 

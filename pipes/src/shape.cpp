@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Classifying pipe bodies (see shape.h).
-#include "shape_p.h"
-
 #include <vector>
+
+#include "shape_p.h"
 
 namespace exojit::pipes::detail {
 

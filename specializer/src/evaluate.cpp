@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: MIT
 // Top-down partial evaluation of the entry (evaluate.h).
-#include "evaluate_p.h"
-
 #include <llvm/Analysis/ConstantFolding.h>
 #include <llvm/Analysis/LoopInfo.h>
 #include <llvm/Analysis/ValueTracking.h>
@@ -17,6 +15,7 @@
 
 #include <vector>
 
+#include "evaluate_p.h"
 #include "exojit/error.h"
 #include "fold_p.h"
 

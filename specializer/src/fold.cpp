@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: MIT
 // Folding loads from invariant memory (fold.h).
-#include "fold_p.h"
-
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/DataLayout.h>
 #include <llvm/IR/GlobalVariable.h>
@@ -15,6 +13,7 @@
 #include <optional>
 
 #include "exojit/error.h"
+#include "fold_p.h"
 
 namespace exojit::specializer::detail {
 

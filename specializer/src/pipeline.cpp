@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: MIT
 // The residual code's optimization pipeline (pipeline.h).
-#include "pipeline_p.h"
-
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Transforms/InstCombine/InstCombine.h>
 #include <llvm/Transforms/Scalar/DeadStoreElimination.h>
@@ -15,6 +13,7 @@
 
 #include "exojit/vcode/orc.h"
 #include "fold_p.h"
+#include "pipeline_p.h"
 
 namespace exojit::specializer::detail {
 

@@ -11,8 +11,8 @@
 #include "exojit/dpf/engine.h"
 #include "exojit/dpf/pcap.h"
 #include "exojit/vcode.h"
-#include "random_filters.h"
 #include "masked_accesses.h"
+#include "random_filters.h"
 
 namespace exojit::dpf {
 namespace {

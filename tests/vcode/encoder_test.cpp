@@ -4,8 +4,6 @@
 // (r8-r15 included; rsp, rbp, r12 and r13 as bases, which have their own ModRM/SIB forms), and
 // the edge immediates and displacements (0, +-1, +-127/128, +-2^31). Each case encodes one
 // instruction with both and requires the same bytes.
-#include "x64/encoder_p.h"
-
 #include <asmjit/x86.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -17,6 +15,7 @@
 
 #include "exojit/vcode.h"
 #include "src/backend_p.h"
+#include "x64/encoder_p.h"
 
 namespace exojit::vcode::detail::x64 {
 namespace {

@@ -2,8 +2,6 @@
 // vcode IR -> LLVM IR (see lower.h). Semantics follow interp.h exactly where the interpreter
 // defines a result; where it reports an error (division by zero, a float out of an integer's
 // range), the machine traps and the LLVM code may do anything, as the fast tier may.
-#include "lower_p.h"
-
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/IntrinsicsX86.h>
@@ -13,6 +11,7 @@
 
 #include "../src/crc32c_p.h"
 #include "exojit/error.h"
+#include "lower_p.h"
 
 namespace exojit::vcode::detail {
 

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
-#include "blinding_p.h"
-
 #include <sys/random.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "blinding_p.h"
 #include "exojit/error.h"
 
 namespace exojit::vcode::detail {

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The x86-64 encoder (see encoder.h): prefixes, REX, VEX, ModRM/SIB, labels and fix-ups.
-#include "encoder_p.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
+
+#include "encoder_p.h"
 
 namespace exojit::vcode::detail::x64 {
 

@@ -38,8 +38,8 @@ inline constexpr Target kHostTarget = Target::X86_64;
 
 std::string_view target_name(Target t);  // "x86-64", "aarch64"
 
-// vcode's two run-time systems (tcc's idea, [EXOTOOLS02] 2.3): the fast tier emits machine code in one
-// pass; the LLVM tier lowers to LLVM IR, optimizes it and compiles it with ORC, for better code
+// vcode's two run-time systems (tcc's idea, [EXOTOOLS02] 2.3): the fast tier emits machine code in
+// one pass; the LLVM tier lowers to LLVM IR, optimizes it and compiles it with ORC, for better code
 // at a much higher compile cost. Both have the interpreter's semantics.
 enum class Tier { Fast, Llvm };
 
