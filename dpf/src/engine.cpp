@@ -15,6 +15,7 @@
 #include <exojit/vcode/code.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -124,6 +125,10 @@ struct Engine::Impl {
   mutable bool now_valid = false;
   mutable bool assume = false;
   mutable size_t misses = 0;
+  size_t locked_demuxes = 0;
+  // What the published ReaderView mirrors (functions, masks, recording ids, whether the engine
+  // needs one) changed since it was built: the next publication builds a new one.
+  bool view_stale = true;
 
   explicit Impl(const EngineOptions& o) : options(o), state(o.record_capacity) {
     codegen.strict_alignment = o.strict_alignment;
@@ -145,7 +150,12 @@ struct Engine::Impl {
   }
 
   // The lookup RECORDED atoms call (from the generated code and the trie walk).
+  // In a lock-free demux's probe (ReaderView::answer) it reads nothing of the engine.
   static uint64_t recorded_fn(const void* state, uint64_t id, uint64_t value) {
+    if (t_probe != Probe::Off) [[unlikely]] {
+      t_probe = Probe::Reached;
+      return 0;
+    }
     const Impl& m = *static_cast<const Impl*>(state);
     if (m.assume) return 1;
     if (m.state.recorded(uint32_t(id), value, m.now())) return 1;
@@ -326,7 +336,7 @@ struct Engine::Impl {
     // Committed: nothing below throws (but a merge, which catches its own failure).
     commit(std::move(rec), id);
     harden_undo.armed = false;
-    if (stateful) ++stateful_filters;
+    if (stateful) ++stateful_filters, view_stale = true;
     if (records) recording.insert(id);
     maybe_merge();
     return id;
@@ -408,12 +418,14 @@ struct Engine::Impl {
     recent = Layer();
     init_layer(recent);
     ++merges;
+    view_stale = true;
   }
 
   bool layered() const { return !recent.empty() || !base.dead.empty(); }
 
   void generate_layer(Layer& l) {
     regenerate(l, codegen, &retired, &live);
+    view_stale = true;
     ++regenerations;
     instructions += l.gen.instructions;
   }
@@ -549,7 +561,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(options)) {
 
 // No demux may run any more (the caller's promise, as for any object being destroyed).
 Engine::~Engine() {
-  delete static_cast<const LayeredView*>(layered_view_.load());
+  delete static_cast<const ReaderView*>(view_.load());
 }
 
 // Publishes what demux runs (called with the mutex held, at the end of every change, also one
@@ -562,14 +574,21 @@ void Engine::publish() {
   const bool out_of_line = m.layered() || m.stateful_filters > 0 || !m.opaque.empty();
   if (out_of_line) e |= kSlow;
   entry_.store(e, std::memory_order_release);
-  // A layered stateless engine: a new view for the lock-free path (the old one retired).
-  std::unique_ptr<LayeredView> view;
-  if (m.layered() && m.stateful_filters == 0 && m.opaque.empty())
-    view = LayeredView::of(m.base, m.recent);
-  auto* old = static_cast<const LayeredView*>(
-      layered_view_.exchange(view.get(), std::memory_order_acq_rel));
-  view.release();
-  if (old) m.retired.views.emplace_back(const_cast<LayeredView*>(old));
+  // A layered or stateful engine without opaque filters: a view for the lock-free path, new
+  // when what it mirrors changed (the old one retired).
+  const bool want_view = out_of_line && m.opaque.empty();
+  auto view_now = [&] {
+    std::vector<uint32_t> recording(m.recording.begin(), m.recording.end());
+    return ReaderView::of(m.base, m.recent, std::move(recording), m.stateful_filters > 0);
+  };
+  auto* old = static_cast<const ReaderView*>(view_.load(std::memory_order_relaxed));
+  assert(!old || !want_view || m.view_stale || *old == *view_now());
+  if (m.view_stale || want_view != (old != nullptr)) {
+    std::unique_ptr<ReaderView> view = want_view ? view_now() : nullptr;
+    view_.store(view.release(), std::memory_order_release);
+    if (old) m.retired.views.emplace_back(const_cast<ReaderView*>(old));
+    m.view_stale = false;
+  }
   if (!m.retired.empty()) m.pending.emplace_back(grace::GracePeriod::start(), std::move(m.retired));
   m.retired.clear();
   while (!m.pending.empty() &&
@@ -680,6 +699,7 @@ void Engine::remove(FilterId id, uint32_t owner) {
   for (const Canonical& c : rec.disjuncts) stateful = stateful || c.records || c.recorded;
   if (stateful) --m.stateful_filters;
   m.recording.erase(id);
+  m.view_stale = true;  // masks, recording ids, the layers' emptiness
   m.state.drop(owner, id);
   Impl::Owner& o = m.owners[owner];
   --o.filters;
@@ -727,14 +747,36 @@ uint32_t Engine::owner_of(FilterId id) const {
   return it->second.owner;
 }
 
-bool Engine::demux_layered(const uint8_t* pkt, size_t len, FilterId* id) const {
-  auto* v = static_cast<const LayeredView*>(layered_view_.load(std::memory_order_acquire));
+// The answer without the mutex, if it needs none (inside a read section).
+inline bool Engine::demux_in_section(uintptr_t e, const uint8_t* pkt, size_t len,
+                                     FilterId* id) const {
+  if (!(e & kSlow)) {
+    *id = FilterId(reinterpret_cast<DemuxFn*>(e)(pkt, len));
+    return true;
+  }
+  auto* v = static_cast<const ReaderView*>(view_.load(std::memory_order_acquire));
   return v && v->answer(pkt, len, id);
+}
+
+// demux's other cases: the thread's first section or a nested one, a view's engine (layered or
+// stateful: lock-free unless the answer needs the walk or the fragment state), the mutex.
+FilterId Engine::demux_out_of_line(grace::ReaderSlot* entered, const uint8_t* pkt, size_t len) {
+  FilterId id = 0;
+  bool answered;
+  if (entered) {
+    answered = demux_in_section(grace::load_in(entered, entry_), pkt, len, &id);
+    grace::leave(entered);
+  } else {
+    grace::ReadSection section;  // the code, tables and view stay while it runs
+    answered = demux_in_section(section.load(entry_), pkt, len, &id);
+  }
+  return answered ? id : demux_slow(pkt, len);  // outside the section: a writer may wait for it
 }
 
 FilterId Engine::demux_slow(const uint8_t* pkt, size_t len) {
   Impl& m = *impl_;
   std::lock_guard lock(m.mutex);
+  ++m.locked_demuxes;
   m.now_valid = false;
   m.misses = 0;
   FilterId id = FilterId(m.best_key(pkt, len));
@@ -826,6 +868,7 @@ EngineStats Engine::stats() const {
   s.overlap_checks = m.overlap_checks;
   s.held_evicted = m.state.evicted();
   s.opaque_filters = m.opaque.size();
+  s.locked_demuxes = m.locked_demuxes;
   return s;
 }
 bool Engine::layered() const {

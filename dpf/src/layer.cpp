@@ -78,26 +78,18 @@ void clear_hash(Node& n) {
 
 }  // namespace
 
-bool LayeredView::answer(const uint8_t* pkt, size_t len, uint32_t* id) const {
-  auto masked = [](const std::vector<uint32_t>& dead, uint32_t k) {
-    return !dead.empty() && std::binary_search(dead.begin(), dead.end(), k);
-  };
-  auto b = uint32_t(base(pkt, len));
-  if (b != 0 && masked(base_dead, b)) return false;
-  auto r = recent ? uint32_t(recent(pkt, len)) : 0;
-  if (r != 0 && (b != 0 || masked(recent_dead, r))) return false;
-  *id = b != 0 ? b : r;
-  return true;
-}
-
-std::unique_ptr<LayeredView> LayeredView::of(const Layer& base, const Layer& recent) {
-  auto v = std::make_unique<LayeredView>();
+std::unique_ptr<ReaderView> ReaderView::of(const Layer& base, const Layer& recent,
+                                           std::vector<uint32_t> recording, bool stateful) {
+  auto v = std::make_unique<ReaderView>();
   v->base = base.fn;
   v->recent = recent.empty() ? nullptr : recent.fn;
   v->base_dead.assign(base.dead.begin(), base.dead.end());
   v->recent_dead.assign(recent.dead.begin(), recent.dead.end());
   std::sort(v->base_dead.begin(), v->base_dead.end());
   std::sort(v->recent_dead.begin(), v->recent_dead.end());
+  v->stateful = stateful;
+  v->recording = std::move(recording);
+  std::sort(v->recording.begin(), v->recording.end());
   return v;
 }
 

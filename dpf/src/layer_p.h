@@ -15,6 +15,7 @@
 
 #include <exojit/vcode/code.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -63,23 +64,71 @@ bool remove_patched(Layer& l, Node* leaf, uint64_t key, TableLog* log);
 // Takes the accept out of the walk, the code unchanged (the id joins `dead`).
 void kill(Layer& l, Node* leaf, uint64_t key, size_t weight);
 
-// What demux reads of a layered engine without the engine's mutex: both functions and the ids
-// each layer masks, immutable once published (a change publishes a new one).
-struct LayeredView {
+// A RECORDED lookup reached by the generated code while this thread's lock-free demux runs it
+// in probe mode (ReaderView): the lookup (engine.cpp) returns false at once and notes that it
+// was reached, touching no engine state; the packet then goes to the locked demux.
+enum class Probe : uint8_t { Off, On, Reached };
+inline thread_local Probe t_probe = Probe::Off;
+
+// What demux reads without the engine's mutex when the entry word sends it out of line (a
+// layered or a stateful engine): both functions, the ids each layer masks, and the filters
+// that RECORD; immutable once published (a change that alters any of them publishes a new one).
+struct ReaderView {
   LayerFn* base = nullptr;
   LayerFn* recent = nullptr;                     // nullptr: no layer of recent changes
   std::vector<uint32_t> base_dead, recent_dead;  // sorted
-  // The winner, or false when only the trie can tell: a masked id answered (its packets need the
-  // walk), or both layers answered (the winner rule needs the priorities).
+  // Stateful engine: the code calls RECORDED lookups, run in probe mode; `recording` (sorted):
+  // the ids whose win records a value.
+  bool stateful = false;
+  std::vector<uint32_t> recording;
+  // The winner, or false when only the locked demux can tell: a masked id answered (its packets
+  // need the walk), both layers answered (the winner rule needs the priorities), the code
+  // reached a RECORDED lookup (fragment state), or the winner records a value.
   bool answer(const uint8_t* pkt, size_t len, uint32_t* id) const;
-  static std::unique_ptr<LayeredView> of(const Layer& base, const Layer& recent);
+  static std::unique_ptr<ReaderView> of(const Layer& base, const Layer& recent,
+                                        std::vector<uint32_t> recording, bool stateful);
+  bool operator==(const ReaderView&) const = default;
+
+ private:
+  bool layers_answer(const uint8_t* pkt, size_t len, uint32_t* id) const;
 };
+
+// (Inline: Engine's out-of-line demux is one call, then the generated code.)
+[[gnu::always_inline]] inline bool ReaderView::layers_answer(const uint8_t* pkt, size_t len,
+                                                             uint32_t* id) const {
+  auto masked = [](const std::vector<uint32_t>& dead, uint32_t k) {
+    return !dead.empty() && std::binary_search(dead.begin(), dead.end(), k);
+  };
+  auto b = uint32_t(base(pkt, len));
+  if (b != 0 && masked(base_dead, b)) return false;
+  auto r = recent ? uint32_t(recent(pkt, len)) : 0;
+  if (r != 0 && (b != 0 || masked(recent_dead, r))) return false;
+  *id = b != 0 ? b : r;
+  return true;
+}
+
+// A stateful engine's code runs up to its first RECORDED lookup exactly as under the mutex (the
+// same code, tables and packet); if it reaches none, its answer is the locked demux's, and only
+// a winner that records a value changes state.
+[[gnu::always_inline]] inline bool ReaderView::answer(const uint8_t* pkt, size_t len,
+                                                      uint32_t* id) const {
+  if (!stateful) return layers_answer(pkt, len, id);
+  t_probe = Probe::On;
+  uint32_t winner = 0;
+  bool known = layers_answer(pkt, len, &winner);
+  bool reached = t_probe == Probe::Reached;
+  t_probe = Probe::Off;
+  if (!known || reached) return false;
+  if (winner != 0 && std::binary_search(recording.begin(), recording.end(), winner)) return false;
+  *id = winner;
+  return true;
+}
 
 // Code and tables that readers may still be running: freed after a grace period (engine.cpp).
 struct Retired {
   std::vector<vcode::Code> code;
   std::vector<Generated> gen;
-  std::vector<std::unique_ptr<LayeredView>> views;
+  std::vector<std::unique_ptr<ReaderView>> views;
   bool empty() const { return code.empty() && gen.empty() && views.empty(); }
   void clear() { code.clear(), gen.clear(), views.clear(); }
   void take(Layer& l) {  // l's code and tables (l keeps its trie)

@@ -167,22 +167,75 @@ void churn(Engine& e, size_t total, size_t window) {
   for (auto& [id, owner] : live) e.remove(id, owner);
 }
 
-void stress(EngineOptions options, size_t total) {
+// A UDP datagram in two fragments (the first carries the header, to port 53), from `src`.
+std::pair<Bytes, Bytes> fragments(uint16_t ip_id, uint32_t src) {
+  testing::Ipv4 head, tail;
+  head.proto = tail.proto = 17;
+  head.id = tail.id = ip_id;
+  head.src = tail.src = src;
+  head.dport = 53, head.frag = 0x2000;  // more fragments
+  tail.frag = 0x0003;                   // offset 24 bytes
+  return {testing::ipv4(head), testing::ipv4(tail)};
+}
+
+// The fragment filters of a DNS server: the first fragment records (IP ID, source), the others
+// match once it was recorded.
+std::vector<Filter> dns_fragments() {
+  Filter first, rest;
+  first.eq(field(12, 16), 0x800).eq(field(23, 8), 17).eq(field(20, 16) & 0x1fff, 0);
+  first.record((field(18, 16) << 32) | field(26, 32));
+  first.shift(14).shift((field(0, 8) & 0xf) << 2).eq(field(2, 16), 53);
+  rest.eq(field(12, 16), 0x800).eq(field(23, 8), 17).gt(field(20, 16) & 0x1fff, 0);
+  rest.recorded((field(18, 16) << 32) | field(26, 32));
+  return {first, rest};
+}
+
+// With `stateful`, the fragment filters are in the engine (its readers answer without the mutex
+// the packets that need no fragment state) and one more thread sends datagrams whose second
+// fragment overtakes the first (held, then released: the locked path) throughout.
+void stress(EngineOptions options, size_t total, bool stateful = false) {
   Engine e(options);
   Fixed fixed = fixed_set(e, 64);
+  FilterId dns = 0;
+  if (stateful) {
+    std::vector<Filter> both = dns_fragments();
+    dns = e.insert(both, {.owner = 5, .share = kShared});
+  }
   size_t before = e.size();
   auto start = std::chrono::steady_clock::now();
   Readers readers(e, fixed.probes, 2);
+  std::atomic<bool> churned{false};
+  size_t datagrams = 0, accepted = 0, released = 0;
+  std::thread sender;
+  if (stateful)
+    sender = std::thread([&] {
+      for (; !churned.load(std::memory_order_acquire); ++datagrams) {
+        auto [head, tail] = fragments(uint16_t(datagrams), 0x0b000000u + uint32_t(datagrams));
+        accepted += e.demux(tail.data(), tail.size()) == dns;
+        accepted += e.demux(head.data(), head.size()) == dns;
+        for (const Released& r : e.take_released()) released += r.id == dns;
+        if (datagrams % 64 == 63) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    });
   churn(e, total, 2000);
+  churned.store(true, std::memory_order_release);
+  if (sender.joinable()) sender.join();
   readers.stop();
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(readers.wrong(), "");
   EXPECT_EQ(e.size(), before);
+  // Every datagram: its first fragment accepted, its second held and released with it.
+  EXPECT_EQ(accepted + released, 2 * datagrams);
   EngineStats st = e.stats();
+  // The readers' packets need no fragment state and no walk: none took the mutex.
+  if (stateful) {
+    EXPECT_EQ(st.locked_demuxes, 2 * datagrams);
+  }
   std::printf(
       "%zu filters inserted and removed in %.2f s (%zu regenerations, %zu table updates) "
-      "while 2 readers demultiplexed %zu packets\n",
-      total, s, st.regenerations, st.table_updates, readers.demuxed());
+      "while 2 readers demultiplexed %zu packets (%zu under the mutex), %zu datagrams\n",
+      total, s, st.regenerations, st.table_updates, readers.demuxed(), st.locked_demuxes,
+      datagrams);
   for (const Probe& p : fixed.probes) EXPECT_EQ(e.demux(p.pkt.data(), p.pkt.size()), p.want);
 }
 
@@ -192,6 +245,11 @@ TEST(DpfConcurrency, ChurnKeepsEveryAnswer) {
 
 // The same with layers from a few filters on (layer_threshold low): structural changes go to the
 // second layer and merges, removals are masked.
+// The same beside fragment filters, whose fragments are recorded, held and released meanwhile.
+TEST(DpfConcurrency, ChurnKeepsEveryAnswerStateful) {
+  stress({}, stress_filters() / 2, true);
+}
+
 TEST(DpfConcurrency, ChurnKeepsEveryAnswerLayered) {
   EngineOptions o;
   o.layer_threshold = 64;
@@ -339,25 +397,13 @@ TEST(DpfConcurrency, FragmentsFromSeveralThreads) {
   EngineOptions o;
   o.record_capacity = 1024;  // no value evicted while the other thread records its datagrams
   Engine e(o);
-  Filter first, rest;
-  first.eq(field(12, 16), 0x800).eq(field(23, 8), 17).eq(field(20, 16) & 0x1fff, 0);
-  first.record((field(18, 16) << 32) | field(26, 32));
-  first.shift(14).shift((field(0, 8) & 0xf) << 2).eq(field(2, 16), 53);
-  rest.eq(field(12, 16), 0x800).eq(field(23, 8), 17).gt(field(20, 16) & 0x1fff, 0);
-  rest.recorded((field(18, 16) << 32) | field(26, 32));
-  std::vector<Filter> both{first, rest};
+  std::vector<Filter> both = dns_fragments();
   FilterId id = e.insert(both, {.owner = 1, .broad = true});
   constexpr int kDatagrams = 400;
   std::atomic<int> accepted{0};
   auto send = [&](int from, int step, bool fragments_first) {
     for (int d = from; d < kDatagrams; d += step) {
-      testing::Ipv4 head, tail;
-      head.proto = tail.proto = 17;
-      head.id = tail.id = uint16_t(d);
-      head.src = tail.src = 0x0b000000u + uint32_t(d);
-      head.dport = 53, head.frag = 0x2000;  // more fragments
-      tail.frag = 0x0003;                   // offset 24 bytes
-      Bytes h = testing::ipv4(head), t = testing::ipv4(tail);
+      auto [h, t] = fragments(uint16_t(d), 0x0b000000u + uint32_t(d));
       for (const Bytes* b : fragments_first ? std::vector{&t, &h} : std::vector{&h, &t})
         if (e.demux(b->data(), b->size()) == id) accepted.fetch_add(1);
     }

@@ -5,6 +5,10 @@
 #include <exojit/error.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "packets.h"
 
 namespace exojit::dpf {
@@ -136,6 +140,70 @@ TEST(DpfFragments, GeneratedCodeCallsTheLookupAndAgreesWithTheWalk) {
     FilterId walked = e.demux_reference(exact.get(), p.size());
     ASSERT_EQ(e.demux(exact.get(), p.size()), walked);
   }
+  // Both paths ran: the fragments under the mutex, the packets that reach no lookup without it.
+  size_t locked = e.stats().locked_demuxes;
+  EXPECT_GT(locked, 100u);
+  EXPECT_LT(locked, 2000u);
+}
+
+// A stateful engine's packets that reach no RECORDED lookup and that no recording filter wins
+// are answered without the engine's mutex (issue 16: an unmatched packet costs about what it
+// costs in a stateless engine); the others take it, and the fragment state works as before.
+TEST(DpfFragments, PacketsThatNeedNoStateTakeNoLock) {
+  Engine e;
+  std::vector<Filter> dns = dns_with_fragments();
+  FilterId id = e.insert(std::span<const Filter>(dns), {.owner = 1});
+  Filter conn;
+  conn.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), 0x0b000001).shift(34);
+  FilterId web = e.insert(conn.eq(field(2, 16), 80), {.owner = 2});
+  testing::Ipv4 tcp;
+  tcp.src = 0x0b000001, tcp.dport = 80;
+  Bytes hit = testing::ipv4(tcp);
+  tcp.src = 0x0b000002;
+  Bytes miss = testing::ipv4(tcp);
+  testing::Ipv4 udp;
+  udp.proto = 17, udp.dport = 99;
+  Bytes other_port = testing::ipv4(udp);  // the first disjunct's path up to the port: no lookup
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(e.demux(hit.data(), hit.size()), web);
+    EXPECT_EQ(e.demux(miss.data(), miss.size()), 0u);
+    EXPECT_EQ(e.demux(other_port.data(), other_port.size()), 0u);
+  }
+  EXPECT_EQ(e.stats().locked_demuxes, 0u);
+  // A later fragment reaches the lookup (held: locked); the first fragment's winner records.
+  Bytes later = fragment(5, 0x0a000001, 3, false), first = fragment(5, 0x0a000001, 0, true);
+  EXPECT_EQ(e.demux(later.data(), later.size()), 0u);
+  EXPECT_EQ(e.stats().locked_demuxes, 1u);
+  EXPECT_EQ(e.demux(first.data(), first.size()), id);
+  EXPECT_EQ(e.stats().locked_demuxes, 2u);
+  ASSERT_EQ(e.take_released().size(), 1u);
+  EXPECT_EQ(e.demux(later.data(), later.size()), id);
+  EXPECT_EQ(e.stats().locked_demuxes, 3u);
+  // While a thread holds the engine's mutex (its fragment's lookup reads a clock that waits),
+  // another thread's packets that need no state are answered.
+  std::atomic<int> stage{0};
+  e.set_clock([&] {
+    if (stage.load() == 1) {
+      stage.store(2);
+      for (int i = 0; i < 10000 && stage.load() != 3; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return uint64_t(1000);
+  });
+  stage.store(1);
+  Bytes held = fragment(6, 0x0a000001, 3, false);
+  std::thread locked([&] { e.demux(held.data(), held.size()); });
+  while (stage.load() != 2) std::this_thread::yield();
+  std::atomic<bool> answered{false};
+  std::thread other([&] {
+    bool right = e.demux(hit.data(), hit.size()) == web && e.demux(miss.data(), miss.size()) == 0;
+    answered.store(right);
+  });
+  for (int i = 0; i < 5000 && !answered.load(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(answered.load());  // before the locked demux ends
+  stage.store(3);
+  locked.join(), other.join();
 }
 
 }  // namespace

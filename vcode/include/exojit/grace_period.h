@@ -50,32 +50,48 @@ inline thread_local ReaderSlot* t_slot = &g_unclaimed;
 ReaderSlot* enter_slow(ReaderSlot* s);
 }  // namespace detail
 
+// The fast path of a read section, for a caller that has an out-of-line path anyway (a
+// demultiplexer's inline wrapper): enters a section and returns the thread's slot when the
+// thread has claimed one and is not inside a section; else nullptr, nothing entered (use
+// ReadSection). A thread-local load, the slot's load and test, the epoch's load, a store.
+inline ReaderSlot* try_enter() noexcept {
+  ReaderSlot* s = detail::t_slot;
+  if (s->epoch.load(std::memory_order_relaxed) != 0) [[unlikely]]
+    return nullptr;
+  s->epoch.store(detail::g_epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
+  return s;
+}
+// Ends a section entered by try_enter (pointers loaded inside are no longer protected).
+inline void leave(ReaderSlot* s) noexcept {
+  s->epoch.store(0, std::memory_order_release);
+}
+// Loads a published pointer (or word) inside the section of slot `s`. The compiler keeps the
+// order through an empty asm that reads the slot and may write `published` -- not a full
+// compiler barrier (std::atomic_signal_fence), which would make the caller reload everything it
+// holds in registers; the processor keeps it through the writer's barrier (see the file comment).
+template <typename T>
+T load_in(const ReaderSlot* s, const std::atomic<T>& published) noexcept {
+  asm volatile("" : "+m"(const_cast<std::atomic<T>&>(published)) : "m"(s->epoch));
+  return published.load(std::memory_order_acquire);
+}
+
 // A read section (RAII). Sections nest; pointers loaded inside, through load(), stay valid until
-// it ends. The fast path: a thread-local load, the slot's load and test, the epoch's load, a
-// store; one store at the end.
+// it ends. The fast path is try_enter's; one store at the end.
 class ReadSection {
  public:
   ReadSection() {
-    ReaderSlot* s = detail::t_slot;
-    if (s->epoch.load(std::memory_order_relaxed) != 0) [[unlikely]] {
-      slot_ = detail::enter_slow(s);
-      return;
-    }
-    slot_ = s;
-    s->epoch.store(detail::g_epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
+    slot_ = try_enter();
+    if (!slot_) [[unlikely]]
+      slot_ = detail::enter_slow(detail::t_slot);
   }
-  ~ReadSection() { slot_->epoch.store(0, std::memory_order_release); }
+  ~ReadSection() { leave(slot_); }
   ReadSection(const ReadSection&) = delete;
   ReadSection& operator=(const ReadSection&) = delete;
 
-  // Loads a published pointer (or word) after the announcement. The compiler keeps the order
-  // through an empty asm that reads the slot and may write `published` -- not a full compiler
-  // barrier (std::atomic_signal_fence), which would make the caller reload everything it holds
-  // in registers; the processor keeps it through the writer's barrier (see the file comment).
+  // Loads a published pointer (or word) after the announcement (load_in).
   template <typename T>
   T load(const std::atomic<T>& published) const {
-    asm volatile("" : "+m"(const_cast<std::atomic<T>&>(published)) : "m"(slot_->epoch));
-    return published.load(std::memory_order_acquire);
+    return load_in(slot_, published);
   }
 
  private:

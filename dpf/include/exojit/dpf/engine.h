@@ -52,10 +52,11 @@
 // serialized by a mutex inside the engine. Each demux answers as the engine before a change or
 // after it, never in between. Code and tables a change replaces are freed after a grace period
 // (exojit/grace_period.h). The mutex is taken by demux only where the answer needs state the
-// writer edits in place: an engine with stateful filters (the fragment state is shared by every
-// packet, whatever thread sees it) and, while the engine is layered(), a packet whose answer is
-// a removed filter still in the code (the trie walk) or comes from both layers (priorities),
-// and an engine with opaque filters (their programs run out of line and are freed on removal).
+// writer edits in place: in an engine with stateful filters, a packet whose code reaches a
+// RECORDED lookup or that a recording filter wins (the fragment state is shared by every packet,
+// whatever thread sees it); while the engine is layered(), a packet whose answer is a removed
+// filter still in the code (the trie walk) or comes from both layers (priorities); and every
+// packet of an engine with opaque filters (their programs are freed on removal).
 
 #pragma once
 
@@ -146,6 +147,7 @@ struct EngineStats {
   size_t overlap_checks = 0;          // filter pairs compared for overlap
   size_t held_evicted = 0;            // held packets dropped: expired, or room for newer ones
   size_t opaque_filters = 0;          // classic-BPF programs run beside the trie (insert_bpf)
+  size_t locked_demuxes = 0;          // demux calls answered under the engine's mutex
 };
 
 class Engine {
@@ -183,18 +185,23 @@ class Engine {
   OwnerUsage usage(uint32_t owner) const;
   uint32_t owner_of(FilterId id) const;  // throws if there is no such filter
 
-  // The accepting filter (0: none), by the generated code. (Layered, or with stateful filters
-  // inserted, out of line under the engine's mutex: also records values and holds or releases
-  // packets.) Any number of threads at once.
-  FilterId demux(const uint8_t* pkt, size_t len) {
-    {
-      grace::ReadSection section;  // the code and tables stay while it runs
-      uintptr_t e = section.load(entry_);
-      if (!(e & kSlow)) [[likely]]
-        return FilterId(reinterpret_cast<DemuxFn*>(e)(pkt, len));
-      if (FilterId id; demux_layered(pkt, len, &id)) return id;
+  // The accepting filter (0: none), by the generated code. (A packet that needs the fragment
+  // state -- it reaches a RECORDED atom or a RECORD filter wins it -- is answered under the
+  // engine's mutex: it records values and holds or releases packets.) Any number of threads at
+  // once.
+  // Inline: a read section's fast path around a call of the generated code; everything else
+  // (the thread's first or a nested section, the view, the mutex) is out of line.
+  [[gnu::always_inline]] FilterId demux(const uint8_t* pkt, size_t len) {
+    grace::ReaderSlot* s = grace::try_enter();
+    if (s) [[likely]] {
+      uintptr_t e = grace::load_in(s, entry_);  // the code and tables stay until leave()
+      if (!(e & kSlow)) [[likely]] {
+        auto id = FilterId(reinterpret_cast<DemuxFn*>(e)(pkt, len));
+        grace::leave(s);
+        return id;
+      }
     }
-    return demux_slow(pkt, len);  // outside the section: a writer may wait for sections
+    return demux_out_of_line(s, pkt, len);
   }
 
   // demux for a burst of packets (a receive loop's, e.g. 32): out[i] = demux(pkt[i], len[i]), in
@@ -243,9 +250,12 @@ class Engine {
   std::string dump_trie() const;  // the merged trie, one line per test; then opaque filters
 
  private:
+  // demux's other cases; `entered`: the section demux entered (left here), or nullptr.
+  FilterId demux_out_of_line(grace::ReaderSlot* entered, const uint8_t* pkt, size_t len);
+  [[gnu::always_inline]] bool demux_in_section(uintptr_t entry, const uint8_t* pkt, size_t len,
+                                               FilterId* id) const;
   FilterId demux_slow(const uint8_t* pkt, size_t len);
   FilterId insert_program(std::span<const BpfInsn> program, const Lifted& lifted, InsertOptions o);
-  bool demux_layered(const uint8_t* pkt, size_t len, FilterId* id) const;
   void publish();
 
   struct Impl;
@@ -254,8 +264,10 @@ class Engine {
   // kSlow set when demux must take the out-of-line path (code is at least 2-byte aligned).
   static constexpr uintptr_t kSlow = 1;
   std::atomic<uintptr_t> entry_{0};
-  // A layered stateless engine's functions and masks (detail::LayeredView), null otherwise.
-  std::atomic<const void*> layered_view_{nullptr};
+  // What the out-of-line path reads without the mutex (detail::ReaderView): a layered or
+  // stateful engine's functions, masks and recording filters; null otherwise (and while opaque
+  // filters are in the engine).
+  std::atomic<const void*> view_{nullptr};
 };
 
 }  // namespace exojit::dpf
