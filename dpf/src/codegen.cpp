@@ -507,13 +507,11 @@ class Gen {
     node(*end, s, after);
   }
 
-  // p &= m (a bound_mask, u64; given back).
+  // p &= m (a bound_mask, u64; given back). A pointer and a u64 mix in one `and`: no copy of
+  // the mask into a pointer register (a register and a move on the path to every load).
   void mask_pointer(Reg p, Reg m) {
-    Reg mp = get(Type::P);
-    b_.cvt(mp, m);
+    b_.and_(p, p, m);
     put(m);
-    b_.and_(p, p, mp);
-    put(mp);
   }
 
   // Fails unless amount + need <= rem, for any amount (it may wrap past 2^64). Hardened: returns
