@@ -487,6 +487,59 @@ TEST(Differential, BoundMask) {
   s.run();
 }
 
+// The guard of a bounds check (bound_zero: d kept when a <= b, else 0): every placement of its
+// registers (d apart from both, d one of them, callee-saved ones), the immediate forms at the
+// edges (blinded ones included, in the blinded run).
+TEST(Differential, BoundZero) {
+  Suite s;
+  for (Type t : {Type::U32, Type::U64, Type::P}) {
+    for (const Layout& l : kLayouts) {
+      std::string name = s.next_name();
+      s.add(
+          [&](Module& m) {
+            Builder b(m, name, t, {t, t});
+            Reg x = b.arg(0), y = b.arg(1);
+            if (l.a.slot >= 0 || l.a.cls == RegClass::Var) {
+              Reg r = reg_in(b, t, l.a);
+              b.mov(r, x);
+              x = r;
+            }
+            if (l.b.slot >= 0 || l.b.cls == RegClass::Var) {
+              Reg r = reg_in(b, t, l.b);
+              b.mov(r, y);
+              y = r;
+            }
+            // d = a or b: the guarded value is the compared one.
+            Reg d = l.d == -1 ? x : l.d == -2 ? y : Reg{};
+            if (!d.valid()) {
+              d = l.d == -3 ? b.getreg(t, RegClass::Var)
+                            : reg_in(b, t, {RegClass::Temp, l.d >= 0 ? l.d : 4});
+              b.set(d, int64_t(0x1234567890abcdef));
+            }
+            b.bound_zero(d, x, y);
+            b.ret(d);
+            b.finish();
+          },
+          pairs(int_values(t), int_values(t)), t, &l == &kLayouts[0]);
+    }
+    for (int64_t imm : {0ll, 1ll, 127ll, 128ll, 0xffffll, 0x7fffffffll, 0xffffffffll, -1ll, -129ll,
+                        0x123456789abll}) {
+      std::string name = s.next_name();
+      Suite::Inputs inputs;
+      for (uint64_t x : int_values(t)) inputs.push_back({0x5555aaaa, x});
+      s.add(
+          [&](Module& m) {
+            Builder b(m, name, t, {t, t});
+            b.bound_zero(b.arg(0), b.arg(1), imm);
+            b.ret(b.arg(0));
+            b.finish();
+          },
+          inputs, t);
+    }
+  }
+  s.run();
+}
+
 TEST(Differential, Checksum) {
   Suite s;
   for (Type acc : {Type::U32, Type::U64})
