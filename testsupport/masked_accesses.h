@@ -5,8 +5,9 @@
 //
 // A forward "must" analysis over the records, per machine register slot (registers that share a
 // slot are one: the sandbox's aliases): whether the slot holds a mask (bound_mask's result, or a
-// cvt/mov/and of masks) or a masked value (something and-ed with a mask, then shifted or and-ed
-// with a constant); locals remember what was stored at each displacement. Paths meet by
+// cvt/mov/and of masks) or a masked value (something and-ed with a mask, or passed through
+// bound_zero, then shifted or and-ed with a constant); locals remember what was stored at each
+// displacement. Paths meet by
 // intersection, so a value is masked at an access only when it is on every path to it.
 //
 // Which accesses are checked: with `roots` empty (an ASH handler), every indexed access outside
@@ -105,6 +106,8 @@ class MaskedAccesses {
     switch (in.op) {
       case Op::BoundMask:
         return Fact{true, false, false};
+      case Op::BoundZero:  // d itself, zeroed unless its check holds
+        return Fact{false, true, get(s, in.dst).derived};
       case Op::And:
         if (imm) return Fact{false, a.masked, a.derived};
         return Fact{a.mask && b.mask, a.mask || b.mask || a.masked || b.masked,

@@ -323,12 +323,12 @@ class Gen {
     if (br.must > s.checked) {
       Reg rem = rem_of(s);
       b_.blt(rem, int64_t(br.must), fail);
-      if (options_.harden) {  // base &= (must <= rem ? ~0 : 0), in the slot too when spilled
+      if (options_.harden) {  // base = must <= rem ? base : 0, in the slot too when spilled
         Reg m = get(Type::U64);
         b_.set(m, int64_t(br.must));
-        b_.bound_mask(m, m, rem);
         Reg base = base_of(s);
-        mask_pointer(base, m);
+        b_.bound_zero(base, m, rem);
+        put(m);
         if (s.spilled) b_.st(base, s.slot, 0);
         release(s, base);
       }
@@ -341,8 +341,7 @@ class Gen {
     if (br.children.size() == 1) return chain(br, s, fail, after);
     if (br.children.size() > 3) {
       if (auto h = HashNode::plan(br, options_.strict_alignment);
-          h && free_regs() >= hash_registers(*h, s) + (options_.harden ? 2 : 0) &&
-          h->choose(br.hash)) {
+          h && free_regs() >= hash_registers(*h, s) && h->choose(br.hash)) {
         h->set_assumed_best(br.subtree_best);
         HashNode* raw = h.get();
         out_.tables.push_back(std::move(h));
@@ -507,46 +506,56 @@ class Gen {
     node(*end, s, after);
   }
 
-  // p &= m (a bound_mask, u64; given back).
-  void mask_pointer(Reg p, Reg m) {
-    Reg mp = get(Type::P);
-    b_.cvt(mp, m);
-    put(m);
-    b_.and_(p, p, mp);
-    put(mp);
-  }
+  // What a SHIFT's check compared, for hardened code to guard the new base with (guard_shift).
+  struct ShiftCheck {
+    Reg sum;   // amount + need, checked <= rem (the amount itself when need is 0)
+    Reg rest;  // rem - amount, checked >= need, when amount + need may wrap (amount <= rem too)
+    uint32_t need = 0;
+    int registers() const { return int(sum.valid()) + int(rest.valid()); }
+  };
 
-  // Fails unless amount + need <= rem, for any amount (it may wrap past 2^64). Hardened: returns
-  // the mask of that condition (u64, the caller masks the new base with it), else no register.
-  Reg check_shift(Reg amount, uint64_t upper, uint32_t need, Reg rem, Label fail) {
+  // Fails unless amount + need <= rem, for any amount (it may wrap past 2^64). Hardened, the
+  // registers the compares read stay for guard_shift.
+  ShiftCheck check_shift(Reg amount, uint64_t upper, uint32_t need, Reg rem, Label fail) {
     const bool harden = options_.harden;
+    ShiftCheck c{.need = need};
     if (need == 0) {
       b_.bgt(amount, rem, fail);
-      if (!harden) return Reg{};
-      Reg m = get(Type::U64);
-      b_.bound_mask(m, amount, rem);
-      return m;
+      return c;
     }
     if (upper <= ~uint64_t(0) - need) {
       Reg t = get(Type::U64);
       b_.add(t, amount, int64_t(need));
       b_.bgt(t, rem, fail);
-      if (!harden) return put(t), Reg{};
-      b_.bound_mask(t, t, rem);
-      return t;
+      if (!harden) return put(t), c;
+      c.sum = t;
+      return c;
     }
     b_.bgt(amount, rem, fail);
     Reg t = get(Type::U64);
     b_.sub(t, rem, amount);
     b_.blt(t, int64_t(need), fail);
-    if (!harden) return put(t), Reg{};
-    Reg m = get(Type::U64);  // (need <= rem - amount) & (amount <= rem)
-    b_.set(m, int64_t(need));
-    b_.bound_mask(m, m, t);
-    b_.bound_mask(t, amount, rem);
-    b_.and_(m, m, t);
-    put(t);
-    return m;
+    if (!harden) return put(t), c;
+    c.rest = t;
+    return c;
+  }
+
+  // Hardened: the new base nb = 0 unless the SHIFT's check holds, branch-free (bound_zero: one
+  // conditional move after the compare), so that a mispredicted check loads from the never-mapped
+  // first pages, never past the packet. Gives the check's registers back.
+  void guard_shift(Reg nb, const ShiftCheck& c, Reg amount, Reg rem) {
+    if (!options_.harden) return;
+    if (c.sum.valid()) {
+      b_.bound_zero(nb, c.sum, rem);
+      return put(c.sum);
+    }
+    b_.bound_zero(nb, amount, rem);
+    if (!c.rest.valid()) return;
+    Reg m = get(Type::U64);  // need <= rem - amount
+    b_.set(m, int64_t(c.need));
+    b_.bound_zero(nb, m, c.rest);
+    put(m);
+    put(c.rest);
   }
 
   // SHIFT: one check covers the amount and the bytes the child needs after it.
@@ -555,7 +564,7 @@ class Gen {
     Reg base = base_of(s);
     Reg rem = rem_of(s);
     Value amount = widen(eval(br.expr, base, rem));
-    Reg mask = check_shift(amount.reg, upper_bound(br.expr), child.must, rem, fail);
+    ShiftCheck check = check_shift(amount.reg, upper_bound(br.expr), child.must, rem, fail);
     Seg n;
     n.checked = child.must;
     n.depth = s.depth + 1;
@@ -564,10 +573,10 @@ class Gen {
     // free once the amount (and the parent's base and length loaded from its slot) are given
     // back and the new base and length taken.
     bool resident =
-        !calls_ && free_regs() + 1 + (s.spilled ? 2 : 0) + (mask.valid() ? 1 : 0) - 2 >= kReserve;
+        !calls_ && free_regs() + 1 + (s.spilled ? 2 : 0) + check.registers() - 2 >= kReserve;
     Reg nb = resident ? get_long(Type::P) : get(Type::P);
     b_.add(nb, base, amount.reg);
-    if (mask.valid()) mask_pointer(nb, mask);
+    guard_shift(nb, check, amount.reg, rem);
     Reg nr = resident ? get_long(Type::U64) : get(Type::U64);
     b_.sub(nr, rem, amount.reg);
     put(amount.reg);
@@ -596,7 +605,8 @@ class Gen {
       for (const auto& f : h.fields())
         if (f.segment == segment) ++held;
       // fields held, the chain segment's base and rem, amount (and its widening), the check's
-      // temporary, the new base and rem
+      // temporary, the new base and rem (hardened: the check's registers and one more while the
+      // new base is guarded, before its rem is taken: as many)
       peak = std::max(peak, held + 7);
       ++segment;
     }
@@ -645,11 +655,11 @@ class Gen {
     for (const Step& step : h.shape()) {
       if (step.kind != Atom::Kind::Shift) continue;
       Value amount = widen(eval(step.expr, base, rem));
-      Reg mask =
+      ShiftCheck check =
           check_shift(amount.reg, upper_bound(step.expr), h.segment_need(segment + 1), rem, miss);
       Reg nb = get(Type::P);
       b_.add(nb, base, amount.reg);
-      if (mask.valid()) mask_pointer(nb, mask);
+      guard_shift(nb, check, amount.reg, rem);
       // The next segment's length, for a SHIFT after it or a field on LEN in it (the last
       // segment's bounds check is done).
       Reg nr{};

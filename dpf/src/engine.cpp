@@ -365,7 +365,7 @@ struct Engine::Impl {
         if (worst == Patch::NewCode)
           leaf = l.trie.insert(c, key).leaf;
         else
-          worst = std::max(worst, insert_patched(l, c, key, &leaf, &log));
+          worst = std::max(worst, insert_patched(l, c, key, !rec.trusted, &leaf, &log));
         rec.accepts.emplace_back(leaf, key);
       }
       if (worst == Patch::Done) {
@@ -885,6 +885,9 @@ const vcode::Module& Engine::module() const {
 }
 const vcode::Code& Engine::code() const {
   return impl_->base.code;
+}
+const vcode::Module& Engine::recent_module() const {
+  return impl_->recent.gen.module;
 }
 std::string Engine::dump_trie() const {
   const Impl& m = *impl_;

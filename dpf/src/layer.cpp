@@ -13,13 +13,14 @@ HashNode* hashed_ancestor(Node* n) {
   return nullptr;
 }
 
-Patch insert_patched(Layer& l, const Canonical& c, uint64_t key, Node** leaf, TableLog* log) {
+Patch insert_patched(Layer& l, const Canonical& c, uint64_t key, bool untrusted, Node** leaf,
+                     TableLog* log) {
   uint64_t before = kNoFilter;
   Change change = l.trie.insert(c, key);
   *leaf = change.leaf;
   for (uint64_t k : change.leaf->accepts)
     if (k != key) before = std::min(before, k);
-  if (!l.fn) return Patch::NewCode;
+  if (!l.fn || (untrusted && !l.hardened)) return Patch::NewCode;
   if (HashNode* h = hashed_ancestor(change.leaf)) {
     // Code before the table returns early when nothing in it can beat what it found: a key
     // better than the one the code was generated with needs new code.
@@ -109,6 +110,7 @@ void regenerate(Layer& l, const CodegenOptions& options, Retired* retired, LiveT
   l.gen = std::move(g);
   l.code = std::move(c);
   l.fn = fn;
+  l.hardened = options.harden;
   for (auto& [leaf, key] : l.killed) l.trie.erase_dead(leaf, key);
   l.killed.clear();
   l.dead.clear();

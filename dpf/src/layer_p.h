@@ -36,7 +36,10 @@ struct Layer {
   Generated gen;
   vcode::Code code;
   LayerFn* fn = nullptr;  // nullptr until generated
-  size_t weight = 0;      // canonical atoms of the filters in it (what regenerating costs)
+  // The code was generated hardened (CodegenOptions::harden): only such code may take an
+  // untrusted owner's filter by a table write (insert_patched).
+  bool hardened = false;
+  size_t weight = 0;  // canonical atoms of the filters in it (what regenerating costs)
   // Accepts of removed filters whose ids the code may still return (see Trie::kill).
   std::vector<std::pair<Node*, uint64_t>> killed;
   std::unordered_set<uint32_t> dead;  // their ids
@@ -54,8 +57,11 @@ struct Layer {
 // change (the trie keeps the accept either way; Trie::erase takes it back): TableFull when only
 // a table is in the way and new code for it is amortized (it is full and doubles, or its key's
 // probe run is too long and it has grown by an eighth since it was built), NewCode otherwise.
+// An `untrusted` owner's filter is never served by code generated unhardened (its packets would
+// run through unmasked loads): NewCode, which is generated hardened.
 enum class Patch : uint8_t { Done, TableFull, NewCode };
-Patch insert_patched(Layer& l, const Canonical& c, uint64_t key, Node** leaf, TableLog* log);
+Patch insert_patched(Layer& l, const Canonical& c, uint64_t key, bool untrusted, Node** leaf,
+                     TableLog* log);
 
 // Takes the accept `key` at `leaf` out when the running code can do without it (writing the
 // tables, logged). False: nothing changed, the code must change.

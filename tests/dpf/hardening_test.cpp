@@ -12,6 +12,7 @@
 #include "exojit/dpf/pcap.h"
 #include "exojit/vcode.h"
 #include "masked_accesses.h"
+#include "packets.h"
 #include "random_filters.h"
 
 namespace exojit::dpf {
@@ -77,6 +78,73 @@ TEST(DpfHardening, UntrustedConstantsAreNotInTheCode) {
   uint32_t dst = 0x0a0b0c0d;
   EXPECT_TRUE(contains(trusted.code(), dst) || contains(trusted.code(), dst_be));
   EXPECT_FALSE(contains(untrusted.code(), dst) || contains(untrusted.code(), dst_be));
+}
+
+// A TCP connection through the variable IP header (a hash node after the SHIFTs), and its packet.
+Filter connection(uint32_t src, uint16_t sport) {
+  Filter f;
+  f.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), src);
+  f.eq(field(30, 32), 0x0a000001).shift(14).shift((field(0, 8) & 0xf) << 2);
+  return f.eq(field(0, 16), sport).eq(field(2, 16), 80);
+}
+testing::Bytes connection_packet(uint32_t src, uint16_t sport) {
+  testing::Ipv4 s;
+  s.src = src, s.dst = 0x0a000001, s.sport = sport, s.dport = 80, s.payload = 10;
+  return testing::ipv4(s);
+}
+
+// Code generated while only trusted filters were in takes more of their connections by table
+// writes; an untrusted owner's connection would fit the same table, but its packets must not
+// run through unmasked loads: it gets hardened code (the whole regenerated while small, the
+// layer of recent changes once large), and only then do untrusted keys go into tables.
+TEST(DpfHardening, AnUntrustedFilterIsNeverServedByUnhardenedCode) {
+  for (size_t threshold : {size_t(2048), size_t(64)}) {
+    SCOPED_TRACE(threshold);
+    Engine e({.layer_threshold = threshold});
+    // More than HashNode::kSearchedKeys: a probing table, which takes almost any new key.
+    for (uint32_t i = 0; i < 260; ++i)
+      e.insert(connection(0xc0a80000 + i, uint16_t(1000 + i)), {.owner = 1, .trusted = true});
+    size_t checked = 0;
+    ASSERT_FALSE(unmasked(e.module(), &checked).empty());  // trusted code: plain loads
+    // More trusted connections: the running code takes them (table writes), but for a table
+    // that fills up.
+    EngineStats before;
+    bool written = false;
+    for (uint32_t k = 0; k < 8 && !written; ++k) {
+      before = e.stats();
+      e.insert(connection(0xc0a81000 + k, uint16_t(2000 + k)), {.owner = 1, .trusted = true});
+      written = e.stats().table_updates == before.table_updates + 1 &&
+                e.stats().regenerations == before.regenerations;
+    }
+    ASSERT_TRUE(written);
+
+    // An untrusted owner's connection, of the same shape: new code, hardened.
+    before = e.stats();
+    FilterId id = e.insert(connection(0xc0a82000, 3000), {.owner = 2});
+    EXPECT_GT(e.stats().regenerations, before.regenerations);
+    const vcode::Module& runs = e.layered() ? e.recent_module() : e.module();
+    EXPECT_EQ(e.layered(), threshold == 64);
+    std::vector<size_t> bad = unmasked(runs, &checked);
+    EXPECT_TRUE(bad.empty()) << "instruction " << bad[0] << "\n" << vcode::print(runs);
+    EXPECT_GT(checked, 0u);
+    testing::Bytes p = connection_packet(0xc0a82000, 3000);
+    EXPECT_EQ(e.demux(p.data(), p.size()), id);
+
+    // While small, the next one goes into the hardened code's table: a table write, no new
+    // code. (Layered, the trusted whole is not regenerated for it: the recent layer is.)
+    before = e.stats();
+    FilterId next = e.insert(connection(0xc0a82001, 3001), {.owner = 2});
+    if (!e.layered()) {
+      EXPECT_EQ(e.stats().table_updates, before.table_updates + 1);
+      EXPECT_EQ(e.stats().regenerations, before.regenerations);
+    } else {
+      EXPECT_EQ(e.stats().merges, before.merges);
+    }
+    p = connection_packet(0xc0a82001, 3001);
+    EXPECT_EQ(e.demux(p.data(), p.size()), next);
+    p = connection_packet(0xc0a80007, 1007);
+    EXPECT_EQ(e.demux(p.data(), p.size()), FilterId(8));
+  }
 }
 
 // The BPF JIT: libpcap's programs, untrusted (masked, blinded) and trusted.

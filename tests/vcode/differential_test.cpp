@@ -223,8 +223,10 @@ void build_binary(Module& m, const std::string& name, Op op, Type t, Type bt, co
   }
   Reg d = l.d == -1 ? x : l.d == -2 ? y : Reg{};
   if (l.d == -2 && bt != t) d = Reg{};
-  if (!d.valid())
+  if (!d.valid()) {
     d = l.d == -3 ? b.getreg(t, RegClass::Var) : reg_in(b, t, {RegClass::Temp, l.d >= 0 ? l.d : 4});
+    if (has_flag(op, kOpReadsDst)) b.set(d, int64_t(0x1234567890abcdef));  // (d is a source)
+  }
   emit_binary(b, op, d, x, y);
   b.ret(d);
   b.finish();
@@ -458,32 +460,38 @@ TEST(Differential, Conversions) {
   s.run();
 }
 
-// The mask of a bounds check (Spectre v1 hardening): every placement of its registers, and the
-// immediate forms at the edges (blinded ones included, in the blinded run).
-TEST(Differential, BoundMask) {
+// The guards of a bounds check (Spectre v1 hardening): bound_mask (the mask) and bound_zero (the
+// guarded value kept or zeroed), every placement of their registers (d apart, d one of the
+// compared ones, callee-saved ones), and the immediate forms at the edges (blinded ones
+// included, in the blinded run).
+TEST(Differential, BoundsCheckGuards) {
   Suite s;
-  for (Type t : {Type::U32, Type::U64, Type::P}) {
-    for (const Layout& l : kLayouts) {
-      std::string name = s.next_name();
-      s.add([&](Module& m) { build_binary(m, name, Op::BoundMask, t, t, l); },
-            pairs(int_values(t), int_values(t)), t, &l == &kLayouts[0]);
+  for (Op op : {Op::BoundMask, Op::BoundZero})
+    for (Type t : {Type::U32, Type::U64, Type::P}) {
+      for (const Layout& l : kLayouts) {
+        std::string name = s.next_name();
+        s.add([&](Module& m) { build_binary(m, name, op, t, t, l); },
+              pairs(int_values(t), int_values(t)), t, &l == &kLayouts[0]);
+      }
+      for (int64_t imm : {0ll, 1ll, 127ll, 128ll, 0xffffll, 0x7fffffffll, 0xffffffffll, -1ll,
+                          -129ll, 0x123456789abll}) {
+        std::string name = s.next_name();
+        Suite::Inputs inputs;
+        for (uint64_t x : int_values(t)) inputs.push_back({x, 0x5555aaaa});
+        s.add(
+            [&](Module& m) {
+              Builder b(m, name, t, {t, t});
+              Reg d = b.arg(1);  // bound_zero's guarded value; bound_mask's result
+              if (op == Op::BoundMask)
+                b.bound_mask(d, b.arg(0), imm);
+              else
+                b.bound_zero(d, b.arg(0), imm);
+              b.ret(d);
+              b.finish();
+            },
+            inputs, t);
+      }
     }
-    for (int64_t imm : {0ll, 1ll, 127ll, 128ll, 0xffffll, 0x7fffffffll, 0xffffffffll, -1ll, -129ll,
-                        0x123456789abll}) {
-      std::string name = s.next_name();
-      Suite::Inputs inputs;
-      for (uint64_t x : int_values(t)) inputs.push_back({x});
-      s.add(
-          [&](Module& m) {
-            Builder b(m, name, t, {t});
-            Reg d = b.getreg(t, RegClass::Temp);
-            b.bound_mask(d, b.arg(0), imm);
-            b.ret(d);
-            b.finish();
-          },
-          inputs, t);
-    }
-  }
   s.run();
 }
 

@@ -37,6 +37,8 @@ void emit_binary(vcode::Builder& b, vcode::Op op, vcode::Reg d, vcode::Reg x, Y 
       return b.cksum(d, x, y);
     case Op::BoundMask:
       return b.bound_mask(d, x, y);
+    case Op::BoundZero:
+      return b.bound_zero(d, x, y);
     default:
       throw Error("emit_binary: not a binary operation");
   }

@@ -287,6 +287,12 @@ TEST(Encoder, MultiplyShiftAndUnary) {
         cases.add(fmt::format("imul r{}, r{} ({})", d, s, bits),
                   {[&](Encoder& e, auto&) { e.imul(gd, gs); },
                    [&](ax::Assembler& a, auto&) { a.imul(their(gd), their(gs)); }});
+        for (int c = 0; c < 16; ++c)
+          cases.add(fmt::format("cmov{} r{}, r{} ({})", c, d, s, bits),
+                    {[&](Encoder& e, auto&) { e.cmov(Cond(c), gd, gs); },
+                     [&](ax::Assembler& a, auto&) {
+                       a.emit(ax::Inst::cmovccFromCond(ax::CondCode(c)), their(gd), their(gs));
+                     }});
         for (int32_t imm : {0, 1, -1, 127, -128, 128, -129, INT32_MAX, INT32_MIN}) {
           cases.add(fmt::format("imul r{}, r{}, {} ({})", d, s, imm, bits),
                     {[&](Encoder& e, auto&) { e.imul(gd, gs, imm); },

@@ -93,6 +93,7 @@ class Sample {
       case Form::Binary: {
         const uint32_t d = reg(t_), a = reg(t_);
         load(a, 0);
+        if (has_flag(op_, kOpReadsDst)) load(d, 16);  // (its destination is a source too)
         uint32_t b = 0;
         if (!imm_) {
           b = reg(source_);
@@ -444,6 +445,7 @@ std::string notes_text(Op op) {
   if (info.uniform_types != info.types && info.uniform_types)
     notes.push_back("all-register form: " + types_text(info.uniform_types));
   if (has_flag(op, kOpCommutative)) notes.emplace_back("commutative");
+  if (has_flag(op, kOpReadsDst)) notes.emplace_back("d is also a source");
   if (has_flag(op, kOpTraps)) notes.emplace_back("traps");
   if (has_flag(op, kOpLoad)) notes.emplace_back("reads memory");
   if (has_flag(op, kOpStore)) notes.emplace_back("writes memory");

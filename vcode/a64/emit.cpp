@@ -316,6 +316,8 @@ void A64Emitter::insn(const Insn& in) {
       return cksum_fold(in);
     case Op::BoundMask:
       return bound_mask(in);
+    case Op::BoundZero:
+      return bound_zero(in);
     case Op::Crc32c:
       return crc32c(in);
     case Op::Splat:
@@ -534,6 +536,16 @@ void A64Emitter::bound_mask(const Insn& in) {
   else
     a_.cmp(a, gp(in.b, in.type));
   a_.csetm(gp(in.dst, in.type), arm64::CondCode::kLS);
+}
+
+// d = a <= b ? d : 0, branch-free: cmp, then csel d, d, zr on "unsigned lower or same".
+void A64Emitter::bound_zero(const Insn& in) {
+  const Gp a = gp(in.a, in.type), d = gp(in.dst, in.type);
+  if (in.flags & kImm)
+    compare_imm(a, in.imm);
+  else
+    a_.cmp(a, gp(in.b, in.type));
+  a_.csel(d, d, type_bits(in.type) == 64 ? Gp(arm64::xzr) : Gp(arm64::wzr), arm64::CondCode::kLS);
 }
 
 void A64Emitter::cksum(const Insn& in) {

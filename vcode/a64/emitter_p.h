@@ -132,6 +132,7 @@ class A64Emitter : public Lowering<A64Emitter, AsmLabel> {
   void set(const Insn& in);
   void cksum(const Insn& in);
   void bound_mask(const Insn& in);
+  void bound_zero(const Insn& in);
   void cksum_fold(const Insn& in);
   void load(const Insn& in);
   void store(const Insn& in);

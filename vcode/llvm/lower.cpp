@@ -529,6 +529,10 @@ void FunctionLowering::run() {
       case Op::BoundMask:  // icmp + sext: LLVM selects cmp + sbb/setcc, branch-free
         put(in.dst, b_.CreateSExt(b_.CreateICmpULE(get(in.a), second(in)), type(in.type)));
         break;
+      case Op::BoundZero:  // icmp + select: LLVM selects cmov/csel, branch-free
+        put(in.dst, b_.CreateSelect(b_.CreateICmpULE(get(in.a), second(in)), get(in.dst),
+                                    llvm::Constant::getNullValue(type(in.type))));
+        break;
       case Op::Crc32c:
         crc32c(in);
         break;

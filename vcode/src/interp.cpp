@@ -346,6 +346,11 @@ uint64_t Interpreter::execute(size_t fi, std::span<const uint64_t> args, int dep
         r[in.dst] = r[in.a] <= (b & ones) ? ones : 0;
         break;
       }
+      case Op::BoundZero: {
+        const uint64_t ones = type_bits(t) == 32 ? 0xffffffffull : ~uint64_t(0);
+        if (r[in.a] > (b & ones)) r[in.dst] = 0;
+        break;
+      }
       case Op::CksumFold: {
         uint64_t s = r[in.a];
         while (s > 0xffff) s = (s & 0xffff) + (s >> 16);

@@ -205,7 +205,8 @@ struct Checker {
         }
         return;
       }
-      case Op::BoundMask: {
+      case Op::BoundMask:
+      case Op::BoundZero: {
         Type d = reg(in.dst, "destination");
         if (d != t) error("recorded type differs from the destination's");
         same(d, reg(in.a, "source"), "the first source");

@@ -267,6 +267,8 @@ void X64Emitter::insn_general(const Insn& in) {
       return cksum_fold(in);
     case Op::BoundMask:
       return bound_mask(in);
+    case Op::BoundZero:
+      return bound_zero(in);
     case Op::Crc32c:
       return crc32c(in);
     case Op::Splat:
@@ -509,6 +511,24 @@ void X64Emitter::bound_mask(const Insn& in) {
   e_.alu(Alu::Cmp, b, a);
   e_.alu(Alu::Sbb, d, d);
   e_.not_(d);
+}
+
+// d = a <= b ? d : 0, branch-free: a zero in rax (xor first: it sets the flags), cmp a, b, then
+// cmova d, rax. Two instructions after the compared values, one after the compare: cheaper on
+// the path to the guarded access than bound_mask's mask and its and.
+void X64Emitter::bound_zero(const Insn& in) {
+  const Type t = in.type;
+  const Gp d = gp(in.dst, t), a = gp(in.a, t);
+  e_.alu(Alu::Xor, eax, eax);
+  if (!(in.flags & kImm)) {
+    e_.alu(Alu::Cmp, a, gp(in.b, t));
+  } else if (!is_wide(t) || fits32(in.imm)) {
+    e_.alu(Alu::Cmp, a, int32_t(in.imm));
+  } else {
+    mov_imm(r11, in.imm);
+    e_.alu(Alu::Cmp, a, r11);
+  }
+  e_.cmov(Cond::A, d, at_width(rax, t));
 }
 
 void X64Emitter::cksum(const Insn& in) {

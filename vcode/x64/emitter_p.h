@@ -120,6 +120,7 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   void set(const Insn& in);
   void cksum(const Insn& in);
   void bound_mask(const Insn& in);
+  void bound_zero(const Insn& in);
   void cksum_fold(const Insn& in);
   void address(const Insn& in);
   [[gnu::always_inline]] void load(const Insn& in);

@@ -224,6 +224,7 @@ class Encoder {
   void dec(Gp d) { gp_rr(d.bits, false, 0, 0xff, 1, d.id); }
   void bswap(Gp d);
   void btc(Gp d, uint8_t bit);
+  void cmov(Cond c, Gp d, Gp s) { gp_rr(d.bits, false, 1, uint8_t(0x40 | uint8_t(c)), d.id, s.id); }
   [[gnu::always_inline]] void setcc(Cond c, Gp d8) {
     gp_rr(32, byte_rex(d8, d8), 1, uint8_t(0x90 | uint8_t(c)), 0, d8.id);
   }

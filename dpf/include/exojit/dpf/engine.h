@@ -247,6 +247,8 @@ class Engine {
   DemuxFn* function() const;
   const vcode::Module& module() const;
   const vcode::Code& code() const;
+  // The second function's (the layer of recent changes; an empty module while there is none).
+  const vcode::Module& recent_module() const;
   std::string dump_trie() const;  // the merged trie, one line per test; then opaque filters
 
  private:

@@ -83,6 +83,8 @@ class Builder {
   // (Spectre v1: a mispredicted check then still accesses inside the range).
   void bound_mask(Reg d, Reg a, Reg b) { binary(Op::BoundMask, d, a, b); }
   void bound_mask(Reg d, Reg a, int64_t i) { binary(Op::BoundMask, d, a, i); }
+  void bound_zero(Reg d, Reg a, Reg b) { binary(Op::BoundZero, d, a, b); }
+  void bound_zero(Reg d, Reg a, int64_t i) { binary(Op::BoundZero, d, a, i); }
   void bswap(Reg d, Reg a) { unary(Op::Bswap, d, a); }
   void crc32c(Reg d, Reg crc, Reg data) { binary(Op::Crc32c, d, crc, data); }
 

@@ -26,6 +26,8 @@
 //                    `com` of it (16-bit).
 //   bound_mask d, a, b  all ones (at d's width) when a <= b unsigned, else 0: the mask of a
 //                    bounds check, computed without a branch (Spectre v1 hardening).
+//   bound_zero d, a, b  d = 0 unless a <= b unsigned (d is read): the guarded pointer or index
+//                    itself, zeroed without a branch (x86-64 cmov, AArch64 csel).
 //   bswap d, a       reverses the bytes of a 16-, 32- or 64-bit value.
 //   ld/st            need natural alignment (the interpreter checks it); ldu/stu do not;
 //   ldbe/stbe        access big-endian (network order) values at any alignment.

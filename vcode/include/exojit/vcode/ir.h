@@ -150,7 +150,8 @@ constexpr uint8_t operand_roles(const Insn& in) {
       uint8_t(((in.flags & kLocalBase) ? 0 : kUsesA) | ((in.flags & kIndex) ? kUsesB : 0));
   switch (form_of(in.op)) {
     case Form::Binary:
-      return uint8_t(kUsesA | (imm ? 0 : kUsesB) | kDefinesDst);
+      return uint8_t(kUsesA | (imm ? 0 : kUsesB) | kDefinesDst |
+                     (has_flag(in.op, kOpReadsDst) ? kUsesDst : 0));
     case Form::Unary:
     case Form::UnaryImm:
       return kUsesA | kDefinesDst;

@@ -55,6 +55,7 @@ enum OpFlags : uint16_t {
   kOpCall = 1 << 8,           // calls a function (temporaries die)
   kOpCodeAddress = 1 << 9,    // takes a code address or jumps to one held in a register
   kOpStackAddress = 1 << 10,  // exposes the address of a stack local
+  kOpReadsDst = 1 << 11,      // the destination is also a source (Binary: d = op(d, a, b))
 };
 
 namespace ops_detail {
@@ -126,6 +127,9 @@ inline constexpr TypeSet kCallable = kI | kF | bits({Type::Void});
   X(BoundMask, "bound_mask", Binary, kBound, kBound, kOpImmForm,                                 \
     "d = all ones when a <= b (unsigned), else 0: `and` an index or base with it after its "     \
     "bounds check, and even a mispredicted check accesses inside the range")                     \
+  X(BoundZero, "bound_zero", Binary, kBound, kBound, kOpImmForm | kOpReadsDst,                   \
+    "d = 0 unless a <= b (unsigned), else d unchanged: the pointer or index a bounds check "      \
+    "guards, zeroed branch-free (one conditional move) when the check does not hold")            \
   /* vectors */                                                                                  \
   X(Splat, "splat", Unary, kV, 0, 0, "every lane of d = the integer a, truncated to the lane")   \
   X(Widen, "widen", UnaryImm, kWideLanes, 0, 0,                                                  \
