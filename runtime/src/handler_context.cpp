@@ -7,7 +7,8 @@ namespace exojit::runtime {
 // Handlers run on the delivering thread, possibly while the environment's own thread runs:
 // their translations walk the page table and leave the environment's TLB alone (mmu.h), under
 // the kernel's memory lock (other threads edit page tables). A pointer span() returns stays
-// valid for the run: the frame is not let go before the run ends (quiescence.h).
+// valid for the run: the frame is not let go before the run ends (the run is a read section,
+// grace_period.h; Kernel::retire).
 
 uint64_t HandlerContext::now() const {
   return kernel_.clock().now();

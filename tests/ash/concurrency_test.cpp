@@ -16,7 +16,6 @@
 #include "exojit/ash/handler.h"
 #include "exojit/runtime/builtin_demux.h"
 #include "exojit/runtime/kernel.h"
-#include "exojit/runtime/quiescence.h"
 
 namespace exojit::ash::testing {
 namespace {
@@ -185,30 +184,6 @@ TEST_P(Concurrency, RevokeWhileAHandlerStores) {
   EXPECT_THROW(t.kernel.revoke(t.attacker, 0), Error);
   EXPECT_EQ(t.kernel.memory().mappings(frame), 0u);  // the held mapping was let go
   stop();
-}
-
-// The grace period itself: a writer waits for a run in progress on another thread, not for
-// runs that start later, nor for its own thread's.
-TEST(Quiescence, WaitsForRunsInProgressOnly) {
-  std::atomic<int> phase{0};
-  std::thread reader([&] {
-    HandlerRun run;
-    phase.store(1);
-    while (phase.load() != 2) std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    phase.store(3);
-  });
-  while (phase.load() != 1) std::this_thread::yield();
-  phase.store(2);
-  wait_for_handler_runs();
-  EXPECT_EQ(phase.load(), 3);
-  reader.join();
-  {
-    HandlerRun own;
-    EXPECT_TRUE(in_handler_run());
-    wait_for_handler_runs();  // does not wait for itself
-  }
-  EXPECT_FALSE(in_handler_run());
 }
 
 // A multi-queue NIC (4 queues, a delivery thread each): frames of many UDP flows reach one ASH

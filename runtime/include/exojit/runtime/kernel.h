@@ -18,11 +18,13 @@
 // message handler that is not declared concurrent runs one call at a time (plugins.h). Packet
 // rings take frames from several queues at once (a lock per ring, held for the copy).
 //
-// Memory operations and handler runs (quiescence.h): page tables and frames are edited under
-// the memory lock, which kernel-context code (handlers' translations) takes to read them. An
-// operation that removes or reduces a translation (unmap_page, protect_page, map_page over a
-// mapped page, revoke) returns only once every handler run in progress elsewhere has ended, and
-// holds the old frame until then: no handler ever touches a frame after it was freed.
+// Memory operations and handler runs: page tables and frames are edited under the memory lock,
+// which kernel-context code (handlers' translations) takes to read them. Every handler run is a
+// read section (exojit/grace_period.h). An operation that removes or reduces a translation
+// (unmap_page, protect_page, map_page over a mapped page, revoke) returns only after a grace
+// period (every run in progress elsewhere has ended), and holds the old frame until then: no
+// handler ever touches a frame after it was freed. remove_handler and release_filter return
+// once the handler can no longer be running (it may then be destroyed).
 #pragma once
 
 #include <cstdint>
