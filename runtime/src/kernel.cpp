@@ -39,7 +39,11 @@ Environment& Kernel::create_environment(std::string name, Capability initial) {
 
 Nic& Kernel::add_nic(NicConfig config, Capability tx_guard) {
   if (!tx_guard.valid()) fail("NIC {}: transmit guard is not a valid capability", config.name);
-  nics_.push_back(std::make_unique<Nic>(*this, uint32_t(nics_.size()), std::move(config)));
+  if (config.queues > kMaxLanes - lanes_)
+    fail("NIC {}: {} more receive queues, {} of {} lanes left", config.name, config.queues,
+         kMaxLanes - lanes_, kMaxLanes);
+  nics_.push_back(std::make_unique<Nic>(*this, uint32_t(nics_.size()), lanes_, std::move(config)));
+  lanes_ += nics_.back()->queues();
   nic_guards_.push_back(tx_guard);
   return *nics_.back();
 }
@@ -444,7 +448,7 @@ void Kernel::deliver(Nic& nic, uint32_t queue, const uint8_t* frame, size_t leng
   bump(s->counters.matched);
   if (MessageHandler* handler = s->handler) {
     // A handler that is not concurrent runs on one queue's thread at a time (its run state);
-    // which queue's does not matter.
+    // which queue's does not matter. A concurrent one runs on every lane at once (plugins.h).
     std::unique_lock<std::mutex> one_run(handler->run_lock_, std::defer_lock);
     if (threaded() && !handler->concurrent()) one_run.lock();
     // The run is a read section: unmap, protect, revoke and handler removal wait for it to end
@@ -455,7 +459,8 @@ void Kernel::deliver(Nic& nic, uint32_t queue, const uint8_t* frame, size_t leng
     std::atomic_signal_fence(std::memory_order_seq_cst);
     // Replies go out on the NIC the message came in on: only the one whose capability was
     // checked at install.
-    HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit && s->reply_nic == &nic);
+    HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit && s->reply_nic == &nic,
+                       nic.first_lane() + queue);
     if (handler->handle(ctx, Message{frame, uint32_t(length), id}) == HandlerVerdict::Consumed) {
       bump(s->counters.handled);
       ++nc.handled;

@@ -117,6 +117,9 @@ class Kernel {
   Link& connect(Nic& a, Nic& b, LinkConfig config);
   void set_demux(Demux* demux) { demux_ = demux; }
   const std::vector<std::unique_ptr<Environment>>& environments() const { return envs_; }
+  // Receive queues of all NICs so far: the lanes 0 .. lanes() - 1 (plugins.h). add_nic refuses
+  // a NIC whose queues would go past kMaxLanes.
+  uint32_t lanes() const { return lanes_; }
 
   // Capabilities: `from` hands a refinement of its capability `cap` to `to` ([EXOTOOLS02]: the
   // creator refines what it passes on). Returns the index in `to`'s list.
@@ -211,6 +214,7 @@ class Kernel {
   VirtualClock* clock_;
   std::vector<std::unique_ptr<Environment>> envs_;
   std::vector<std::unique_ptr<Nic>> nics_;
+  uint32_t lanes_ = 0;
   std::vector<Capability> nic_guards_;
   std::vector<std::unique_ptr<Link>> links_;
   std::vector<std::unique_ptr<PacketRing>> rings_;  // by id - 1; null once destroyed
