@@ -80,6 +80,38 @@ void queue_store_loop(HandlerBuilder& h, int64_t stores) {
   h.finish();
 }
 
+// A kernel in thread mode with a multi-queue NIC (a delivery thread per queue), an environment
+// with one page at kApp, and the filter slot `filter` it claimed (UDP to port 7; the demux is
+// the built-in one unless `demux` is given).
+struct MultiQueue {
+  Kernel kernel{KernelConfig{.frames = 256, .mode = Mode::Threads}};
+  BuiltinDemux builtin;
+  Nic& nic;
+  Environment& app;
+  uint32_t filter;
+
+  MultiQueue(uint32_t queues, uint32_t rx_slots, Demux* demux = nullptr, uint32_t id = 0)
+      : nic(kernel.add_nic({.rx_slots = rx_slots, .queues = queues, .queue_threads = true},
+                           kNicGuard)),
+        app(kernel.create_environment("app", Capability::make({1}, kPermAll))) {
+    kernel.set_demux(demux ? demux : &builtin);
+    kernel.alloc_pages(app, 0, kApp, 1, kPteRead | kPteWrite);
+    filter =
+        demux ? id : builtin.add(DemuxRule{.ethertype = 0x0800, .ip_proto = 17, .dst_port = 7});
+    kernel.claim_filter(app, 0, filter);
+  }
+
+  // A UDP frame to port 7 of flow i (source address and port from i), naming at kQueueByte the
+  // receive queue RSS steers it to.
+  std::vector<uint8_t> frame(uint32_t i) const {
+    std::vector<uint8_t> f(60, 0);
+    f[12] = 0x08, f[14] = 0x45, f[14 + 9] = 17, f[14 + 23] = 7;
+    f[14 + 15] = uint8_t(i), f[14 + 21] = uint8_t(i >> 8);
+    f[kQueueByte] = uint8_t(nic.rss().queue(f.data(), f.size()));
+    return f;
+  }
+};
+
 struct Threaded {
   Kernel kernel{KernelConfig{.frames = 64, .mode = Mode::Threads}};
   BuiltinDemux demux;
@@ -224,14 +256,11 @@ TEST_P(Concurrency, RevokeWhileAHandlerStores) {
 // The handler's counters stay exact: every run is one matched frame, committed ones are
 // consumed, faulted ones declined (no ring: dropped as no owner, counted once).
 TEST_P(Concurrency, HandlerOnEveryQueueOfAMultiQueueNic) {
-  Kernel kernel{KernelConfig{.frames = 256, .mode = Mode::Threads}};
-  BuiltinDemux demux;
-  kernel.set_demux(&demux);
-  Nic& nic = kernel.add_nic({.rx_slots = 32, .queues = 4, .queue_threads = true}, kNicGuard);
-  Environment& app = kernel.create_environment("app", Capability::make({1}, kPermAll));
-  kernel.alloc_pages(app, 0, kApp, 1, kPteRead | kPteWrite);
-  uint32_t filter = demux.add(DemuxRule{.ethertype = 0x0800, .ip_proto = 17, .dst_port = 7});
-  kernel.claim_filter(app, 0, filter);
+  MultiQueue mq(4, 32);
+  Kernel& kernel = mq.kernel;
+  Nic& nic = mq.nic;
+  Environment& app = mq.app;
+  uint32_t filter = mq.filter;
   queue_store_loop(program, 16);
   HandlerOptions o;
   o.region = Region{kApp, kPageSize};
@@ -242,12 +271,9 @@ TEST_P(Concurrency, HandlerOnEveryQueueOfAMultiQueueNic) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> sent{0};
   std::thread wire([&] {
-    uint8_t f[60] = {};
-    f[12] = 0x08, f[14] = 0x45, f[14 + 9] = 17, f[14 + 23] = 7;
     for (uint32_t i = 0; !stop.load(std::memory_order_acquire); ++i) {
-      f[14 + 15] = uint8_t(i), f[14 + 21] = uint8_t(i >> 8);  // 256 x 256 flows
-      f[kQueueByte] = uint8_t(nic.rss().queue(f, sizeof f));
-      nic.receive_from_wire(f, sizeof f);
+      std::vector<uint8_t> f = mq.frame(i);  // 65536 flows
+      nic.receive_from_wire(f.data(), f.size());
       ++sent;
     }
   });
@@ -271,7 +297,7 @@ TEST_P(Concurrency, HandlerOnEveryQueueOfAMultiQueueNic) {
   wire.join();
   nic.wait_rx_idle();
   NicCounters n = nic.counters();
-  const HandlerCounters& c = handler->counters();
+  HandlerCounters c = handler->counters();
   const FilterSlot* s = kernel.filter(filter);
   EXPECT_EQ(n.rx_frames + n.rx_drops_ring_full, sent.load());
   EXPECT_EQ(c.runs, uint64_t(s->counters.matched));
@@ -299,14 +325,7 @@ TEST_P(Concurrency, HandlerOnEveryQueueOfAMultiQueueNic) {
 // environment would: native code only (the interpreter's loads and stores are C++ accesses,
 // which ThreadSanitizer would rightly report).
 TEST(ConcurrentRuns, TwoRunsOfOneHandlerOverlap) {
-  Kernel kernel{KernelConfig{.frames = 256, .mode = Mode::Threads}};
-  BuiltinDemux demux;
-  kernel.set_demux(&demux);
-  Nic& nic = kernel.add_nic({.rx_slots = 8, .queues = 2, .queue_threads = true}, kNicGuard);
-  Environment& app = kernel.create_environment("app", Capability::make({1}, kPermAll));
-  kernel.alloc_pages(app, 0, kApp, 1, kPteRead | kPteWrite);
-  uint32_t filter = demux.add(DemuxRule{.ethertype = 0x0800, .ip_proto = 17, .dst_port = 7});
-  kernel.claim_filter(app, 0, filter);
+  MultiQueue mq(2, 8);
   HandlerBuilder h("rendezvous");
   Reg me = h.getreg(Type::P, RegClass::Var), other = h.getreg(Type::P, RegClass::Var),
       x = h.getreg(Type::U64, RegClass::Var), n = h.getreg(Type::I64, RegClass::Var);
@@ -336,29 +355,26 @@ TEST(ConcurrentRuns, TwoRunsOfOneHandlerOverlap) {
   HandlerOptions o;
   o.region = Region{kApp, kPageSize};
   o.budget = int64_t(1) << 40;
-  Handler handler(h, app, o);
-  kernel.install_handler(app, 0, filter, &handler);
+  Handler handler(h, mq.app, o);
+  mq.kernel.install_handler(mq.app, 0, mq.filter, &handler);
   // One flow per queue: the run's flag is its queue.
   std::vector<std::vector<uint8_t>> flows(2);
-  for (uint8_t src = 1; flows[0].empty() || flows[1].empty(); ++src) {
-    std::vector<uint8_t> f(60, 0);
-    f[12] = 0x08, f[14] = 0x45, f[14 + 9] = 17, f[14 + 15] = src, f[14 + 23] = 7;
-    uint32_t q = nic.rss().queue(f.data(), f.size());
-    f[kQueueByte] = uint8_t(q);
-    if (flows[q].empty()) flows[q] = f;
+  for (uint32_t i = 1; flows[0].empty() || flows[1].empty(); ++i) {
+    std::vector<uint8_t> f = mq.frame(i);
+    if (flows[f[kQueueByte]].empty()) flows[f[kQueueByte]] = f;
   }
   constexpr int kRounds = 3;
   for (int round = 0; round < kRounds; ++round) {
     uint64_t zero[2] = {0, 0};
-    app.user_copy_out(kApp, zero, sizeof zero);
-    for (const auto& f : flows) nic.receive_from_wire(f.data(), f.size());
-    nic.wait_rx_idle();
+    mq.app.user_copy_out(kApp, zero, sizeof zero);
+    for (const auto& f : flows) mq.nic.receive_from_wire(f.data(), f.size());
+    mq.nic.wait_rx_idle();
   }
   HandlerCounters c = handler.counters();
   EXPECT_EQ(c.runs, 2u * kRounds);
   EXPECT_EQ(c.committed, 2u * kRounds) << c.aborted_voluntary << " runs gave up waiting";
-  EXPECT_EQ(nic.queue_counters(0).rx_handled, uint64_t(kRounds));
-  EXPECT_EQ(nic.queue_counters(1).rx_handled, uint64_t(kRounds));
+  EXPECT_EQ(mq.nic.queue_counters(0).rx_handled, uint64_t(kRounds));
+  EXPECT_EQ(mq.nic.queue_counters(1).rx_handled, uint64_t(kRounds));
 }
 
 // dpf's engine as the kernel's demux classifies on every queue's thread at once (it is safe for
@@ -366,23 +382,19 @@ TEST(ConcurrentRuns, TwoRunsOfOneHandlerOverlap) {
 // connection filters that overlap nothing the wire sends: every frame reaches the ASH on its
 // filter, none is lost to a half-made change, and the counters agree.
 TEST(ConcurrentRuns, DpfDemuxOnEveryQueueWhileFiltersComeAndGo) {
-  Kernel kernel{KernelConfig{.frames = 256, .mode = Mode::Threads}};
   dpf::Engine engine;
   DpfDemux demux(engine);
   EXPECT_TRUE(demux.concurrent());  // no kernel-wide classify lock
-  kernel.set_demux(&demux);
-  Nic& nic = kernel.add_nic({.rx_slots = 32, .queues = 4, .queue_threads = true}, kNicGuard);
-  Environment& app = kernel.create_environment("app", Capability::make({1}, kPermAll));
-  kernel.alloc_pages(app, 0, kApp, 1, kPteRead | kPteWrite);
-  uint32_t filter =
+  uint32_t port7 =
       engine.insert(dpf::parse_filter("(12:16 == 0x800) && (23:8 == 17) && (36:16 == 7)"));
-  kernel.claim_filter(app, 0, filter);
+  MultiQueue mq(4, 32, &demux, port7);
+  Nic& nic = mq.nic;
   HandlerBuilder program("stores");
   queue_store_loop(program, 16);
   HandlerOptions o;
   o.region = Region{kApp, kPageSize};
-  Handler handler(program, app, o);
-  kernel.install_handler(app, 0, filter, &handler);
+  Handler handler(program, mq.app, o);
+  mq.kernel.install_handler(mq.app, 0, mq.filter, &handler);
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> changes{0};
   std::thread control([&] {
@@ -395,12 +407,9 @@ TEST(ConcurrentRuns, DpfDemuxOnEveryQueueWhileFiltersComeAndGo) {
     }
   });
   constexpr uint32_t kFrames = 20000;
-  uint8_t f[60] = {};
-  f[12] = 0x08, f[14] = 0x45, f[14 + 9] = 17, f[14 + 23] = 7;
   for (uint32_t i = 0; i < kFrames; ++i) {
-    f[14 + 15] = uint8_t(i), f[14 + 21] = uint8_t(i >> 8);
-    f[kQueueByte] = uint8_t(nic.rss().queue(f, sizeof f));
-    nic.receive_from_wire(f, sizeof f);
+    std::vector<uint8_t> f = mq.frame(i);
+    nic.receive_from_wire(f.data(), f.size());
   }
   nic.wait_rx_idle();
   stop.store(true, std::memory_order_release);
