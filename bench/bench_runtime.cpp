@@ -18,6 +18,14 @@
 //                                          ring (one filter): the filter's counters, the ring's
 //                                          lock and header are shared lines (the scaling limit,
 //                                          runtime/README.md); the drains take a lock
+//   runtime/rx/queues/<Q>/ash              (Q = 1, 2) the same Q queues, every flow to ONE filter
+//                                          whose ASH consumes the frame (it adds 1 to a counter
+//                                          in the environment's memory, one line per queue): one
+//                                          handler on every queue at once, its run state per
+//                                          lane; no ring
+//   runtime/rx/queues/2/ash_serialized     the same handler behind a run lock (a wrapper that
+//                                          is not concurrent(): one run at a time, as every ASH
+//                                          ran before its run state was per lane)
 //   runtime/udp_pingpong/sim               64-byte UDP round trip through the libOS, NICs and a
 //                                          link of two simulated hosts, scheduler model (one
 //                                          host thread)
@@ -41,6 +49,7 @@
 #include <thread>
 #include <vector>
 
+#include "exojit/ash/handler.h"
 #include "exojit/libos/two_hosts.h"
 #include "exojit/runtime/builtin_demux.h"
 #include "exojit/runtime/kernel.h"
@@ -89,6 +98,40 @@ void bm_rx_to_ring(benchmark::State& state) {
       double(state.iterations()), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// Where the rows' frames go: a ring per queue, one shared ring, or one filter's ASH.
+enum class Into : uint8_t { Rings, OneRing, Ash, AshSerialized };
+
+// The handler of the ash rows: counter[q] += 1 for the queue q the frame names (payload byte 0),
+// each counter on its own line of the environment's page; commit.
+constexpr uint64_t kAshPage = 0x400000;
+void count_per_queue(ash::HandlerBuilder& h) {
+  using ash::Reg, ash::RegClass, ash::Type;
+  Reg q = h.getreg(Type::U8, RegClass::Var), off = h.getreg(Type::U64, RegClass::Var),
+      p = h.getreg(Type::P, RegClass::Var), v = h.getreg(Type::U64, RegClass::Var);
+  h.peek(q, 14 + 28);
+  h.cvt(off, q);
+  h.and_(off, off, 63);
+  h.lsh(off, off, 6);
+  h.set(p, int64_t(kAshPage));
+  h.add(p, p, off);
+  h.ld(v, p, 0);
+  h.add(v, v, 1);
+  h.st(v, p, 0);
+  h.commit();
+  h.finish();
+}
+
+// The same handler run one call at a time by the kernel (not concurrent(): its run lock).
+class Serialized : public MessageHandler {
+ public:
+  explicit Serialized(MessageHandler& h) : h_(h) {}
+  HandlerVerdict handle(HandlerContext& c, const Message& m) override { return h_.handle(c, m); }
+  Binding binding() const override { return h_.binding(); }
+
+ private:
+  MessageHandler& h_;
+};
+
 // The machine of runtime/rx/queues/<Q>: built once per Q, shared by the row's threads.
 struct QueuesMachine {
   static constexpr uint32_t kSlots = 128, kBuf = 2048, kFlows = 8;
@@ -99,8 +142,10 @@ struct QueuesMachine {
   std::vector<uint32_t> ring_ids;
   std::vector<std::vector<std::vector<uint8_t>>> flows;  // by queue: frames RSS steers there
   std::mutex drain;                                      // one_ring: the environment's side
+  std::unique_ptr<ash::Handler> handler;
+  std::unique_ptr<Serialized> serialized;
 
-  QueuesMachine(uint32_t queues, bool one_ring) {
+  QueuesMachine(uint32_t queues, Into into) {
     kernel.set_demux(&demux);
     // The same two-queue NIC for every row, RSS on (a hash per frame); with Q = 1 its
     // indirection table sends every flow to queue 0 (ethtool -X equal 1), one thread serves it.
@@ -109,6 +154,23 @@ struct QueuesMachine {
     nic = &kernel.add_nic({.rx_slots = 64, .queues = 2, .rss = rss},
                           Capability::make({0x4e}, kPermWrite));
     flows.resize(queues);
+    if (into == Into::Ash || into == Into::AshSerialized) {
+      Environment& env = kernel.create_environment("app", Capability::make({1}, kPermAll));
+      kernel.alloc_pages(env, 0, kAshPage, 1, kPteRead | kPteWrite);
+      uint32_t id = demux.add({0x0800, 0, 17, 1000});
+      kernel.claim_filter(env, 0, id);
+      ash::HandlerBuilder h("count_per_queue");
+      count_per_queue(h);
+      handler = std::make_unique<ash::Handler>(
+          h, env, ash::HandlerOptions{.region = {kAshPage, kPageSize}});
+      MessageHandler* run = handler.get();
+      if (into == Into::AshSerialized)
+        run = (serialized = std::make_unique<Serialized>(*run)).get();
+      kernel.install_handler(env, 0, id, run);
+      for (uint32_t q = 0; q < queues; ++q) add_flows(q, 1000);
+      return;
+    }
+    bool one_ring = into == Into::OneRing;
     for (uint32_t q = 0; q < queues; ++q) {
       if (one_ring && q > 0) {  // the first environment's ring and port for every queue
         rings.push_back(rings[0]);
@@ -140,21 +202,42 @@ struct QueuesMachine {
       f[14 + 16] = 10, f[14 + 19] = 1;
       f[14 + 20] = uint8_t((40000 + src) >> 8), f[14 + 21] = uint8_t(40000 + src);
       f[14 + 22] = uint8_t(port >> 8), f[14 + 23] = uint8_t(port);
+      f[14 + 28] = uint8_t(q);  // the ash rows' counter (RSS reads no payload)
       if (nic->rss().queue(f.data(), f.size()) == q) flows[q].push_back(std::move(f));
     }
   }
 };
 
-void bm_rx_queues(benchmark::State& state, uint32_t queues, bool one_ring) {
-  static std::array<std::unique_ptr<QueuesMachine>, 4> machines;
+// A thread of an ash row: its queue's flows, every frame consumed by the handler.
+void bm_rx_queues_ash(benchmark::State& state, QueuesMachine& m) {
+  uint32_t q = uint32_t(state.thread_index());
+  const std::vector<std::vector<uint8_t>>& flows = m.flows[q];
+  uint32_t n = 0;
+  for (auto _ : state) {
+    const std::vector<uint8_t>& f = flows[n++ % flows.size()];
+    m.nic->receive_from_wire(f.data(), f.size());
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()));
+  NicCounters c = m.nic->queue_counters(q);
+  if (c.rx_handled != c.rx_frames || c.rx_drops_ring_full)
+    die("rx/queues/ash: a frame not consumed");
+}
+
+void bm_rx_queues(benchmark::State& state, uint32_t queues, Into into) {
+  static std::array<std::array<std::unique_ptr<QueuesMachine>, 4>, 3> machines;
   static std::mutex building;
   QueuesMachine* m;
   {
     std::lock_guard<std::mutex> lock(building);
-    auto& slot = machines[queues + (one_ring ? 1 : 0)];
-    if (!slot) slot = std::make_unique<QueuesMachine>(queues, one_ring);
+    auto& slot = machines[queues][size_t(into)];
+    if (!slot) slot = std::make_unique<QueuesMachine>(queues, into);
     m = slot.get();
   }
+  if (m->handler) {
+    bm_rx_queues_ash(state, *m);
+    return;
+  }
+  bool one_ring = into == Into::OneRing;
   auto drain = [m, one_ring](RingHeader* h) {
     std::unique_lock<std::mutex> lock(m->drain, std::defer_lock);
     if (one_ring) lock.lock();
@@ -279,10 +362,19 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("runtime/rx_to_ring/builtin", bm_rx_to_ring);
   for (uint32_t q : {1u, 2u})
     benchmark::RegisterBenchmark(("runtime/rx/queues/" + std::to_string(q)).c_str(), bm_rx_queues,
-                                 q, false)
+                                 q, Into::Rings)
         ->Threads(int(q))
         ->UseRealTime();
-  benchmark::RegisterBenchmark("runtime/rx/queues/2/one_ring", bm_rx_queues, 2u, true)
+  benchmark::RegisterBenchmark("runtime/rx/queues/2/one_ring", bm_rx_queues, 2u, Into::OneRing)
+      ->Threads(2)
+      ->UseRealTime();
+  for (uint32_t q : {1u, 2u})
+    benchmark::RegisterBenchmark(("runtime/rx/queues/" + std::to_string(q) + "/ash").c_str(),
+                                 bm_rx_queues, q, Into::Ash)
+        ->Threads(int(q))
+        ->UseRealTime();
+  benchmark::RegisterBenchmark("runtime/rx/queues/2/ash_serialized", bm_rx_queues, 2u,
+                               Into::AshSerialized)
       ->Threads(2)
       ->UseRealTime();
   benchmark::RegisterBenchmark("runtime/udp_pingpong/sim", bm_pingpong_sim);
@@ -297,5 +389,9 @@ int main(int argc, char** argv) {
        Ratio{"runtime/rx/queues/1", "runtime/rx/queues/2", 0, 1.7,
              "frames per second, 2 queues over 1"},
        Ratio{"runtime/rx/queues/1", "runtime/rx/queues/2/one_ring", 0, 0,
-             "the same into one shared ring"}});
+             "the same into one shared ring"},
+       Ratio{"runtime/rx/queues/1/ash", "runtime/rx/queues/2/ash", 0, 0,
+             "frames per second, one ASH on 2 queues over 1"},
+       Ratio{"runtime/rx/queues/2/ash_serialized", "runtime/rx/queues/2/ash", 0, 0,
+             "frames per second, 2 queues: runs at once over one at a time"}});
 }

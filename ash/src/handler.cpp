@@ -17,39 +17,92 @@ namespace exojit::ash {
 using runtime::kPageShift;
 using runtime::kPageSize;
 
-// What the call primitives reach at run time.
-struct HandlerRuntime {
-  runtime::Environment* env;
-  HandlerOptions options;
-  uint64_t pages = 0;         // region pages
-  uint64_t* tlb_r = nullptr;  // in the state block
+// A handler's run state on one delivery lane (runtime/plugins.h): what a run writes. The kernel
+// runs one message at a time per lane, so runs on different lanes share nothing they write and
+// the handler runs on every lane at once (Handler::concurrent()). Made on the lane's first run
+// (lane 0 at construction); lives as long as the handler.
+struct alignas(64) Lane {
+  const Handler::Impl* handler;
+  std::vector<uint64_t> block;  // RunState, then the read and write software TLBs
+  uint64_t* tlb_r = nullptr;
   uint64_t* tlb_w = nullptr;
-  std::vector<pipes::CompiledPipes> pipes;
-  std::vector<pipes::CompiledPipes::Persistent> refs;  // by PipeRef index
-  std::vector<int> ref_list;                           // the pipe list of each ref
-  std::vector<uint64_t> pipe_cost_per_kib;             // budget charge per 1024 bytes, by list
-  std::vector<uint8_t> staging;                        // pipes into non-contiguous pages
-  HandlerCounters counters;
-};
-
-struct Handler::Impl {
-  HandlerRuntime rt;
-  std::vector<Site> sites;  // copies the lowered code points at
-  Lowered lowered;
-  vcode::Code code;
-  std::optional<vcode::Interpreter> interp;
-  uint32_t (*fn)(RunState*) = nullptr;
-  std::vector<uint64_t> block;  // RunState, then the two software TLBs
+  std::vector<pipes::CompiledPipes> pipes;   // persistent registers are run state: one set per lane
+  std::vector<uint8_t> staging;              // pipes into non-contiguous pages
+  std::optional<vcode::Interpreter> interp;  // Engine::Interpreter (it counts steps: run state)
+  struct Counters {
+    runtime::Counter runs, committed, aborted_voluntary, aborted_budget, aborted_fault,
+        replies_sent, replies_refused, tlb_rebuilds;
+  } counters;  // one writer (the lane's delivery), read by anyone
+  std::atomic<Outcome> last{Outcome::Committed};
   uint64_t generation = ~uint64_t(0);
-  Outcome last = Outcome::Committed;
   bool runnable = true;  // Trusted: the region is the block compiled in (set at each rebuild)
+  bool running = false;  // a run is in progress on this lane (a nested one is refused)
 
+  Lane(const Handler::Impl& h, std::vector<pipes::CompiledPipes> compiled);
   RunState& state() { return *reinterpret_cast<RunState*>(block.data()); }
   // Under the kernel's memory lock: the page table is edited by other threads (thread mode).
   void rebuild_tlb();
   // Trusted: whether the region is still one writable host block at the delta compiled in.
   bool trusted_block_intact() const;
 };
+
+// What every lane reads and no run writes.
+struct Handler::Impl {
+  runtime::Environment* env;
+  HandlerOptions options;
+  uint64_t pages = 0;  // region pages
+  size_t state_words = 0;
+  int64_t trusted_delta = 0;  // Trusted: host address - virtual address, compiled in
+  std::vector<Site> sites;    // copies the lowered code points at
+  Lowered lowered;
+  vcode::Code code;
+  uint32_t (*fn)(RunState*) = nullptr;
+  // Pipe lists, compiled once per lane (CompiledPipes hold their persistent registers).
+  std::vector<pipes::PipeList> pipe_lists;
+  std::vector<pipes::Direction> pipe_directions;
+  pipes::CompileOptions pipe_options;
+  std::vector<pipes::CompiledPipes::Persistent> refs;  // by PipeRef index (same in every lane)
+  std::vector<int> ref_list;                           // the pipe list of each ref
+  std::vector<uint64_t> pipe_cost_per_kib;             // budget charge per 1024 bytes, by list
+  // By lane: null until the lane's first run. Written by the lane's delivering thread (release),
+  // read by counters() on any thread (acquire).
+  std::unique_ptr<std::atomic<Lane*>[]> lanes { new std::atomic<Lane*>[runtime::kMaxLanes] {} };
+
+  ~Impl() {
+    for (uint32_t i = 0; i < runtime::kMaxLanes; ++i) delete lanes[i].load();
+  }
+  std::vector<pipes::CompiledPipes> compile_pipes() const {
+    std::vector<pipes::CompiledPipes> v;
+    for (size_t i = 0; i < pipe_lists.size(); ++i)
+      v.push_back(pipes::compile(pipe_lists[i], pipe_directions[i], pipe_options));
+    return v;
+  }
+  // Lane i's run state, made on its first run (by the lane's delivering thread).
+  Lane& lane(uint32_t i) {
+    Lane* l = lanes[i].load(std::memory_order_acquire);
+    if (!l) [[unlikely]]
+      l = make_lane(i, compile_pipes());
+    return *l;
+  }
+  Lane* make_lane(uint32_t i, std::vector<pipes::CompiledPipes> compiled) {
+    auto l = std::make_unique<Lane>(*this, std::move(compiled));
+    if (!fn) l->interp.emplace(lowered.module);
+    lanes[i].store(l.get(), std::memory_order_release);
+    return l.release();
+  }
+};
+
+Lane::Lane(const Handler::Impl& h, std::vector<pipes::CompiledPipes> compiled)
+    : handler(&h), pipes(std::move(compiled)) {
+  // One spare entry per TLB: a crossing access reads the next page's entry; Trusted keeps its
+  // delta in the read TLB's spare.
+  block.assign(h.state_words + 2 * (h.pages + 1), 0);
+  tlb_r = block.data() + h.state_words;
+  tlb_w = tlb_r + h.pages + 1;
+  tlb_r[h.pages] = uint64_t(h.trusted_delta);
+  if (!pipes.empty()) staging.resize(65536);
+  state().lane = this;
+}
 
 namespace {
 
@@ -59,14 +112,14 @@ constexpr size_t words(size_t bytes) {
 
 // Host pointer to application [va, va+n) for `access` when it is inside the region and every
 // page is mapped with the access and host-contiguous; else nullptr.
-uint8_t* app_block(HandlerRuntime& rt, uint64_t va, uint64_t n, bool write) {
-  const HandlerOptions& o = rt.options;
-  if (rt.options.sandbox == Sandbox::Trusted)
-    return reinterpret_cast<uint8_t*>(va + uint64_t(rt.tlb_r[rt.pages]));
+uint8_t* app_block(Lane& lane, uint64_t va, uint64_t n, bool write) {
+  const HandlerOptions& o = lane.handler->options;
+  if (o.sandbox == Sandbox::Trusted)
+    return reinterpret_cast<uint8_t*>(va + uint64_t(lane.handler->trusted_delta));
   uint64_t off = va - o.region.va;
   if (off > o.region.len || n > o.region.len - off) return nullptr;
   if (n == 0) return reinterpret_cast<uint8_t*>(1);  // nothing to touch
-  const uint64_t* tlb = write ? rt.tlb_w : rt.tlb_r;
+  const uint64_t* tlb = write ? lane.tlb_w : lane.tlb_r;
   uint64_t first = off >> kPageShift, last = (off + n - 1) >> kPageShift;
   uint64_t host = tlb[first];
   if (!host) return nullptr;
@@ -78,11 +131,11 @@ uint8_t* app_block(HandlerRuntime& rt, uint64_t va, uint64_t n, bool write) {
 // Same, page by page, for ranges whose pages are mapped but not host-contiguous: calls
 // f(host, n) for each piece; false (nothing touched) when any page is refused.
 template <typename F>
-bool app_pieces(HandlerRuntime& rt, uint64_t va, uint64_t n, bool write, F f) {
-  const HandlerOptions& o = rt.options;
+bool app_pieces(Lane& lane, uint64_t va, uint64_t n, bool write, F f) {
+  const HandlerOptions& o = lane.handler->options;
   uint64_t off = va - o.region.va;
   if (off > o.region.len || n > o.region.len - off) return false;
-  const uint64_t* tlb = write ? rt.tlb_w : rt.tlb_r;
+  const uint64_t* tlb = write ? lane.tlb_w : lane.tlb_r;
   for (uint64_t p = off >> kPageShift; n && p <= (off + n - 1) >> kPageShift; ++p)
     if (!tlb[p]) return false;
   uint64_t done = 0;
@@ -96,7 +149,8 @@ bool app_pieces(HandlerRuntime& rt, uint64_t va, uint64_t n, bool write, F f) {
 }
 
 bool charge(RunState* s, int list, uint64_t n) {
-  uint64_t per_kib = list >= 0 ? s->rt->pipe_cost_per_kib[size_t(list)] : 128;  // memcpy: 8 B/insn
+  uint64_t per_kib =
+      list >= 0 ? s->lane->handler->pipe_cost_per_kib[size_t(list)] : 128;  // memcpy: 8 B/insn
   int64_t cost = int64_t((n * per_kib + 1023) >> 10) + 1;
   s->budget -= cost;
   return s->budget >= 0;
@@ -104,26 +158,26 @@ bool charge(RunState* s, int list, uint64_t n) {
 
 // Runs pipe list `list` (or a copy) from src to application va.
 uint32_t transfer_to_app(RunState* s, int list, uint64_t va, const uint8_t* src, uint64_t n) {
-  HandlerRuntime& rt = *s->rt;
+  Lane& lane = *s->lane;
   if (!charge(s, list, n)) return kRetBudget;
-  if (uint8_t* dst = app_block(rt, va, n, true)) {
+  if (uint8_t* dst = app_block(lane, va, n, true)) {
     if (n == 0) return 0;
     if (list < 0)
       std::memcpy(dst, src, n);
     else
-      rt.pipes[size_t(list)](dst, src, n);
+      lane.pipes[size_t(list)](dst, src, n);
     return 0;
   }
   // Mapped but not host-contiguous: through the staging buffer when there are pipes (a pipe
   // list sees the message as one stream), page by page otherwise.
   const uint8_t* from = src;
   if (list >= 0) {
-    if (n > rt.staging.size()) return kRetFault;
-    if (!app_pieces(rt, va, n, true, [](uint8_t*, uint64_t, uint64_t) {})) return kRetFault;
-    rt.pipes[size_t(list)](rt.staging.data(), src, n);
-    from = rt.staging.data();
+    if (n > lane.staging.size()) return kRetFault;
+    if (!app_pieces(lane, va, n, true, [](uint8_t*, uint64_t, uint64_t) {})) return kRetFault;
+    lane.pipes[size_t(list)](lane.staging.data(), src, n);
+    from = lane.staging.data();
   }
-  bool ok = app_pieces(rt, va, n, true, [&](uint8_t* host, uint64_t done, uint64_t chunk) {
+  bool ok = app_pieces(lane, va, n, true, [&](uint8_t* host, uint64_t done, uint64_t chunk) {
     std::memcpy(host, from + done, chunk);
   });
   return ok ? 0 : kRetFault;
@@ -140,7 +194,8 @@ void put_value(uint8_t* p, uint64_t v, int width, Endian e) {
 
 extern "C" uint32_t exojit_ash_call(RunState* s, uint64_t a, uint64_t b, uint64_t c) {
   const Site& site = *s->site;
-  HandlerRuntime& rt = *s->rt;
+  Lane& lane = *s->lane;
+  const Handler::Impl& h = *lane.handler;
   // Operands in order: registers come as a, b, c; constants from the site.
   uint64_t regs[3] = {a, b, c};
   uint64_t v[3] = {0, 0, 0};
@@ -162,18 +217,18 @@ extern "C" uint32_t exojit_ash_call(RunState* s, uint64_t a, uint64_t b, uint64_
     case PrimKind::Scan: {
       if (v[0] > left) return kRetFault;
       if (!charge(s, site.pipes, v[0])) return kRetBudget;
-      rt.pipes[size_t(site.pipes)](nullptr, s->msg + s->cursor, v[0]);
+      lane.pipes[size_t(site.pipes)](nullptr, s->msg + s->cursor, v[0]);
       s->cursor += v[0];
       return 0;
     }
     case PrimKind::PipeGet: {
-      int list = rt.ref_list[size_t(site.ref)];
-      s->result = rt.pipes[size_t(list)].get(rt.refs[size_t(site.ref)]);
+      int list = h.ref_list[size_t(site.ref)];
+      s->result = lane.pipes[size_t(list)].get(h.refs[size_t(site.ref)]);
       return 0;
     }
     case PrimKind::PipeSet: {
-      int list = rt.ref_list[size_t(site.ref)];
-      rt.pipes[size_t(list)].set(rt.refs[size_t(site.ref)], v[0]);
+      int list = h.ref_list[size_t(site.ref)];
+      lane.pipes[size_t(list)].set(h.refs[size_t(site.ref)], v[0]);
       return 0;
     }
     case PrimKind::ReplyBegin:
@@ -200,19 +255,19 @@ extern "C" uint32_t exojit_ash_call(RunState* s, uint64_t a, uint64_t b, uint64_
       if (n > kMaxReply - s->reply_len) return kRetFault;
       if (!charge(s, site.pipes, n)) return kRetBudget;
       uint8_t* dst = s->reply + s->reply_len;
-      if (const uint8_t* src = app_block(rt, va, n, false)) {
+      if (const uint8_t* src = app_block(lane, va, n, false)) {
         if (n) {
           if (site.pipes < 0)
             std::memcpy(dst, src, n);
           else
-            rt.pipes[size_t(site.pipes)](dst, src, n);
+            lane.pipes[size_t(site.pipes)](dst, src, n);
         }
       } else {
-        bool ok = app_pieces(rt, va, n, false, [&](uint8_t* host, uint64_t done, uint64_t chunk) {
+        bool ok = app_pieces(lane, va, n, false, [&](uint8_t* host, uint64_t done, uint64_t chunk) {
           std::memcpy(dst + done, host, chunk);
         });
         if (!ok) return kRetFault;
-        if (site.pipes >= 0) rt.pipes[size_t(site.pipes)](dst, dst, n);
+        if (site.pipes >= 0) lane.pipes[size_t(site.pipes)](dst, dst, n);
       }
       s->reply_len += uint32_t(n);
       return 0;
@@ -229,12 +284,12 @@ extern "C" uint32_t exojit_ash_call(RunState* s, uint64_t a, uint64_t b, uint64_
       return 0;
     }
     case PrimKind::ReplySend: {
-      bool ok = s->replies < rt.options.max_replies && s->ctx->reply(s->reply, s->reply_len);
+      bool ok = s->replies < h.options.max_replies && s->ctx->reply(s->reply, s->reply_len);
       if (ok) {
         ++s->replies;
-        ++rt.counters.replies_sent;
+        ++lane.counters.replies_sent;
       } else {
-        ++rt.counters.replies_refused;
+        ++lane.counters.replies_refused;
       }
       s->result = ok;
       return 0;
@@ -244,24 +299,27 @@ extern "C" uint32_t exojit_ash_call(RunState* s, uint64_t a, uint64_t b, uint64_
   }
 }
 
-void Handler::Impl::rebuild_tlb() {
-  runtime::AddressSpace& as = rt.env->mmu();
-  std::lock_guard<std::mutex> lock(rt.env->kernel().memory_lock());
+void Lane::rebuild_tlb() {
+  const Handler::Impl& h = *handler;
+  runtime::AddressSpace& as = h.env->mmu();
+  std::lock_guard<std::mutex> lock(h.env->kernel().memory_lock());
   generation = as.generation();
-  ++rt.counters.tlb_rebuilds;
-  for (uint64_t p = 0; p < rt.pages; ++p) {
-    uint64_t va = rt.options.region.va + p * kPageSize;
-    rt.tlb_r[p] = reinterpret_cast<uint64_t>(as.walk(va, runtime::kRead));
-    rt.tlb_w[p] = reinterpret_cast<uint64_t>(as.walk(va, runtime::kWrite));
+  ++counters.tlb_rebuilds;
+  for (uint64_t p = 0; p < h.pages; ++p) {
+    uint64_t va = h.options.region.va + p * kPageSize;
+    tlb_r[p] = reinterpret_cast<uint64_t>(as.walk(va, runtime::kRead));
+    tlb_w[p] = reinterpret_cast<uint64_t>(as.walk(va, runtime::kWrite));
   }
-  runnable = rt.options.sandbox != Sandbox::Trusted || trusted_block_intact();
+  runnable = h.options.sandbox != Sandbox::Trusted || trusted_block_intact();
 }
 
-bool Handler::Impl::trusted_block_intact() const {
-  uint64_t host = rt.tlb_w[0];
-  if (rt.pages == 0 || !host || host - rt.options.region.va != rt.tlb_r[rt.pages]) return false;
-  for (uint64_t p = 0; p < rt.pages; ++p)
-    if (rt.tlb_w[p] != host + p * kPageSize) return false;
+bool Lane::trusted_block_intact() const {
+  const Handler::Impl& h = *handler;
+  uint64_t host = tlb_w[0];
+  if (h.pages == 0 || !host || host - h.options.region.va != uint64_t(h.trusted_delta))
+    return false;
+  for (uint64_t p = 0; p < h.pages; ++p)
+    if (tlb_w[p] != host + p * kPageSize) return false;
   return true;
 }
 
@@ -269,53 +327,45 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
                  const HandlerOptions& options)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
-  HandlerRuntime& rt = m.rt;
-  rt.env = &env;
-  rt.options = options;
+  m.env = &env;
+  m.options = options;
   const Region& r = options.region;
   if (r.va & (kPageSize - 1)) fail("ash: region 0x{:x} is not page aligned", r.va);
   if (r.len > kMaxRegion) fail("ash: region of {} bytes (at most {})", r.len, kMaxRegion);
   if (r.va >= runtime::kVaLimit || r.len > runtime::kVaLimit - r.va)
     fail("ash: region 0x{:x}+{} is outside the address space", r.va, r.len);
   if (options.budget <= 0) fail("ash: a budget of {} instructions", options.budget);
-  rt.pages = (r.len + kPageSize - 1) >> kPageShift;
+  m.pages = (r.len + kPageSize - 1) >> kPageShift;
 
-  // The state block: RunState, then the read and write TLBs (one spare entry each: a crossing
-  // access reads the next page's entry; Trusted keeps its delta in the read TLB's spare).
-  size_t state_words = words(sizeof(RunState));
-  m.block.assign(state_words + 2 * (rt.pages + 1), 0);
-  rt.tlb_r = m.block.data() + state_words;
-  rt.tlb_w = rt.tlb_r + rt.pages + 1;
-  m.rebuild_tlb();
-  rt.counters.tlb_rebuilds = 0;
-
+  // The state block of every lane: RunState, then the read and write TLBs.
+  m.state_words = words(sizeof(RunState));
   LowerOptions lo;
   lo.trusted = options.sandbox == Sandbox::Trusted;
   lo.harden = options.harden;
   lo.region_va = r.va;
   lo.region_len = r.len;
-  lo.tlb_read = int64_t(state_words * 8);
-  lo.tlb_write = int64_t((state_words + rt.pages + 1) * 8);
+  lo.tlb_read = int64_t(m.state_words * 8);
+  lo.tlb_write = int64_t((m.state_words + m.pages + 1) * 8);
   lo.max_locals = options.max_locals;
   lo.max_insns = options.max_insns;
   if (lo.trusted) {
     // No checks: the region must be one block of host memory, mapped read-write (and not
     // empty: an empty region has no block to be relative to). Each run re-checks it when the
     // page table changed (handle()).
-    rt.tlb_r[rt.pages] = rt.tlb_w[0] - r.va;
-    if (!m.trusted_block_intact())
+    Lane probe(m, {});
+    probe.rebuild_tlb();
+    m.trusted_delta = int64_t(probe.tlb_w[0] - r.va);
+    if (!probe.trusted_block_intact())
       fail("ash: a trusted handler needs its region mapped writable in one host block");
-    lo.trusted_delta = int64_t(rt.tlb_r[rt.pages]);
-    m.runnable = true;
+    lo.trusted_delta = m.trusted_delta;
   }
   m.sites = program.sites();
   lo.sites = m.sites.data();
   m.lowered = lower(program, lo);
 
-  // Pipe lists: compiled once, with their budget charge per KiB ([ASH96], 3.3: the pipe's
-  // cost times the iterations, strength-reduced to one multiply).
-  pipes::CompileOptions po;
-  if (options.engine == Engine::Interpreter) po.backend = pipes::Backend::Interpreter;
+  // Pipe lists: compiled for each lane, with their budget charge per KiB ([ASH96], 3.3: the
+  // pipe's cost times the iterations, strength-reduced to one multiply).
+  if (options.engine == Engine::Interpreter) m.pipe_options.backend = pipes::Backend::Interpreter;
   // A list that scan() runs is compiled read-only (it has no destination); it cannot also be
   // a copy's.
   std::vector<uint8_t> scanned(program.pipe_lists().size(), 0), copied(scanned);
@@ -326,19 +376,19 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
   for (size_t i = 0; i < scanned.size(); ++i)
     if (scanned[i] && copied[i])
       fail("ash handler {}: pipe list {} is both scanned and copied through", program.name(), i);
-  for (size_t i = 0; i < scanned.size(); ++i) {
-    const pipes::PipeList& pl = program.pipe_lists()[i];
-    rt.pipes.push_back(
-        pipes::compile(pl, scanned[i] ? pipes::Direction::ReadOnly : pipes::Direction::Write, po));
-    const pipes::PipeCost& c = rt.pipes.back().cost();
-    uint64_t bpi = std::max<uint32_t>(1, c.bytes_per_iteration);
-    rt.pipe_cost_per_kib.push_back((uint64_t(c.insns_per_iteration) * 1024 + bpi - 1) / bpi + 16);
+  m.pipe_lists = program.pipe_lists();
+  for (size_t i = 0; i < scanned.size(); ++i)
+    m.pipe_directions.push_back(scanned[i] ? pipes::Direction::ReadOnly : pipes::Direction::Write);
+  std::vector<pipes::CompiledPipes> compiled = m.compile_pipes();
+  for (const pipes::CompiledPipes& c : compiled) {
+    uint64_t bpi = std::max<uint32_t>(1, c.cost().bytes_per_iteration);
+    m.pipe_cost_per_kib.push_back((uint64_t(c.cost().insns_per_iteration) * 1024 + bpi - 1) / bpi +
+                                  16);
   }
   for (const PipeRef& ref : program.pipe_refs()) {
-    rt.refs.push_back(rt.pipes[size_t(ref.pipes)].persistent(ref.pipe, ref.reg));
-    rt.ref_list.push_back(ref.pipes);
+    m.refs.push_back(compiled[size_t(ref.pipes)].persistent(ref.pipe, ref.reg));
+    m.ref_list.push_back(ref.pipes);
   }
-  if (!rt.pipes.empty()) rt.staging.resize(65536);
 
   if (int64_t(m.lowered.static_cost) > options.budget)
     fail("ash handler {}: straight-line cost {} exceeds the budget of {}", program.name(),
@@ -348,77 +398,101 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
     co.blind_constants = options.harden;
     m.code = vcode::compile(m.lowered.module, co);
     m.fn = m.code.as<uint32_t(RunState*)>();
-  } else {
-    m.interp.emplace(m.lowered.module);
   }
-  RunState& s = m.state();
-  s.rt = &rt;
+  // Lane 0 now (a single-queue NIC's, and direct calls'), with its translations: the others on
+  // their first run.
+  Lane* first = m.make_lane(0, std::move(compiled));
+  first->rebuild_tlb();
+  first->counters.tlb_rebuilds = runtime::Counter{};
 }
 
 Handler::~Handler() = default;
 
 runtime::MessageHandler::Binding Handler::binding() const {
   // Unchecked or unhardened: installing it needs the root capability.
-  return Binding{impl_->rt.env,
-                 impl_->rt.options.sandbox == Sandbox::Trusted || !impl_->rt.options.harden};
+  return Binding{impl_->env, impl_->options.sandbox == Sandbox::Trusted || !impl_->options.harden};
 }
 
 runtime::HandlerVerdict Handler::handle(runtime::HandlerContext& context,
                                         const runtime::Message& message) {
   Impl& m = *impl_;
-  HandlerRuntime& rt = m.rt;
+  Lane& l = m.lane(context.lane());
+  Lane::Counters& c = l.counters;
   // Runs only in the environment it was made for (the kernel installs it for that one alone);
-  // anything else is a fault, not an access to another address space.
-  if (rt.env->mmu().generation() != m.generation) m.rebuild_tlb();
-  if (&context.env() != rt.env || !m.runnable) {
-    ++rt.counters.runs;
-    ++rt.counters.aborted_fault;
-    m.last = Outcome::Fault;
+  // anything else is a fault, not an access to another address space. A run nested in another
+  // on the same lane (kernel code re-entering delivery from inside a run: plugins.h) would
+  // overwrite the run state in use: refused.
+  if (m.env->mmu().generation() != l.generation && !l.running) l.rebuild_tlb();
+  if (&context.env() != m.env || !l.runnable || l.running) {
+    ++c.runs;
+    ++c.aborted_fault;
+    l.last.store(Outcome::Fault, std::memory_order_relaxed);
     return runtime::HandlerVerdict::Declined;
   }
-  RunState& s = m.state();
+  RunState& s = l.state();
   s.msg = message.data;
   s.msg_len = message.length;
   s.cursor = 0;
-  s.budget = rt.options.budget - int64_t(m.lowered.static_cost);
+  s.budget = m.options.budget - int64_t(m.lowered.static_cost);
   s.ctx = &context;
   s.reply_len = 0;
   s.replies = 0;
-  for (pipes::CompiledPipes& p : rt.pipes) p.reset();
-  ++rt.counters.runs;
+  for (pipes::CompiledPipes& p : l.pipes) p.reset();
+  ++c.runs;
+  l.running = true;
   uint32_t r;
   if (m.fn) {
     r = m.fn(&s);
   } else {
     uint64_t arg = reinterpret_cast<uint64_t>(&s);
-    r = uint32_t(m.interp->call(0, std::span<const uint64_t>(&arg, 1)));
+    r = uint32_t(l.interp->call(0, std::span<const uint64_t>(&arg, 1)));
   }
+  l.running = false;
+  Outcome o;
   switch (r) {
     case kRetCommit:
-      ++rt.counters.committed;
-      m.last = Outcome::Committed;
-      return runtime::HandlerVerdict::Consumed;
+      ++c.committed;
+      o = Outcome::Committed;
+      break;
     case kRetBudget:
-      ++rt.counters.aborted_budget;
-      m.last = Outcome::Budget;
+      ++c.aborted_budget;
+      o = Outcome::Budget;
       break;
     case kRetAbort:
-      ++rt.counters.aborted_voluntary;
-      m.last = Outcome::Aborted;
+      ++c.aborted_voluntary;
+      o = Outcome::Aborted;
       break;
     default:
-      ++rt.counters.aborted_fault;
-      m.last = Outcome::Fault;
+      ++c.aborted_fault;
+      o = Outcome::Fault;
       break;
   }
-  return runtime::HandlerVerdict::Declined;
+  l.last.store(o, std::memory_order_relaxed);
+  return o == Outcome::Committed ? runtime::HandlerVerdict::Consumed
+                                 : runtime::HandlerVerdict::Declined;
 }
 
-const HandlerCounters& Handler::counters() const {
-  return impl_->rt.counters;
+HandlerCounters Handler::counters() const {
+  HandlerCounters sum;
+  for (uint32_t i = 0; i < runtime::kMaxLanes; ++i) {
+    const Lane* l = impl_->lanes[i].load(std::memory_order_acquire);
+    if (!l) continue;
+    const Lane::Counters& c = l->counters;
+    sum.runs += c.runs;
+    sum.committed += c.committed;
+    sum.aborted_voluntary += c.aborted_voluntary;
+    sum.aborted_budget += c.aborted_budget;
+    sum.aborted_fault += c.aborted_fault;
+    sum.replies_sent += c.replies_sent;
+    sum.replies_refused += c.replies_refused;
+    sum.tlb_rebuilds += c.tlb_rebuilds;
+  }
+  return sum;
 }
-Outcome Handler::last_outcome() const {
-  return impl_->last;
+Outcome Handler::last_outcome(uint32_t lane) const {
+  if (lane >= runtime::kMaxLanes) fail("ash: lane {} (at most {})", lane, runtime::kMaxLanes - 1);
+  const Lane* l = impl_->lanes[lane].load(std::memory_order_acquire);
+  return l ? l->last.load(std::memory_order_relaxed) : Outcome::Committed;
 }
 uint32_t Handler::static_cost() const {
   return impl_->lowered.static_cost;

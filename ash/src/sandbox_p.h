@@ -38,7 +38,7 @@ namespace exojit::ash {
 inline constexpr uint32_t kRetAbort = 0, kRetCommit = 1, kRetFault = 2, kRetBudget = 3;
 inline constexpr uint32_t kMaxReply = 2048;
 
-struct HandlerRuntime;
+struct Lane;
 
 // The run-time state a lowered handler reads through its state register. Software TLBs
 // follow it in the same block (offsets in LowerOptions).
@@ -49,7 +49,7 @@ struct RunState {
   int64_t budget;
   const Site* site;  // the call primitive being run
   uint64_t result;   // a call primitive's value
-  HandlerRuntime* rt;
+  Lane* lane;        // the run state's owner (handler.cpp): one per delivery lane
   runtime::HandlerContext* ctx;
   uint32_t reply_len;
   uint32_t replies;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include "exojit/error.h"
 #include "exojit/runtime/kernel.h"
 #include "exojit/runtime/plugins.h"
 
@@ -7,7 +8,14 @@ namespace exojit::runtime {
 // Handlers run on the delivering thread, possibly while the environment's own thread runs:
 // their translations walk the page table and leave the environment's TLB alone (mmu.h), under
 // the kernel's memory lock (other threads edit page tables). A pointer span() returns stays
-// valid for the run: the frame is not let go before the run ends (quiescence.h).
+// valid for the run: the frame is not let go before the run ends (the run is a read section,
+// grace_period.h; Kernel::retire).
+
+HandlerContext::HandlerContext(Kernel& kernel, Environment& env, Nic& nic, bool may_transmit,
+                               uint32_t lane)
+    : kernel_(kernel), env_(env), nic_(nic), may_transmit_(may_transmit), lane_(lane) {
+  if (lane >= kMaxLanes) fail("handler context: lane {} (at most {})", lane, kMaxLanes - 1);
+}
 
 uint64_t HandlerContext::now() const {
   return kernel_.clock().now();

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "exojit/error.h"
-#include "exojit/runtime/quiescence.h"
+#include "exojit/grace_period.h"
 
 namespace exojit::runtime {
 
@@ -39,7 +39,11 @@ Environment& Kernel::create_environment(std::string name, Capability initial) {
 
 Nic& Kernel::add_nic(NicConfig config, Capability tx_guard) {
   if (!tx_guard.valid()) fail("NIC {}: transmit guard is not a valid capability", config.name);
-  nics_.push_back(std::make_unique<Nic>(*this, uint32_t(nics_.size()), std::move(config)));
+  if (config.queues > kMaxLanes - lanes_)
+    fail("NIC {}: {} more receive queues, {} of {} lanes left", config.name, config.queues,
+         kMaxLanes - lanes_, kMaxLanes);
+  nics_.push_back(std::make_unique<Nic>(*this, uint32_t(nics_.size()), lanes_, std::move(config)));
+  lanes_ += nics_.back()->queues();
   nic_guards_.push_back(tx_guard);
   return *nics_.back();
 }
@@ -97,10 +101,12 @@ void Kernel::free_frame(Environment& env, size_t cap, uint32_t frame) {
 }
 
 // After a translation was removed or reduced (the page table's generation moved, so new handler
-// runs translate again): waits for the runs in progress, then lets the held frames go.
+// runs translate again): waits for the runs in progress (a grace period: each run is a read
+// section), then lets the held frames go. The memory lock is not held meanwhile: a run in
+// progress may need it (a software-TLB rebuild, a HandlerContext copy).
 void Kernel::retire(std::unique_lock<std::mutex>& lock, const std::vector<uint32_t>& held) {
   lock.unlock();
-  wait_for_handler_runs();
+  grace::synchronize();
   lock.lock();
   for (uint32_t f : held) memory_.drop_mapping(f);
 }
@@ -302,7 +308,7 @@ void Kernel::release_filter(Environment& env, size_t cap, uint32_t filter) {
   FilterSlot& s = owned_slot(env, cap, filter, "a filter slot");
   s = FilterSlot{};
   if (lock.owns_lock()) lock.unlock();
-  wait_for_handler_runs();  // a handler that was installed there may be destroyed now
+  grace::synchronize();  // a handler that was installed there may be destroyed now
 }
 
 void Kernel::bind_filter(Environment& env, size_t cap, uint32_t filter, uint32_t ring_id) {
@@ -341,7 +347,7 @@ void Kernel::remove_handler(Environment& env, size_t cap, uint32_t filter) {
   auto lock = exclude_delivery();
   owned_slot(env, cap, filter, "a handler slot").handler = nullptr;
   if (lock.owns_lock()) lock.unlock();
-  wait_for_handler_runs();  // then the handler may be destroyed
+  grace::synchronize();  // then the handler may be destroyed
 }
 
 const FilterSlot* Kernel::filter(uint32_t id) const {
@@ -442,13 +448,19 @@ void Kernel::deliver(Nic& nic, uint32_t queue, const uint8_t* frame, size_t leng
   bump(s->counters.matched);
   if (MessageHandler* handler = s->handler) {
     // A handler that is not concurrent runs on one queue's thread at a time (its run state);
-    // which queue's does not matter.
+    // which queue's does not matter. A concurrent one runs on every lane at once (plugins.h).
     std::unique_lock<std::mutex> one_run(handler->run_lock_, std::defer_lock);
     if (threaded() && !handler->concurrent()) one_run.lock();
-    HandlerRun run;  // unmap, protect, free and revoke wait for it (quiescence.h)
+    // The run is a read section: unmap, protect, revoke and handler removal wait for it to end
+    // (grace::synchronize) before letting go of what it may touch. The announcement is ordered
+    // before the run's reads of page tables by the compiler barrier here, and on the processor
+    // by the writers' membarrier (grace_period.h).
+    grace::ReadSection run;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     // Replies go out on the NIC the message came in on: only the one whose capability was
     // checked at install.
-    HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit && s->reply_nic == &nic);
+    HandlerContext ctx(*this, *s->owner, nic, s->handler_may_transmit && s->reply_nic == &nic,
+                       nic.first_lane() + queue);
     if (handler->handle(ctx, Message{frame, uint32_t(length), id}) == HandlerVerdict::Consumed) {
       bump(s->counters.handled);
       ++nc.handled;

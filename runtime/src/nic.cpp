@@ -23,9 +23,10 @@ std::unique_lock<Mutex> lock_if(bool threaded, Mutex& m) {
 }
 }  // namespace
 
-Nic::Nic(Kernel& kernel, uint32_t id, NicConfig config)
+Nic::Nic(Kernel& kernel, uint32_t id, uint32_t first_lane, NicConfig config)
     : kernel_(kernel),
       id_(id),
+      first_lane_(first_lane),
       config_(std::move(config)),
       rss_(config_.rss, config_.queues ? config_.queues : 1) {
   if (config_.max_frame < kEthernetHeader || config_.max_frame > 65536)

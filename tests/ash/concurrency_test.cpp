@@ -13,10 +13,11 @@
 #include <memory>
 #include <thread>
 
+#include "exojit/ash/dpf_demux.h"
 #include "exojit/ash/handler.h"
+#include "exojit/dpf/filter.h"
 #include "exojit/runtime/builtin_demux.h"
 #include "exojit/runtime/kernel.h"
-#include "exojit/runtime/quiescence.h"
 
 namespace exojit::ash::testing {
 namespace {
@@ -48,6 +49,68 @@ void store_loop(HandlerBuilder& h, int64_t stores) {
   h.commit();
   h.finish();
 }
+
+// The same, over the 1 KiB of the page that belongs to the message's receive queue (the byte
+// at message offset kQueueByte, which the sender sets): concurrent runs on different queues
+// store to different bytes, as two threads of one program would have to for their stores not to
+// race (in C++ terms: the interpreter's stores are C++ stores).
+constexpr int64_t kQueueByte = 14 + 28;
+void queue_store_loop(HandlerBuilder& h, int64_t stores) {
+  Reg base = h.getreg(Type::P, RegClass::Var), i = h.getreg(Type::U64, RegClass::Var),
+      n = h.getreg(Type::I64, RegClass::Var), v = h.getreg(Type::U64, RegClass::Var);
+  Reg q = h.getreg(Type::U8, RegClass::Temp);
+  h.peek(q, kQueueByte);
+  h.cvt(i, q);
+  h.putreg(q);
+  h.and_(i, i, 3);
+  h.lsh(i, i, 10);
+  h.set(base, int64_t(kApp));
+  h.add(base, base, i);
+  h.set(i, 0);
+  h.set(n, stores);
+  h.set(v, int64_t(0xabababababababab));
+  Label head = h.label();
+  h.place(head);
+  h.st(v, base, i, 0);
+  h.add(i, i, 8);
+  h.and_(i, i, 1023);
+  h.sub(n, n, 1);
+  h.bgt(n, 0, head);
+  h.commit();
+  h.finish();
+}
+
+// A kernel in thread mode with a multi-queue NIC (a delivery thread per queue), an environment
+// with one page at kApp, and the filter slot `filter` it claimed (UDP to port 7; the demux is
+// the built-in one unless `demux` is given).
+struct MultiQueue {
+  Kernel kernel{KernelConfig{.frames = 256, .mode = Mode::Threads}};
+  BuiltinDemux builtin;
+  Nic& nic;
+  Environment& app;
+  uint32_t filter;
+
+  MultiQueue(uint32_t queues, uint32_t rx_slots, Demux* demux = nullptr, uint32_t id = 0)
+      : nic(kernel.add_nic({.rx_slots = rx_slots, .queues = queues, .queue_threads = true},
+                           kNicGuard)),
+        app(kernel.create_environment("app", Capability::make({1}, kPermAll))) {
+    kernel.set_demux(demux ? demux : &builtin);
+    kernel.alloc_pages(app, 0, kApp, 1, kPteRead | kPteWrite);
+    filter =
+        demux ? id : builtin.add(DemuxRule{.ethertype = 0x0800, .ip_proto = 17, .dst_port = 7});
+    kernel.claim_filter(app, 0, filter);
+  }
+
+  // A UDP frame to port 7 of flow i (source address and port from i), naming at kQueueByte the
+  // receive queue RSS steers it to.
+  std::vector<uint8_t> frame(uint32_t i) const {
+    std::vector<uint8_t> f(60, 0);
+    f[12] = 0x08, f[14] = 0x45, f[14 + 9] = 17, f[14 + 23] = 7;
+    f[14 + 15] = uint8_t(i), f[14 + 21] = uint8_t(i >> 8);
+    f[kQueueByte] = uint8_t(nic.rss().queue(f.data(), f.size()));
+    return f;
+  }
+};
 
 struct Threaded {
   Kernel kernel{KernelConfig{.frames = 64, .mode = Mode::Threads}};
@@ -187,58 +250,30 @@ TEST_P(Concurrency, RevokeWhileAHandlerStores) {
   stop();
 }
 
-// The grace period itself: a writer waits for a run in progress on another thread, not for
-// runs that start later, nor for its own thread's.
-TEST(Quiescence, WaitsForRunsInProgressOnly) {
-  std::atomic<int> phase{0};
-  std::thread reader([&] {
-    HandlerRun run;
-    phase.store(1);
-    while (phase.load() != 2) std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    phase.store(3);
-  });
-  while (phase.load() != 1) std::this_thread::yield();
-  phase.store(2);
-  wait_for_handler_runs();
-  EXPECT_EQ(phase.load(), 3);
-  reader.join();
-  {
-    HandlerRun own;
-    EXPECT_TRUE(in_handler_run());
-    wait_for_handler_runs();  // does not wait for itself
-  }
-  EXPECT_FALSE(in_handler_run());
-}
-
 // A multi-queue NIC (4 queues, a delivery thread each): frames of many UDP flows reach one ASH
 // on whichever queue's thread received them, while the test's thread write-protects and
 // unprotects the page the handler stores into (grace periods against runs on four threads).
 // The handler's counters stay exact: every run is one matched frame, committed ones are
 // consumed, faulted ones declined (no ring: dropped as no owner, counted once).
 TEST_P(Concurrency, HandlerOnEveryQueueOfAMultiQueueNic) {
-  Kernel kernel{KernelConfig{.frames = 256, .mode = Mode::Threads}};
-  BuiltinDemux demux;
-  kernel.set_demux(&demux);
-  Nic& nic = kernel.add_nic({.rx_slots = 32, .queues = 4, .queue_threads = true}, kNicGuard);
-  Environment& app = kernel.create_environment("app", Capability::make({1}, kPermAll));
-  kernel.alloc_pages(app, 0, kApp, 1, kPteRead | kPteWrite);
-  uint32_t filter = demux.add(DemuxRule{.ethertype = 0x0800, .ip_proto = 17, .dst_port = 7});
-  kernel.claim_filter(app, 0, filter);
-  store_loop(program, 16);
+  MultiQueue mq(4, 32);
+  Kernel& kernel = mq.kernel;
+  Nic& nic = mq.nic;
+  Environment& app = mq.app;
+  uint32_t filter = mq.filter;
+  queue_store_loop(program, 16);
   HandlerOptions o;
   o.region = Region{kApp, kPageSize};
   o.engine = GetParam();
   handler = std::make_unique<Handler>(program, app, o);
+  EXPECT_TRUE(handler->concurrent());  // no run lock: the four queues run it at once
   kernel.install_handler(app, 0, filter, handler.get());
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> sent{0};
   std::thread wire([&] {
-    uint8_t f[60] = {};
-    f[12] = 0x08, f[14] = 0x45, f[14 + 9] = 17, f[14 + 23] = 7;
     for (uint32_t i = 0; !stop.load(std::memory_order_acquire); ++i) {
-      f[14 + 15] = uint8_t(i), f[14 + 21] = uint8_t(i >> 8);  // 256 x 256 flows
-      nic.receive_from_wire(f, sizeof f);
+      std::vector<uint8_t> f = mq.frame(i);  // 65536 flows
+      nic.receive_from_wire(f.data(), f.size());
       ++sent;
     }
   });
@@ -262,7 +297,7 @@ TEST_P(Concurrency, HandlerOnEveryQueueOfAMultiQueueNic) {
   wire.join();
   nic.wait_rx_idle();
   NicCounters n = nic.counters();
-  const HandlerCounters& c = handler->counters();
+  HandlerCounters c = handler->counters();
   const FilterSlot* s = kernel.filter(filter);
   EXPECT_EQ(n.rx_frames + n.rx_drops_ring_full, sent.load());
   EXPECT_EQ(c.runs, uint64_t(s->counters.matched));
@@ -276,6 +311,169 @@ TEST_P(Concurrency, HandlerOnEveryQueueOfAMultiQueueNic) {
   uint32_t busy = 0;
   for (uint32_t q = 0; q < 4; ++q) busy += nic.queue_counters(q).rx_handled > 0;
   EXPECT_GT(busy, 1u) << "the handler ran on several queues";
+  // Each queue's last run: committed or faulted, never a budget or a voluntary abort.
+  for (uint32_t q = 0; q < 4; ++q) {
+    Outcome last = handler->last_outcome(nic.first_lane() + q);
+    EXPECT_TRUE(last == Outcome::Committed || last == Outcome::Fault) << q;
+  }
+}
+
+// Two runs of one handler really overlap: each, on its own queue's thread, raises its flag in
+// the environment's page and spins (within its budget) until it sees the other's. Run one at a
+// time, the first would spin its budget out before the second could start (a budget abort, not
+// two commits). The flags are shared memory the two runs race on, as two threads of the
+// environment would: native code only (the interpreter's loads and stores are C++ accesses,
+// which ThreadSanitizer would rightly report).
+TEST(ConcurrentRuns, TwoRunsOfOneHandlerOverlap) {
+  MultiQueue mq(2, 8);
+  HandlerBuilder h("rendezvous");
+  Reg me = h.getreg(Type::P, RegClass::Var), other = h.getreg(Type::P, RegClass::Var),
+      x = h.getreg(Type::U64, RegClass::Var), n = h.getreg(Type::I64, RegClass::Var);
+  Reg r = h.getreg(Type::U8, RegClass::Temp);
+  h.peek(r, kQueueByte);  // 0 or 1: which flag is this run's
+  h.cvt(x, r);
+  h.putreg(r);
+  h.and_(x, x, 1);
+  h.lsh(x, x, 3);
+  h.set(me, int64_t(kApp));
+  h.add(me, me, x);
+  h.set(other, int64_t(kApp + 8));
+  h.sub(other, other, x);
+  h.set(x, 1);
+  h.st(x, me, 0);
+  h.set(n, int64_t(1) << 31);  // seconds of spinning: longer than any scheduling delay
+  Label spin = h.label(), met = h.label();
+  h.place(spin);
+  h.ld(x, other, 0);
+  h.bne(x, 0, met);
+  h.sub(n, n, 1);
+  h.bgt(n, 0, spin);
+  h.abort();
+  h.place(met);
+  h.commit();
+  h.finish();
+  HandlerOptions o;
+  o.region = Region{kApp, kPageSize};
+  o.budget = int64_t(1) << 40;
+  Handler handler(h, mq.app, o);
+  mq.kernel.install_handler(mq.app, 0, mq.filter, &handler);
+  // One flow per queue: the run's flag is its queue.
+  std::vector<std::vector<uint8_t>> flows(2);
+  for (uint32_t i = 1; flows[0].empty() || flows[1].empty(); ++i) {
+    std::vector<uint8_t> f = mq.frame(i);
+    if (flows[f[kQueueByte]].empty()) flows[f[kQueueByte]] = f;
+  }
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    uint64_t zero[2] = {0, 0};
+    mq.app.user_copy_out(kApp, zero, sizeof zero);
+    for (const auto& f : flows) mq.nic.receive_from_wire(f.data(), f.size());
+    mq.nic.wait_rx_idle();
+  }
+  HandlerCounters c = handler.counters();
+  EXPECT_EQ(c.runs, 2u * kRounds);
+  EXPECT_EQ(c.committed, 2u * kRounds) << c.aborted_voluntary << " runs gave up waiting";
+  EXPECT_EQ(mq.nic.queue_counters(0).rx_handled, uint64_t(kRounds));
+  EXPECT_EQ(mq.nic.queue_counters(1).rx_handled, uint64_t(kRounds));
+}
+
+// dpf's engine as the kernel's demux classifies on every queue's thread at once (it is safe for
+// concurrent readers: DpfDemux::concurrent()), while a control thread inserts and removes
+// connection filters that overlap nothing the wire sends: every frame reaches the ASH on its
+// filter, none is lost to a half-made change, and the counters agree.
+TEST(ConcurrentRuns, DpfDemuxOnEveryQueueWhileFiltersComeAndGo) {
+  dpf::Engine engine;
+  DpfDemux demux(engine);
+  EXPECT_TRUE(demux.concurrent());  // no kernel-wide classify lock
+  uint32_t port7 =
+      engine.insert(dpf::parse_filter("(12:16 == 0x800) && (23:8 == 17) && (36:16 == 7)"));
+  MultiQueue mq(4, 32, &demux, port7);
+  Nic& nic = mq.nic;
+  HandlerBuilder program("stores");
+  queue_store_loop(program, 16);
+  HandlerOptions o;
+  o.region = Region{kApp, kPageSize};
+  Handler handler(program, mq.app, o);
+  mq.kernel.install_handler(mq.app, 0, mq.filter, &handler);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> changes{0};
+  std::thread control([&] {
+    for (uint16_t k = 0; !stop.load(std::memory_order_acquire); ++k) {
+      std::string port = std::to_string(10000 + k % 512);
+      uint32_t id = engine.insert(
+          dpf::parse_filter("(12:16 == 0x800) && (23:8 == 17) && (36:16 == " + port + ")"));
+      engine.remove(id, 0);
+      ++changes;
+    }
+  });
+  constexpr uint32_t kFrames = 20000;
+  for (uint32_t i = 0; i < kFrames; ++i) {
+    std::vector<uint8_t> f = mq.frame(i);
+    nic.receive_from_wire(f.data(), f.size());
+  }
+  nic.wait_rx_idle();
+  stop.store(true, std::memory_order_release);
+  control.join();
+  NicCounters n = nic.counters();
+  HandlerCounters c = handler.counters();
+  EXPECT_EQ(n.rx_frames + n.rx_drops_ring_full, kFrames);
+  EXPECT_EQ(n.rx_drops_no_owner, 0u);
+  EXPECT_EQ(c.runs, n.rx_frames);
+  EXPECT_EQ(c.committed, n.rx_frames);
+  EXPECT_EQ(n.rx_handled, n.rx_frames);
+  EXPECT_GT(changes.load(), 0u);
+  uint32_t busy = 0;
+  for (uint32_t q = 0; q < 4; ++q) busy += nic.queue_counters(q).rx_handled > 0;
+  EXPECT_GT(busy, 1u);
+}
+
+// Lanes are independent run states: a run nested in another on the same thread (kernel code
+// re-entering delivery: here a transmit tap, run while the outer run queues its reply) is
+// refused on the outer run's lane, whose run state is in use, and runs on any other lane.
+TEST(Lanes, ARunNestedOnItsOwnLaneIsRefusedAndRunsOnAnother) {
+  for (uint32_t nested_lane : {0u, 1u}) {
+    Kernel kernel;  // the scheduler model: one thread
+    Nic& nic = kernel.add_nic({.name = "n0", .rx_slots = 8}, kNicGuard);
+    Environment& app = kernel.create_environment("app", Capability::make({1}, kPermAll));
+    kernel.alloc_pages(app, 0, kApp, 1, kPteRead | kPteWrite);
+    HandlerBuilder h("replier");
+    h.reply_begin();
+    h.reply_put(0x1111, 8);
+    h.reply_put(0x2222, 8);
+    h.reply_send();
+    h.commit();
+    h.finish();
+    HandlerOptions o;
+    o.region = Region{kApp, kPageSize};
+    Handler handler(h, app, o);
+    uint8_t msg[60] = {};
+    int depth = 0;
+    std::vector<HandlerVerdict> inner;
+    nic.add_tx_tap([&](const uint8_t*, size_t, uint64_t) {
+      if (depth++ > 0) return;  // the nested run's own reply
+      HandlerContext ctx(kernel, app, nic, true, nested_lane);
+      inner.push_back(handler.handle(ctx, Message{msg, sizeof msg, 1}));
+    });
+    HandlerContext ctx(kernel, app, nic, true, 0);
+    EXPECT_EQ(handler.handle(ctx, Message{msg, sizeof msg, 1}), HandlerVerdict::Consumed);
+    nic.service_rx(0);
+    ASSERT_EQ(inner.size(), 1u);
+    HandlerCounters c = handler.counters();
+    EXPECT_EQ(c.runs, 2u);
+    if (nested_lane == 0) {
+      EXPECT_EQ(inner[0], HandlerVerdict::Declined);
+      EXPECT_EQ(c.committed, 1u);
+      EXPECT_EQ(c.aborted_fault, 1u);
+      EXPECT_EQ(c.replies_sent, 1u);
+    } else {
+      EXPECT_EQ(inner[0], HandlerVerdict::Consumed);
+      EXPECT_EQ(c.committed, 2u);
+      EXPECT_EQ(c.replies_sent, 2u);
+      EXPECT_EQ(handler.last_outcome(1), Outcome::Committed);
+    }
+    EXPECT_EQ(handler.last_outcome(0), Outcome::Committed);  // the outer run's
+    EXPECT_THROW(HandlerContext(kernel, app, nic, true, kMaxLanes), Error);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, Concurrency,

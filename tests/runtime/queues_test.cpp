@@ -112,6 +112,24 @@ TEST(Queues, BadConfigurationsAreRefused) {
   EXPECT_THROW(t.add_nic({.dma = DmaMode::Direct, .queue_threads = true}, kNicGuard), Error);
 }
 
+// Lanes number the receive queues of all of a kernel's NICs (a concurrent handler's run state is
+// kept per lane): consecutive, in the order the NICs were added, at most kMaxLanes.
+TEST(Queues, LanesNumberEveryQueueOfTheKernel) {
+  Kernel k({.frames = 64});
+  Nic& a = k.add_nic({.dma = DmaMode::Direct, .queues = 4}, kNicGuard);
+  Nic& b = k.add_nic({.dma = DmaMode::Direct, .queues = 1}, kNicGuard);
+  EXPECT_EQ(a.first_lane(), 0u);
+  EXPECT_EQ(b.first_lane(), 4u);
+  EXPECT_EQ(k.lanes(), 5u);
+  while (k.lanes() + 64 <= kMaxLanes) k.add_nic({.dma = DmaMode::Direct, .queues = 64}, kNicGuard);
+  uint32_t lanes = k.lanes();
+  EXPECT_THROW(k.add_nic({.dma = DmaMode::Direct, .queues = 64}, kNicGuard), Error);
+  EXPECT_EQ(k.lanes(), lanes);  // refused before anything was made
+  Nic& last = k.add_nic({.dma = DmaMode::Direct, .queues = kMaxLanes - lanes}, kNicGuard);
+  EXPECT_EQ(last.first_lane() + last.queues(), kMaxLanes);
+  EXPECT_THROW(k.add_nic({.dma = DmaMode::Direct}, kNicGuard), Error);
+}
+
 // A C++ handler: consumes frames whose tag is odd (replying to one in 8), declines even ones.
 // Its own counters are plain integers: the kernel runs it one call at a time (it is not
 // concurrent), and ThreadSanitizer checks that it does. It records the threads it ran on.

@@ -10,15 +10,28 @@
 // fence a reader would need between announcing itself and loading the pointer (store-load order) is
 // paid by the writer instead: synchronize() issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED),
 // which runs a full barrier on every CPU running a thread of this process, so afterwards either the
-// writer sees a reader's odd number or that reader's load sees the new pointer; then it waits for
-// the odd numbers it saw to change. This is liburcu's "memb" flavour; it is written here rather
-// than taken from liburcu because ThreadSanitizer sees std::atomic but not liburcu's barriers (see
-// runtime's quiescence.h for the same choice). Without membarrier (kernels before 4.14, seccomp)
-// the writer forces the same barrier on every CPU running the process with a TLB shootdown
-// (mprotect of a page it has just written: what .NET's FlushProcessWriteBuffers does on Linux).
+// writer sees a reader's announcement or that reader's load sees the new pointer; then it waits
+// for the sections it saw to end. This is liburcu's "memb" flavour; it is written here rather
+// than taken from liburcu because ThreadSanitizer sees std::atomic but not liburcu's barriers (an
+// uninstrumented library, membarrier and inline assembly): every object handed over after a grace
+// period would be reported as a race, and the concurrency tests must run clean under it. Without
+// membarrier (kernels before 4.14, seccomp) the writer forces the same barrier on every CPU
+// running the process with a TLB shootdown (mprotect of a page it has just written: what .NET's
+// FlushProcessWriteBuffers does on Linux).
 //
-// runtime's HandlerRun (quiescence.h) is the same scheme with a sequentially consistent store on
-// entry: fine for a handler run, about 20 cycles too many for a 3 ns packet demultiplex.
+// One mechanism for the whole process, used by
+//   - dpf's Engine::demux: a section around one classification (a few nanoseconds); its writers
+//     poll their grace periods (GracePeriod::done) and free retired code later;
+//   - runtime's Kernel::deliver: a section around each message handler run (an ASH, bounded by
+//     its budget; it may block on the kernel's memory lock). unmap_page, protect_page, revoke,
+//     remove_handler wait (synchronize) before letting go of what a run may touch.
+// A section may last any time and block (the writer yields, then sleeps, while it waits); a
+// writer must not hold, while it waits, a lock that a reader takes inside its section. Sections
+// nest, and a thread's own sections are never waited for: a section's code may call a writer
+// (a C++ message handler calling the kernel's unmap_page; but two threads doing so at once would
+// wait for each other, as synchronize_rcu inside a read section does in RCU). Sections of one
+// thread are waited for by the writers of every structure (one epoch, as in RCU's single domain): a
+// long section delays every reclamation, not only its own structure's.
 #pragma once
 
 #include <atomic>

@@ -9,6 +9,10 @@
 // only mapped pages with the right access succeed. Translations are cached in a software TLB
 // (page -> host frame) rebuilt whenever the environment's page table changes.
 //
+// The kernel may run the handler on several receive queues' threads at once (concurrent()):
+// every lane (runtime/plugins.h) has its own run state -- software TLB, budget, reply buffer,
+// pipe registers, counters -- and counters() sums them.
+//
 // Outcomes: commit (the message is consumed) or abort — voluntary (abort()), budget (the
 // instruction budget ran out), fault (a memory or message access out of bounds, an unmapped or
 // forbidden page, a division by zero) — after which the kernel delivers the message to the
@@ -64,7 +68,7 @@ struct HandlerCounters {
   uint64_t tlb_rebuilds = 0;
 };
 
-// How the last run ended (Handler::last_outcome()).
+// How a lane's last run ended (Handler::last_outcome()).
 enum class Outcome : uint8_t { Committed, Aborted, Budget, Fault };
 
 class Handler : public runtime::MessageHandler {
@@ -82,8 +86,16 @@ class Handler : public runtime::MessageHandler {
   // the handler for that environment only (Kernel::install_handler).
   Binding binding() const override;
 
-  const HandlerCounters& counters() const;
-  Outcome last_outcome() const;
+  // Runs on every lane at once (runtime/plugins.h): its run state (software TLB, pipe
+  // registers, counters) is per lane, made on the lane's first run (lane 0 at construction).
+  bool concurrent() const override { return true; }
+
+  // The lanes' counters summed: exact once the runs counted have returned (each lane's own are
+  // written by its delivering thread alone; a sum taken while runs go on is a snapshot).
+  HandlerCounters counters() const;
+  // How the last run on `lane` ended (HandlerContext::lane(); 0 for a kernel with one
+  // single-queue NIC and for a HandlerContext made without one); Committed before any run.
+  Outcome last_outcome(uint32_t lane = 0) const;
   // The straight-line cost charged at entry (instructions of the lowered handler).
   uint32_t static_cost() const;
   // What was generated: the sandboxed vcode (function "<name>") and its machine code (empty with

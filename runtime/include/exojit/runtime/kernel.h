@@ -18,11 +18,13 @@
 // message handler that is not declared concurrent runs one call at a time (plugins.h). Packet
 // rings take frames from several queues at once (a lock per ring, held for the copy).
 //
-// Memory operations and handler runs (quiescence.h): page tables and frames are edited under
-// the memory lock, which kernel-context code (handlers' translations) takes to read them. An
-// operation that removes or reduces a translation (unmap_page, protect_page, map_page over a
-// mapped page, revoke) returns only once every handler run in progress elsewhere has ended, and
-// holds the old frame until then: no handler ever touches a frame after it was freed.
+// Memory operations and handler runs: page tables and frames are edited under the memory lock,
+// which kernel-context code (handlers' translations) takes to read them. Every handler run is a
+// read section (exojit/grace_period.h). An operation that removes or reduces a translation
+// (unmap_page, protect_page, map_page over a mapped page, revoke) returns only after a grace
+// period (every run in progress elsewhere has ended), and holds the old frame until then: no
+// handler ever touches a frame after it was freed. remove_handler and release_filter return
+// once the handler can no longer be running (it may then be destroyed).
 #pragma once
 
 #include <cstdint>
@@ -115,6 +117,9 @@ class Kernel {
   Link& connect(Nic& a, Nic& b, LinkConfig config);
   void set_demux(Demux* demux) { demux_ = demux; }
   const std::vector<std::unique_ptr<Environment>>& environments() const { return envs_; }
+  // Receive queues of all NICs so far: the lanes 0 .. lanes() - 1 (plugins.h). add_nic refuses
+  // a NIC whose queues would go past kMaxLanes.
+  uint32_t lanes() const { return lanes_; }
 
   // Capabilities: `from` hands a refinement of its capability `cap` to `to` ([EXOTOOLS02]: the
   // creator refines what it passes on). Returns the index in `to`'s list.
@@ -209,6 +214,7 @@ class Kernel {
   VirtualClock* clock_;
   std::vector<std::unique_ptr<Environment>> envs_;
   std::vector<std::unique_ptr<Nic>> nics_;
+  uint32_t lanes_ = 0;
   std::vector<Capability> nic_guards_;
   std::vector<std::unique_ptr<Link>> links_;
   std::vector<std::unique_ptr<PacketRing>> rings_;  // by id - 1; null once destroyed

@@ -67,7 +67,8 @@ class AddressSpace {
   }
   // Counts page-table edits (map, unmap, protect): kernel objects that cache translations
   // (message handlers' software TLBs) compare it to know when to rebuild them.
-  // Sequentially consistent: a handler run reads it after announcing itself (quiescence.h).
+  // Read by a handler run after it announced its read section (grace_period.h): a run either
+  // sees an edit's new generation or is waited for by the edit's grace period.
   uint64_t generation() const { return generation_.load(std::memory_order_seq_cst); }
 
   // Host pointer to byte `va` when mapped with `access`, else nullptr. The fast path is a TLB hit.

@@ -82,7 +82,8 @@ class Nic {
   // A tap sees every frame at the given virtual time (ns): pcap writers, tests.
   using Tap = std::function<void(const uint8_t* frame, size_t length, uint64_t time_ns)>;
 
-  Nic(Kernel& kernel, uint32_t id, NicConfig config);
+  // `first_lane`: the lane (plugins.h) of receive queue 0; queue q is first_lane + q.
+  Nic(Kernel& kernel, uint32_t id, uint32_t first_lane, NicConfig config);
   ~Nic();  // stops the queue threads
   Nic(const Nic&) = delete;
   Nic& operator=(const Nic&) = delete;
@@ -93,6 +94,7 @@ class Nic {
   NicCounters counters() const;                  // all queues, and the transmit side
   NicCounters queue_counters(uint32_t q) const;  // one queue's receive side
   uint32_t queues() const { return uint32_t(queues_.size()); }
+  uint32_t first_lane() const { return first_lane_; }
   const Rss& rss() const { return rss_; }
   Kernel& kernel() { return kernel_; }
 
@@ -166,6 +168,7 @@ class Nic {
 
   Kernel& kernel_;
   uint32_t id_;
+  uint32_t first_lane_;
   NicConfig config_;
   Rss rss_;
   std::vector<std::unique_ptr<RxQueue>> queues_;

@@ -39,6 +39,12 @@ enum class HandlerVerdict : uint8_t {
   Declined,  // the handler aborted or declined: the message goes to the owner's ring
 };
 
+// A lane is a receive queue's kernel-wide number (the kernel's NICs' queues, counted from 0 in
+// the order the NICs were added): the kernel delivers one message at a time per lane (under the
+// queue's lock), and messages of different lanes at once in thread mode. A handler that runs on
+// several lanes at once keeps its run state per lane (ash::Handler). At most kMaxLanes.
+inline constexpr uint32_t kMaxLanes = 1024;
+
 // What a handler may do while it runs "in the environment's address space": every access to the
 // environment's memory is translated by the environment's page table and checked, byte range by
 // byte range; a refused access changes nothing and returns false (the handler then aborts; the
@@ -46,12 +52,14 @@ enum class HandlerVerdict : uint8_t {
 // the NIC the message came in on, if the environment holds a capability for its transmit side.
 class HandlerContext {
  public:
-  HandlerContext(Kernel& kernel, Environment& env, Nic& nic, bool may_transmit)
-      : kernel_(kernel), env_(env), nic_(nic), may_transmit_(may_transmit) {}
+  // `lane`: the receive queue's lane (below kMaxLanes, else an exojit::Error); a caller running a
+  // handler by itself (tests, tools) leaves it 0.
+  HandlerContext(Kernel& kernel, Environment& env, Nic& nic, bool may_transmit, uint32_t lane = 0);
 
   Kernel& kernel() { return kernel_; }
   Environment& env() { return env_; }
   Nic& nic() { return nic_; }
+  uint32_t lane() const { return lane_; }
   uint64_t now() const;  // virtual time, ns
 
   bool copy_out(uint64_t va, const void* src, size_t n);  // into the environment's memory
@@ -77,13 +85,17 @@ class HandlerContext {
   Environment& env_;
   Nic& nic_;
   bool may_transmit_;
+  uint32_t lane_;
   uint32_t replies_ = 0;
 };
 
 // Runs on the thread of whichever receive queue the message arrived on. Unless concurrent()
-// says handle may run on several threads at once, the kernel runs one call at a time (its
-// run_lock_): a handler's run state (ash's software TLB, pipe registers, counters) then needs no
-// synchronization of its own, and its counters stay exact.
+// says handle may run on several lanes at once, the kernel runs one call at a time (its
+// run_lock_): a handler's run state then needs no synchronization of its own. A concurrent
+// handler is never run twice at once on one lane (HandlerContext::lane()), except nested on one
+// thread, by kernel code that re-enters delivery during a run (a transmit tap, a C++ handler
+// transmitting over an immediate link): it keeps its run state per lane (ash::Handler: software
+// TLB, pipe registers, counters summed on read).
 class MessageHandler {
  public:
   virtual ~MessageHandler() = default;
