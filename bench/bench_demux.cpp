@@ -704,7 +704,11 @@ void register_insert() {
       e.remove(id, 0);
       s.ResumeTiming();
     }
-    if (e.regenerations() != regens) s.SkipWithError("code was regenerated");
+    // Since issue 18 a removed key's slot is reused only once no reader can still see the old
+    // key (a grace period): the rare insertion that finds none reusable makes new code, and is
+    // counted here rather than hidden.
+    s.counters["regenerations_per_insert"] =
+        benchmark::Counter(double(e.regenerations() - regens) / double(s.iterations()));
   });
   benchmark::RegisterBenchmark("demux/insert/regen", [](benchmark::State& s) {
     std::vector<Conn> conns = connections(1000, 99);
