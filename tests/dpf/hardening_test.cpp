@@ -11,6 +11,7 @@
 #include "exojit/dpf/engine.h"
 #include "exojit/dpf/pcap.h"
 #include "exojit/vcode.h"
+#include "live_tables.h"
 #include "masked_accesses.h"
 #include "packets.h"
 #include "random_filters.h"
@@ -118,7 +119,7 @@ TEST(DpfHardening, AnUntrustedFilterIsNeverServedByUnhardenedCode) {
       written = e.stats().table_updates == before.table_updates + 1 &&
                 e.stats().regenerations == before.regenerations;
     }
-    ASSERT_TRUE(written);
+    ASSERT_EQ(written, kLiveTableWrites);  // (AArch64: every table change is new code)
 
     // An untrusted owner's connection, of the same shape: new code, hardened.
     before = e.stats();
@@ -136,10 +137,10 @@ TEST(DpfHardening, AnUntrustedFilterIsNeverServedByUnhardenedCode) {
     // code. (Layered, the trusted whole is not regenerated for it: the recent layer is.)
     before = e.stats();
     FilterId next = e.insert(connection(0xc0a82001, 3001), {.owner = 2});
-    if (!e.layered()) {
+    if (!e.layered() && kLiveTableWrites) {
       EXPECT_EQ(e.stats().table_updates, before.table_updates + 1);
       EXPECT_EQ(e.stats().regenerations, before.regenerations);
-    } else {
+    } else if (e.layered()) {
       EXPECT_EQ(e.stats().merges, before.merges);
     }
     p = connection_packet(0xc0a82001, 3001);
