@@ -124,9 +124,11 @@ inline Bytes random_packet(std::mt19937_64& rng) {
   auto pick = [&](auto& pool) { return pool[rng() % std::size(pool)]; };
   Bytes b;
   switch (rng() % 8) {
-    case 0:
-      b = arp(pick(kHosts), pick(kHosts));
+    case 0: {
+      const uint32_t sender = pick(kHosts);  // one draw per statement: the same on every arch
+      b = arp(sender, pick(kHosts));
       break;
+    }
     case 1: {
       Ipv6 s;
       s.next = std::array<uint8_t, 4>{6, 17, 58, 0}[rng() % 4];

@@ -148,9 +148,11 @@ void churn(Engine& e, size_t total, size_t window) {
     if (n % 64 == 63)
       f = n % 128 == 127 ? udp_port(uint16_t(9000 + n % 20000))
                          : listener(uint16_t(40000 + n % 20000));
-    else
-      f = connection(0xc1000000u | uint32_t(rng() & 0xffffff), uint16_t(30000 + rng() % 30000),
-                     rng() % 2 ? 443 : 80);
+    else {
+      const uint32_t host = 0xc1000000u | uint32_t(rng() & 0xffffff);
+      const auto port = uint16_t(30000 + rng() % 30000);
+      f = connection(host, port, rng() % 2 ? 443 : 80);
+    }
     uint32_t owner = 2 + uint32_t(n % 3);
     try {
       live.emplace_back(e.insert(f, {.owner = owner, .share = kShared}), owner);

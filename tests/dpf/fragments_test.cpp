@@ -133,9 +133,14 @@ TEST(DpfFragments, GeneratedCodeCallsTheLookupAndAgreesWithTheWalk) {
   }
   std::mt19937_64 rng(12);
   for (int i = 0; i < 3000; ++i) {
-    Bytes p = rng() % 3 ? testing::random_packet(rng)
-                        : fragment(uint16_t(rng() % 3), testing::kHosts[rng() % 5],
-                                   uint16_t(rng() % 2 ? 0 : 3), true);
+    Bytes p;
+    if (rng() % 3) {
+      p = testing::random_packet(rng);
+    } else {  // one draw per statement: argument order is unspecified
+      const auto id = uint16_t(rng() % 3);
+      const uint32_t host = testing::kHosts[rng() % 5];
+      p = fragment(id, host, uint16_t(rng() % 2 ? 0 : 3), true);
+    }
     auto exact = testing::exact_copy(p);
     FilterId walked = e.demux_reference(exact.get(), p.size());
     ASSERT_EQ(e.demux(exact.get(), p.size()), walked);

@@ -46,10 +46,15 @@ std::string ip(uint32_t a) {
   return fmt::format("{}.{}.{}.{}", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255);
 }
 
+// Every draw from `rng` is its own statement: the order in which a call's arguments (or an
+// overloaded operator's operands) are evaluated is unspecified, and differs between gcc's x86-64
+// and AArch64 code, which would give each architecture other expressions from the same seed.
 std::string random_primitive(std::mt19937_64& rng) {
   auto pick = [&](auto& pool) { return pool[rng() % std::size(pool)]; };
   static const char* dirs[] = {"", "src ", "dst "};
-  switch (rng() % 14) {
+  const unsigned kind = unsigned(rng() % 15);
+  const std::string dir = kind >= 6 && kind <= 8 ? pick(dirs) : "";
+  switch (kind) {
     case 0:
       return "ip";
     case 1:
@@ -63,23 +68,30 @@ std::string random_primitive(std::mt19937_64& rng) {
     case 5:
       return "icmp";
     case 6:
-      return std::string(pick(dirs)) + "host " + ip(pick(testing::kHosts));
+      return dir + "host " + ip(pick(testing::kHosts));
     case 7:
-      return std::string(pick(dirs)) + "net " + ip(pick(testing::kHosts) & 0xffffff00) + "/24";
+      return dir + "net " + ip(pick(testing::kHosts) & 0xffffff00) + "/24";
     case 8:
-      return std::string(pick(dirs)) + "port " + std::to_string(pick(testing::kPorts));
-    case 9:
-      return std::string(rng() % 2 ? "tcp " : "udp ") + pick(dirs) + "port " +
-             std::to_string(pick(testing::kPorts));
+      return dir + "port " + std::to_string(pick(testing::kPorts));
+    case 9: {
+      std::string proto = rng() % 2 ? "tcp " : "udp ";
+      std::string d = pick(dirs);
+      return proto + d + "port " + std::to_string(pick(testing::kPorts));
+    }
     case 10:
       return "ip proto " + std::to_string(std::array<int, 4>{1, 6, 17, 47}[rng() % 4]);
     case 11:
       return fmt::format("ether proto {:#x}", std::array<int, 3>{0x800, 0x86dd, 0x806}[rng() % 3]);
     case 12:
       return "net " + ip(pick(testing::kHosts) & 0xff000000) + " mask 255.0.0.0";
-    default:
-      return "src host " + ip(pick(testing::kHosts)) + " and dst port " +
-             std::to_string(pick(testing::kPorts));
+    case 13: {  // (with a conjunction, sometimes a contradiction libpcap does not refuse)
+      std::string op = rng() % 2 ? "less " : "greater ";
+      return op + std::to_string(20 + rng() % 100);
+    }
+    default: {
+      std::string host = ip(pick(testing::kHosts));
+      return "src host " + host + " and dst port " + std::to_string(pick(testing::kPorts));
+    }
   }
 }
 
@@ -142,11 +154,8 @@ TEST(DpfPcap, AgreesWithLibpcapOnGeneratedPackets) {
   }
   EXPECT_GT(compared, 150000u);
   EXPECT_GT(accepted, compared / 10);
-  // Expressions that accept no packet are inserted too. (The AArch64 build under qemu met none
-  // in this run, 2026-12-02; why is not yet known -- the agreement above is checked there too.)
-#if defined(__x86_64__)
+  // Expressions that accept no packet are inserted too.
   EXPECT_GT(empty, 0u);
-#endif
   std::printf(
       "compared %zu filter/packet pairs exactly (%zu accepted; %zu expressions accept no packet)\n",
       compared, accepted, empty);

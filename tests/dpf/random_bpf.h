@@ -93,13 +93,16 @@ inline std::vector<BpfInsn> random_bpf(std::mt19937_64& rng, size_t body = 40) {
       }
       case 4:
         if (!written.empty()) {
-          p.push_back(stmt(rng() % 2 ? op::kLdMem : op::kLdxMem, written[rng() % written.size()]));
+          const uint16_t load = rng() % 2 ? op::kLdMem : op::kLdxMem;
+          p.push_back(stmt(load, written[rng() % written.size()]));
           break;
         }
         [[fallthrough]];
-      case 5:
-        p.push_back(stmt(rng() % 2 ? op::kSt : op::kStx, uint32_t(rng() % kBpfMemWords)));
+      case 5: {
+        const uint16_t store = rng() % 2 ? op::kSt : op::kStx;
+        p.push_back(stmt(store, uint32_t(rng() % kBpfMemWords)));
         break;
+      }
       case 6:
       case 7: {
         uint16_t o = op::kAluOps[rng() % std::size(op::kAluOps)];
