@@ -10,7 +10,7 @@
 #include "exojit/runtime/kernel.h"
 #include "exojit/vcode/interp.h"
 #include "exojit/vcode/text.h"
-#include "sandbox_p.h"
+#include "sandbox/sandbox_p.h"
 
 namespace exojit::ash {
 
