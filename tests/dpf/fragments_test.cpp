@@ -38,6 +38,13 @@ std::vector<Filter> dns_with_fragments() {
   return {first, later};
 }
 
+// TCP from `src` to port 80 (a connection of a web server beside the DNS one).
+Filter web_connection(uint32_t src) {
+  Filter conn;
+  conn.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), src).shift(34);
+  return conn.eq(field(2, 16), 80);
+}
+
 struct Clock {
   uint64_t now = 1000;
 };
@@ -153,9 +160,7 @@ TEST(DpfFragments, PacketsThatNeedNoStateTakeNoLock) {
   Engine e;
   std::vector<Filter> dns = dns_with_fragments();
   FilterId id = e.insert(std::span<const Filter>(dns), {.owner = 1});
-  Filter conn;
-  conn.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), 0x0b000001).shift(34);
-  FilterId web = e.insert(conn.eq(field(2, 16), 80), {.owner = 2});
+  FilterId web = e.insert(web_connection(0x0b000001), {.owner = 2});
   testing::Ipv4 tcp;
   tcp.src = 0x0b000001, tcp.dport = 80;
   Bytes hit = testing::ipv4(tcp);
@@ -213,9 +218,7 @@ TEST(DpfFragments, TheCodeSaysWhichPacketsNeedTheState) {
   Engine e;
   std::vector<Filter> dns = dns_with_fragments();
   FilterId id = e.insert(std::span<const Filter>(dns), {.owner = 1});
-  Filter conn;
-  conn.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), 0x0b000001).shift(34);
-  FilterId web = e.insert(conn.eq(field(2, 16), 80), {.owner = 2});
+  FilterId web = e.insert(web_connection(0x0b000001), {.owner = 2});
   ASSERT_FALSE(e.layered());
   testing::Ipv4 tcp;
   tcp.src = 0x0b000001, tcp.dport = 80;
@@ -265,9 +268,7 @@ TEST(DpfFragments, LayeredStatefulEngineTakesNoLockForOtherPackets) {
   Engine e(o);
   std::vector<FilterId> conns;
   for (uint32_t i = 0; i < 8; ++i) {
-    Filter conn;
-    conn.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), 0x0b000001 + i).shift(34);
-    conns.push_back(e.insert(conn.eq(field(2, 16), 80), {.owner = 2}));
+    conns.push_back(e.insert(web_connection(0x0b000001 + i), {.owner = 2}));
   }
   std::vector<Filter> dns = dns_with_fragments();
   FilterId id = e.insert(std::span<const Filter>(dns), {.owner = 1});

@@ -53,7 +53,7 @@
 // after it, never in between. Code and tables a change replaces are freed after a grace period
 // (exojit/grace_period.h). The mutex is taken by demux only where the answer needs state the
 // writer edits in place: in an engine with stateful filters, a packet whose code reaches a
-// RECORDED lookup or that a recording filter wins (the fragment state is shared by every packet,
+// RECORDED lookup or a recording filter's accept (the fragment state is shared by every packet,
 // whatever thread sees it); while the engine is layered(), a packet whose answer is a removed
 // filter still in the code (the trie walk) or comes from both layers (priorities); and every
 // packet of an engine with opaque filters (their programs are freed on removal).
