@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <optional>
 
 #include "codegen_p.h"
 #include "exojit/error.h"
@@ -288,6 +289,7 @@ class Gen {
   // point (code is emitted in walk order and jumps only forward). Returns true when nothing
   // after can do better: the code has returned.
   bool accept(uint64_t key, uint64_t after) {
+    if (records(key)) needs_mutex(0, std::nullopt);
     bool last = key < after;
     if (best_none_ && last) {
       b_.ret(int64_t(key));
@@ -339,7 +341,7 @@ class Gen {
     if (br.kind == Atom::Kind::Recorded) return recorded(br, s, after);
     if (br.kind != Atom::Kind::Compare) fail_unsupported(br);
     if (br.children.size() == 1) return chain(br, s, fail, after);
-    if (br.children.size() > 3) {
+    if (br.children.size() > 3 && !records_below(br)) {
       if (auto h = HashNode::plan(br, options_.strict_alignment);
           h && free_regs() >= hash_registers(*h, s) && h->choose(br.hash)) {
         h->set_assumed_best(br.subtree_best);
@@ -395,21 +397,50 @@ class Gen {
       later[i - 1] = std::min(later[i], it->second->subtree_best);
     i = 0;
     for (auto& [id, child] : br.children) {
-      Reg state = get(Type::P), idr = get(Type::U64), val = get(Type::U64), r = get(Type::U64);
-      b_.set(state, int64_t(reinterpret_cast<uintptr_t>(options_.recorded_state)));
-      b_.set(idr, int64_t(id));
-      b_.ld(val, value, 0);
-      b_.ccall(r, recorded_, {state, idr, val});
-      put(state), put(idr), put(val);
       Label skip = b_.label();
-      b_.beq(r, 0, skip);
-      put(r);
+      needs_mutex(id, value, skip);
       bool none = best_none_;
       node(*child, s, later[++i]);
       best_none_ = best_none_ && none;
       b_.place(skip);
     }
     --recorded_depth_;
+  }
+
+  // Calls the engine's lookup for RECORDED(`id`) on the value in `value` (id 0: no lookup, the
+  // accept of a recording filter follows): 0 jumps to `fail`, 2 (the engine's mutex is not held)
+  // returns kNeedsMutex, 1 goes on.
+  void needs_mutex(uint64_t id, std::optional<Local> value, Label fail = {}) {
+    Reg state = get(Type::P), idr = get(Type::U64), val = get(Type::U64), r = get(Type::U64);
+    b_.set(state, int64_t(reinterpret_cast<uintptr_t>(options_.recorded_state)));
+    b_.set(idr, int64_t(id));
+    if (value)
+      b_.ld(val, *value, 0);
+    else
+      b_.set(val, 0);
+    b_.ccall(r, recorded_, {state, idr, val});
+    put(state), put(idr), put(val);
+    if (value) b_.beq(r, 0, fail);
+    Label go = b_.label();
+    b_.beq(r, 1, go);
+    b_.ret(int64_t(kNeedsMutex));
+    b_.place(go);
+    put(r);
+  }
+
+  bool records(uint64_t key) const {
+    return options_.recording && options_.recording->count(uint32_t(key));
+  }
+  // Does a recording filter accept anywhere below `br`? (then it is not hashed)
+  bool records_below(const Branch& br) const {
+    if (!options_.recording || options_.recording->empty()) return false;
+    for (auto& [k, child] : br.children) {
+      for (uint64_t a : child->accepts)
+        if (records(a)) return true;
+      for (auto& b : child->branches)
+        if (records_below(*b)) return true;
+    }
+    return false;
   }
 
   // A stack slot of `bytes` per depth, reused by every subtree at that depth (they run one after
@@ -833,7 +864,7 @@ bool has_recorded(const Node& n) {
 
 Generated generate(Trie& trie, const CodegenOptions& options) {
   Generated out;
-  bool calls = has_recorded(trie.root());
+  bool calls = has_recorded(trie.root()) || (options.recording && !options.recording->empty());
   if (calls && !options.recorded) fail("dpf: RECORDED atoms need the engine's state");
   Gen(out, options, calls).run(trie.root());
   return out;

@@ -12,6 +12,7 @@
 #include <exojit/vcode/ir.h>
 
 #include <memory>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -20,14 +21,25 @@
 
 namespace exojit::dpf::detail {
 
+// What the code returns instead of an answer when the answer needs the engine's fragment state
+// and the caller does not hold the engine's mutex (never a priority key: their high half is at
+// most kMaxAtoms + 1, or kNoFilter's).
+inline constexpr uint64_t kNeedsMutex = ~uint64_t(0);
+
 struct CodegenOptions {
   // Targets that trap on unaligned loads: no coalescing into loads the alignment estimate cannot
   // prove aligned. x86-64 loads at any alignment.
   bool strict_alignment = false;
   unsigned packet_alignment = 1;  // what the caller guarantees for `pkt`
-  // RECORDED atoms call this C function (through vcode's ccall) with `recorded_state`.
+  // RECORDED atoms call this C function (through vcode's ccall) with `recorded_state`; it
+  // answers 0 (not remembered), 1 (remembered) or 2: the caller does not hold the engine's
+  // mutex, the code returns kNeedsMutex. Called with id 0 it only answers 1 or 2.
   RecordedFn recorded = nullptr;
   const void* recorded_state = nullptr;
+  // The ids whose win records a value (RECORD), or null: their accepts call `recorded` with id 0
+  // first (kNeedsMutex without the mutex), and no hash table holds them (a table hit returns an
+  // id the code cannot tell apart).
+  const std::unordered_set<uint32_t>* recording = nullptr;
   // Untrusted owners' filters in the code (README "Threat model"): every bounds check masks the
   // pointer it guards (bound_mask: 0 when the check fails, so a mispredicted check loads from
   // the never-mapped first 64 KiB, not past the packet), and compile() blinds the constants.

@@ -48,6 +48,11 @@ constexpr double kMergeGrain = 16;
 // Disjuncts of one filter (the owner's atom limit bounds them too).
 constexpr size_t kMaxDisjuncts = 65536;
 
+// The engine whose mutex this thread holds while it runs the generated code (demux_slow): the
+// code's RECORDED lookups and recording accepts go on only then (else the code answers
+// kNeedsMutex, codegen.h).
+thread_local const void* t_locked = nullptr;
+
 // (The whole is regenerated at once while it weighs at most EngineOptions::layer_threshold: a
 // few hundred microseconds at the default.)
 size_t recent_budget(size_t threshold, size_t base_weight) {
@@ -91,6 +96,8 @@ struct Engine::Impl {
   mutable std::mutex mutex;
   LiveTables live;  // quarantine of slots emptied in published tables
   Retired retired;  // code and tables the change in progress replaced
+  // A layered engine's entry (compile_entry), built with the view; empty otherwise.
+  vcode::Code layered_entry;
   // Replaced by earlier changes, each freed once its grace period is done (polled at each
   // publication: a writer does not wait for readers unless kMaxPending are waiting).
   std::deque<std::pair<grace::GracePeriod, Retired>> pending;
@@ -126,15 +133,16 @@ struct Engine::Impl {
   mutable bool assume = false;
   mutable size_t misses = 0;
   size_t locked_demuxes = 0;
-  // What the published ReaderView mirrors (functions, masks, recording ids, whether the engine
-  // needs one) changed since it was built: the next publication builds a new one.
+  // What the published ReaderView mirrors (functions, masks, whether the engine needs one)
+  // changed since it was built: the next publication builds a new one.
   bool view_stale = true;
 
   explicit Impl(const EngineOptions& o) : options(o), state(o.record_capacity) {
     codegen.strict_alignment = o.strict_alignment;
     codegen.packet_alignment = o.packet_alignment;
-    codegen.recorded = &Impl::recorded_fn;
+    codegen.recorded = &Impl::code_recorded_fn;
     codegen.recorded_state = this;
+    codegen.recording = &recording;
     init_layer(base);
     init_layer(recent);
   }
@@ -149,13 +157,16 @@ struct Engine::Impl {
     return now_cache;
   }
 
-  // The lookup RECORDED atoms call (from the generated code and the trie walk).
-  // In a lock-free demux's probe (ReaderView::answer) it reads nothing of the engine.
+  // The lookup RECORDED atoms call from the generated code (codegen.h): without the engine's
+  // mutex (a lock-free demux) it reads nothing of the engine and answers 2, "needs the mutex";
+  // id 0 asks only that (a recording filter's accept).
+  static uint64_t code_recorded_fn(const void* state, uint64_t id, uint64_t value) {
+    if (t_locked != state) return 2;
+    return id == 0 ? 1 : recorded_fn(state, id, value);
+  }
+
+  // The lookup RECORDED atoms call (the trie walk, and the code under the mutex).
   static uint64_t recorded_fn(const void* state, uint64_t id, uint64_t value) {
-    if (t_probe != Probe::Off) [[unlikely]] {
-      t_probe = Probe::Reached;
-      return 0;
-    }
     const Impl& m = *static_cast<const Impl*>(state);
     if (m.assume) return 1;
     if (m.state.recorded(uint32_t(id), value, m.now())) return 1;
@@ -316,13 +327,19 @@ struct Engine::Impl {
     // Code generated for this insertion is hardened if the filter is untrusted (undone if it
     // throws).
     codegen.harden = untrusted_filters > 0 || !rec.trusted;
-    struct HardenUndo {
+    // A recording filter's accepts are compiled to ask for the mutex (codegen.h): its id is in
+    // `recording` while its code is generated (undone if it throws; place() gives it new code).
+    if (records) recording.insert(id);
+    struct Undo {
       Impl& m;
+      FilterId recording;
       bool armed = true;
-      ~HardenUndo() {
-        if (armed) m.codegen.harden = m.untrusted_filters > 0;
+      ~Undo() {
+        if (!armed) return;
+        m.codegen.harden = m.untrusted_filters > 0;
+        if (recording) m.recording.erase(recording);
       }
-    } harden_undo{*this};
+    } undo_on_throw{*this, records ? id : 0};
     Patch p = place(base, rec, id, false);
     if (p == Patch::Done) {
       note_in(base, rec, id);
@@ -335,9 +352,8 @@ struct Engine::Impl {
     }
     // Committed: nothing below throws (but a merge, which catches its own failure).
     commit(std::move(rec), id);
-    harden_undo.armed = false;
-    if (stateful) ++stateful_filters, view_stale = true;
-    if (records) recording.insert(id);
+    undo_on_throw.armed = false;
+    if (stateful) ++stateful_filters;
     maybe_merge();
     return id;
   }
@@ -353,12 +369,13 @@ struct Engine::Impl {
 
   // Inserts rec's disjuncts into `l`: served by the running code (tables written): Done; or,
   // with `regen`, by new code for the layer: Done. Without `regen`, nothing changes and the
-  // result says why the code would have to change (TableFull: only tables are too full).
+  // result says why the code would have to change (TableFull: only tables are too full). A
+  // recording filter always needs new code (its accepts ask for the mutex, codegen.h).
   Patch place(Layer& l, Record& rec, FilterId id, bool regen) {
     log.clear();
     rec.accepts.clear();
     try {
-      Patch worst = Patch::Done;
+      Patch worst = recording.count(id) ? Patch::NewCode : Patch::Done;
       for (const Canonical& c : rec.disjuncts) {
         uint64_t key = priority_key(c.specificity, id);
         Node* leaf = nullptr;
@@ -461,6 +478,7 @@ struct Engine::Impl {
   // removed filter's id. Reads only the layer (what a reader of a published layer would hold).
   uint64_t layer_key(const Layer& l, const uint8_t* pkt, size_t len) const {
     uint64_t k = l.fn(pkt, len);
+    assert(k != kNeedsMutex);  // the caller holds the mutex (demux_slow)
     FilterId id = FilterId(k);
     if (id == 0) return kNoFilter;
     if (!l.dead.empty() && l.dead.count(id)) return l.trie.walk(pkt, len);
@@ -554,6 +572,13 @@ struct Engine::Impl {
   }
 };
 
+static_assert(Engine::kOutOfLine == kNeedsMutex);
+
+// What demux calls while the engine is layered or has opaque filters: the answer is out of line.
+uint64_t Engine::out_of_line_entry(const uint8_t*, uint64_t) {
+  return kOutOfLine;
+}
+
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(options)) {
   impl_->generate_layer(impl_->base);
   publish();
@@ -568,19 +593,12 @@ Engine::~Engine() {
 // that throws); what the change replaced is freed once no demux can be inside it.
 void Engine::publish() {
   Impl& m = *impl_;
-  auto e = reinterpret_cast<uintptr_t>(m.base.fn);
-  if (e & kSlow) fail("dpf: internal error: demux code at an odd address");
-  // Opaque filters run in demux_slow, under the mutex: their programs are freed when removed.
-  const bool out_of_line = m.layered() || m.stateful_filters > 0 || !m.opaque.empty();
-  if (out_of_line) e |= kSlow;
-  entry_.store(e, std::memory_order_release);
-  // A layered or stateful engine without opaque filters: a view for the lock-free path, new
-  // when what it mirrors changed (the old one retired).
-  const bool want_view = out_of_line && m.opaque.empty();
-  auto view_now = [&] {
-    std::vector<uint32_t> recording(m.recording.begin(), m.recording.end());
-    return ReaderView::of(m.base, m.recent, std::move(recording), m.stateful_filters > 0);
-  };
+  // The view first, new when what it mirrors changed (the old one retired): a reader that loads
+  // the entry finds a view at least as new. Every state without opaque filters has one (also
+  // unlayered, where its entry is the main function), so that a reader that loaded a layered
+  // engine's entry just before the change finds a view, an older or this one.
+  const bool want_view = m.opaque.empty();
+  auto view_now = [&] { return ReaderView::of(m.base, m.recent); };
   auto* old = static_cast<const ReaderView*>(view_.load(std::memory_order_relaxed));
   assert(!old || !want_view || m.view_stale || *old == *view_now());
   if (m.view_stale || want_view != (old != nullptr)) {
@@ -588,7 +606,28 @@ void Engine::publish() {
     view_.store(view.release(), std::memory_order_release);
     if (old) m.retired.views.emplace_back(const_cast<ReaderView*>(old));
     m.view_stale = false;
+    if (!m.layered_entry.empty()) m.retired.code.push_back(std::move(m.layered_entry));
+    m.layered_entry = vcode::Code();
   }
+  // A layered engine's entry: the view compiled, built with it (if that fails, the out-of-line
+  // entry sends demux to the view itself). Opaque filters run in demux_slow, under the mutex:
+  // their programs are freed when removed. A stateful engine's code answers kNeedsMutex itself
+  // where the answer needs the state.
+  DemuxFn* entry = m.base.fn;
+  if (m.layered() && want_view) {
+    try {
+      if (m.layered_entry.empty())
+        m.layered_entry =
+            compile_entry(*static_cast<const ReaderView*>(view_.load()), m.codegen.harden);
+      entry = m.layered_entry.as<DemuxFn>("dpf_layers");
+    } catch (...) {
+      m.layered_entry = vcode::Code();
+      entry = &out_of_line_entry;
+    }
+  } else if (m.layered() || !want_view) {
+    entry = &out_of_line_entry;
+  }
+  entry_.store(entry, std::memory_order_release);
   if (!m.retired.empty()) m.pending.emplace_back(grace::GracePeriod::start(), std::move(m.retired));
   m.retired.clear();
   while (!m.pending.empty() &&
@@ -699,7 +738,7 @@ void Engine::remove(FilterId id, uint32_t owner) {
   for (const Canonical& c : rec.disjuncts) stateful = stateful || c.records || c.recorded;
   if (stateful) --m.stateful_filters;
   m.recording.erase(id);
-  m.view_stale = true;  // masks, recording ids, the layers' emptiness
+  m.view_stale = true;  // masks, the layers' emptiness
   m.state.drop(owner, id);
   Impl::Owner& o = m.owners[owner];
   --o.filters;
@@ -747,28 +786,29 @@ uint32_t Engine::owner_of(FilterId id) const {
   return it->second.owner;
 }
 
-// The answer without the mutex, if it needs none (inside a read section).
-inline bool Engine::demux_in_section(uintptr_t e, const uint8_t* pkt, size_t len,
-                                     FilterId* id) const {
-  if (!(e & kSlow)) {
-    *id = FilterId(reinterpret_cast<DemuxFn*>(e)(pkt, len));
-    return true;
-  }
+// The answer without the mutex, if it needs none, once the entry `ran` answered kNeedsMutex
+// (inside a read section): the main function's answer needs the fragment state; the out-of-line
+// entry's, a layered engine's view (kNeedsMutex from its layers, a masked id or both layers
+// answering need the mutex) or, with opaque filters, the mutex.
+inline bool Engine::view_answer(DemuxFn* ran, const uint8_t* pkt, size_t len, FilterId* id) const {
+  if (ran != &out_of_line_entry) return false;
   auto* v = static_cast<const ReaderView*>(view_.load(std::memory_order_acquire));
   return v && v->answer(pkt, len, id);
 }
 
-// demux's other cases: the thread's first section or a nested one, a view's engine (layered or
-// stateful: lock-free unless the answer needs the walk or the fragment state), the mutex.
-FilterId Engine::demux_out_of_line(grace::ReaderSlot* entered, const uint8_t* pkt, size_t len) {
+// demux's other cases: the thread's first section or a nested one, a layered engine's view
+// (lock-free unless the answer needs the walk or the fragment state), the mutex.
+FilterId Engine::demux_out_of_line(DemuxFn* ran, const uint8_t* pkt, size_t len) {
   FilterId id = 0;
   bool answered;
-  if (entered) {
-    answered = demux_in_section(grace::load_in(entered, entry_), pkt, len, &id);
-    grace::leave(entered);
+  if (ran) {  // it answered kOutOfLine in the section demux entered
+    answered = view_answer(ran, pkt, len, &id);
+    grace::leave();
   } else {
     grace::ReadSection section;  // the code, tables and view stay while it runs
-    answered = demux_in_section(section.load(entry_), pkt, len, &id);
+    DemuxFn* fn = section.load(entry_);
+    uint64_t k = fn(pkt, len);
+    answered = k != kNeedsMutex ? (id = FilterId(k), true) : view_answer(fn, pkt, len, &id);
   }
   return answered ? id : demux_slow(pkt, len);  // outside the section: a writer may wait for it
 }
@@ -776,6 +816,12 @@ FilterId Engine::demux_out_of_line(grace::ReaderSlot* entered, const uint8_t* pk
 FilterId Engine::demux_slow(const uint8_t* pkt, size_t len) {
   Impl& m = *impl_;
   std::lock_guard lock(m.mutex);
+  // The code's RECORDED lookups and recording accepts go on (t_locked).
+  struct Locked {
+    const void* outer = t_locked;
+    explicit Locked(const void* engine) { t_locked = engine; }
+    ~Locked() { t_locked = outer; }
+  } locked(&m);
   ++m.locked_demuxes;
   m.now_valid = false;
   m.misses = 0;

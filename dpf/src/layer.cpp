@@ -79,8 +79,7 @@ void clear_hash(Node& n) {
 
 }  // namespace
 
-std::unique_ptr<ReaderView> ReaderView::of(const Layer& base, const Layer& recent,
-                                           std::vector<uint32_t> recording, bool stateful) {
+std::unique_ptr<ReaderView> ReaderView::of(const Layer& base, const Layer& recent) {
   auto v = std::make_unique<ReaderView>();
   v->base = base.fn;
   v->recent = recent.empty() ? nullptr : recent.fn;
@@ -88,9 +87,6 @@ std::unique_ptr<ReaderView> ReaderView::of(const Layer& base, const Layer& recen
   v->recent_dead.assign(recent.dead.begin(), recent.dead.end());
   std::sort(v->base_dead.begin(), v->base_dead.end());
   std::sort(v->recent_dead.begin(), v->recent_dead.end());
-  v->stateful = stateful;
-  v->recording = std::move(recording);
-  std::sort(v->recording.begin(), v->recording.end());
   return v;
 }
 

@@ -70,65 +70,40 @@ bool remove_patched(Layer& l, Node* leaf, uint64_t key, TableLog* log);
 // Takes the accept out of the walk, the code unchanged (the id joins `dead`).
 void kill(Layer& l, Node* leaf, uint64_t key, size_t weight);
 
-// A RECORDED lookup reached by the generated code while this thread's lock-free demux runs it
-// in probe mode (ReaderView): the lookup (engine.cpp) returns false at once and notes that it
-// was reached, touching no engine state; the packet then goes to the locked demux.
-enum class Probe : uint8_t { Off, On, Reached };
-inline thread_local Probe t_probe = Probe::Off;
-
-// What demux reads without the engine's mutex when the entry word sends it out of line (a
-// layered or a stateful engine): both functions, the ids each layer masks, and the filters
-// that RECORD; immutable once published (a change that alters any of them publishes a new one).
+// What demux reads without the engine's mutex when the entry sends it out of line (a layered
+// engine): both functions and the ids each layer masks; immutable once published (a change that
+// alters any of them publishes a new one).
 struct ReaderView {
   LayerFn* base = nullptr;
   LayerFn* recent = nullptr;                     // nullptr: no layer of recent changes
   std::vector<uint32_t> base_dead, recent_dead;  // sorted
-  // Stateful engine: the code calls RECORDED lookups, run in probe mode; `recording` (sorted):
-  // the ids whose win records a value.
-  bool stateful = false;
-  std::vector<uint32_t> recording;
-  // The winner, or false when only the locked demux can tell: a masked id answered (its packets
-  // need the walk), both layers answered (the winner rule needs the priorities), the code
-  // reached a RECORDED lookup (fragment state), or the winner records a value.
+  // The winner, or false when only the locked demux can tell: a layer's code needs the fragment
+  // state (kNeedsMutex), a masked id answered (its packets need the walk), or both layers
+  // answered (the winner rule needs the priorities).
   bool answer(const uint8_t* pkt, size_t len, uint32_t* id) const;
-  static std::unique_ptr<ReaderView> of(const Layer& base, const Layer& recent,
-                                        std::vector<uint32_t> recording, bool stateful);
+  static std::unique_ptr<ReaderView> of(const Layer& base, const Layer& recent);
   bool operator==(const ReaderView&) const = default;
-
- private:
-  bool layers_answer(const uint8_t* pkt, size_t len, uint32_t* id) const;
 };
 
 // (Inline: Engine's out-of-line demux is one call, then the generated code.)
-[[gnu::always_inline]] inline bool ReaderView::layers_answer(const uint8_t* pkt, size_t len,
-                                                             uint32_t* id) const {
+[[gnu::always_inline]] inline bool ReaderView::answer(const uint8_t* pkt, size_t len,
+                                                      uint32_t* id) const {
   auto masked = [](const std::vector<uint32_t>& dead, uint32_t k) {
     return !dead.empty() && std::binary_search(dead.begin(), dead.end(), k);
   };
-  auto b = uint32_t(base(pkt, len));
-  if (b != 0 && masked(base_dead, b)) return false;
-  auto r = recent ? uint32_t(recent(pkt, len)) : 0;
-  if (r != 0 && (b != 0 || masked(recent_dead, r))) return false;
-  *id = b != 0 ? b : r;
+  uint64_t b = base(pkt, len);
+  if (b == kNeedsMutex || (uint32_t(b) != 0 && masked(base_dead, uint32_t(b)))) return false;
+  uint64_t r = recent ? recent(pkt, len) : 0;
+  if (r == kNeedsMutex) return false;
+  if (uint32_t(r) != 0 && (uint32_t(b) != 0 || masked(recent_dead, uint32_t(r)))) return false;
+  *id = uint32_t(b) != 0 ? uint32_t(b) : uint32_t(r);
   return true;
 }
 
-// A stateful engine's code runs up to its first RECORDED lookup exactly as under the mutex (the
-// same code, tables and packet); if it reaches none, its answer is the locked demux's, and only
-// a winner that records a value changes state.
-[[gnu::always_inline]] inline bool ReaderView::answer(const uint8_t* pkt, size_t len,
-                                                      uint32_t* id) const {
-  if (!stateful) return layers_answer(pkt, len, id);
-  t_probe = Probe::On;
-  uint32_t winner = 0;
-  bool known = layers_answer(pkt, len, &winner);
-  bool reached = t_probe == Probe::Reached;
-  t_probe = Probe::Off;
-  if (!known || reached) return false;
-  if (winner != 0 && std::binary_search(recording.begin(), recording.end(), winner)) return false;
-  *id = winner;
-  return true;
-}
+// The view's rules compiled into one function that calls both layers' code and answers
+// kNeedsMutex where answer() says false (layer_entry.cpp): a layered engine's entry, which demux
+// calls inline. `harden`: the masks' ids are owners' constants (blinded).
+vcode::Code compile_entry(const ReaderView& v, bool harden);
 
 // Code and tables that readers may still be running: freed after a grace period (engine.cpp).
 struct Retired {

@@ -38,6 +38,13 @@ std::vector<Filter> dns_with_fragments() {
   return {first, later};
 }
 
+// TCP from `src` to port 80 (a connection of a web server beside the DNS one).
+Filter web_connection(uint32_t src) {
+  Filter conn;
+  conn.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), src).shift(34);
+  return conn.eq(field(2, 16), 80);
+}
+
 struct Clock {
   uint64_t now = 1000;
 };
@@ -158,9 +165,7 @@ TEST(DpfFragments, PacketsThatNeedNoStateTakeNoLock) {
   Engine e;
   std::vector<Filter> dns = dns_with_fragments();
   FilterId id = e.insert(std::span<const Filter>(dns), {.owner = 1});
-  Filter conn;
-  conn.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), 0x0b000001).shift(34);
-  FilterId web = e.insert(conn.eq(field(2, 16), 80), {.owner = 2});
+  FilterId web = e.insert(web_connection(0x0b000001), {.owner = 2});
   testing::Ipv4 tcp;
   tcp.src = 0x0b000001, tcp.dport = 80;
   Bytes hit = testing::ipv4(tcp);
@@ -209,6 +214,90 @@ TEST(DpfFragments, PacketsThatNeedNoStateTakeNoLock) {
   EXPECT_TRUE(answered.load());  // before the locked demux ends
   stage.store(3);
   locked.join(), other.join();
+}
+
+// The generated code says itself which packets need the fragment state: the published function
+// answers Engine::kOutOfLine for them (demux then takes the mutex) and the winner for the others,
+// so demux serves a stateful engine inline like a stateless one.
+TEST(DpfFragments, TheCodeSaysWhichPacketsNeedTheState) {
+  Engine e;
+  std::vector<Filter> dns = dns_with_fragments();
+  FilterId id = e.insert(std::span<const Filter>(dns), {.owner = 1});
+  FilterId web = e.insert(web_connection(0x0b000001), {.owner = 2});
+  ASSERT_FALSE(e.layered());
+  testing::Ipv4 tcp;
+  tcp.src = 0x0b000001, tcp.dport = 80;
+  Bytes hit = testing::ipv4(tcp);
+  Bytes first = fragment(5, 0x0a000001, 0, true), later = fragment(5, 0x0a000001, 3, false);
+  Engine::DemuxFn* fn = e.function();
+  uint64_t k = fn(hit.data(), hit.size());
+  EXPECT_NE(k, Engine::kOutOfLine);
+  EXPECT_EQ(uint32_t(k), web);                                    // the id in the low half
+  EXPECT_EQ(fn(first.data(), first.size()), Engine::kOutOfLine);  // its winner records
+  EXPECT_EQ(fn(later.data(), later.size()), Engine::kOutOfLine);  // a RECORDED lookup
+  EXPECT_EQ(e.stats().locked_demuxes, 0u);
+  EXPECT_EQ(e.demux(later.data(), later.size()), 0u);  // held
+  EXPECT_EQ(e.demux(first.data(), first.size()), id);
+  ASSERT_EQ(e.take_released().size(), 1u);
+  EXPECT_EQ(e.stats().locked_demuxes, 2u);
+}
+
+// A recording filter that does not win a packet records nothing: a more specific filter of its
+// owner accepts the first fragments from one host (the code reaches the recording filter's
+// accept first: that packet goes to the mutex, which finds the real winner).
+TEST(DpfFragments, ARecordingFilterThatLosesRecordsNothing) {
+  Engine e;
+  std::vector<Filter> dns = dns_with_fragments();
+  FilterId id = e.insert(std::span<const Filter>(dns), {.owner = 1});
+  Filter host = parse_filter(
+      "(12:16 == 0x800) && (23:8 == 17) && ((20:16 & 0x1fff) == 0) && (26:32 == 0x0a000009) && "
+      "SHIFT(14) && SHIFT((0:8 & 0xf) << 2) && (2:16 == 53) && (0:16 == 3333)");
+  FilterId special = e.insert(host, {.owner = 1});
+  Bytes first = fragment(8, 0x0a000009, 0, true), later = fragment(8, 0x0a000009, 3, false);
+  EXPECT_EQ(e.demux(first.data(), first.size()), special);
+  EXPECT_EQ(e.demux_reference(first.data(), first.size()), special);
+  EXPECT_EQ(e.demux(later.data(), later.size()), 0u);  // its chain was not recorded: held
+  EXPECT_TRUE(e.take_released().empty());
+  // Another host's datagram: the recording filter wins and records.
+  Bytes other = fragment(8, 0x0a000001, 0, true), other_later = fragment(8, 0x0a000001, 3, false);
+  EXPECT_EQ(e.demux(other.data(), other.size()), id);
+  EXPECT_EQ(e.demux(other_later.data(), other_later.size()), id);
+}
+
+// A layered engine (the fragment filters in the layer of recent changes) with stateful filters:
+// its entry runs both layers' code inline; packets that need no state take no lock, fragments
+// still reassemble.
+TEST(DpfFragments, LayeredStatefulEngineTakesNoLockForOtherPackets) {
+  EngineOptions o;
+  o.layer_threshold = 16;
+  Engine e(o);
+  std::vector<FilterId> conns;
+  for (uint32_t i = 0; i < 8; ++i) {
+    conns.push_back(e.insert(web_connection(0x0b000001 + i), {.owner = 2}));
+  }
+  std::vector<Filter> dns = dns_with_fragments();
+  FilterId id = e.insert(std::span<const Filter>(dns), {.owner = 1});
+  ASSERT_TRUE(e.layered());
+  testing::Ipv4 tcp;
+  tcp.dport = 80;
+  for (uint32_t i = 0; i < 10; ++i) {
+    tcp.src = 0x0b000001 + i;
+    Bytes p = testing::ipv4(tcp);
+    EXPECT_EQ(e.demux(p.data(), p.size()), i < 8 ? conns[i] : 0u) << i;
+    EXPECT_EQ(e.demux_reference(p.data(), p.size()), i < 8 ? conns[i] : 0u) << i;
+  }
+  EXPECT_EQ(e.stats().locked_demuxes, 0u);
+  Bytes first = fragment(9, 0x0a000001, 0, true), later = fragment(9, 0x0a000001, 3, false);
+  EXPECT_EQ(e.demux(later.data(), later.size()), 0u);
+  EXPECT_EQ(e.demux(first.data(), first.size()), id);
+  ASSERT_EQ(e.take_released().size(), 1u);
+  EXPECT_EQ(e.stats().locked_demuxes, 2u);
+  // A removal masks a connection (its id still in the code): that packet takes the walk.
+  e.remove(conns[3], 2);
+  tcp.src = 0x0b000004;
+  Bytes masked = testing::ipv4(tcp);
+  EXPECT_EQ(e.demux(masked.data(), masked.size()), 0u);
+  EXPECT_EQ(e.demux_reference(masked.data(), masked.size()), 0u);
 }
 
 }  // namespace

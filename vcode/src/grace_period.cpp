@@ -3,11 +3,13 @@
 #include "exojit/grace_period.h"
 
 #include <linux/membarrier.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -15,13 +17,19 @@ namespace exojit::grace {
 
 namespace detail {
 
-constinit ReaderSlot g_unclaimed{~uint64_t(0)};  // never 0: never outside a section
-
 namespace {
 
-// Every slot ever claimed, newest first; slots are reused by later threads, never freed (one
-// per thread alive at once).
-std::atomic<ReaderSlot*> g_registry{nullptr};
+// A registered reader thread: its slot (a thread-local address), null once the thread has exited
+// (then the record waits for the next thread to register). Records are never freed (one per
+// thread alive at once); the list and every `slot` are guarded by g_registry_mutex, which a
+// writer holds while it reads other threads' slots, so that no thread exits (and its
+// thread-local storage goes) meanwhile.
+struct Reader {
+  ReaderSlot* slot = nullptr;
+  Reader* next = nullptr;
+};
+std::mutex g_registry_mutex;
+Reader* g_registry = nullptr;
 
 long membarrier(int cmd) {
   return syscall(__NR_membarrier, cmd, 0, 0);
@@ -55,17 +63,23 @@ void barrier_everywhere() {
   mprotect(const_cast<uint8_t*>(page), 4096, PROT_NONE);
 }
 
-// Gives the slot back when its thread exits (a separate object: the fast path's t_slot stays a
-// constant-initialised pointer, read without a TLS wrapper).
-struct SlotOwner {
-  ReaderSlot* slot = nullptr;
-  ~SlotOwner() {
-    if (!slot) return;
-    t_slot = &g_unclaimed;
-    slot->taken.store(false, std::memory_order_release);
-  }
-};
-thread_local SlotOwner t_owner;
+// Gives the thread's slot back when it exits. A pthread key's destructor rather than a
+// thread_local object's: those run after every thread_local destructor (which may still run
+// read sections: their slot stays registered), while the thread-local storage is still there;
+// a section run by another key's destructor registers the slot again, and this runs again.
+void unregister(void* record) {
+  std::lock_guard lock(g_registry_mutex);
+  static_cast<Reader*>(record)->slot = nullptr;
+  t_slot.epoch.store(kUnregistered, std::memory_order_relaxed);
+}
+pthread_key_t exit_key() {
+  static const pthread_key_t key = [] {
+    pthread_key_t k;
+    if (pthread_key_create(&k, &unregister) != 0) std::abort();
+    return k;
+  }();
+  return key;
+}
 
 }  // namespace
 
@@ -77,33 +91,25 @@ void pause_briefly(unsigned spins) {
     std::this_thread::sleep_for(std::chrono::microseconds(20));
 }
 
-// Per thread, for nested sections: entered and left without anyone looking.
-thread_local ReaderSlot t_nested;
-
-ReaderSlot* enter_slow(ReaderSlot* s) {
-  if (s != &g_unclaimed) return &t_nested;  // nested: the outer section covers it
+bool enter_slow() {
+  if (t_slot.epoch.load(std::memory_order_relaxed) != kUnregistered)
+    return false;  // nested: the outer section covers it
   // First section of this thread: the writers' barrier is registered before any reader relies
   // on it (membarrier must be registered before use).
   membarrier_available();
-  s = nullptr;
-  for (ReaderSlot* r = g_registry.load(std::memory_order_acquire); r && !s; r = r->next) {
-    bool expected = false;
-    if (!r->taken.load(std::memory_order_relaxed) &&
-        r->taken.compare_exchange_strong(expected, true, std::memory_order_acq_rel))
-      s = r;
+  pthread_key_t key = exit_key();
+  Reader* r = nullptr;
+  {
+    std::lock_guard lock(g_registry_mutex);
+    for (Reader* f = g_registry; f && !r; f = f->next)
+      if (!f->slot) r = f;
+    if (!r) r = g_registry = new Reader{nullptr, g_registry};
+    r->slot = &t_slot;
+    // Entered under the mutex: a writer that scans after this sees the section.
+    t_slot.epoch.store(g_epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
   }
-  if (!s) {
-    s = new ReaderSlot;
-    s->taken.store(true, std::memory_order_relaxed);
-    ReaderSlot* head = g_registry.load(std::memory_order_relaxed);
-    do {
-      s->next = head;
-    } while (!g_registry.compare_exchange_weak(head, s, std::memory_order_acq_rel));
-  }
-  t_owner.slot = s;
-  t_slot = s;
-  s->epoch.store(g_epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
-  return s;
+  if (pthread_setspecific(key, r) != 0) std::abort();
+  return true;
 }
 
 }  // namespace detail
@@ -116,19 +122,25 @@ GracePeriod GracePeriod::start() {
   // before that reader's loads of the published data (see the header).
   barrier_everywhere();
   GracePeriod g;
-  ReaderSlot* own = t_slot;  // the writer's own sections are not waited for
-  for (ReaderSlot* s = g_registry.load(std::memory_order_acquire); s; s = s->next) {
-    if (s == own) continue;
-    uint64_t seen = s->epoch.load(std::memory_order_acquire);
-    if (seen != 0 && seen < now) g.inside_.push_back({s, seen});
+  const ReaderSlot* own = &t_slot;  // the writer's own sections are not waited for
+  std::lock_guard lock(g_registry_mutex);
+  for (Reader* r = g_registry; r; r = r->next) {
+    if (!r->slot || r->slot == own) continue;
+    uint64_t seen = r->slot->epoch.load(std::memory_order_acquire);
+    if (seen != 0 && seen < now) g.inside_.push_back({r, seen});
   }
   return g;
 }
 
 bool GracePeriod::done() {
+  if (inside_.empty()) return true;
+  std::lock_guard lock(detail::g_registry_mutex);
   while (!inside_.empty()) {
     const Inside& i = inside_.back();
-    if (i.slot->epoch.load(std::memory_order_acquire) == i.epoch) return false;
+    // A thread that exited has left its sections; a record taken by a later thread holds a
+    // section entered after start() (a newer epoch).
+    const ReaderSlot* slot = static_cast<const detail::Reader*>(i.reader)->slot;
+    if (slot && slot->epoch.load(std::memory_order_acquire) == i.epoch) return false;
     inside_.pop_back();
   }
   return true;

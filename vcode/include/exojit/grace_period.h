@@ -5,8 +5,10 @@
 //   { ReadSection r; const T* p = r.load(published); ... use p ... }
 //   // writer: published.store(new_p, release); synchronize(); delete old_p;
 //
-// A reader announces its section in its thread's own slot (the epoch it read, 0 outside): two
-// plain stores to its own cache line -- no lock, no atomic read-modify-write, no fence. The
+// A reader announces its section in its thread's own slot (the epoch it read, 0 outside), a
+// thread-local word: two plain stores -- no lock, no atomic read-modify-write, no fence, and no
+// pointer to follow (the writers' registry holds the slots' addresses; a thread gives its slot
+// back when it exits, as liburcu's rcu_unregister_thread does). The
 // fence a reader would need between announcing itself and loading the pointer (store-load order) is
 // paid by the writer instead: synchronize() issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED),
 // which runs a full barrier on every CPU running a thread of this process, so afterwards either the
@@ -40,51 +42,50 @@
 
 namespace exojit::grace {
 
-// One per reader thread, on its own cache line: a section writes only its own.
-struct alignas(64) ReaderSlot {
+// A reader thread's announcement: thread-local (a section writes only its own).
+struct ReaderSlot {
   constexpr ReaderSlot() = default;
   constexpr explicit ReaderSlot(uint64_t e) : epoch(e) {}
-  // The grace-period epoch the owning thread read when it entered its section; 0 outside.
+  // The grace-period epoch the owning thread read when it entered its section; 0 outside (and
+  // kUnregistered before the thread's first section).
   std::atomic<uint64_t> epoch{0};
-  std::atomic<bool> taken{false};
-  ReaderSlot* next = nullptr;  // the registry (grace_period.cpp), immutable once linked
 };
 
 namespace detail {
 // The current epoch, from 1: a writer's grace period advances it (written once per grace period,
 // read by every section: a read-mostly cache line).
 alignas(64) inline std::atomic<uint64_t> g_epoch{1};
-// A slot no writer scans, never 0: the calling thread's slot until its first section claims one
-// (so the fast path tests one thing, a nonzero number, for "first section" and "nested").
-extern ReaderSlot g_unclaimed;
-inline thread_local ReaderSlot* t_slot = &g_unclaimed;
-// The nonzero case of a section's entry: claims the thread's slot and enters it (returns the
-// slot), or, nested in another section, returns a slot no writer scans.
-ReaderSlot* enter_slow(ReaderSlot* s);
+// Never 0: the calling thread's slot until its first section registers it with the writers (so
+// the fast path tests one thing, a nonzero word, for "first section" and "nested").
+inline constexpr uint64_t kUnregistered = ~uint64_t(0);
+inline thread_local ReaderSlot t_slot{kUnregistered};
+// The nonzero case of a section's entry: registers the thread's slot and enters it (true), or,
+// nested in another section, enters nothing (false: the outer section covers it).
+bool enter_slow();
 }  // namespace detail
 
 // The fast path of a read section, for a caller that has an out-of-line path anyway (a
-// demultiplexer's inline wrapper): enters a section and returns the thread's slot when the
-// thread has claimed one and is not inside a section; else nullptr, nothing entered (use
-// ReadSection). A thread-local load, the slot's load and test, the epoch's load, a store.
-inline ReaderSlot* try_enter() noexcept {
-  ReaderSlot* s = detail::t_slot;
-  if (s->epoch.load(std::memory_order_relaxed) != 0) [[unlikely]]
-    return nullptr;
-  s->epoch.store(detail::g_epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
-  return s;
+// demultiplexer's inline wrapper): enters a section in the thread's slot and returns true when
+// the thread has registered it and is not inside a section; else false, nothing entered (use
+// ReadSection). The slot's load and test, the epoch's load, a store.
+inline bool try_enter() noexcept {
+  std::atomic<uint64_t>& slot = detail::t_slot.epoch;
+  if (slot.load(std::memory_order_relaxed) != 0) [[unlikely]]
+    return false;
+  slot.store(detail::g_epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
+  return true;
 }
-// Ends a section entered by try_enter (pointers loaded inside are no longer protected).
-inline void leave(ReaderSlot* s) noexcept {
-  s->epoch.store(0, std::memory_order_release);
+// Ends the section try_enter entered (pointers loaded inside are no longer protected).
+inline void leave() noexcept {
+  detail::t_slot.epoch.store(0, std::memory_order_release);
 }
-// Loads a published pointer (or word) inside the section of slot `s`. The compiler keeps the
-// order through an empty asm that reads the slot and may write `published` -- not a full
-// compiler barrier (std::atomic_signal_fence), which would make the caller reload everything it
-// holds in registers; the processor keeps it through the writer's barrier (see the file comment).
+// Loads a published pointer (or word) inside the thread's section. The compiler keeps the order
+// through an empty asm that reads the slot and may write `published` -- not a full compiler
+// barrier (std::atomic_signal_fence), which would make the caller reload everything it holds in
+// registers; the processor keeps it through the writer's barrier (see the file comment).
 template <typename T>
-T load_in(const ReaderSlot* s, const std::atomic<T>& published) noexcept {
-  asm volatile("" : "+m"(const_cast<std::atomic<T>&>(published)) : "m"(s->epoch));
+T load_in(const std::atomic<T>& published) noexcept {
+  asm volatile("" : "+m"(const_cast<std::atomic<T>&>(published)) : "m"(detail::t_slot.epoch));
   return published.load(std::memory_order_acquire);
 }
 
@@ -92,23 +93,21 @@ T load_in(const ReaderSlot* s, const std::atomic<T>& published) noexcept {
 // it ends. The fast path is try_enter's; one store at the end.
 class ReadSection {
  public:
-  ReadSection() {
-    slot_ = try_enter();
-    if (!slot_) [[unlikely]]
-      slot_ = detail::enter_slow(detail::t_slot);
+  ReadSection() : entered_(try_enter() || detail::enter_slow()) {}
+  ~ReadSection() {
+    if (entered_) leave();
   }
-  ~ReadSection() { leave(slot_); }
   ReadSection(const ReadSection&) = delete;
   ReadSection& operator=(const ReadSection&) = delete;
 
   // Loads a published pointer (or word) after the announcement (load_in).
   template <typename T>
   T load(const std::atomic<T>& published) const {
-    return load_in(slot_, published);
+    return load_in(published);
   }
 
  private:
-  ReaderSlot* slot_;
+  bool entered_;  // false: nested in an outer section of this thread, which covers it
 };
 
 // A grace period: started by a writer after it unpublished something; done() once every read
@@ -118,13 +117,13 @@ class ReadSection {
 class GracePeriod {
  public:
   static GracePeriod start();
-  bool done();  // never blocks
+  bool done();  // never blocks (but on the registry's mutex, held for a scan or a thread's exit)
   void wait();  // until done()
 
  private:
   struct Inside {
-    ReaderSlot* slot;
-    uint64_t epoch;  // the section in progress at start()
+    const void* reader;  // the registration (grace_period.cpp) of the thread seen inside
+    uint64_t epoch;      // the section in progress at start()
   };
   std::vector<Inside> inside_;
 };

@@ -53,7 +53,7 @@
 // after it, never in between. Code and tables a change replaces are freed after a grace period
 // (exojit/grace_period.h). The mutex is taken by demux only where the answer needs state the
 // writer edits in place: in an engine with stateful filters, a packet whose code reaches a
-// RECORDED lookup or that a recording filter wins (the fragment state is shared by every packet,
+// RECORDED lookup or a recording filter's accept (the fragment state is shared by every packet,
 // whatever thread sees it); while the engine is layered(), a packet whose answer is a removed
 // filter still in the code (the trie walk) or comes from both layers (priorities); and every
 // packet of an engine with opaque filters (their programs are freed on removal).
@@ -153,6 +153,8 @@ struct EngineStats {
 class Engine {
  public:
   using DemuxFn = uint64_t(const uint8_t* pkt, uint64_t len);
+  // What the published function answers when demux must go out of line (no filter's key).
+  static constexpr uint64_t kOutOfLine = ~uint64_t(0);
 
   explicit Engine(EngineOptions options = {});
   ~Engine();
@@ -192,31 +194,34 @@ class Engine {
   // Inline: a read section's fast path around a call of the generated code; everything else
   // (the thread's first or a nested section, the view, the mutex) is out of line.
   [[gnu::always_inline]] FilterId demux(const uint8_t* pkt, size_t len) {
-    grace::ReaderSlot* s = grace::try_enter();
-    if (s) [[likely]] {
-      uintptr_t e = grace::load_in(s, entry_);  // the code and tables stay until leave()
-      if (!(e & kSlow)) [[likely]] {
-        auto id = FilterId(reinterpret_cast<DemuxFn*>(e)(pkt, len));
-        grace::leave(s);
-        return id;
+    if (grace::try_enter()) [[likely]] {
+      DemuxFn* fn = grace::load_in(entry_);  // the code and tables stay until leave()
+      uint64_t k = fn(pkt, len);
+      if (k != kOutOfLine) [[likely]] {
+        grace::leave();
+        return FilterId(k);
       }
+      return demux_out_of_line(fn, pkt, len);
     }
-    return demux_out_of_line(s, pkt, len);
+    return demux_out_of_line(nullptr, pkt, len);
   }
 
   // demux for a burst of packets (a receive loop's, e.g. 32): out[i] = demux(pkt[i], len[i]), in
   // one read section (its announcement paid once: about 0.4 ns a packet with demux alone).
   void demux_burst(const uint8_t* const* pkt, const size_t* len, size_t n, FilterId* out) {
-    {
-      grace::ReadSection section;
-      uintptr_t e = section.load(entry_);
-      if (!(e & kSlow)) [[likely]] {
-        for (size_t i = 0; i < n; ++i)
-          out[i] = FilterId(reinterpret_cast<DemuxFn*>(e)(pkt[i], len[i]));
-        return;
+    for (size_t i = 0; i < n; ++i) {
+      {
+        grace::ReadSection section;
+        DemuxFn* fn = section.load(entry_);
+        for (; i < n; ++i) {
+          uint64_t k = fn(pkt[i], len[i]);
+          if (k == kOutOfLine) [[unlikely]]
+            break;
+          out[i] = FilterId(k);
+        }
       }
+      if (i < n) out[i] = demux_out_of_line(nullptr, pkt[i], len[i]);  // outside the section
     }
-    for (size_t i = 0; i < n; ++i) out[i] = demux(pkt[i], len[i]);
   }
 
   // Held packets released since the last call, in release order.
@@ -241,7 +246,8 @@ class Engine {
   // True while recent changes live in a second, small function (or removed filters are masked
   // in front of the code): demux() combines them; function() alone is then not the whole answer.
   bool layered() const;
-  // The main function (the whole demultiplexer unless layered() or stats().opaque_filters).
+  // The main function (the whole demultiplexer unless layered() or stats().opaque_filters; with
+  // stateful filters it answers kOutOfLine for a packet whose answer needs their state).
   // Valid until the next change: for callers that do not insert or remove while calling it
   // (benchmarks, tools).
   DemuxFn* function() const;
@@ -252,23 +258,25 @@ class Engine {
   std::string dump_trie() const;  // the merged trie, one line per test; then opaque filters
 
  private:
-  // demux's other cases; `entered`: the section demux entered (left here), or nullptr.
-  FilterId demux_out_of_line(grace::ReaderSlot* entered, const uint8_t* pkt, size_t len);
-  [[gnu::always_inline]] bool demux_in_section(uintptr_t entry, const uint8_t* pkt, size_t len,
-                                               FilterId* id) const;
+  // demux's other cases; `ran`: the entry that answered kOutOfLine in the section demux entered
+  // (left here), or nullptr.
+  FilterId demux_out_of_line(DemuxFn* ran, const uint8_t* pkt, size_t len);
+  [[gnu::always_inline]] bool view_answer(DemuxFn* ran, const uint8_t* pkt, size_t len,
+                                          FilterId* id) const;
+  static uint64_t out_of_line_entry(const uint8_t* pkt, uint64_t len);  // answers kOutOfLine
   FilterId demux_slow(const uint8_t* pkt, size_t len);
   FilterId insert_program(std::span<const BpfInsn> program, const Lifted& lifted, InsertOptions o);
   void publish();
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  // What demux runs, published by a writer in one store: the main function's address, with
-  // kSlow set when demux must take the out-of-line path (code is at least 2-byte aligned).
-  static constexpr uintptr_t kSlow = 1;
-  std::atomic<uintptr_t> entry_{0};
-  // What the out-of-line path reads without the mutex (detail::ReaderView): a layered or
-  // stateful engine's functions, masks and recording filters; null otherwise (and while opaque
-  // filters are in the engine).
+  // What demux runs, published by a writer in one store: the main function, or one that answers
+  // kOutOfLine at once (a layered engine, opaque filters). The main function answers kOutOfLine
+  // itself for a packet whose answer needs the fragment state (a RECORDED lookup, a recording
+  // filter's accept): the mutex.
+  std::atomic<DemuxFn*> entry_{nullptr};
+  // What the out-of-line path reads without the mutex (detail::ReaderView): the layers'
+  // functions and masks; null while opaque filters are in the engine.
   std::atomic<const void*> view_{nullptr};
 };
 
