@@ -223,6 +223,8 @@ class Lowerer {
 
   void check_insn(size_t i) const {
     const Insn& x = in_.code[i];
+    if (x.flags & vcode::kOwnedImm)  // a handler's constants are never exempt from blinding
+      refuse(i, "a constant marked owned: only the kernel's own constants escape blinding");
     if (x.flags & ~allowed_flags(x.op)) refuse(i, "flags the operation does not take");
     if (vcode::has_flag(x.op, vcode::kOpCodeAddress)) refuse(i, "indirect jumps are not allowed");
     if (vcode::has_flag(x.op, vcode::kOpStackAddress))
