@@ -106,6 +106,12 @@ std::vector<uint8_t> le_bytes(uint64_t v) {
   std::memcpy(b.data(), &v, n);  // little-endian host (x86-64, AArch64)
   return b;
 }
+#if EXOJIT_WITH_DISASM
+constexpr bool kDisassembler = true;
+#else
+constexpr bool kDisassembler = false;
+#endif
+
 // The x86-64 code's bytes, and which of them are a jump's or call's displacement: the layout of
 // the code, not a constant (a `jmp 443` is no filter's 443).
 struct ScannedCode {
@@ -143,7 +149,7 @@ struct ScannedCode {
 TEST(DpfHardening, NoUntrustedFilterConstantInTheCode) {
   // x86-64, with the disassembler (to tell displacements); AArch64 splits constants into
   // move-wide pieces (vcode's Blinding tests scan those).
-  const bool scan = vcode::kHostTarget == vcode::Target::X86_64 && EXOJIT_WITH_DISASM;
+  const bool scan = vcode::kHostTarget == vcode::Target::X86_64 && kDisassembler;
   std::mt19937_64 rng(2026);
   size_t scanned = 0, owned = 0, in_plain = 0;
   for (int round = 0; round < 40; ++round) {
