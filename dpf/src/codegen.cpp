@@ -110,6 +110,7 @@ class Gen {
     b_.name(best_, "best");
     size_t init = b_.function().code.size();
     b_.set(best_, int64_t(kNoFilter));
+    b_.own_constant();
     b_.name(b_.arg(0), "pkt");
     b_.name(b_.arg(1), "len");
     Seg root_seg;
@@ -123,6 +124,7 @@ class Gen {
       // No path stores to `best` (every accept returned at once): it is never read, and its
       // initialisation goes (the function is verified again when compiled).
       b_.ret(int64_t(kNoFilter));
+      b_.own_constant();
       vcode::Function& f = b_.finish();
       f.code.erase(f.code.begin() + long(init));
       f.verified = false;
@@ -324,11 +326,14 @@ class Gen {
   void branch(Branch& br, Seg s, Label fail, uint64_t after) {
     if (br.must > s.checked) {
       Reg rem = rem_of(s);
-      b_.blt(rem, int64_t(br.must), fail);
-      if (options_.harden) {  // base = must <= rem ? base : 0, in the slot too when spilled
+      if (!options_.harden) {
+        b_.blt(rem, int64_t(br.must), fail);
+      } else {  // base = must <= rem ? base : 0, in the slot too when spilled
+        Reg base = base_of(s);
         Reg m = get(Type::U64);
         b_.set(m, int64_t(br.must));
-        Reg base = base_of(s);
+        // The guard right after the check, on its registers: x86-64 reuses the check's compare.
+        b_.bgt(m, rem, fail);
         b_.bound_zero(base, m, rem);
         put(m);
         if (s.spilled) b_.st(base, s.slot, 0);
@@ -413,6 +418,7 @@ class Gen {
   void needs_mutex(uint64_t id, std::optional<Local> value, Label fail = {}) {
     Reg state = get(Type::P), idr = get(Type::U64), val = get(Type::U64), r = get(Type::U64);
     b_.set(state, int64_t(reinterpret_cast<uintptr_t>(options_.recorded_state)));
+    b_.own_constant();
     b_.set(idr, int64_t(id));
     if (value)
       b_.ld(val, *value, 0);
@@ -571,6 +577,13 @@ class Gen {
     return c;
   }
 
+  // A SHIFT's new base: base + amount, in a register of its own.
+  Reg new_base(Reg base, Reg amount) {
+    Reg nb = get(Type::P);
+    b_.add(nb, base, amount);
+    return nb;
+  }
+
   // Hardened: the new base nb = 0 unless the SHIFT's check holds, branch-free (bound_zero: one
   // conditional move after the compare), so that a mispredicted check loads from the never-mapped
   // first pages, never past the packet. Gives the check's registers back.
@@ -595,6 +608,10 @@ class Gen {
     Reg base = base_of(s);
     Reg rem = rem_of(s);
     Value amount = widen(eval(br.expr, base, rem));
+    // Hardened, the new base before the check, so that its guard directly follows the check's
+    // branch (guard_shift).
+    const bool early = options_.harden;
+    Reg nb = early ? new_base(base, amount.reg) : Reg{};
     ShiftCheck check = check_shift(amount.reg, upper_bound(br.expr), child.must, rem, fail);
     Seg n;
     n.checked = child.must;
@@ -602,11 +619,11 @@ class Gen {
     n.align = std::min(s.align, known_alignment(br.expr));
     // The new segment stays in registers while enough remain for anything below it: what is
     // free once the amount (and the parent's base and length loaded from its slot) are given
-    // back and the new base and length taken.
-    bool resident =
-        !calls_ && free_regs() + 1 + (s.spilled ? 2 : 0) + check.registers() - 2 >= kReserve;
-    Reg nb = resident ? get_long(Type::P) : get(Type::P);
-    b_.add(nb, base, amount.reg);
+    // back and the new base and length taken. (Without calls, get_long is get: the new base
+    // taken before the decision, when early, is the register it would take: counted free.)
+    const int spare = free_regs() + (early ? 1 : 0);
+    bool resident = !calls_ && spare + 1 + (s.spilled ? 2 : 0) + check.registers() - 2 >= kReserve;
+    if (!early) nb = new_base(base, amount.reg);
     guard_shift(nb, check, amount.reg, rem);
     Reg nr = resident ? get_long(Type::U64) : get(Type::U64);
     b_.sub(nr, rem, amount.reg);
@@ -686,10 +703,11 @@ class Gen {
     for (const Step& step : h.shape()) {
       if (step.kind != Atom::Kind::Shift) continue;
       Value amount = widen(eval(step.expr, base, rem));
+      const bool early = options_.harden;  // as in shift()
+      Reg nb = early ? new_base(base, amount.reg) : Reg{};
       ShiftCheck check =
           check_shift(amount.reg, upper_bound(step.expr), h.segment_need(segment + 1), rem, miss);
-      Reg nb = get(Type::P);
-      b_.add(nb, base, amount.reg);
+      if (!early) nb = new_base(base, amount.reg);
       guard_shift(nb, check, amount.reg, rem);
       // The next segment's length, for a SHIFT after it or a field on LEN in it (the last
       // segment's bounds check is done).
@@ -745,6 +763,7 @@ class Gen {
       if (shift > 0) b_.rsh(x, x, shift);
       if (shift < 0) b_.lsh(x, x, -shift);
       b_.and_(x, x, int64_t(ones(h.log2_slots()) << stride_bits));
+      b_.own_constant();
     } else {
       b_.cvt(x, f[0].reg);
       for (size_t j = 1; j < f.size(); ++j) {
@@ -761,12 +780,14 @@ class Gen {
         put(t);
         b_.and_(x, x, int64_t(ones(h.log2_slots())));
       } else {
-        b_.mul(x, x, int64_t(h.param()));
-        b_.rsh(x, x, int64_t(64 - h.log2_slots()));
+        b_.mul(x, x, int64_t(h.param()));  // one of HashNode's fixed multipliers
       }
+      b_.own_constant();
+      if (h.kind() == HashNode::HashKind::Multiply) b_.rsh(x, x, int64_t(64 - h.log2_slots()));
       b_.lsh(x, x, int64_t(stride_bits));
     }
     b_.add(x, x, int64_t(reinterpret_cast<uintptr_t>(h.table())));
+    b_.own_constant();
     // Probe. With probing, an empty slot (id 0) ends the sequence. Without collisions among
     // the keys there is one slot to check and no empty check (see HashNode::clear).
     Reg id = h.max_probe() > 0 ? get(Type::U32) : Reg{};
@@ -777,12 +798,14 @@ class Gen {
       Label next = last ? miss : b_.label();
       if (h.max_probe() > 0) {
         b_.ld(id, x, at + h.id_offset());
+        b_.own_constant();
         b_.beq(id, 0, miss);
       }
       // In the order the table's writers rely on (HashNode::set_live).
       for (size_t j : h.compare_order()) {
         Reg v = get(f[j].type);
         b_.ld(v, x, at + fields[j].offset);
+        b_.own_constant();
         b_.bne(v, f[j].reg, next);
         put(v);
       }
@@ -790,6 +813,7 @@ class Gen {
         if (!id.valid()) {
           id = get(Type::U32);
           b_.ld(id, x, at + h.id_offset());
+          b_.own_constant();
         }
       } else {
         b_.jmp(hit);

@@ -43,6 +43,10 @@ struct CodegenOptions {
   // Untrusted owners' filters in the code (README "Threat model"): every bounds check masks the
   // pointer it guards (bound_mask: 0 when the check fails, so a mispredicted check loads from
   // the never-mapped first 64 KiB, not past the packet), and compile() blinds the constants.
+  // The engine's own constants (table addresses, hash multipliers and masks, offsets in a table
+  // entry, kNoFilter, the RECORDED state) are marked owned (vcode kOwnedImm) and stay plain:
+  // no owner chooses them. Everything derived from a filter (keys, offsets, comparison values,
+  // ids, priorities, bounds) is blinded.
   bool harden = false;
 };
 

@@ -5,6 +5,8 @@
 // measurement) is not masked and needs the root capability.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "example_set.h"
 #include "handlers.h"
 #include "masked_accesses.h"
@@ -87,6 +89,57 @@ TEST(AshHardening, TheCheckSeesUnmaskedCode) {
   EXPECT_TRUE(h.binding().unchecked);
   Handler hardened(b, t.server(), t.options());
   EXPECT_FALSE(hardened.binding().unchecked);
+}
+
+// A handler's constants are its environment's, which the kernel does not trust: the installed
+// code carries none of them (blinded), and a handler cannot exempt one. A constant marked owned
+// (vcode kOwnedImm, which blinding leaves as it is) is refused at install, whether the handler's
+// builder marked it or its records were edited afterwards: the sandbox decides from the records.
+TEST(AshHardening, HandlerConstantsAreBlindedAndCannotBeMarkedOwned) {
+  Testbed t(Mode::Threads, kIncrementPort);
+  const uint32_t spray = 0x13579bdf;  // 4 distinctive bytes
+  auto build = [&](HandlerBuilder& h, bool own) {
+    vcode::Reg v = h.getreg(vcode::Type::U32, vcode::RegClass::Var);
+    vcode::Reg base = h.getreg(vcode::Type::P, vcode::RegClass::Var);
+    h.peek(v, int64_t(0));
+    h.xor_(v, v, int64_t(spray));
+    if (own) h.own_constant();
+    h.set(base, int64_t(Testbed::kApp));
+    h.st(v, base, 0);
+    h.commit();
+    h.finish();
+  };
+  auto in_code = [&](const Handler& h) {
+    const vcode::Code& c = h.code();
+    for (size_t i = 0; i + 4 <= c.size(); ++i)
+      if (std::memcmp(c.data() + i, &spray, 4) == 0) return true;
+    return false;
+  };
+  HandlerBuilder plain_builder("spray");
+  build(plain_builder, false);
+  HandlerOptions unhardened = t.options();
+  unhardened.harden = false;
+  EXPECT_TRUE(in_code(Handler(plain_builder, t.server(), unhardened)));  // the control
+  EXPECT_FALSE(in_code(Handler(plain_builder, t.server(), t.options())));
+
+  HandlerBuilder marked("spray_owned");
+  build(marked, true);
+  try {
+    Handler h(marked, t.server(), t.options());
+    ADD_FAILURE() << "a handler's constant marked owned was installed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("owned"), std::string::npos) << e.what();
+  }
+  // The same mark put into the records after the builder's checks.
+  HandlerBuilder edited("spray_edited");
+  build(edited, false);
+  size_t marks = 0;
+  for (vcode::Insn& in : edited.function().code)
+    if (in.op == vcode::Op::Xor && (in.flags & vcode::kImm)) in.flags |= vcode::kOwnedImm, ++marks;
+  edited.function().verified = false;
+  ASSERT_EQ(marks, 1u);
+  EXPECT_THROW(Handler(edited, t.server(), t.options()), Error);
+  EXPECT_THROW(Handler(edited, t.server(), unhardened), Error);  // not exempt unhardened either
 }
 
 }  // namespace

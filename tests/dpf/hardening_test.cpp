@@ -4,8 +4,10 @@
 // blinds its constants; trusted code does neither.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
+#include <set>
 
 #include "exojit/dpf/bpf.h"
 #include "exojit/dpf/engine.h"
@@ -81,6 +83,111 @@ TEST(DpfHardening, UntrustedConstantsAreNotInTheCode) {
   EXPECT_TRUE(contains(trusted.code(), dst) || contains(trusted.code(), dst_be));
 #endif
   EXPECT_FALSE(contains(untrusted.code(), dst) || contains(untrusted.code(), dst_be));
+}
+
+// The constants of a filter that take 16 bits or more (compared values, expression constants,
+// field offsets), each as the little-endian bytes of its width (2, 4 or 8).
+void wide_constants(const Filter& f, std::set<uint64_t>* out) {
+  auto walk = [&](auto& self, const ExprPtr& e) -> void {
+    if (!e) return;
+    if (e->op == ExprOp::Const && e->value > 0xff) out->insert(e->value);
+    if (e->op == ExprOp::Load && e->offset > 0xff) out->insert(e->offset);
+    self(self, e->a);
+    self(self, e->b);
+  };
+  for (const Atom& a : f.atoms()) {
+    if (a.kind == Atom::Kind::Compare && a.value > 0xff) out->insert(a.value);
+    walk(walk, a.expr);
+  }
+}
+std::vector<uint8_t> le_bytes(uint64_t v) {
+  size_t n = v <= 0xffff ? 2 : v <= 0xffffffff ? 4 : 8;
+  std::vector<uint8_t> b(n);
+  std::memcpy(b.data(), &v, n);  // little-endian host (x86-64, AArch64)
+  return b;
+}
+#if EXOJIT_WITH_DISASM
+constexpr bool kDisassembler = true;
+#else
+constexpr bool kDisassembler = false;
+#endif
+
+// The x86-64 code's bytes, and which of them are a jump's or call's displacement: the layout of
+// the code, not a constant (a `jmp 443` is no filter's 443).
+struct ScannedCode {
+  std::vector<uint8_t> bytes;
+  std::vector<bool> displacement;
+  explicit ScannedCode(const vcode::Code& c)
+      : bytes(c.data(), c.data() + c.size()), displacement(c.size(), false) {
+#if EXOJIT_WITH_DISASM
+    size_t at = 0;
+    for (const vcode::DisasmLine& l : vcode::disassemble(c.data(), c.size(), 0)) {
+      if (l.text[0] == 'j' || l.text.rfind("call", 0) == 0) {
+        size_t n = l.bytes.size() >= 5 ? 4 : 1;
+        for (size_t k = l.bytes.size() - n; k < l.bytes.size(); ++k) displacement[at + k] = true;
+      }
+      at += l.bytes.size();
+    }
+#endif
+  }
+  bool contains(const std::vector<uint8_t>& p) const {
+    for (size_t i = 0; i + p.size() <= bytes.size(); ++i)
+      if (std::memcmp(bytes.data() + i, p.data(), p.size()) == 0 &&
+          std::find(displacement.begin() + long(i), displacement.begin() + long(i + p.size()),
+                    true) == displacement.begin() + long(i + p.size()))
+        return true;
+    return false;
+  }
+};
+
+// Random untrusted filter sets: none of their constants of 16 bits or more is in the hardened
+// x86-64 code (a 2-byte pattern may come out of a random key or the engine's own constants by
+// chance: a leak is in every compilation, so the set goes into three engines, three keys), and
+// no constant the engine marked owned (left plain: its tables' addresses, hash multipliers,
+// offsets in a table entry) is one of theirs. The same sets inserted trusted: the constants are
+// there (the scan sees them).
+TEST(DpfHardening, NoUntrustedFilterConstantInTheCode) {
+  // x86-64, with the disassembler (to tell displacements); AArch64 splits constants into
+  // move-wide pieces (vcode's Blinding tests scan those).
+  const bool scan = vcode::kHostTarget == vcode::Target::X86_64 && kDisassembler;
+  std::mt19937_64 rng(2026);
+  size_t scanned = 0, owned = 0, in_plain = 0;
+  for (int round = 0; round < 40; ++round) {
+    std::vector<Filter> filters;
+    std::set<uint64_t> constants;
+    for (int i = 0, n = 1 + int(rng() % 40); i < n; ++i) {
+      filters.push_back(testing::random_filter(rng));
+      wide_constants(filters.back(), &constants);
+    }
+    Engine hardened[3], trusted;
+    for (const Filter& f : filters) {
+      for (Engine& e : hardened) e.insert(f, {.share = 1, .broad = true});
+      trusted.insert(f, {.share = 1, .broad = true, .trusted = true});
+    }
+    std::vector<ScannedCode> codes;
+    if (scan)
+      for (const Engine& e : hardened) codes.emplace_back(e.code());
+    ScannedCode plain(trusted.code());
+    for (uint64_t k : scan ? constants : std::set<uint64_t>{}) {
+      std::vector<uint8_t> p = le_bytes(k);
+      bool everywhere = true;
+      for (const ScannedCode& c : codes) everywhere = everywhere && c.contains(p);
+      EXPECT_FALSE(everywhere) << fmt::format("{:#x} in the hardened code\n", k)
+                               << vcode::print(hardened[0].module());
+      in_plain += plain.contains(p);
+      ++scanned;
+    }
+    for (const vcode::Insn& in : hardened[0].module().functions().front()->code) {
+      if (!(in.flags & vcode::kOwnedImm)) continue;
+      ++owned;
+      EXPECT_EQ(constants.count(uint64_t(in.imm)), 0u)
+          << fmt::format("owned {:#x} is a filter's constant", in.imm);
+    }
+  }
+  EXPECT_GT(owned, 0u);
+  if (!scan) return;
+  EXPECT_GT(scanned, 200u);
+  EXPECT_GT(in_plain, scanned / 4);
 }
 
 // A TCP connection through the variable IP header (a hash node after the SHIFTs), and its packet.

@@ -4,8 +4,10 @@
 // random-program suites run blinded too), and the LLVM tier refuses it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "emit_ops.h"
@@ -208,6 +210,176 @@ TEST(Blinding, SameResults) {
           << f->name;
     }
   }
+}
+
+// Every record with a constant marked owned (kOwnedImm), as a client marks its own table
+// addresses and multipliers; the records are edited, so compile() verifies them again.
+Module all_owned(Module m) {
+  for (auto& f : m.functions()) {
+    for (Insn& in : f->code)
+      if (carries_constant(in)) in.flags |= kOwnedImm;
+    f->verified = false;
+  }
+  return m;
+}
+
+// Constants marked owned stay as they are in blinded code (the client's own, no attacker's),
+// with the same results; the same constants unmarked are blinded (NoClientImmediateInTheX86Code).
+TEST(Blinding, OwnedConstantsStayPlain) {
+  Module m = all_owned(module_with_immediates());
+  CompileOptions o;
+  o.blind_constants = true;
+  Code plain = compile(m), blinded = compile(m, o);
+  if (kHostTarget == Target::X86_64) {
+    for (int64_t imm : all_immediates())
+      for (const auto& p : patterns(imm))
+        EXPECT_TRUE(contains(blinded.data(), blinded.size(), p.data(), p.size()))
+            << fmt::format("owned {:#x} not in the blinded code", imm);
+  }
+  for (const auto& f : m.functions()) {
+    if (f->sig.params.size() > 1) continue;
+    for (uint64_t x : {uint64_t(0), uint64_t(0x13579bdf), ~uint64_t(0)}) {
+      uint64_t args[] = {x};
+      EXPECT_EQ(test::call_jit(plain, f->name, args), test::call_jit(blinded, f->name, args))
+          << f->name;
+    }
+  }
+}
+
+// In one function, the owned constant stays and the client's other constant does not.
+TEST(Blinding, OnlyTheOwnedConstantStays) {
+  if (kHostTarget != Target::X86_64) GTEST_SKIP() << "x86-64 host";
+  const uint32_t table = 0x2468ace1, key = 0x13579bdf;
+  Module m;
+  Builder b(m, "probe", Type::U64, {Type::U64});
+  Reg x = b.getreg(Type::U64, RegClass::Temp);
+  b.add(x, b.arg(0), int64_t(table));
+  b.own_constant();
+  b.xor_(x, x, int64_t(key));
+  b.ret(x);
+  b.finish();
+  CompileOptions o;
+  o.blind_constants = true;
+  for (int k = 0; k < 3; ++k) {
+    Code c = compile(m, o);
+    EXPECT_TRUE(contains(c.data(), c.size(), &table, 4));
+    EXPECT_FALSE(contains(c.data(), c.size(), &key, 4));
+    EXPECT_EQ(c.as<uint64_t(uint64_t)>("probe")(5), (5 + table) ^ key);
+  }
+}
+
+// The mark prints as `owned` before the constant and parses back to the same records.
+TEST(Blinding, OwnedMarkRoundTripsInText) {
+  const char* text = R"(func @f(%p: p t0, %i: u64 t1) -> u64 {
+  %v: u64 t2
+  set %v, owned 94221370628992
+  add %v, %v, owned 4096
+  ld %v, [%p + %i + owned 0]
+  ld %v, [%p + owned 300]
+  st [%p - owned 8], %v
+  beq %v, owned 65536, L0
+  ret %v
+L0:
+  ret owned 18446744069414584320
+}
+)";
+  Module m = parse(text);
+  EXPECT_EQ(text, print(m));
+  size_t owned = 0;
+  for (const Insn& in : m.functions().front()->code) owned += (in.flags & kOwnedImm) != 0;
+  EXPECT_EQ(owned, 7u);
+  EXPECT_THROW(parse("func @f(%a: u64 t0) -> u64 {\n  widen %a, %a, owned 1\n  ret %a\n}\n"),
+               Error);
+}
+
+// Only a record that carries a constant can be marked: the builder refuses the call, the
+// verifier an edited record (a register operand, a jump, a shift's parameter).
+TEST(Blinding, OwnedMarkOnlyOnAConstant) {
+  Module m;
+  Builder b(m, "f", Type::U64, {Type::U64});
+  Reg x = b.getreg(Type::U64, RegClass::Temp);
+  b.add(x, b.arg(0), b.arg(0));
+  EXPECT_THROW(b.own_constant(), Error);
+  b.add(x, x, 1000);
+  b.own_constant();
+  b.ret(x);
+  b.finish();
+  EXPECT_NO_THROW(compile(m));
+  Function& f = *m.functions().front();
+  f.code[0].flags |= kOwnedImm;  // add %x, %a, %a
+  f.verified = false;
+  EXPECT_THROW(compile(m), Error);
+  EXPECT_THROW(verify(m), Error);
+}
+
+#if EXOJIT_WITH_DISASM
+// The x86-64 mnemonics of function `name`.
+std::vector<std::string> mnemonics(const Code& c, const std::string& name) {
+  std::vector<std::string> out;
+  for (const Code::Symbol& s : c.symbols())
+    if (s.name == name)
+      for (const DisasmLine& l : disassemble(c.data() + s.offset, s.size, 0))
+        out.push_back(l.text.substr(0, l.text.find(' ')));
+  return out;
+}
+#endif
+
+// The guard after a bounds check: p = a <= b ? p : 0. Right after the branch that checked the
+// same registers (either order), x86-64 reuses the branch's flags -- one compare, and a
+// mispredicted branch still zeroes: the cmov reads the same flags. With a label in between
+// (another path joins, with other flags) the guard compares again. The same results throughout.
+TEST(BoundZero, ReusesTheFlagsOfTheCheckRightBeforeIt) {
+  if (kHostTarget != Target::X86_64) GTEST_SKIP() << "x86-64 host";
+  Module m;
+  for (int shape = 0; shape < 3; ++shape) {
+    Builder b(m, fmt::format("guard{}", shape), Type::P, {Type::U64, Type::U64, Type::P});
+    Reg a = b.arg(0), n = b.arg(1), p = b.arg(2);
+    Label fail = b.label(), join = b.label();
+    if (shape == 1)
+      b.blt(n, a, fail);  // the same check with the operands swapped
+    else
+      b.bgt(a, n, fail);
+    if (shape == 2) b.place(join);  // reached from below too
+    b.bound_zero(p, a, n);
+    b.ret(p);
+    b.place(fail);
+    if (shape == 2) {
+      b.set(a, 0);
+      b.jmp(join);
+    } else {
+      b.ret(int64_t(0));
+    }
+    b.finish();
+  }
+  Code c = compile(m);
+#if EXOJIT_WITH_DISASM
+  auto count = [](const std::vector<std::string>& v, const char* s) {
+    return std::count(v.begin(), v.end(), std::string(s));
+  };
+  auto text = [](const std::vector<std::string>& v) {
+    std::string t;
+    for (const std::string& s : v) t += s + " ";
+    return t;
+  };
+  const std::vector<std::string> same = mnemonics(c, "guard0"), swapped = mnemonics(c, "guard1"),
+                                 joined = mnemonics(c, "guard2");
+  EXPECT_EQ(count(same, "cmp"), 1) << text(same);
+  EXPECT_EQ(count(same, "cmova"), 1);
+  EXPECT_EQ(count(swapped, "cmp"), 1) << text(swapped);
+  EXPECT_EQ(count(swapped, "cmovb"), 1);
+  EXPECT_EQ(count(joined, "cmp"), 2) << text(joined);
+#endif
+  uint8_t buf[1];
+  for (uint64_t a : {uint64_t(0), uint64_t(5), uint64_t(6), ~uint64_t(0)})
+    for (uint64_t n : {uint64_t(5), ~uint64_t(0)}) {
+      auto* g0 = c.as<uint8_t*(uint64_t, uint64_t, uint8_t*)>("guard0");
+      auto* g1 = c.as<uint8_t*(uint64_t, uint64_t, uint8_t*)>("guard1");
+      auto* g2 = c.as<uint8_t*(uint64_t, uint64_t, uint8_t*)>("guard2");
+      uint8_t* want = a <= n ? buf : nullptr;
+      EXPECT_EQ(g0(a, n, buf), want);
+      EXPECT_EQ(g1(a, n, buf), want);
+      EXPECT_EQ(g2(a, n, buf), buf);  // a out of range: set to 0 and joins, then in range
+    }
 }
 
 TEST(Blinding, TheLlvmTierRefuses) {

@@ -174,6 +174,13 @@ void Builder::check_last() {
   }
 }
 
+void Builder::own_constant() {
+  if (fn_->code.empty() || !carries_constant(fn_->code.back()))
+    fail("function @{}: own_constant after {} instructions: the last one carries no constant",
+         fn_->name, fn_->code.size());
+  fn_->code.back().flags |= kOwnedImm;
+}
+
 void Builder::binary_checked(Op op, Reg d, Reg a, Reg b) {
   const Type t = live(d).type;
   const bool trusted = live(a).type == t && live(b).type == t && uniform_ok(op, t);

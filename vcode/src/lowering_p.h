@@ -17,6 +17,9 @@
 //                                               before reading its operands
 //   void load_blinded(uint64_t v, const BlindKey&);  kBlindReg = v, from v ^ key and one xor
 //   void float_from_blinded(const Insn& set);  a float set from the bits in kBlindReg
+// and optionally
+//   bool blinded_equality(const Insn& branch, const BlindKey&);  a beq/bne on a blinded constant
+//                                               in fewer instructions (false: not this one)
 //
 // Everything a record lowers to is emitted inside the one loop of lower_function(): the place
 // where a line table (machine offset -> record) or any other per-record bookkeeping belongs: with
@@ -114,8 +117,9 @@ class Lowering {
   // form, the register being the hidden one (the back end's kBlindReg), which the back end loads
   // first with `imm ^ key` and one xor (load_blinded). Memory displacements become an index
   // (added to the record's own index, if any); a set becomes a mov (a splat for vectors; floats
-  // through the back end's float_from_blinded).
+  // through the back end's float_from_blinded). A constant marked kOwnedImm stays as it is.
   void insn_blinded(Self& self, const Insn& in) {
+    if (in.flags & kOwnedImm) return self.insn(in);  // the client's own constant (ir.h)
     Insn x = in;
     auto hidden = [&](Type t, uint64_t v) {
       blind_info_.type = t;
@@ -129,6 +133,11 @@ class Lowering {
       x.*field = hidden(in.type, register_value(in.type, in.imm));
       x.flags = uint8_t(x.flags & ~kImm);
     };
+    if constexpr (requires { self.blinded_equality(in, key_); }) {
+      if ((in.op == Op::Beq || in.op == Op::Bne) && (in.flags & kImm) && is_int(in.type) &&
+          needs_blinding(normalize_imm(in.type, in.imm)) && self.blinded_equality(in, key_))
+        return;
+    }
     switch (form_of(in.op)) {
       case Form::Binary:
       case Form::Branch:

@@ -348,7 +348,8 @@ class Parser {
     return uint32_t(n);
   }
 
-  // Memory operand: [%base (+ %index)? (+|- disp)?] or [$local (+|- disp)?].
+  // Memory operand: [%base (+ %index)? (+|- disp)?] or [$local (+|- disp)?]; `owned` may
+  // precede the displacement.
   void parse_mem(FnState& st, Insn& in) {
     expect("[");
     if (peek().kind == Tok::Local) {
@@ -366,6 +367,7 @@ class Parser {
         in.b = reg_ref(st);
         in.flags |= kIndex;
       } else {
+        accept_owned(in);
         Token n = expect(Tok::Number, "a displacement");
         uint64_t v = parse_uint(n);
         in.imm = int64_t(minus ? uint64_t(in.imm) - v : uint64_t(in.imm) + v);
@@ -374,6 +376,14 @@ class Parser {
   }
 
   Type type_of_reg(FnState& st, uint32_t id) { return st.f->regs[id].type; }
+
+  // `owned` before a record's constant: kOwnedImm (ir.h).
+  void accept_owned(Insn& in) {
+    if (peek().kind == Tok::Ident && peek().text == "owned") {
+      next();
+      in.flags |= kOwnedImm;
+    }
+  }
 
   void parse_insn(FnState& st, const Token& op_tok) {
     Op op;
@@ -385,6 +395,7 @@ class Parser {
       if (peek().kind == Tok::Reg) {
         in.b = reg_ref(st);
       } else {
+        accept_owned(in);
         in.imm = parse_imm(t);
         in.flags |= kImm;
       }
@@ -416,6 +427,7 @@ class Parser {
       case Form::SetImm:
         dst_reg();
         expect(",");
+        accept_owned(in);
         in.imm = parse_imm(in.type);
         in.flags |= kImm;
         break;
@@ -486,6 +498,7 @@ class Parser {
         } else {
           in.type = f.sig.ret;
           if (in.type == Type::Void) error(peek(), "a void function returns no value");
+          accept_owned(in);
           in.imm = parse_imm(in.type);
           in.flags |= kImm;
         }

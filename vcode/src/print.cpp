@@ -33,12 +33,18 @@ std::string signature_text(const Signature& sig) {
   return s + fmt::format(") -> {}", type_name(sig.ret));
 }
 
+// `owned ` before a constant marked kOwnedImm.
+const char* owned_text(const Insn& in) {
+  return (in.flags & kOwnedImm) ? "owned " : "";
+}
+
 std::string mem_text(const Function& f, const Insn& in) {
   std::string s = "[";
   s += (in.flags & kLocalBase) ? fmt::format("${}", in.a) : f.reg_label(in.a);
   if (in.flags & kIndex) s += " + " + f.reg_label(in.b);
-  if (in.imm > 0) s += fmt::format(" + {}", in.imm);
-  if (in.imm < 0) s += fmt::format(" - {}", uint64_t(0) - uint64_t(in.imm));
+  if (in.imm > 0 || (in.imm == 0 && (in.flags & kOwnedImm)))
+    s += fmt::format(" + {}{}", owned_text(in), in.imm);
+  if (in.imm < 0) s += fmt::format(" - {}{}", owned_text(in), uint64_t(0) - uint64_t(in.imm));
   return s + "]";
 }
 
@@ -53,7 +59,8 @@ std::string print_insn(const Module& m, const Function& f, const Insn& in) {
   if (unsigned(in.op) >= unsigned(kNumOps)) return fmt::format("?op{}", unsigned(in.op));
   std::string_view name = op_name(in.op);
   const bool imm = in.flags & kImm;
-  auto source = [&] { return imm ? imm_text(in.type, in.imm) : r(in.b); };
+  auto constant = [&] { return owned_text(in) + imm_text(in.type, in.imm); };
+  auto source = [&] { return imm ? constant() : r(in.b); };
   switch (form_of(in.op)) {
     case Form::Binary:
       return fmt::format("{} {}, {}, {}", name, r(in.dst), r(in.a), source());
@@ -64,7 +71,7 @@ std::string print_insn(const Module& m, const Function& f, const Insn& in) {
         return fmt::format("{} {}, {}, {:#x}", name, r(in.dst), r(in.a), uint64_t(in.imm));
       return fmt::format("{} {}, {}, {}", name, r(in.dst), r(in.a), in.imm);
     case Form::SetImm:
-      return fmt::format("{} {}, {}", name, r(in.dst), imm_text(in.type, in.imm));
+      return fmt::format("{} {}, {}", name, r(in.dst), constant());
     case Form::Load:
       return fmt::format("{} {}, {}", name, r(in.dst), mem_text(f, in));
     case Form::Store:
@@ -105,7 +112,7 @@ std::string print_insn(const Module& m, const Function& f, const Insn& in) {
     }
     case Form::Return:
       if (in.flags & kVoid) return std::string(name);
-      return fmt::format("{} {}", name, imm ? imm_text(in.type, in.imm) : r(in.a));
+      return fmt::format("{} {}", name, imm ? constant() : r(in.a));
   }
   return "?";
 }

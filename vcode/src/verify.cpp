@@ -109,6 +109,8 @@ struct Checker {
       error(fmt::format("unknown opcode {}", unsigned(in.op)));
     if (unsigned(in.type) >= unsigned(kNumTypes))
       error(fmt::format("unknown type {}", unsigned(in.type)));
+    if ((in.flags & kOwnedImm) && !carries_constant(in))
+      error("marked owned, but the record carries no constant");
     operands();
     // Every rule above agrees with the instruction table's types (tests/vcode/ops_test.cpp).
     if (!in_set(op_info(in.op).types, in.type))

@@ -515,10 +515,20 @@ void X64Emitter::bound_mask(const Insn& in) {
 
 // d = a <= b ? d : 0, branch-free: a zero in rax (xor first: it sets the flags), cmp a, b, then
 // cmova d, rax. Two instructions after the compared values, one after the compare: cheaper on
-// the path to the guarded access than bound_mask's mask and its and.
+// the path to the guarded access than bound_mask's mask and its and. Right after a branch that
+// compared the same registers (the bounds check it guards), the branch's flags serve: mov eax, 0
+// (which keeps them) and the cmov, as LLVM's speculative load hardening does.
 void X64Emitter::bound_zero(const Insn& in) {
   const Type t = in.type;
   const Gp d = gp(in.dst, t), a = gp(in.a, t);
+  if (!(in.flags & kImm) && last_compare_.at == e_.offset()) {
+    const Gp b = gp(in.b, t);
+    const bool same = last_compare_.a == a && last_compare_.b == b;
+    if (same || (last_compare_.a == b && last_compare_.b == a)) {  // flags of cmp a, b or b, a
+      e_.mov(eax, 0);
+      return e_.cmov(same ? Cond::A : Cond::B, d, at_width(rax, t));
+    }
+  }
   e_.alu(Alu::Xor, eax, eax);
   if (!(in.flags & kImm)) {
     e_.alu(Alu::Cmp, a, gp(in.b, t));

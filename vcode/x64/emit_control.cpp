@@ -12,7 +12,8 @@ void X64Emitter::jump(const Insn& in) {
       return e_.jmp(gp64(in.a));
     case Op::La:
       return e_.lea(gp64(in.a), ptr(label(in.dst)));
-    default:  // Place
+    default:  // Place: another path may join here, with other flags
+      last_compare_.at = ~size_t(0);
       return e_.bind(label(in.dst));
   }
 }
@@ -68,6 +69,20 @@ void X64Emitter::branch(const Insn& in) {
   static constexpr Cond kUnsigned[6] = {Cond::B, Cond::BE, Cond::A, Cond::AE, Cond::E, Cond::NE};
   const unsigned k = unsigned(in.op) - unsigned(Op::Blt);
   e_.jcc(is_signed(t) ? kSigned[k] : kUnsigned[k], target);
+  if (!(in.flags & kImm)) last_compare_ = BranchCompare{e_.offset(), a, gp(in.b, t)};
+}
+
+// beq/bne a, v with v blinded, for types of 32 bits or fewer (they live in 32 bits): r11d = a +
+// (K - v) by lea (which keeps nothing but computes), then cmp r11d, K -- equal exactly when
+// a == v modulo 2^32. Two instructions instead of load_blinded's two and a cmp; the code holds
+// K - v and K, never v's bytes.
+bool X64Emitter::blinded_equality(const Insn& in, const BlindKey& k) {
+  if (is_wide(in.type)) return false;
+  const uint32_t v = uint32_t(register_value(in.type, in.imm));
+  e_.lea(r11d, ptr(gp64(in.a), int32_t(k.k32 - v)));
+  e_.alu(Alu::Cmp, r11d, int32_t(k.k32));
+  e_.jcc(in.op == Op::Beq ? Cond::E : Cond::NE, label(in.dst));
+  return true;
 }
 
 void X64Emitter::call(const Insn& in) {

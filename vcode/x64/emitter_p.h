@@ -63,6 +63,7 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   static constexpr uint8_t kBlindReg = 11;  // r11: read by the register forms before any use
   void load_blinded(uint64_t v, const BlindKey& key);
   void float_from_blinded(const Insn& set);
+  bool blinded_equality(const Insn& branch, const BlindKey& key);
   using Label = x64::Label;
   Label new_label() { return e_.new_label(); }
   void bind(Label l) { e_.bind(l); }
@@ -161,6 +162,16 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   void branch(const Insn& in);
   void call(const Insn& in);
   void ret(const Insn& in);
+
+  // The registers the last integer branch compared (register form), and the offset right after
+  // its jcc: a bound_zero there on the same registers (no label placed in between) needs no
+  // compare of its own. It reuses the branch's flags, which a mispredicted branch does not change:
+  // the guard still zeroes.
+  struct BranchCompare {
+    size_t at = ~size_t(0);
+    Gp a, b;
+  };
+  BranchCompare last_compare_;
 
   Encoder e_;
   Frame frame_;

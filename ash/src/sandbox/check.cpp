@@ -160,6 +160,8 @@ class Check {
 
   void check_insn(size_t i) const {
     const Insn& x = in_.code[i];
+    if (x.flags & vcode::kOwnedImm)  // a handler's constants are never exempt from blinding
+      refuse(in_, i, "a constant marked owned: only the kernel's own constants escape blinding");
     if (x.flags & ~allowed_flags(x.op)) refuse(in_, i, "flags the operation does not take");
     if (vcode::has_flag(x.op, vcode::kOpCodeAddress))
       refuse(in_, i, "indirect jumps are not allowed");

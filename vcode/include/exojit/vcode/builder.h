@@ -139,6 +139,11 @@ class Builder {
   void ret(int64_t imm);
   void ret();
 
+  // Marks the constant of the record just recorded as the client's own (kOwnedImm in ir.h: a
+  // table address, a hash multiplier, a layout offset -- nothing from untrusted input), which
+  // constant blinding leaves as it is. Throws when that record carries none (carries_constant).
+  void own_constant();
+
   // Verifies the whole function (labels, definitions on every path, returns); throws on error.
   Function& finish();
 

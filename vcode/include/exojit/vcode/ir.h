@@ -78,6 +78,11 @@ enum InsnFlags : uint8_t {
   kLocalBase = 4,  // memory: the base is local number `a` (not a register)
   kExtern = 8,     // call: the callee is extern number `imm` (else module function `imm`)
   kVoid = 16,      // ret without value / call whose result is discarded
+  // The record's constant (carries_constant) is the client's own -- a table address, a hash
+  // multiplier, a layout offset -- never derived from untrusted input: constant blinding leaves
+  // it as it is (README "Hardening"). Printed `owned` before the constant. A boundary that
+  // takes code from an untrusted party refuses it (the ASH sandbox does).
+  kOwnedImm = 32,
 };
 
 // One instruction: 24 bytes, no heap. Field use by opcode:
@@ -177,6 +182,25 @@ constexpr uint8_t operand_roles(const Insn& in) {
       return (in.flags & (kImm | kVoid)) ? 0 : kUsesA;
   }
   return 0;
+}
+
+// Whether the record carries a constant of the client's that constant blinding would hide: the
+// second operand of a binary or branch record with kImm, `ret imm`, `set`, and a load's or
+// store's displacement (the records kOwnedImm may mark).
+constexpr bool carries_constant(const Insn& in) {
+  switch (form_of(in.op)) {
+    case Form::Binary:
+    case Form::Branch:
+      return (in.flags & kImm) != 0;
+    case Form::Return:
+      return (in.flags & (kImm | kVoid)) == kImm;
+    case Form::SetImm:
+    case Form::Load:
+    case Form::Store:
+      return true;
+    default:
+      return false;
+  }
 }
 
 // Calls use(r) for every register the record reads.
