@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "live_tables.h"
 #include "packets.h"
 
 namespace exojit::dpf {
@@ -277,6 +278,12 @@ TEST(DpfFragments, LayeredStatefulEngineTakesNoLockForOtherPackets) {
   }
   std::vector<Filter> dns = dns_with_fragments();
   FilterId id = e.insert(std::span<const Filter>(dns), {.owner = 1});
+  // (Where every table change is new code (AArch64), the connections' regenerations merge the
+  // layers: this engine is not layered there.)
+  if (!kLiveTableWrites) {
+    ASSERT_FALSE(e.layered());
+    GTEST_SKIP() << "no live table writes on this architecture: the engine is not layered";
+  }
   ASSERT_TRUE(e.layered());
   testing::Ipv4 tcp;
   tcp.dport = 80;
