@@ -114,27 +114,32 @@ constexpr bool kDisassembler = false;
 
 // The x86-64 code's bytes, and which of them are a jump's or call's displacement: the layout of
 // the code, not a constant (a `jmp 443` is no filter's 443).
+// The hardened code's bytes where an immediate could stand: the trailing bytes of each
+// instruction (x86-64 puts displacements and immediates last: 8 for movabs, else up to 4), minus
+// branch and call displacements. (Without that, an opcode byte followed by a random immediate's
+// low byte -- `41 bb 01 ..`, mov r11d -- reads as the 16-bit constant 0x1bb in some compilations.)
 struct ScannedCode {
   std::vector<uint8_t> bytes;
-  std::vector<bool> displacement;
+  std::vector<bool> field;
   explicit ScannedCode(const vcode::Code& c)
-      : bytes(c.data(), c.data() + c.size()), displacement(c.size(), false) {
+      : bytes(c.data(), c.data() + c.size()), field(c.size(), true) {
 #if EXOJIT_WITH_DISASM
+    std::fill(field.begin(), field.end(), false);
     size_t at = 0;
     for (const vcode::DisasmLine& l : vcode::disassemble(c.data(), c.size(), 0)) {
-      if (l.text[0] == 'j' || l.text.rfind("call", 0) == 0) {
-        size_t n = l.bytes.size() >= 5 ? 4 : 1;
-        for (size_t k = l.bytes.size() - n; k < l.bytes.size(); ++k) displacement[at + k] = true;
-      }
-      at += l.bytes.size();
+      const size_t len = l.bytes.size();
+      const bool branch = l.text[0] == 'j' || l.text.rfind("call", 0) == 0;
+      const size_t tail = branch ? 0 : len >= 10 ? 8 : std::min<size_t>(4, len - 1);
+      for (size_t k = len - tail; k < len; ++k) field[at + k] = true;
+      at += len;
     }
 #endif
   }
   bool contains(const std::vector<uint8_t>& p) const {
     for (size_t i = 0; i + p.size() <= bytes.size(); ++i)
       if (std::memcmp(bytes.data() + i, p.data(), p.size()) == 0 &&
-          std::find(displacement.begin() + long(i), displacement.begin() + long(i + p.size()),
-                    true) == displacement.begin() + long(i + p.size()))
+          std::find(field.begin() + long(i), field.begin() + long(i + p.size()), false) ==
+              field.begin() + long(i + p.size()))
         return true;
     return false;
   }
