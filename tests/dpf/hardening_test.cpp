@@ -147,7 +147,7 @@ struct ScannedCode {
 
 // Random untrusted filter sets: none of their constants of 16 bits or more is in the hardened
 // x86-64 code (a 2-byte pattern may come out of a random key or the engine's own constants by
-// chance: a leak is in every compilation, so the set goes into three engines, three keys), and
+// chance: a leak is in every compilation, so the set goes into five engines, five keys), and
 // no constant the engine marked owned (left plain: its tables' addresses, hash multipliers,
 // offsets in a table entry) is one of theirs. The same sets inserted trusted: the constants are
 // there (the scan sees them).
@@ -164,7 +164,7 @@ TEST(DpfHardening, NoUntrustedFilterConstantInTheCode) {
       filters.push_back(testing::random_filter(rng));
       wide_constants(filters.back(), &constants);
     }
-    Engine hardened[3], trusted;
+    Engine hardened[5], trusted;
     for (const Filter& f : filters) {
       for (Engine& e : hardened) e.insert(f, {.share = 1, .broad = true});
       trusted.insert(f, {.share = 1, .broad = true, .trusted = true});
