@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// See demux_rte_bpf.h.
-#include "demux_rte_bpf.h"
+// See rte_bpf.h.
+#include "rte_bpf.h"
 
 #include <exojit/error.h>
 #include <pcap/pcap.h>
