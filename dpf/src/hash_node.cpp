@@ -4,6 +4,7 @@
 #include <bit>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "exojit/error.h"
 #include "exojit/grace_period.h"
@@ -78,15 +79,28 @@ bool LiveTables::reusable(uint64_t batch) {
     closing = grace::GracePeriod::start();
     closing_upto = ++open;
   }
+  return poll();
+}
+
+bool LiveTables::quiesced() {
+  closing = grace::GracePeriod::start();
+  closing_upto = ++open;
+  return poll();
+}
+
+bool LiveTables::poll() {
   // Readers' sections last nanoseconds: a few microseconds of polling see them end unless one
-  // was preempted inside.
-  auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
-  do {
+  // was preempted inside. Then the CPU is handed over a few times (the preempted reader may be
+  // waiting for this one), for at most 200 microseconds: new code costs more than that.
+  auto start = std::chrono::steady_clock::now();
+  for (auto now = start; now - start < std::chrono::microseconds(200);
+       now = std::chrono::steady_clock::now()) {
     if (closing.done()) {
       safe = closing_upto;
       return true;
     }
-  } while (std::chrono::steady_clock::now() < until);
+    if (now - start > std::chrono::microseconds(20)) std::this_thread::yield();
+  }
   return false;
 }
 
@@ -156,13 +170,7 @@ bool HashNode::write_live(size_t slot, const uint64_t* fields, uint32_t id) {
   if (!tombstone_key(slot, fields, &unused_field, &unused)) return false;
   read_key(slot, old);
   std::vector<size_t> order = compare_order();
-  if (max_probe_ == 0)
-    for (size_t k = 1; k < order.size(); ++k) {  // what a reader may see: old, then new fields
-      uint64_t mixed[kMaxFields] = {};
-      for (size_t i = 0; i < order.size(); ++i)
-        mixed[order[i]] = i < k ? old[order[i]] : fields[order[i]];
-      if (reaches(mixed, slot)) return false;
-    }
+  if (max_probe_ == 0 && mix_reaches(old, fields, slot)) return false;
   if (auto q = emptied_.find(slot); q != emptied_.end()) {
     if (!live_->reusable(q->second)) return false;  // new code instead (LiveTables)
     emptied_.erase(q);
@@ -176,6 +184,59 @@ bool HashNode::write_live(size_t slot, const uint64_t* fields, uint32_t id) {
   }
   ++count_;
   return true;
+}
+
+bool HashNode::can_reuse(size_t slot, const uint64_t* fields) const {
+  uint64_t old[kMaxFields] = {}, unused;
+  size_t unused_field;
+  read_key(slot, old);
+  return kOrderedLoads && tombstone_key(slot, fields, &unused_field, &unused) &&
+         !mix_reaches(old, fields, slot);
+}
+
+bool HashNode::reuse_tombstone(size_t slot, const uint64_t* fields, uint32_t id) {
+  // The tombstone's key matches no packet that reaches the slot, whatever its id: the new id
+  // now, the key once no reader can still hold the old id (a reader returns the id it loaded
+  // before comparing) nor fields of the key removed there. Refused (a reader preempted in its
+  // section): the id stays, harmless, and the caller makes new code.
+  store_id(slot, id);
+  if (!live_->quiesced()) return false;
+  std::vector<size_t> order = compare_order();
+  for (auto j = order.rbegin(); j != order.rend(); ++j) store_field(slot, *j, fields[*j]);
+  tombstones_.erase(slot);
+  --tombs_;  // a key again (tombstones count as keys)
+  return true;
+}
+
+void HashNode::clear_tombstones(size_t slot, TableLog* log) {
+  size_t end = slot;  // the cluster's end: its first empty slot after `slot`
+  while (end < total_slots() && occupied(end)) ++end;
+  uint64_t first_home = UINT64_MAX;  // the earliest home slot of the keys after s
+  for (size_t s = end; s-- > 0 && occupied(s);) {
+    if (!tombstones_.count(s)) {
+      uint64_t f[kMaxFields] = {};
+      read_key(s, f);
+      first_home = std::min(first_home, slot_of(f));
+    } else if (first_home > s) {  // no key's run passes s: id 0 ends the runs there
+      if (log) log->before_write(this, s);
+      store_id(s, 0);
+      tombstones_.erase(s);
+      --tombs_;
+      --count_;
+      emptied_[s] = live_->open;
+    }
+  }
+}
+
+bool HashNode::mix_reaches(const uint64_t* from, const uint64_t* to, size_t slot) const {
+  std::vector<size_t> order = compare_order();
+  for (size_t k = 1; k < order.size(); ++k) {  // what a reader may see: old, then new fields
+    uint64_t mixed[kMaxFields] = {};
+    for (size_t i = 0; i < order.size(); ++i)
+      mixed[order[i]] = i < k ? from[order[i]] : to[order[i]];
+    if (reaches(mixed, slot)) return true;
+  }
+  return false;
 }
 
 bool HashNode::tombstone_key(size_t slot, const uint64_t* key, size_t* field,
@@ -212,7 +273,8 @@ bool HashNode::erase_live(size_t slot) {
   if (!tombstone_key(slot, key, &j, &value)) return false;
   store_field(slot, j, value);
   if (max_probe_ > 0) {
-    ++tombs_;  // still a key for the probe runs through it, until new code
+    ++tombs_;  // still a key for the probe runs through it, until a key is written there
+    tombstones_.insert(slot);
   } else {
     --count_;
     emptied_[slot] = live_->open;
@@ -227,11 +289,50 @@ void HashNode::restore(size_t slot, const uint8_t* bytes) {
   for (size_t j = 0; j < fields_.size(); ++j)
     std::memcpy(&f[j], bytes + fields_[j].offset, fields_[j].bytes);
   bool was = id != 0 && (max_probe_ > 0 || slot_of(f) == slot);
-  if (was) {
-    store_id(slot, id);  // the same key was there (live writes never move keys)
-  } else if (occupied(slot)) {
-    if (!erase_live(slot)) fail("dpf: internal error: a table write could not be undone");
+  if (!was) {  // an empty slot: a key written there is taken out again
+    if (occupied(slot) && !erase_live(slot))
+      fail("dpf: internal error: a table write could not be undone");
+    return;
   }
+  // A key or a tombstone was there (live writes never move keys).
+  uint64_t now[kMaxFields] = {};
+  read_key(slot, now);
+  size_t changed = 0, field = 0;
+  for (size_t j = 0; j < fields_.size(); ++j)
+    if (now[j] != f[j]) ++changed, field = j;
+  if (changed == 0) {  // its id changed (a cleared tombstone's, from 0: a tombstone again)
+    uint32_t now_id;
+    std::memcpy(&now_id, entry(slot) + id_offset_, 4);
+    store_id(slot, id);
+    if (max_probe_ > 0 && now_id == 0 && emptied_.erase(slot)) {
+      tombstones_.insert(slot);
+      ++tombs_;
+      ++count_;
+    }
+    return;
+  }
+  if (tombstones_.count(slot) || emptied_.count(slot)) {
+    // A removal undone: the one field it changed, back (the id never changed).
+    if (changed != 1) fail("dpf: internal error: a table write could not be undone");
+    store_field(slot, field, f[field]);
+    if (max_probe_ > 0) {
+      tombstones_.erase(slot);
+      --tombs_;
+    } else {
+      emptied_.erase(slot);
+      ++count_;
+    }
+    return;
+  }
+  // A tombstone given a key: a tombstone again (one field store: no packet reaching the slot
+  // has its key any more), then its id.
+  uint64_t value;
+  if (!tombstone_key(slot, now, &field, &value))
+    fail("dpf: internal error: a table write could not be undone");
+  store_field(slot, field, value);
+  store_id(slot, id);
+  tombstones_.insert(slot);
+  ++tombs_;
 }
 
 std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment) {
@@ -453,7 +554,9 @@ bool HashNode::forget(const std::vector<uint64_t>& fields, const Node* surviving
   if (live_) {  // keys do not move under readers (set_live)
     if (!erasable_live(hole)) return false;
     if (log) log->before_write(this, hole);
-    return erase_live(hole);
+    if (!erase_live(hole)) return false;
+    if (max_probe_ > 0) clear_tombstones(hole, log);
+    return true;
   }
   // Backward-shift deletion: a later entry of the run whose home slot is at or before the hole
   // moves into it (the table does not wrap: it has kMaxProbe spare entries at the end).
@@ -479,6 +582,13 @@ bool HashNode::forget(const std::vector<uint64_t>& fields, const Node* surviving
 
 bool HashNode::place(const uint64_t* fields, uint32_t id, TableLog* log) {
   uint64_t slot = slot_of(fields);
+  // A live table's first tombstone in the run that can take the key: where it goes when it is
+  // not in the run already.
+  size_t tomb = SIZE_MAX;
+  auto into_tombstone = [&] {
+    if (log) log->before_write(this, tomb);
+    return reuse_tombstone(tomb, fields, id);
+  };
   for (unsigned d = 0; d <= max_probe_; ++d) {
     uint8_t* e = entry(slot + d);
     bool have = occupied(slot + d);
@@ -488,7 +598,12 @@ bool HashNode::place(const uint64_t* fields, uint32_t id, TableLog* log) {
       std::memcpy(&v, e + fields_[j].offset, fields_[j].bytes);
       same = v == fields[j];
     }
-    if (have && !same) continue;
+    if (have && !same) {
+      if (tomb == SIZE_MAX && tombstones_.count(slot + d) && can_reuse(slot + d, fields))
+        tomb = slot + d;
+      continue;
+    }
+    if (!have && tomb != SIZE_MAX) return into_tombstone();
     if (log) log->before_write(this, slot + d);
     if (live_) return write_live(slot + d, fields, id);
     if (!have) ++count_;
@@ -497,7 +612,7 @@ bool HashNode::place(const uint64_t* fields, uint32_t id, TableLog* log) {
     std::memcpy(e + id_offset_, &id, 4);
     return true;
   }
-  return false;
+  return tomb != SIZE_MAX && into_tombstone();
 }
 
 bool HashNode::choose(const HashNode* previous) {

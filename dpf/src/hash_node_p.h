@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "exojit/grace_period.h"
@@ -40,9 +41,16 @@ struct LiveTables {
   uint64_t closing_upto = 0;  // batches below this are covered by `closing`
   grace::GracePeriod closing;
   // Whether slots emptied in `batch` may be written now. A grace period in progress is polled
-  // for 20 microseconds, not waited for (a reader preempted inside the code would hold the
-  // writer for a time slice): false then, and the caller makes new code instead.
+  // for 20 microseconds, then the CPU handed over for up to 200 (a reader preempted inside the
+  // code may be waiting for this thread's CPU), not waited for longer: false then, and the
+  // caller makes new code instead.
   bool reusable(uint64_t batch);
+  // Whether every read section in progress now has ended, polled in the same way (a grace
+  // period started now: it also covers every batch emptied so far).
+  bool quiesced();
+
+ private:
+  bool poll();
 };
 
 // The table writes of one engine operation, undone in reverse order when the operation is
@@ -170,11 +178,16 @@ class HashNode {
   //   others; else the write is refused: Crowded, new code);
   // - a key removed: one field store makes it a key no packet reaching the slot can have (with
   //   probing: no key whose run passes the slot), the id kept. With probing the slot stays a
-  //   tombstone (a reader may hold its id: clearing it, or writing a key, would need a grace
-  //   period) until new code rebuilds the table; without, the slot is empty again, reused only
-  //   after a grace period (LiveTables), so no reader still holding its old id meets a new key;
+  //   tombstone (its id not 0: the runs through it go on) until a key is written there: the new
+  //   id first, then a grace period (no reader still holds the old id, nor fields of the key
+  //   removed), then the fields in the reverse of the compare order, each mix of the tombstone's
+  //   key and the new one checked as for an empty slot without probing; or until no key's run
+  //   passes it any more: then its id becomes 0 (an empty slot, reused after a grace period,
+  //   as below); without probing, the
+  //   slot is empty again, reused only after a grace period (LiveTables), so no reader still
+  //   holding its old id meets a new key;
   // - a new id for a key: one aligned 32-bit store.
-  // Tombstones count as keys until new code rebuilds the table (fullness regenerates it).
+  // Tombstones count as keys (fullness regenerates the table) until a key is written there.
   void set_live(LiveTables* live) { live_ = live; }
   bool live() const { return live_ != nullptr; }
   size_t tombstones() const { return tombs_; }
@@ -205,6 +218,16 @@ class HashNode {
   void store_field(size_t slot, size_t j, uint64_t v);
   void store_id(size_t slot, uint32_t id);
   bool write_live(size_t slot, const uint64_t* fields, uint32_t id);
+  // Whether a key may be written into the tombstone at `slot` (checked before anything is).
+  bool can_reuse(size_t slot, const uint64_t* fields) const;
+  bool reuse_tombstone(size_t slot, const uint64_t* fields, uint32_t id);
+  // The tombstones of `slot`'s cluster that no key's probe run passes any more become empty
+  // slots (id 0), quarantined until a grace period (emptied_) like the slots of a table
+  // without probing; the others wait for a key to take them.
+  void clear_tombstones(size_t slot, TableLog* log);
+  // Whether a reader comparing in compare_order() while the writer stores `to`'s fields over
+  // `from`'s in the reverse order could assemble a key (neither whole one) that reaches `slot`.
+  bool mix_reaches(const uint64_t* from, const uint64_t* to, size_t slot) const;
   bool erase_live(size_t slot);
   // A key for slot `slot` to hold instead of `old` that no packet reaching the slot can match,
   // nor any mix of its fields with old's (probing reaches `slot` from the window before it).
@@ -237,6 +260,7 @@ class HashNode {
   LiveTables* live_ = nullptr;
   std::unordered_map<size_t, uint64_t> emptied_;  // live slots emptied: their batch
   size_t tombs_ = 0;
+  std::unordered_set<size_t> tombstones_;  // live slots whose key was removed (with probing)
   std::unique_ptr<uint8_t[]> storage_;
   uint8_t* table_ = nullptr;  // 64-byte aligned, (slots + kMaxProbe) entries
 };
