@@ -80,9 +80,10 @@ Program make_program() {
 
 }  // namespace
 
-void build_vcode(vcode::Module& m, const Program& p) {
+void build_vcode(vcode::Module& m, const Program& p, const vcode::CompileOptions* as_recorded) {
   using namespace vcode;
   Builder b(m, "fn", Type::U64, {Type::P, Type::U64});
+  if (as_recorded) b.lower_as_recorded(*as_recorded);
   Reg mem = b.arg(0);
   Reg r[kRegs];
   r[0] = b.arg(1);
