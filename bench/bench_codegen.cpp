@@ -2,17 +2,13 @@
 // bench_codegen: the cost of generating a 1,000-instruction integer function, from the client's
 // description to callable machine code, and freeing it again.
 //
-//   codegen/vcode_fast       vcode Builder (checks every call, and lowers each record with
-//                            vcode's x86-64 encoder as it is made: Builder::lower_as_recorded) +
-//                            finish() (verifies) + compile() (checks the records are what was
-//                            lowered, installs in dual-mapped W^X memory); Code destroyed
-//   codegen/vcode_lowered    vcode_fast without lower_as_recorded: the builder records, compile()
-//                            walks the records and lowers them
+//   codegen/vcode_fast       vcode Builder (checks every call) + finish() (verifies) + compile()
+//                            (lowering, vcode's x86-64 encoder, install in dual-mapped W^X
+//                            memory); Code destroyed
 //   codegen/vcode_blinded    vcode_fast with CompileOptions::blind_constants (a fresh getrandom
 //                            key, every client immediate beyond a byte blinded: issue 20)
-//   codegen/vcode_emit_only  compile() of the module already built and verified, without
-//                            lower_as_recorded: lowering, encoding and install only (the walk
-//                            over the records that vcode_fast no longer makes)
+//   codegen/vcode_emit_only  compile() of the module already built and verified: lowering,
+//                            encoding and install only (the floor of vcode_fast)
 //   codegen/asmjit_raw       the peer: the same machine code emitted by hand with asmjit's
 //                            x86::Assembler on fixed registers, installed with JitRuntime::add
 //                            and released
@@ -50,12 +46,11 @@ namespace exojit::bench {
 
 namespace {
 
-// The client's whole job: records the program, lowering it as it goes, and installs the code.
 vcode::Code compile_vcode(const Program& p, bool blind = false) {
   vcode::Module m;
+  build_vcode(m, p);
   vcode::CompileOptions o;
   o.blind_constants = blind;
-  build_vcode(m, p, &o);
   return vcode::compile(m, o);
 }
 
@@ -229,18 +224,6 @@ void bm_vcode_fast(benchmark::State& state) {
   set_counters(state, start, vcode_insn_count());
 }
 
-void bm_vcode_lowered(benchmark::State& state) {
-  const Program& p = program();
-  auto start = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    vcode::Module m;
-    build_vcode(m, p);  // records only: compile() lowers the records
-    vcode::Code code = vcode::compile(m);
-    benchmark::DoNotOptimize(code.data());
-  }
-  set_counters(state, start, vcode_insn_count());
-}
-
 void bm_vcode_blinded(benchmark::State& state) {
   const Program& p = program();
   auto start = std::chrono::steady_clock::now();
@@ -291,19 +274,6 @@ void check_equivalence() {
   vcode::Code code = vcode::compile(m);
   auto vfn = code.as<uint64_t(uint64_t*, uint64_t)>("fn");
   const vcode::Code::Symbol& sym = code.symbols().front();
-  {  // vcode_fast's code (lowered as recorded) is the lowering's, byte for byte
-    vcode::Module ma;
-    vcode::CompileOptions o;
-    build_vcode(ma, p, &o);
-    if (!vcode::has_code_as_recorded(*ma.functions().front()))
-      die("the program was not lowered as it was recorded");
-    vcode::Code as_recorded = vcode::compile(ma, o);
-    if (vcode::has_code_as_recorded(*ma.functions().front()))
-      die("compile() did not install the code lowered as recorded");
-    if (as_recorded.size() != code.size() ||
-        std::memcmp(as_recorded.data(), code.data(), code.size()) != 0)
-      die("the code lowered as recorded differs from the lowering of the records");
-  }
 
   std::vector<asmjit::Label> labels;
   size_t raw_size = 0;
@@ -401,7 +371,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   benchmark::RegisterBenchmark("codegen/vcode_fast", bm_vcode_fast);
-  benchmark::RegisterBenchmark("codegen/vcode_lowered", bm_vcode_lowered);
   benchmark::RegisterBenchmark("codegen/vcode_blinded", bm_vcode_blinded);
   benchmark::RegisterBenchmark("codegen/vcode_emit_only", bm_vcode_emit_only);
   benchmark::RegisterBenchmark("codegen/asmjit_raw", bm_asmjit_raw);
@@ -415,8 +384,6 @@ int main(int argc, char** argv) {
   return run_benchmarks_with_ratios(
       argc, argv,
       {Ratio{"codegen/vcode_fast", "codegen/asmjit_raw", 0.7, 0, "issue 19"},
-       Ratio{"codegen/vcode_lowered", "codegen/asmjit_raw", 0, 0, "lowered at compile()"},
-       Ratio{"codegen/vcode_fast", "codegen/vcode_lowered", 0, 0, "lowering as recorded"},
        Ratio{"codegen/vcode_emit_only", "codegen/asmjit_raw", 0, 0, "the floor"},
        Ratio{"codegen/vcode_blinded", "codegen/vcode_fast", 1.3, 0, "blinding <= 1.3x (issue 20)"},
        Ratio{"codegen/xbyak_raw", "codegen/vcode_fast", 0, 0, ""},

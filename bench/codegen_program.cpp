@@ -80,10 +80,9 @@ Program make_program() {
 
 }  // namespace
 
-void build_vcode(vcode::Module& m, const Program& p, const vcode::CompileOptions* as_recorded) {
+void build_vcode(vcode::Module& m, const Program& p) {
   using namespace vcode;
   Builder b(m, "fn", Type::U64, {Type::P, Type::U64});
-  if (as_recorded) b.lower_as_recorded(*as_recorded);
   Reg mem = b.arg(0);
   Reg r[kRegs];
   r[0] = b.arg(1);

@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "exojit/vcode/builder.h"
-#include "exojit/vcode/code.h"
 
 namespace exojit::bench {
 
@@ -74,11 +73,8 @@ class Rng {  // xorshift64*: deterministic across runs and platforms
 // The program, made once (deterministic).
 const Program& program();
 
-// Records the program as vcode function `uint64_t fn(uint64_t* mem, uint64_t x)` into m; with
-// `as_recorded`, also lowering it as it is recorded for compile() with those options
-// (Builder::lower_as_recorded).
-void build_vcode(vcode::Module& m, const Program& p,
-                 const vcode::CompileOptions* as_recorded = nullptr);
+// Records the program as vcode function `uint64_t fn(uint64_t* mem, uint64_t x)` into m.
+void build_vcode(vcode::Module& m, const Program& p);
 
 // Machine instructions in vcode's code for program(), the common ns_per_insn denominator.
 size_t vcode_insn_count();

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <limits>
 
-#include "as_recorded_p.h"
 #include "exojit/vcode/text.h"
 #include "exojit/vcode/verify.h"
 #include "verify_p.h"
@@ -57,22 +56,6 @@ Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params
     fn_->params.push_back(r);
   }
   flow_.start(*fn_);
-}
-
-Builder::~Builder() = default;
-
-void Builder::lower_as_recorded(const CompileOptions& options) {
-  lowering_ = module_.functions().size() == 1 && module_.functions()[0].get() == fn_
-                  ? detail::start_record_lowering(module_, options)
-                  : nullptr;
-}
-
-void Builder::lower_new_records() {
-  if (!detail::lower_new_records(*lowering_, *fn_)) lowering_.reset();
-}
-
-void Builder::stop_lowering() {
-  lowering_.reset();
 }
 
 Reg Builder::arg(size_t i) const {
@@ -148,7 +131,6 @@ void Builder::place(Label l) {
     fn_->code.pop_back();
     fail("@{}: label {} placed twice", fn_->name, fn_->label_label(l.id));
   }
-  lower_last(Op::Place);
 }
 
 Local Builder::local(uint32_t size, uint32_t align) {
@@ -197,8 +179,6 @@ void Builder::own_constant() {
     fail("function @{}: own_constant after {} instructions: the last one carries no constant",
          fn_->name, fn_->code.size());
   fn_->code.back().flags |= kOwnedImm;
-  // Lowered already, blinded: the lowering gives up (compile() blinds all but the owned one).
-  if (lowering_ && detail::lowering_blinds(*lowering_)) lowering_.reset();
 }
 
 void Builder::binary_checked(Op op, Reg d, Reg a, Reg b) {
@@ -364,13 +344,8 @@ void Builder::ret() {
 }
 
 Function& Builder::finish() {
-  if (lowering_) lower_new_records();
   detail::complete_verification(module_, *fn_, flow_);
   fn_->verified = true;
-  if (lowering_) {
-    fn_->recorded = detail::finish_record_lowering(*lowering_, *fn_);
-    lowering_.reset();
-  }
   return *fn_;
 }
 

@@ -13,7 +13,6 @@
 #include <mutex>
 #include <optional>
 
-#include "as_recorded_p.h"
 #include "backend_p.h"
 #include "debug/code_debug_p.h"
 #include "exojit/vcode/text.h"
@@ -48,6 +47,20 @@ bool perf_map_from_env() {
   return on;
 }
 
+// The optional x86-64 instructions this CPU has and the options allow.
+detail::X64Features x64_features(const CompileOptions& o) {
+  const auto& cpu = asmjit::CpuInfo::host().features().x86();
+  const bool avx = o.use_avx && cpu.hasAVX();
+  detail::X64Features f;
+  f.movbe = o.use_movbe && cpu.hasMOVBE();
+  f.bmi2 = o.use_bmi2 && cpu.hasBMI2();
+  f.avx = avx;
+  f.avx2 = avx && cpu.hasAVX2();
+  f.sse41 = cpu.hasSSSE3() && cpu.hasSSE4_1();
+  f.sse42 = o.use_sse42 && cpu.hasSSE4_2();
+  return f;
+}
+
 void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbols) {
   static std::mutex lock;
   std::lock_guard<std::mutex> guard(lock);
@@ -61,20 +74,6 @@ void write_perf_map(const uint8_t* base, const std::vector<Code::Symbol>& symbol
 }
 
 }  // namespace
-
-// The optional x86-64 instructions this CPU has and the options allow.
-detail::X64Features detail::x64_features(const CompileOptions& o) {
-  const auto& cpu = asmjit::CpuInfo::host().features().x86();
-  const bool avx = o.use_avx && cpu.hasAVX();
-  detail::X64Features f;
-  f.movbe = o.use_movbe && cpu.hasMOVBE();
-  f.bmi2 = o.use_bmi2 && cpu.hasBMI2();
-  f.avx = avx;
-  f.avx2 = avx && cpu.hasAVX2();
-  f.sse41 = cpu.hasSSSE3() && cpu.hasSSE4_1();
-  f.sse42 = o.use_sse42 && cpu.hasSSE4_2();
-  return f;
-}
 
 Code::Code(Code&& o) noexcept
     : base_(std::exchange(o.base_, nullptr)),
@@ -254,19 +253,13 @@ Code compile(const Module& m, const CompileOptions& options) {
   std::optional<detail::CodeNotes> notes;
   if (debug.notes()) notes.emplace();
   detail::CodeNotes* notes_ptr = notes ? &*notes : nullptr;
-  // The code lowered as the module was recorded (Builder::lower_as_recorded), if it may serve.
-  std::optional<detail::MachineCode> machine;
-  if (options.target == Target::X86_64 && !notes)
-    machine = detail::take_recorded_code(m, detail::x64_features(options), options.blind_constants);
-  if (!machine) {
-    detail::BlindKey key{};
-    if (options.blind_constants) key = detail::fresh_blind_key();
-    const detail::BlindKey* blind = options.blind_constants ? &key : nullptr;
-    machine = options.target == Target::AArch64
-                  ? detail::emit_a64(m, notes_ptr, blind)
-                  : detail::emit_x64(m, detail::x64_features(options), notes_ptr, blind);
-  }
-  Code code = detail::install(m, std::move(*machine), options);
+  detail::BlindKey key{};
+  if (options.blind_constants) key = detail::fresh_blind_key();
+  const detail::BlindKey* blind = options.blind_constants ? &key : nullptr;
+  detail::MachineCode machine = options.target == Target::AArch64
+                                    ? detail::emit_a64(m, notes_ptr, blind)
+                                    : detail::emit_x64(m, x64_features(options), notes_ptr, blind);
+  Code code = detail::install(m, std::move(machine), options);
   if (notes)
     code.debug_ =
         detail::describe_code(debug, m, options.target, code.base_, code.symbols_, *notes);

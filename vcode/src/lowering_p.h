@@ -61,47 +61,6 @@ class Lowering {
     key_ = key;
   }
 
-  // Lowering one function record by record while a builder records it (as_recorded_p.h),
-  // instead of lower_module(): begin_recorded() with the records made so far, lower_recorded()
-  // for each record in order, end_recorded() after the last. The function may grow (registers,
-  // labels) between the calls; the frame is laid out from what it holds at begin_recorded(), so
-  // the caller starts over when that changes. A call to another function of the module is not
-  // lowered here (its entry is another lowering's): the function must be the module's first.
-  // Throws exojit::Error as lower_module() does.
-  void begin_recorded(const Function& f) {
-    Self& self = static_cast<Self&>(*this);
-    f_ = &f;
-    recorded_ = true;
-    entries_.push_back(Entry{self.new_label(), self.new_label()});
-    grow_recorded(f);
-    self.layout_frame();
-    self.bind(entries_[0].begin);
-    self.begin_record();
-    self.prologue();
-    check(self, kBeforeCode);
-  }
-  // Record i of f, `in`; kOp: its opcode, when the caller knows it as a constant (else -1).
-  template <int kOp = -1>
-  [[gnu::always_inline]] void lower_recorded(const Function& f, const Insn& in, size_t i) {
-    Self& self = static_cast<Self&>(*this);
-    if (labels_.size() != f.num_labels || phys_.size() != f.regs.size() + (blind_ ? 1 : 0))
-        [[unlikely]]
-      grow_recorded(f);
-    self.begin_record();
-    if (blind_)
-      insn_blinded(self, in);
-    else
-      self.template insn<kOp>(in);
-    if (self.failed()) [[unlikely]]
-      check(self, i);
-  }
-  void end_recorded() {
-    Self& self = static_cast<Self&>(*this);
-    self.bind(entries_[0].end);
-    self.end_function();
-    check(self, kAfterCode);
-  }
-
  protected:
   struct Entry {
     LabelT begin, end;
@@ -229,13 +188,6 @@ class Lowering {
     self.insn(x);
   }
 
-  // The labels and registers a function recorded so far has.
-  void grow_recorded(const Function& f) {
-    Self& self = static_cast<Self&>(*this);
-    while (labels_.size() < f.num_labels) labels_.push_back(self.new_label());
-    map_registers();
-  }
-
   // The machine register of each vcode register, computed once per function.
   void map_registers() {
     phys_.resize(f_->regs.size() + (blind_ ? 1 : 0));
@@ -260,11 +212,7 @@ class Lowering {
   }
 
   LabelT label(uint32_t vcode_label) const { return labels_[vcode_label]; }
-  const LabelT& entry(size_t function) const {
-    if (recorded_ && function != 0) [[unlikely]]  // only the module's one function is lowered
-      fail("a call to another function of the module is lowered by compile()");
-    return entries_[function].begin;
-  }
+  const LabelT& entry(size_t function) const { return entries_[function].begin; }
   const std::vector<Entry>& entries() const { return entries_; }
   const RegInfo& info(uint32_t r) const { return r < blind_reg_ ? f_->regs[r] : blind_info_; }
 
@@ -293,7 +241,6 @@ class Lowering {
 
   std::vector<Entry> entries_;
   std::vector<LabelT> labels_;
-  bool recorded_ = false;  // lowering as recorded (begin_recorded): one function, the first
 };
 
 }  // namespace exojit::vcode::detail

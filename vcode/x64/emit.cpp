@@ -3,7 +3,6 @@
 // networking instructions (see emitter.h).
 #include <bit>
 
-#include "as_recorded_p.h"
 #include "emitter_p.h"
 #include "exojit/error.h"
 
@@ -26,24 +25,6 @@ MachineCode X64Emitter::module() {
   for (const Entry& entry : entries())
     code.functions.push_back(
         MachineCode::Range{e_.label_offset(entry.begin), e_.label_offset(entry.end)});
-  code.size = e_.offset();
-  code.bytes = e_.release();
-  return code;
-}
-
-void X64Emitter::lower_recorded_range(const Function& f, size_t from, size_t to) {
-  if (f_ == nullptr) [[unlikely]]
-    begin_recorded(f);
-  for (size_t i = from; i < to; ++i) lower_recorded(f, f.code[i], i);
-}
-
-MachineCode X64Emitter::recorded_function(const Function& f) {
-  if (f_ == nullptr) begin_recorded(f);
-  end_recorded();
-  if (!e_.finish()) fail("x86-64: {}", e_.error());
-  MachineCode code;
-  code.functions.push_back(
-      MachineCode::Range{e_.label_offset(entries()[0].begin), e_.label_offset(entries()[0].end)});
   code.size = e_.offset();
   code.bytes = e_.release();
   return code;
@@ -101,61 +82,50 @@ void X64Emitter::float_from_blinded(const Insn& in) {
   e_.sse(vop::kMovqFromGp, xmm(in.dst).id, r11.id, true);
 }
 
-uint64_t ops_of(const Function& f) {
-  uint64_t ops = f.op_mask;
-  if (ops == 0)
-    for (const Insn& in : f.code) ops |= uint64_t(1) << unsigned(in.op);
-  return ops;
-}
-
-Frame frame_layout(const Function& f, uint64_t ops, bool has_avx2) {
-  Frame frame;
-  auto uses = [ops](Op op) { return (ops >> unsigned(op) & 1) != 0; };
+void X64Emitter::layout_frame() {
+  const Function& f = *f_;
+  frame_ = Frame{};
   // (A float division also reserves the rdx slot: 8 bytes, not worth a scan.)
   const bool has_calls = uses(Op::Call), has_division = uses(Op::Div) || uses(Op::Mod);
   uint32_t int_vars = 0;
   for (const RegInfo& ri : f.regs) {
-    frame.uses_ymm |= vector_bits(ri.type) == 256;
+    frame_.uses_ymm |= vector_bits(ri.type) == 256;
     if (ri.cls != RegClass::Var) continue;
     if (in_float_file(ri.type)) {
-      frame.save_width = std::max<int32_t>(frame.save_width, type_bytes(ri.type));
-      frame.float_vars_used |= 1u << ri.slot;
+      frame_.save_width = std::max<int32_t>(frame_.save_width, type_bytes(ri.type));
+      frame_.float_vars_used |= 1u << ri.slot;
     } else {
       int_vars |= 1u << ri.slot;
     }
   }
-  if (frame.uses_ymm && !has_avx2) fail("256-bit vector registers need AVX2 (see vector_width())");
+  if (frame_.uses_ymm && !has_avx2_)
+    fail("256-bit vector registers need AVX2 (see vector_width())");
   for (int s = 0; s < kIntVars; ++s)
-    if (int_vars >> s & 1) frame.saved.push_back(gpq(X64Emitter::kIntVar[s]));
+    if (int_vars >> s & 1) frame_.saved.push_back(gpq(kIntVar[s]));
   int32_t off = 0;
   if (has_calls) {
-    frame.stage = off;
+    frame_.stage = off;
     off += kStageSlots * 8;
-    frame.float_save = off;
-    if (frame.float_vars_used) off += kFloatVars * frame.save_width;
+    frame_.float_save = off;
+    if (frame_.float_vars_used) off += kFloatVars * frame_.save_width;
   }
   if (uses(Op::Hsum)) {
-    frame.vector_slot = off;
+    frame_.vector_slot = off;
     off += 32;
   }
   if (has_division) {  // rdx is saved there while idiv/div use it
-    frame.scratch = off;
+    frame_.scratch = off;
     off += 8;
   }
   for (const LocalInfo& l : f.locals) {
     off = (off + int32_t(l.align) - 1) & ~(int32_t(l.align) - 1);
-    frame.local_offset.push_back(off);
+    frame_.local_offset.push_back(off);
     off += int32_t(l.size);
   }
   // At entry rsp is 8 mod 16; keep it 16-aligned after the pushes and the subtraction.
   // A leaf that needs no stack keeps no frame at all.
-  int32_t pushed = 8 + 8 * int32_t(frame.saved.size());
-  frame.size = off == 0 ? 0 : ((off + pushed + 15) & ~15) - pushed;
-  return frame;
-}
-
-void X64Emitter::layout_frame() {
-  frame_ = frame_layout(*f_, ops_of(*f_), has_avx2_);
+  int32_t pushed = 8 + 8 * int32_t(frame_.saved.size());
+  frame_.size = off == 0 ? 0 : ((off + pushed + 15) & ~15) - pushed;
 }
 
 void X64Emitter::prologue() {
@@ -218,11 +188,10 @@ Mem X64Emitter::mem(const Insn& in) {
 // on the opcode, then predictable tests of the type and form); every other record through
 // insn_general. (One dense table on opcode, type and form together measured slower: more
 // distinct targets for the indirect branch to mispredict among.)
-template <int kOp>
 inline void X64Emitter::insn(const Insn& in) {
   const bool integer = is_int(in.type);
   const bool imm = in.flags & kImm;
-  switch (kOp >= 0 ? Op(kOp) : in.op) {
+  switch (in.op) {
     case Op::Add:
       if (!integer) break;
       return imm ? alu_ri<Alu::Add>(in) : alu_rr<Alu::Add>(in);
@@ -683,27 +652,5 @@ MachineCode emit_x64(const Module& m, const X64Features& allowed, CodeNotes* not
   if (blind) emitter.blind_constants(*blind);
   return emitter.module();
 }
-
-// Builder::lower_last: the record just made, by its opcode (a constant here: insn()'s switch
-// folds away), or everything not lowered yet when the frame may have changed.
-template <Op kOp>
-bool lower_last(RecordLowering& l, const Function& f) noexcept {
-  try {
-    if (x64::X64Emitter* e = l.ready_for_last(f)) [[likely]] {
-      e->lower_recorded<int(kOp)>(f, f.code.back(), f.code.size() - 1);
-      l.lowered_last(f);
-    } else {
-      l.lower(f);
-    }
-    return true;
-  } catch (...) {
-    return false;  // compile() lowers the records and reports the error
-  }
-}
-
-#define EXOJIT_X(name, ...) \
-  template bool lower_last<Op::name>(RecordLowering&, const Function&) noexcept;
-EXOJIT_VCODE_OPS(EXOJIT_X)
-#undef EXOJIT_X
 
 }  // namespace exojit::vcode::detail

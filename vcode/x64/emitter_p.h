@@ -48,26 +48,12 @@ struct Frame {
   std::vector<int32_t> local_offset;
   std::vector<Gp> saved;  // callee-saved registers pushed by the prologue
   uint32_t float_vars_used = 0;
-  friend bool operator==(const Frame&, const Frame&) = default;
 };
-
-// The frame of function f as it stands (its registers, locals and the opcodes in `ops`, a bit
-// per opcode as Function::op_mask): what layout_frame() lays out. Throws for 256-bit registers
-// without AVX2.
-Frame frame_layout(const Function& f, uint64_t ops, bool has_avx2);
-// Function::op_mask, or the opcodes found in the code when it is not known.
-uint64_t ops_of(const Function& f);
 
 class X64Emitter : public Lowering<X64Emitter, Label> {
  public:
   X64Emitter(const Module& m, const X64Features& allowed, CodeNotes* notes = nullptr);
   MachineCode module();
-
-  // One function lowered as a builder records it (as_recorded_p.h, lowering.h's
-  // begin_recorded): records [from, to) of f, then the code once the last is lowered.
-  void lower_recorded_range(const Function& f, size_t from, size_t to);
-  MachineCode recorded_function(const Function& f);
-  const Frame& frame() const { return frame_; }
 
   // --- what the skeleton (lowering.h) asks of a back end
   static constexpr Target kTarget = Target::X86_64;
@@ -91,9 +77,6 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   void layout_frame();
   void prologue();
   // Inlined into the walk (with the handlers of the common records): one loop, one jump table.
-  // kOp: the record's opcode when the caller knows it as a constant (lowering as recorded: the
-  // switch folds away), else -1.
-  template <int kOp = -1>
   [[gnu::always_inline]] void insn(const Insn& in);
   void end_function() { emit_constant_pool(); }
 

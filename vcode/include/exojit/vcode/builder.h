@@ -14,35 +14,14 @@
 
 #include <array>
 #include <initializer_list>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "exojit/error.h"
-#include "exojit/vcode/code.h"
 #include "exojit/vcode/detail/flow.h"
 #include "exojit/vcode/ir.h"
-#include "exojit/vcode/ops.h"
 
 namespace exojit::vcode {
-
-namespace detail {
-class RecordLowering;  // (src/as_recorded_p.h)
-struct RecordLoweringDeleter {
-  void operator()(RecordLowering* l) const;
-};
-using RecordLoweringPtr = std::unique_ptr<RecordLowering, RecordLoweringDeleter>;
-// Lowers the record op's builder call just made (and any before it not lowered yet); false when
-// the lowering gave up (vcode/x64/emit.cpp: one function per opcode, no dispatch on it).
-template <Op op>
-bool lower_last(RecordLowering& l, const Function& f) noexcept;
-using LowerLast = bool (*)(RecordLowering&, const Function&) noexcept;
-inline constexpr LowerLast kLowerLast[] = {
-#define EXOJIT_X(name, ...) &lower_last<Op::name>,
-    EXOJIT_VCODE_OPS(EXOJIT_X)
-#undef EXOJIT_X
-};
-}  // namespace detail
 
 class Builder {
  public:
@@ -50,14 +29,6 @@ class Builder {
   // calls (RegClass::Var); parameters are temporaries by default.
   Builder(Module& m, std::string name, Type ret, std::vector<Type> params,
           std::vector<RegClass> param_classes = {});
-  ~Builder();
-
-  // Also lowers the records to machine code as they are made (the x86-64 fast tier, as VCODE
-  // emitted from its calls), for compile(m, options) to install without a second walk over the
-  // records: for a function that is its module's only one, compiled once with these options
-  // (other options, another target, the LLVM tier or debug output: compile() lowers the records
-  // as usual, as it does if anything changed since). Every call is checked as without it.
-  void lower_as_recorded(const CompileOptions& options = {});
 
   Reg arg(size_t i) const;
   Function& function() { return *fn_; }
@@ -247,18 +218,8 @@ class Builder {
   [[noreturn]] void reject_undefined(uint32_t r);  // takes the record back, throws
   Label check_label(Label l) const;
 
-  [[gnu::noinline]] void lower_new_records();  // the records not yet lowered as recorded
-  // After the call that made a record of opcode op checked everything: lowers it, if lowering
-  // as recorded (op is a constant at each call site: a direct call).
-  [[gnu::always_inline]] void lower_last(Op op) {
-    if (lowering_ && !detail::kLowerLast[size_t(op)](*lowering_, *fn_)) [[unlikely]]
-      stop_lowering();
-  }
-  [[gnu::noinline, gnu::cold]] void stop_lowering();
-
   Module& module_;
   Function* fn_;
-  detail::RecordLoweringPtr lowering_;  // lower_as_recorded
   std::vector<RegMeta> meta_;
   uint32_t used_slots_[2][2] = {};  // [float][class] bit set of slots in use
   detail::FlowTracker flow_;
@@ -282,8 +243,7 @@ inline bool pointer_like(Type t) {
   if (live(a).type == t && live(b).type == t && uniform_ok(op, t) && defined(a.id) && defined(b.id))
       [[likely]] {
     def(d.id);
-    record(head(op, t, 0), d.id, a.id, b.id, 0);
-    return lower_last(op);
+    return record(head(op, t, 0), d.id, a.id, b.id, 0);
   }
   binary_checked(op, d, a, b);
 }
@@ -293,8 +253,7 @@ inline bool pointer_like(Type t) {
   if (live(a).type == t && uniform_ok(op, t) && has_flag(op, kOpImmForm) && !in_float_file(t) &&
       defined(a.id)) [[likely]] {
     def(d.id);
-    record(head(op, t, kImm), d.id, a.id, 0, normalize_imm(t, imm));
-    return lower_last(op);
+    return record(head(op, t, kImm), d.id, a.id, 0, normalize_imm(t, imm));
   }
   binary_checked(op, d, a, imm);
 }
@@ -305,8 +264,7 @@ inline bool pointer_like(Type t) {
                                      : (live(a).type == t && uniform_ok(op, t));
   if (trusted && defined(a.id)) [[likely]] {
     def(d.id);
-    record(head(op, t, 0), d.id, a.id, 0, 0);
-    return lower_last(op);
+    return record(head(op, t, 0), d.id, a.id, 0, 0);
   }
   unary_checked(op, d, a);
 }
@@ -318,9 +276,8 @@ inline bool pointer_like(Type t) {
   if (index.valid()) fast = fast && detail::pointer_like(live(index).type) && defined(index.id);
   if (fast && (!is_store(op) || defined(v.id))) [[likely]] {
     if (!is_store(op)) def(v.id);
-    record(head(op, t, index.valid() ? kIndex : 0), v.id, base.id, index.valid() ? index.id : 0,
-           off);
-    return lower_last(op);
+    return record(head(op, t, index.valid() ? kIndex : 0), v.id, base.id,
+                  index.valid() ? index.id : 0, off);
   }
   mem_checked(op, v, base, index, off);
 }
@@ -330,14 +287,12 @@ inline bool pointer_like(Type t) {
   bool trusted = live(b).type == t && uniform_ok(op, t);
   emit(op, t, 0, check_label(l).id, a.id, b.id, 0, trusted);
   use(a.id), use(b.id), edge(l.id);
-  lower_last(op);
 }
 
 [[gnu::always_inline]] inline void Builder::branch(Op op, Reg a, int64_t imm, Label l) {
   Type t = live(a).type;
   emit(op, t, kImm, check_label(l).id, a.id, 0, normalize_imm(t, imm), !in_float_file(t));
   use(a.id), edge(l.id);
-  lower_last(op);
 }
 
 }  // namespace exojit::vcode

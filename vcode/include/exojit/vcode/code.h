@@ -190,13 +190,8 @@ class Code {
   std::shared_ptr<detail::CodeDebug> debug_;
 };
 
-// Compiles every function of the (verified) module in one pass over its IR. A module of one
-// function built with Builder::lower_as_recorded(options) gets the code lowered as it was
-// recorded, when nothing it depends on changed since (else its records are lowered as usual).
+// Compiles every function of the (verified) module in one pass over its IR.
 Code compile(const Module& m, const CompileOptions& options = {});
-
-// Whether f holds code lowered as it was recorded that no compile() installed yet.
-bool has_code_as_recorded(const Function& f);
 
 // Calls native code at `entry` (a C function, or generated code) of signature `sig` with raw
 // argument values, as the interpreter takes them (integers as 64-bit values, floats as the bits

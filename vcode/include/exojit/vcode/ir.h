@@ -112,10 +112,6 @@ struct Signature {
   Type ret = Type::Void;
 };
 
-namespace detail {
-struct RecordedCode;  // (src/as_recorded_p.h)
-}
-
 struct Function {
   std::string name;
   Signature sig;
@@ -133,10 +129,6 @@ struct Function {
   // One bit per opcode present (1 << Op), kept by the Builder and the parser so that back ends
   // need not scan the code for calls or divisions; 0 = not known.
   uint64_t op_mask = 0;
-  // Machine code lowered as the function was recorded (Builder::lower_as_recorded), which
-  // compile() installs instead of lowering the records when they, and everything else the code
-  // depends on, are still what it was lowered from; null otherwise.
-  std::shared_ptr<detail::RecordedCode> recorded;
 
   const RegInfo& reg(uint32_t id) const { return regs[id]; }
   std::string reg_label(uint32_t id) const;
