@@ -153,7 +153,9 @@ class FlowTracker {
     int64_t first_ref = -1;
   };
   Label& label_(uint32_t id) {
-    if (id >= labels_.size()) labels_.resize(std::max(size_t(id) + 1, labels_.size() * 2));
+    // (At least 16 at first: each growth moves every label's 128-byte state.)
+    if (id >= labels_.size()) [[unlikely]]
+      labels_.resize(std::max({size_t(id) + 1, labels_.size() * 2, size_t(16)}));
     return labels_[id];
   }
 
