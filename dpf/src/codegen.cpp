@@ -70,6 +70,12 @@ uint32_t compute_must(Node& n) {
   return n.must;
 }
 
+// A big-endian value of `bytes` bytes as a native load of its bytes reads it.
+uint64_t in_memory_order(uint64_t v, unsigned bytes) {
+  if constexpr (std::endian::native == std::endian::big) return v;
+  return bytes == 1 ? v : __builtin_bswap64(v) >> (64 - 8 * bytes);
+}
+
 // A segment: the packet from the current base on.
 struct Seg {
   Reg base;    // p: the current base of the packet (invalid when spilled)
@@ -350,7 +356,10 @@ class Gen {
       // On targets that trap on unaligned loads, only a load the alignment estimate proves
       // aligned (the base's known alignment, through the SHIFTs, and the offset).
       bool aligned = !options_.strict_alignment || (s.align >= width && wstart % width == 0);
-      if (last == g || !aligned || wstart + width > s.checked || wstart + width < stop) {
+      bool fits = true;  // (a constant wider than its field: left to branch_unless)
+      for (size_t i = g; i <= last; ++i)
+        fits = fits && steps[plain[i].step].value <= ones(plain[i].bytes * 8);
+      if (!fits || !aligned || wstart + width > s.checked || wstart + width < stop) {
         for (size_t i = g; i <= last; ++i) other.push_back(plain[i].step);
         g = last + 1;
         continue;
@@ -361,14 +370,16 @@ class Gen {
         mask |= (plain[i].mask & ones(plain[i].bytes * 8)) << shift;
         value |= steps[plain[i].step].value << shift;
       }
-      Type t = load_type(width * 8);
-      Reg r = get(t);
-      if (t == Type::U8)
+      // Equality needs no byte order: the bytes loaded as they are (no byte swap), compared with
+      // the constant in the same order. (Hardened, that also puts fewer constants beyond a byte
+      // into the code: the EtherType 0x0800 is compared as 8.)
+      Reg r = get(load_type(width * 8));
+      if (width == 1)
         b_.ld(r, base, wstart);
       else
-        b_.ldbe(r, base, wstart);
-      if (mask != ones(width * 8)) b_.and_(r, r, int64_t(mask));
-      b_.bne(r, int64_t(value), fail);
+        b_.ldu(r, base, wstart);
+      if (mask != ones(width * 8)) b_.and_(r, r, int64_t(in_memory_order(mask, width)));
+      b_.bne(r, int64_t(in_memory_order(value, width)), fail);
       put(r);
       g = last + 1;
     }
