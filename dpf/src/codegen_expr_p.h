@@ -19,10 +19,6 @@ inline vcode::Type load_type(unsigned bits) {
   return bits == 8 ? Type::U8 : bits == 16 ? Type::U16 : bits == 32 ? Type::U32 : Type::U64;
 }
 
-inline uint64_t ones(unsigned bits) {
-  return bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
-}
-
 // A value in a register of the budget, of the type it was computed in (8 to 64 bits).
 struct Value {
   vcode::Reg reg;
