@@ -103,6 +103,11 @@ bool accepts(const std::vector<Atom>& atoms, const uint8_t* pkt, size_t len, uin
   return true;
 }
 
+// The mask of the low `bits` bits (all ones from 64 on).
+inline uint64_t ones(unsigned bits) {
+  return bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
+}
+
 // A load of `bytes` bytes (1, 2, 4 or 8) at `offset`, big-endian.
 ExprPtr make_load(uint32_t offset, unsigned bits);
 ExprPtr make_const(uint64_t v);

@@ -21,7 +21,11 @@
 #include <bit>
 #include <optional>
 
+#include "codegen_bounds_p.h"
+#include "codegen_expr_p.h"
 #include "codegen_p.h"
+#include "codegen_recorded_p.h"
+#include "codegen_registers_p.h"
 #include "exojit/error.h"
 
 namespace exojit::dpf::detail {
@@ -66,12 +70,10 @@ uint32_t compute_must(Node& n) {
   return n.must;
 }
 
-Type load_type(unsigned bits) {
-  return bits == 8 ? Type::U8 : bits == 16 ? Type::U16 : bits == 32 ? Type::U32 : Type::U64;
-}
-
-uint64_t ones(unsigned bits) {
-  return bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
+// A big-endian value of `bytes` bytes as a native load of its bytes reads it.
+uint64_t in_memory_order(uint64_t v, unsigned bytes) {
+  if constexpr (std::endian::native == std::endian::big) return v;
+  return bytes == 1 ? v : __builtin_bswap64(v) >> (64 - 8 * bytes);
 }
 
 // A segment: the packet from the current base on.
@@ -85,11 +87,6 @@ struct Seg {
   unsigned depth = 0;    // SHIFTs from the packet's start
 };
 
-struct Value {
-  Reg reg;
-  Type type;
-};
-
 class Gen {
  public:
   Gen(Generated& out, const CodegenOptions& o, bool calls)
@@ -97,11 +94,11 @@ class Gen {
         options_(o),
         calls_(calls),
         b_(out.module, "dpf_demux", Type::U64, {Type::P, Type::U64},
-           calls ? std::vector<RegClass>{RegClass::Var, RegClass::Var} : std::vector<RegClass>{}) {
-    if (calls) {
-      temps_ = 0, vars_ = 2;
-      recorded_ = out.module.add_extern("dpf_recorded", options_.recorded);
-    }
+           calls ? std::vector<RegClass>{RegClass::Var, RegClass::Var} : std::vector<RegClass>{}),
+        regs_(b_, calls),
+        expr_(b_, regs_),
+        bounds_(b_, regs_, o.harden) {
+    if (calls) recorded_ = out.module.add_extern("dpf_recorded", options_.recorded);
   }
 
   void run(Node& root) {
@@ -133,29 +130,10 @@ class Gen {
   }
 
  private:
-  // Registers: temporaries first (caller-saved, free to use in a leaf), then variables.
-  Reg get(Type t) {
-    if (temps_ < vcode::kIntTemps) return ++temps_, b_.getreg(t, RegClass::Temp);
-    if (vars_ < vcode::kIntVars) return ++vars_, b_.getreg(t, RegClass::Var);
-    fail("dpf: internal: out of registers");  // the budget above makes this unreachable
-  }
-  // A value that lives across calls when the code makes calls (RECORDED atoms).
-  Reg get_long(Type t) {
-    if (calls_) {
-      if (vars_ >= vcode::kIntVars) fail("dpf: internal: out of registers");
-      return ++vars_, b_.getreg(t, RegClass::Var);
-    }
-    return get(t);
-  }
-  int free_regs() const { return (vcode::kIntTemps - temps_) + (vcode::kIntVars - vars_); }
-
-  void put(Reg r) {
-    if (b_.function().reg(r.id).cls == RegClass::Temp)
-      --temps_;
-    else
-      --vars_;
-    b_.putreg(r);
-  }
+  Reg get(Type t) { return regs_.get(t); }
+  Reg get_long(Type t) { return regs_.get_long(t); }
+  int free_regs() const { return regs_.free(); }
+  void put(Reg r) { regs_.put(r); }
 
   // The segment's base and remaining length in registers: its own, or loaded from its slot for
   // the caller's use (release() gives them back).
@@ -178,113 +156,6 @@ class Gen {
   Reg length_for(const Seg& s, const ExprPtr& e) { return reads_length(e) ? rem_of(s) : Reg{}; }
   void release_length(const Seg& s, Reg r) {
     if (r.valid()) release(s, r);
-  }
-
-  Value widen(Value v) {
-    if (v.type == Type::U64) return v;
-    Reg w = get(Type::U64);
-    b_.cvt(w, v.reg);
-    put(v.reg);
-    return Value{w, Type::U64};
-  }
-
-  // Evaluates `e` (loads relative to `base`; LEN is `rem`, valid when reads_length(e)), the
-  // operand that needs more registers first.
-  Value eval(const ExprPtr& e, Reg base, Reg rem = Reg{}) {
-    switch (e->op) {
-      case ExprOp::Const: {
-        Reg r = get(Type::U64);
-        b_.set(r, int64_t(e->value));
-        return Value{r, Type::U64};
-      }
-      case ExprOp::Load: {
-        Type t = load_type(e->bits);
-        Reg r = get(t);
-        if (t == Type::U8)
-          b_.ld(r, base, e->offset);
-        else
-          b_.ldbe(r, base, e->offset);
-        return Value{r, t};
-      }
-      case ExprOp::Len: {  // the bytes from the base to the end: the segment's remaining length
-        if (!rem.valid()) fail("dpf: internal: LEN without the segment's length");
-        Reg r = get(Type::U64);
-        b_.mov(r, rem);
-        return Value{r, Type::U64};
-      }
-      default:
-        break;
-    }
-    bool narrow_ok =
-        e->op == ExprOp::And || e->op == ExprOp::Or || e->op == ExprOp::Xor || e->op == ExprOp::Rsh;
-    if (e->b->op == ExprOp::Const) {
-      Value a = eval(e->a, base, rem);
-      uint64_t c = e->b->value;
-      if (!narrow_ok || c > ones(vcode::type_bits(a.type))) a = widen(a);
-      binary(e->op, a.reg, a.reg, int64_t(c));
-      return a;
-    }
-    Value a, b;
-    if (register_need(e->b) > register_need(e->a)) {
-      b = eval(e->b, base, rem);
-      a = eval(e->a, base, rem);
-    } else {
-      a = eval(e->a, base, rem);
-      b = eval(e->b, base, rem);
-    }
-    if (!narrow_ok || a.type != b.type) a = widen(a), b = widen(b);
-    binary(e->op, a.reg, a.reg, b.reg);
-    put(b.reg);
-    return a;
-  }
-
-  template <typename B>
-  void binary(ExprOp op, Reg d, Reg a, B b) {
-    switch (op) {
-      case ExprOp::And:
-        return b_.and_(d, a, b);
-      case ExprOp::Or:
-        return b_.or_(d, a, b);
-      case ExprOp::Xor:
-        return b_.xor_(d, a, b);
-      case ExprOp::Add:
-        return b_.add(d, a, b);
-      case ExprOp::Sub:
-        return b_.sub(d, a, b);
-      case ExprOp::Mul:
-        return b_.mul(d, a, b);
-      case ExprOp::Lsh:
-        return b_.lsh(d, a, b);
-      case ExprOp::Rsh:
-        return b_.rsh(d, a, b);
-      default:
-        fail("dpf: internal: not a binary operator");
-    }
-  }
-
-  // Branches to `target` when `v cmp k` does not hold.
-  void branch_unless(Cmp cmp, Reg v, uint64_t k, Label target) {
-    if (k > ones(vcode::type_bits(b_.function().reg(v.id).type))) {
-      // A constant above every value of v's width: decided here (an immediate of that width
-      // would be truncated).
-      if (cmp == Cmp::Eq || cmp == Cmp::Gt || cmp == Cmp::Ge) b_.jmp(target);
-      return;
-    }
-    int64_t i = int64_t(k);
-    switch (cmp) {
-      case Cmp::Eq:
-        return b_.bne(v, i, target);
-      case Cmp::Ne:
-        return b_.beq(v, i, target);
-      case Cmp::Lt:
-        return b_.bge(v, i, target);
-      case Cmp::Le:
-        return b_.bgt(v, i, target);
-      case Cmp::Gt:
-        return b_.ble(v, i, target);
-      case Cmp::Ge:
-        return b_.blt(v, i, target);
-    }
   }
 
   // Filter `key` accepts. `after`: the best accept of all code that can still run after this
@@ -326,16 +197,9 @@ class Gen {
   void branch(Branch& br, Seg s, Label fail, uint64_t after) {
     if (br.must > s.checked) {
       Reg rem = rem_of(s);
-      if (!options_.harden) {
-        b_.blt(rem, int64_t(br.must), fail);
-      } else {  // base = must <= rem ? base : 0, in the slot too when spilled
-        Reg base = base_of(s);
-        Reg m = get(Type::U64);
-        b_.set(m, int64_t(br.must));
-        // The guard right after the check, on its registers: x86-64 reuses the check's compare.
-        b_.bgt(m, rem, fail);
-        b_.bound_zero(base, m, rem);
-        put(m);
+      Reg base = bounds_.hardened() ? base_of(s) : Reg{};  // guarded: in the slot too if spilled
+      bounds_.check_length(base, rem, br.must, fail);
+      if (base.valid()) {
         if (s.spilled) b_.st(base, s.slot, 0);
         release(s, base);
       }
@@ -367,7 +231,7 @@ class Gen {
   void disjunction(Branch& br, const std::vector<uint64_t>& keys, const Seg& s, Label fail,
                    uint64_t after) {
     Reg base = base_of(s), rem = length_for(s, br.expr);
-    Value v = eval(br.expr, base, rem);
+    Value v = expr_.eval(br.expr, base, rem);
     release(s, base);
     release_length(s, rem);
     std::vector<std::pair<uint64_t, Label>> targets;
@@ -390,7 +254,7 @@ class Gen {
   // in a stack slot across the calls.
   void recorded(Branch& br, const Seg& s, uint64_t after) {
     Reg base = base_of(s), rem = length_for(s, br.expr);
-    Value v = widen(eval(br.expr, base, rem));
+    Value v = expr_.widen(expr_.eval(br.expr, base, rem));
     release(s, base);
     release_length(s, rem);
     Local value = slot(recorded_slots_, recorded_depth_++, 8);
@@ -416,22 +280,7 @@ class Gen {
   // accept of a recording filter follows): 0 jumps to `fail`, 2 (the engine's mutex is not held)
   // returns kNeedsMutex, 1 goes on.
   void needs_mutex(uint64_t id, std::optional<Local> value, Label fail = {}) {
-    Reg state = get(Type::P), idr = get(Type::U64), val = get(Type::U64), r = get(Type::U64);
-    b_.set(state, int64_t(reinterpret_cast<uintptr_t>(options_.recorded_state)));
-    b_.own_constant();
-    b_.set(idr, int64_t(id));
-    if (value)
-      b_.ld(val, *value, 0);
-    else
-      b_.set(val, 0);
-    b_.ccall(r, recorded_, {state, idr, val});
-    put(state), put(idr), put(val);
-    if (value) b_.beq(r, 0, fail);
-    Label go = b_.label();
-    b_.beq(r, 1, go);
-    b_.ret(int64_t(kNeedsMutex));
-    b_.place(go);
-    put(r);
+    call_recorded(b_, regs_, recorded_, options_.recorded_state, id, value, fail);
   }
 
   bool records(uint64_t key) const {
@@ -507,7 +356,10 @@ class Gen {
       // On targets that trap on unaligned loads, only a load the alignment estimate proves
       // aligned (the base's known alignment, through the SHIFTs, and the offset).
       bool aligned = !options_.strict_alignment || (s.align >= width && wstart % width == 0);
-      if (last == g || !aligned || wstart + width > s.checked || wstart + width < stop) {
+      bool fits = true;  // (a constant wider than its field: left to branch_unless)
+      for (size_t i = g; i <= last; ++i)
+        fits = fits && steps[plain[i].step].value <= ones(plain[i].bytes * 8);
+      if (!fits || !aligned || wstart + width > s.checked || wstart + width < stop) {
         for (size_t i = g; i <= last; ++i) other.push_back(plain[i].step);
         g = last + 1;
         continue;
@@ -518,14 +370,16 @@ class Gen {
         mask |= (plain[i].mask & ones(plain[i].bytes * 8)) << shift;
         value |= steps[plain[i].step].value << shift;
       }
-      Type t = load_type(width * 8);
-      Reg r = get(t);
-      if (t == Type::U8)
+      // Equality needs no byte order: the bytes loaded as they are (no byte swap), compared with
+      // the constant in the same order. (Hardened, that also puts fewer constants beyond a byte
+      // into the code: the EtherType 0x0800 is compared as 8.)
+      Reg r = get(load_type(width * 8));
+      if (width == 1)
         b_.ld(r, base, wstart);
       else
-        b_.ldbe(r, base, wstart);
-      if (mask != ones(width * 8)) b_.and_(r, r, int64_t(mask));
-      b_.bne(r, int64_t(value), fail);
+        b_.ldu(r, base, wstart);
+      if (mask != ones(width * 8)) b_.and_(r, r, int64_t(in_memory_order(mask, width)));
+      b_.bne(r, int64_t(in_memory_order(value, width)), fail);
       put(r);
       g = last + 1;
     }
@@ -534,8 +388,8 @@ class Gen {
     for (size_t i : other) length = length || reads_length(steps[i].expr);
     Reg rem = length ? rem_of(s) : Reg{};
     for (size_t i : other) {
-      Value v = eval(steps[i].expr, base, rem);
-      branch_unless(steps[i].cmp, v.reg, steps[i].value, fail);
+      Value v = expr_.eval(steps[i].expr, base, rem);
+      expr_.branch_unless(steps[i].cmp, v.reg, steps[i].value, fail);
       put(v.reg);
     }
     release_length(s, rem);
@@ -543,88 +397,21 @@ class Gen {
     node(*end, s, after);
   }
 
-  // What a SHIFT's check compared, for hardened code to guard the new base with (guard_shift).
-  struct ShiftCheck {
-    Reg sum;   // amount + need, checked <= rem (the amount itself when need is 0)
-    Reg rest;  // rem - amount, checked >= need, when amount + need may wrap (amount <= rem too)
-    uint32_t need = 0;
-    int registers() const { return int(sum.valid()) + int(rest.valid()); }
-  };
-
-  // Fails unless amount + need <= rem, for any amount (it may wrap past 2^64). Hardened, the
-  // registers the compares read stay for guard_shift.
-  ShiftCheck check_shift(Reg amount, uint64_t upper, uint32_t need, Reg rem, Label fail) {
-    const bool harden = options_.harden;
-    ShiftCheck c{.need = need};
-    if (need == 0) {
-      b_.bgt(amount, rem, fail);
-      return c;
-    }
-    if (upper <= ~uint64_t(0) - need) {
-      Reg t = get(Type::U64);
-      b_.add(t, amount, int64_t(need));
-      b_.bgt(t, rem, fail);
-      if (!harden) return put(t), c;
-      c.sum = t;
-      return c;
-    }
-    b_.bgt(amount, rem, fail);
-    Reg t = get(Type::U64);
-    b_.sub(t, rem, amount);
-    b_.blt(t, int64_t(need), fail);
-    if (!harden) return put(t), c;
-    c.rest = t;
-    return c;
-  }
-
-  // A SHIFT's new base: base + amount, in a register of its own.
-  Reg new_base(Reg base, Reg amount) {
-    Reg nb = get(Type::P);
-    b_.add(nb, base, amount);
-    return nb;
-  }
-
-  // Hardened: the new base nb = 0 unless the SHIFT's check holds, branch-free (bound_zero: one
-  // conditional move after the compare), so that a mispredicted check loads from the never-mapped
-  // first pages, never past the packet. Gives the check's registers back.
-  void guard_shift(Reg nb, const ShiftCheck& c, Reg amount, Reg rem) {
-    if (!options_.harden) return;
-    if (c.sum.valid()) {
-      b_.bound_zero(nb, c.sum, rem);
-      return put(c.sum);
-    }
-    b_.bound_zero(nb, amount, rem);
-    if (!c.rest.valid()) return;
-    Reg m = get(Type::U64);  // need <= rem - amount
-    b_.set(m, int64_t(c.need));
-    b_.bound_zero(nb, m, c.rest);
-    put(m);
-    put(c.rest);
-  }
-
   // SHIFT: one check covers the amount and the bytes the child needs after it.
   void shift(Branch& br, const Seg& s, Label fail, uint64_t after) {
     Node& child = *br.children.begin()->second;
     Reg base = base_of(s);
     Reg rem = rem_of(s);
-    Value amount = widen(eval(br.expr, base, rem));
-    // Hardened, the new base before the check, so that its guard directly follows the check's
-    // branch (guard_shift).
-    const bool early = options_.harden;
-    Reg nb = early ? new_base(base, amount.reg) : Reg{};
-    ShiftCheck check = check_shift(amount.reg, upper_bound(br.expr), child.must, rem, fail);
+    Value amount = expr_.widen(expr_.eval(br.expr, base, rem));
+    Reg nb = bounds_.shifted_base(base, amount.reg, upper_bound(br.expr), child.must, rem, fail);
     Seg n;
     n.checked = child.must;
     n.depth = s.depth + 1;
     n.align = std::min(s.align, known_alignment(br.expr));
     // The new segment stays in registers while enough remain for anything below it: what is
     // free once the amount (and the parent's base and length loaded from its slot) are given
-    // back and the new base and length taken. (Without calls, get_long is get: the new base
-    // taken before the decision, when early, is the register it would take: counted free.)
-    const int spare = free_regs() + (early ? 1 : 0);
-    bool resident = !calls_ && spare + 1 + (s.spilled ? 2 : 0) + check.registers() - 2 >= kReserve;
-    if (!early) nb = new_base(base, amount.reg);
-    guard_shift(nb, check, amount.reg, rem);
+    // back and the new length taken (without calls, get_long is get).
+    bool resident = !calls_ && free_regs() + (s.spilled ? 2 : 0) >= kReserve;
     Reg nr = resident ? get_long(Type::U64) : get(Type::U64);
     b_.sub(nr, rem, amount.reg);
     put(amount.reg);
@@ -680,7 +467,7 @@ class Gen {
     auto load_segment = [&](unsigned seg, Reg base, Reg rem) {
       for (size_t j = 0; j < fields.size(); ++j)
         if (fields[j].segment == seg) {
-          Value v = eval(fields[j].expr, base, rem);
+          Value v = expr_.eval(fields[j].expr, base, rem);
           Type want = fields[j].bytes == 8 ? Type::U64 : Type::U32;
           if (v.type != want) {
             Reg w = get(want);
@@ -702,13 +489,9 @@ class Gen {
     unsigned segment = 0;
     for (const Step& step : h.shape()) {
       if (step.kind != Atom::Kind::Shift) continue;
-      Value amount = widen(eval(step.expr, base, rem));
-      const bool early = options_.harden;  // as in shift()
-      Reg nb = early ? new_base(base, amount.reg) : Reg{};
-      ShiftCheck check =
-          check_shift(amount.reg, upper_bound(step.expr), h.segment_need(segment + 1), rem, miss);
-      if (!early) nb = new_base(base, amount.reg);
-      guard_shift(nb, check, amount.reg, rem);
+      Value amount = expr_.widen(expr_.eval(step.expr, base, rem));
+      Reg nb = bounds_.shifted_base(base, amount.reg, upper_bound(step.expr),
+                                    h.segment_need(segment + 1), rem, miss);
       // The next segment's length, for a SHIFT after it or a field on LEN in it (the last
       // segment's bounds check is done).
       Reg nr{};
@@ -866,10 +649,11 @@ class Gen {
   bool calls_;
   uint32_t recorded_ = 0;  // extern index of the RECORDED lookup
   Builder b_;
+  RegisterBudget regs_;
+  ExprLowering expr_;
+  BoundsChecks bounds_;
   Reg best_;
-  bool best_none_ = true;  // no accept emitted yet: `best` still holds kNoFilter
-  int temps_ = 2;          // the two parameters
-  int vars_ = 0;
+  bool best_none_ = true;              // no accept emitted yet: `best` still holds kNoFilter
   std::vector<Local> segment_slots_;   // per depth
   std::vector<Local> recorded_slots_;  // per nesting of RECORDED atoms
   size_t recorded_depth_ = 0;

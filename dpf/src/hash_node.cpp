@@ -14,12 +14,6 @@ namespace exojit::dpf::detail {
 
 namespace {
 
-constexpr uint64_t kNoMask = ~uint64_t(0);
-
-uint64_t ones(unsigned bits) {
-  return bits >= 64 ? kNoMask : (uint64_t(1) << bits) - 1;
-}
-
 // The multipliers and shifts the choice tries, cheapest first.
 constexpr uint8_t kShifts[] = {32, 16, 24, 8, 40, 20, 12, 48, 28, 36, 44, 56};
 constexpr uint64_t kMultipliers[] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full,

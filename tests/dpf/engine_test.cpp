@@ -272,9 +272,19 @@ TEST(DpfEngine, AdjacentFieldsAreCoalesced) {
   f.shift(34).eq(field(0, 16), 1234).eq(field(2, 16), 4321);
   e.insert(f);
   std::string listing = vcode::print(e.module());
-  // One 64-bit load for both addresses, one 32-bit load for both ports.
-  EXPECT_NE(listing.find("ldbe %r"), std::string::npos) << listing;
-  EXPECT_NE(listing.find("u64"), std::string::npos) << listing;
+  // One 64-bit load for both addresses, one 32-bit load for both ports: three packet loads.
+  // Equality needs no byte order: the bytes are loaded as they are (no byte swap) and compared
+  // with the constants in memory order (the EtherType 0x0800 as 8).
+  size_t loads = 0;
+  for (size_t at = listing.find("[%pkt + "); at != std::string::npos;
+       at = listing.find("[%pkt + ", at + 1))
+    ++loads;
+  EXPECT_EQ(loads, 3u) << listing;
+  EXPECT_NE(listing.find("ldu %r5, [%pkt + 26]"), std::string::npos) << listing;
+  EXPECT_NE(listing.find("%r5: u64"), std::string::npos) << listing;
+  EXPECT_NE(listing.find("ldu %r6, [%pkt + 34]"), std::string::npos) << listing;
+  EXPECT_NE(listing.find(", 8, L"), std::string::npos) << listing;
+  EXPECT_EQ(listing.find("ldbe"), std::string::npos) << listing;
   testing::Ipv4 s;
   s.src = 0x0a000001, s.dst = 0x0a000002, s.sport = 1234, s.dport = 4321;
   Bytes p = testing::ipv4(s);
