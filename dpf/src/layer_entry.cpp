@@ -1,12 +1,26 @@
 // SPDX-License-Identifier: MIT
-// A layered engine's entry: one small generated function that runs both layers' code and
-// applies ReaderView::answer's rules, so that demux serves a layered engine inline too
-// (layer_p.h).
+// The reader view (reader_view_p.h): built from the layers, and compiled into a layered
+// engine's entry -- one small generated function that runs both layers' code and applies
+// ReaderView::answer's rules, so that demux serves a layered engine inline too.
 #include <exojit/vcode/builder.h>
 
+#include <algorithm>
+
 #include "layer_p.h"
+#include "reader_view_p.h"
 
 namespace exojit::dpf::detail {
+
+std::unique_ptr<ReaderView> ReaderView::of(const Layer& base, const Layer& recent) {
+  auto v = std::make_unique<ReaderView>();
+  v->base = base.fn;
+  v->recent = recent.empty() ? nullptr : recent.fn;
+  v->base_dead.assign(base.dead.begin(), base.dead.end());
+  v->recent_dead.assign(recent.dead.begin(), recent.dead.end());
+  std::sort(v->base_dead.begin(), v->base_dead.end());
+  std::sort(v->recent_dead.begin(), v->recent_dead.end());
+  return v;
+}
 
 namespace {
 
