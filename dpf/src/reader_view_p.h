@@ -26,6 +26,19 @@ struct ReaderView {
   LayerFn* base = nullptr;
   LayerFn* recent = nullptr;                     // nullptr: no layer of recent changes
   std::vector<uint32_t> base_dead, recent_dead;  // sorted
+  // Tests every filter of the recent layer makes first (its trie's root chain, up to
+  // kMaxGuard: a field at a fixed offset from the packet's start == a constant). A packet that
+  // fails one -- or is too short for one -- is accepted by no filter of that layer, so the
+  // compiled entry answers it with the base alone (a layer of recent changes is small, and its
+  // filters usually share their first protocol tests: most packets are not for it).
+  struct GuardAtom {
+    uint32_t offset;
+    uint8_t bits;  // 8, 16 or 32, network byte order
+    uint32_t value;
+    bool operator==(const GuardAtom&) const = default;
+  };
+  static constexpr size_t kMaxGuard = 4;
+  std::vector<GuardAtom> recent_guard;
   // The winner, or false when only the locked demux can tell: a layer's code needs the fragment
   // state (kNeedsMutex), a masked id answered (its packets need the walk), or both layers
   // answered (the winner rule needs the priorities).
