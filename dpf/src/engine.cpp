@@ -329,7 +329,10 @@ void Engine::Impl::maybe_merge() {
 
 void Engine::Impl::note_in(Layer& l, const Record& r, FilterId id) {
   l.weight += r.atoms;
-  if (r.uniform) l.uniform_high[id] = priority_high(r.disjuncts.front().specificity);
+  if (r.uniform) {
+    auto replaced = priorities.put(id, uint32_t(priority_high(r.disjuncts.front().specificity)));
+    if (replaced) retired.indexes.push_back(std::move(replaced));
+  }
 }
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(options)) {
@@ -401,6 +404,7 @@ FilterId Engine::insert_program(std::span<const BpfInsn> program, const Lifted& 
   m.check_opaque_rights(rec, o.id, o.broad);
   BpfFilter compiled = compile_bpf(program, BpfCompileOptions{.trusted = o.trusted});
   m.opaque.add(priority_key(rec.opaque_specificity, id), std::move(compiled));
+  m.view_stale = true;
   m.commit(std::move(rec), id);
   return id;
 }
@@ -416,8 +420,9 @@ void Engine::remove(FilterId id, uint32_t owner) {
   Impl::Record& rec = it->second;
   if (rec.form != Impl::Form::Trie) {  // not in a layer: nothing to regenerate
     if (rec.form == Impl::Form::Opaque) {
-      m.opaque.remove(priority_key(rec.opaque_specificity, id));
+      m.retired.programs.push_back(m.opaque.remove(priority_key(rec.opaque_specificity, id)));
       m.opaque_ids.erase(id);
+      m.view_stale = true;
     }
     Impl::Owner& o = m.owners[owner];
     --o.filters;
@@ -434,7 +439,7 @@ void Engine::remove(FilterId id, uint32_t owner) {
       killed = true;
     }
   l.weight -= rec.atoms;
-  l.uniform_high.erase(id);
+  m.priorities.erase(id);
   if (killed)
     l.dead_weight += rec.atoms;
   else

@@ -45,8 +45,8 @@ uint64_t Engine::Impl::layer_key(const Layer& l, const uint8_t* pkt, size_t len)
 
 uint64_t Engine::Impl::exact(const Layer& l, uint64_t k, const uint8_t* pkt, size_t len) const {
   if (k >> 32 != 0) return k;
-  auto it = l.uniform_high.find(FilterId(k));
-  return it != l.uniform_high.end() ? it->second << 32 | uint32_t(k) : l.trie.walk(pkt, len);
+  uint64_t high = 0;
+  return priorities.find(uint32_t(k), &high) ? high << 32 | uint32_t(k) : l.trie.walk(pkt, len);
 }
 
 uint64_t Engine::Impl::best_key(const uint8_t* pkt, size_t len) const {
@@ -126,27 +126,27 @@ uint64_t Engine::out_of_line_entry(const uint8_t*, uint64_t) {
 void Engine::publish() {
   Impl& m = *impl_;
   // The view first, new when what it mirrors changed (the old one retired): a reader that loads
-  // the entry finds a view at least as new. Every state without opaque filters has one (also
-  // unlayered, where its entry is the main function), so that a reader that loaded a layered
-  // engine's entry just before the change finds a view, an older or this one.
-  const bool want_view = m.opaque.empty();
-  auto view_now = [&] { return ReaderView::of(m.base, m.recent); };
+  // the entry finds a view at least as new. Every state has one (also unlayered, where its
+  // entry is the main function), so that a reader that loaded an older entry just before the
+  // change finds a view, an older or this one.
+  auto view_now = [&] { return ReaderView::of(m.base, m.recent, m.opaque); };
   auto* old = static_cast<const ReaderView*>(view_.load(std::memory_order_relaxed));
-  assert(!old || !want_view || m.view_stale || *old == *view_now());
-  if (m.view_stale || want_view != (old != nullptr)) {
-    std::unique_ptr<ReaderView> view = want_view ? view_now() : nullptr;
-    view_.store(view.release(), std::memory_order_release);
+  assert(!old || m.view_stale || *old == *view_now());
+  if (m.view_stale || !old) {
+    view_.store(view_now().release(), std::memory_order_release);
     if (old) m.retired.views.emplace_back(const_cast<ReaderView*>(old));
     m.view_stale = false;
     if (!m.layered_entry.empty()) m.retired.code.push_back(std::move(m.layered_entry));
     m.layered_entry = vcode::Code();
   }
-  // A layered engine's entry: the view compiled, built with it (if that fails, the out-of-line
-  // entry sends demux to the view itself). Opaque filters run in demux_slow, under the mutex:
-  // their programs are freed when removed. A stateful engine's code answers kNeedsMutex itself
-  // where the answer needs the state.
+  // With opaque filters every packet goes out of line, to the view (their programs and the
+  // layers' functions, without the mutex). A layered engine's entry: the view compiled, built
+  // with it (if that fails, the out-of-line entry sends demux to the view itself). A stateful
+  // engine's code answers kNeedsMutex itself where the answer needs the state.
   DemuxFn* entry = m.base.fn;
-  if (m.layered() && want_view) {
+  if (!m.opaque.empty()) {
+    entry = &out_of_line_entry;
+  } else if (m.layered()) {
     try {
       if (m.layered_entry.empty())
         m.layered_entry =
@@ -156,8 +156,6 @@ void Engine::publish() {
       m.layered_entry = vcode::Code();
       entry = &out_of_line_entry;
     }
-  } else if (m.layered() || !want_view) {
-    entry = &out_of_line_entry;
   }
   entry_.store(entry, std::memory_order_release);
   if (!m.retired.empty()) m.pending.emplace_back(grace::GracePeriod::start(), std::move(m.retired));
@@ -171,12 +169,12 @@ void Engine::publish() {
 
 // The answer without the mutex, if it needs none, once the entry `ran` answered kNeedsMutex
 // (inside a read section): the main function's answer needs the fragment state; the out-of-line
-// entry's, a layered engine's view (kNeedsMutex from its layers, a masked id or both layers
-// answering need the mutex) or, with opaque filters, the mutex.
+// entry's, the view's (ReaderView::answer: the layers and the opaque filters, unless the
+// fragment state, a masked id or an unknown priority needs the mutex).
 inline bool Engine::view_answer(DemuxFn* ran, const uint8_t* pkt, size_t len, FilterId* id) const {
   if (ran != &out_of_line_entry) return false;
   auto* v = static_cast<const ReaderView*>(view_.load(std::memory_order_acquire));
-  return v && v->answer(pkt, len, id);
+  return v && v->answer(pkt, len, impl_->priorities, id);
 }
 
 // demux's other cases: the thread's first section or a nested one, a layered engine's view

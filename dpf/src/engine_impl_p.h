@@ -22,6 +22,7 @@
 #include "fragment_state_p.h"
 #include "layer_p.h"
 #include "opaque_p.h"
+#include "priority_index_p.h"
 
 namespace exojit::dpf {
 
@@ -71,6 +72,9 @@ struct Engine::Impl {  // Where a filter lives: merged into a layer's trie, run 
   std::deque<std::pair<grace::GracePeriod, Retired>> pending;
   static constexpr size_t kMaxPending = 32;
   Layer base, recent;
+  // The priority of each filter whose disjuncts share one specificity (a table hit's answer is
+  // its id alone): read by the lock-free demux beside opaque filters, and by exact().
+  PriorityIndex priorities;
   OpaqueSet opaque;
   std::set<FilterId> opaque_ids;  // the Opaque records (the overlap check looks at them all)
   std::map<FilterId, Record> filters;

@@ -11,8 +11,11 @@
 
 namespace exojit::dpf::detail {
 
-std::unique_ptr<ReaderView> ReaderView::of(const Layer& base, const Layer& recent) {
+std::unique_ptr<ReaderView> ReaderView::of(const Layer& base, const Layer& recent,
+                                           const OpaqueSet& opaque) {
   auto v = std::make_unique<ReaderView>();
+  for (const OpaqueSet::Entry& e : opaque.entries())
+    v->opaque.push_back(Program{e.key, e.filter.function()});
   v->base = base.fn;
   v->recent = recent.empty() ? nullptr : recent.fn;
   v->base_dead.assign(base.dead.begin(), base.dead.end());

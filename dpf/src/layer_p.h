@@ -43,10 +43,6 @@ struct Layer {
   std::vector<std::pair<Node*, uint64_t>> killed;
   std::unordered_set<uint32_t> dead;  // their ids
   size_t dead_weight = 0;
-  // The priority's high half of the filters in the layer whose disjuncts all have one
-  // specificity: a table hit returns the id alone (codegen.h), and combining layers needs the
-  // priority (for the others, the layer's walk gives it).
-  std::unordered_map<uint32_t, uint64_t> uniform_high;
 
   bool empty() const { return trie.root().empty(); }
 };
@@ -75,8 +71,12 @@ struct Retired {
   std::vector<vcode::Code> code;
   std::vector<Generated> gen;
   std::vector<std::unique_ptr<ReaderView>> views;
-  bool empty() const { return code.empty() && gen.empty() && views.empty(); }
-  void clear() { code.clear(), gen.clear(), views.clear(); }
+  std::vector<BpfFilter> programs;                             // removed opaque filters
+  std::vector<std::unique_ptr<PriorityIndex::Table>> indexes;  // rebuilt priority tables
+  bool empty() const {
+    return code.empty() && gen.empty() && views.empty() && programs.empty() && indexes.empty();
+  }
+  void clear() { code.clear(), gen.clear(), views.clear(), programs.clear(), indexes.clear(); }
   void take(Layer& l) {  // l's code and tables (l keeps its trie)
     if (!l.code.empty()) code.push_back(std::move(l.code));
     gen.push_back(std::move(l.gen));
