@@ -36,8 +36,8 @@ inline thread_local const void* t_locked = nullptr;
 // (Only engine.cpp and engine_demux.cpp include this header; both work in detail's terms.)
 using namespace detail;
 
-struct Engine::Impl {  // Where a filter lives: merged into a layer's trie, run as a classic-BPF
-                       // program beside the
+struct Engine::Impl {
+  // Where a filter lives: merged into a layer's trie, run as a classic-BPF program beside the
   // tries (opaque.h), or nowhere (it accepts no packet).
   enum class Form : uint8_t { Trie, Opaque, Empty };
   struct Record {
@@ -105,8 +105,8 @@ struct Engine::Impl {  // Where a filter lives: merged into a layer's trie, run 
   mutable bool assume = false;
   mutable size_t misses = 0;
   size_t locked_demuxes = 0;
-  // What the published ReaderView mirrors (functions, masks, whether the engine needs one)
-  // changed since it was built: the next publication builds a new one.
+  // What the published ReaderView mirrors (functions, masks, the recent layer's guard, opaque
+  // programs) changed since it was built: the next publication builds a new one.
   bool view_stale = true;
 
   explicit Impl(const EngineOptions& o);
