@@ -79,17 +79,6 @@ void clear_hash(Node& n) {
 
 }  // namespace
 
-std::unique_ptr<ReaderView> ReaderView::of(const Layer& base, const Layer& recent) {
-  auto v = std::make_unique<ReaderView>();
-  v->base = base.fn;
-  v->recent = recent.empty() ? nullptr : recent.fn;
-  v->base_dead.assign(base.dead.begin(), base.dead.end());
-  v->recent_dead.assign(recent.dead.begin(), recent.dead.end());
-  std::sort(v->base_dead.begin(), v->base_dead.end());
-  std::sort(v->recent_dead.begin(), v->recent_dead.end());
-  return v;
-}
-
 void regenerate(Layer& l, const CodegenOptions& options, Retired* retired, LiveTables* live) {
   Generated g = generate(l.trie, options);
   vcode::CompileOptions co;

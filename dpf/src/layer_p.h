@@ -25,11 +25,10 @@
 
 #include "codegen_p.h"
 #include "hash_node_p.h"
+#include "reader_view_p.h"
 #include "trie_p.h"
 
 namespace exojit::dpf::detail {
-
-using LayerFn = uint64_t(const uint8_t* pkt, uint64_t len);
 
 struct Layer {
   Trie trie;
@@ -44,10 +43,6 @@ struct Layer {
   std::vector<std::pair<Node*, uint64_t>> killed;
   std::unordered_set<uint32_t> dead;  // their ids
   size_t dead_weight = 0;
-  // The priority's high half of the filters in the layer whose disjuncts all have one
-  // specificity: a table hit returns the id alone (codegen.h), and combining layers needs the
-  // priority (for the others, the layer's walk gives it).
-  std::unordered_map<uint32_t, uint64_t> uniform_high;
 
   bool empty() const { return trie.root().empty(); }
 };
@@ -70,48 +65,18 @@ bool remove_patched(Layer& l, Node* leaf, uint64_t key, TableLog* log);
 // Takes the accept out of the walk, the code unchanged (the id joins `dead`).
 void kill(Layer& l, Node* leaf, uint64_t key, size_t weight);
 
-// What demux reads without the engine's mutex when the entry sends it out of line (a layered
-// engine): both functions and the ids each layer masks; immutable once published (a change that
-// alters any of them publishes a new one).
-struct ReaderView {
-  LayerFn* base = nullptr;
-  LayerFn* recent = nullptr;                     // nullptr: no layer of recent changes
-  std::vector<uint32_t> base_dead, recent_dead;  // sorted
-  // The winner, or false when only the locked demux can tell: a layer's code needs the fragment
-  // state (kNeedsMutex), a masked id answered (its packets need the walk), or both layers
-  // answered (the winner rule needs the priorities).
-  bool answer(const uint8_t* pkt, size_t len, uint32_t* id) const;
-  static std::unique_ptr<ReaderView> of(const Layer& base, const Layer& recent);
-  bool operator==(const ReaderView&) const = default;
-};
-
-// (Inline: Engine's out-of-line demux is one call, then the generated code.)
-[[gnu::always_inline]] inline bool ReaderView::answer(const uint8_t* pkt, size_t len,
-                                                      uint32_t* id) const {
-  auto masked = [](const std::vector<uint32_t>& dead, uint32_t k) {
-    return !dead.empty() && std::binary_search(dead.begin(), dead.end(), k);
-  };
-  uint64_t b = base(pkt, len);
-  if (b == kNeedsMutex || (uint32_t(b) != 0 && masked(base_dead, uint32_t(b)))) return false;
-  uint64_t r = recent ? recent(pkt, len) : 0;
-  if (r == kNeedsMutex) return false;
-  if (uint32_t(r) != 0 && (uint32_t(b) != 0 || masked(recent_dead, uint32_t(r)))) return false;
-  *id = uint32_t(b) != 0 ? uint32_t(b) : uint32_t(r);
-  return true;
-}
-
-// The view's rules compiled into one function that calls both layers' code and answers
-// kNeedsMutex where answer() says false (layer_entry.cpp): a layered engine's entry, which demux
-// calls inline. `harden`: the masks' ids are owners' constants (blinded).
-vcode::Code compile_entry(const ReaderView& v, bool harden);
-
-// Code and tables that readers may still be running: freed after a grace period (engine.cpp).
+// Code, tables and views that readers may still be running: freed after a grace period
+// (engine_demux.cpp).
 struct Retired {
   std::vector<vcode::Code> code;
   std::vector<Generated> gen;
   std::vector<std::unique_ptr<ReaderView>> views;
-  bool empty() const { return code.empty() && gen.empty() && views.empty(); }
-  void clear() { code.clear(), gen.clear(), views.clear(); }
+  std::vector<BpfFilter> programs;                             // removed opaque filters
+  std::vector<std::unique_ptr<PriorityIndex::Table>> indexes;  // rebuilt priority tables
+  bool empty() const {
+    return code.empty() && gen.empty() && views.empty() && programs.empty() && indexes.empty();
+  }
+  void clear() { code.clear(), gen.clear(), views.clear(), programs.clear(), indexes.clear(); }
   void take(Layer& l) {  // l's code and tables (l keeps its trie)
     if (!l.code.empty()) code.push_back(std::move(l.code));
     gen.push_back(std::move(l.gen));

@@ -6,6 +6,7 @@
 
 #include "bpf_ops_p.h"
 #include "canonical_p.h"
+#include "exojit/error.h"
 #include "opaque_p.h"
 #include "trie_p.h"
 
@@ -53,10 +54,13 @@ void OpaqueSet::add(uint64_t key, BpfFilter filter) {
   entries_.insert(at, Entry{key, std::move(filter)});
 }
 
-void OpaqueSet::remove(uint64_t key) {
+BpfFilter OpaqueSet::remove(uint64_t key) {
   auto at = std::lower_bound(entries_.begin(), entries_.end(), key,
                              [](const Entry& e, uint64_t k) { return e.key < k; });
-  if (at != entries_.end() && at->key == key) entries_.erase(at);
+  if (at == entries_.end() || at->key != key) fail("dpf: no opaque filter of key {:#x}", key);
+  BpfFilter f = std::move(at->filter);
+  entries_.erase(at);
+  return f;
 }
 
 uint64_t OpaqueSet::best_key(const uint8_t* pkt, size_t len, uint64_t bound) const {

@@ -28,8 +28,9 @@ class OpaqueSet {
  public:
   // Adds a compiled program under priority key `key` (priority_key(specificity, id)).
   void add(uint64_t key, BpfFilter filter);
-  // Removes the program with priority key `key` (which must be there).
-  void remove(uint64_t key);
+  // Removes the program with priority key `key` (which must be there) and returns it: readers
+  // of a published view may still run it until a grace period has passed.
+  BpfFilter remove(uint64_t key);
   bool empty() const { return entries_.empty(); }
   size_t size() const { return entries_.size(); }
 
@@ -41,11 +42,13 @@ class OpaqueSet {
   // One line per program: its priority and its instructions (bpf_image), for dump_trie.
   std::string dump() const;
 
- private:
   struct Entry {
     uint64_t key;
     BpfFilter filter;
   };
+  const std::vector<Entry>& entries() const { return entries_; }  // best first
+
+ private:
   std::vector<Entry> entries_;  // sorted by key: best first
 };
 

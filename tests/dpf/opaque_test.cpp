@@ -14,6 +14,7 @@
 #include <string>
 
 #include "guarded.h"
+#include "live_tables.h"
 #include "model.h"
 #include "packets.h"
 #include "pcap_packets.h"
@@ -325,6 +326,60 @@ TEST(DpfOpaque, BesideLayersAndTables) {
       ++it;
     }
   expect_model(e, e, meaning, packets);
+}
+
+// Issue 18: demux answers an engine with opaque filters without the mutex -- their programs are
+// in the published view -- also where a table hit (the id alone) must be weighed against a
+// program that accepts the same packet (the id's priority, from the lock-free index).
+TEST(DpfOpaque, DemuxTakesNoLock) {
+  for (size_t threshold : {size_t(16), size_t(2048)}) {  // layered, and one function
+    Engine e({.layer_threshold = threshold});
+    PcapFilter tcp = compile_pcap("ip protochain 6");  // every IPv4 TCP packet: opaque
+    ASSERT_TRUE(tcp.lifted.opaque);
+    FilterId chain = e.insert(tcp, {.owner = 1, .share = 9, .broad = true});
+    std::vector<FilterId> conns;
+    for (uint32_t i = 0; i < 40; ++i) {
+      Filter f;
+      f.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), 0x0b000001 + i).shift(34);
+      conns.push_back(e.insert(f.eq(field(2, 16), 80), {.owner = 2, .share = 9}));
+    }
+    FilterId divides = e.insert_bpf(kDivides, {.owner = 3, .share = 9, .broad = true});
+    Filter udp_53 = parse_filter("(12:16 == 0x800) && (23:8 == 17) && (36:16 == 53)");
+    FilterId dns = e.insert(udp_53, {.owner = 3, .share = 9, .broad = true});
+    testing::Ipv4 s;
+    s.dport = 80;
+    auto check = [&](const std::string& when) {
+      for (uint32_t i = 0; i < 42; ++i) {  // two sources without a connection
+        s.src = 0x0b000001 + i, s.proto = 6;
+        Bytes p = testing::ipv4(s);
+        FilterId want = i < conns.size() && conns[i] ? conns[i] : chain;
+        EXPECT_EQ(e.demux(p.data(), p.size()), want) << when << " " << i;
+        EXPECT_EQ(e.demux_reference(p.data(), p.size()), want) << when << " " << i;
+      }
+      Bytes udp = udp_packet();  // port 53: the trie's filter (3 tests) ties the program's
+      FilterId want = dns < divides ? dns : divides;
+      EXPECT_EQ(e.demux(udp.data(), udp.size()), want) << when;
+      Bytes other = testing::arp(1, 2);
+      EXPECT_EQ(e.demux(other.data(), other.size()), 0u) << when;
+      EXPECT_EQ(e.stats().locked_demuxes, 0u) << when;
+    };
+    check("threshold " + std::to_string(threshold));
+    ASSERT_EQ(e.layered(), threshold == 16 && kLiveTableWrites);
+    // Programs come and go (a removed one retired after a grace period), connections too.
+    e.remove(chain, 1);
+    chain = e.insert(tcp, {.owner = 1, .share = 9, .broad = true});
+    e.remove(conns[5], 2);
+    conns[5] = 0;
+    Filter f;
+    f.eq(field(12, 16), 0x800).eq(field(23, 8), 6).eq(field(26, 32), 0x0b000029).shift(34);
+    conns.push_back(e.insert(f.eq(field(2, 16), 80), {.owner = 2, .share = 9}));
+    s.src = 0x0b000006;
+    Bytes removed = testing::ipv4(s);
+    size_t locked = e.stats().locked_demuxes;  // (a masked connection's packet takes the walk)
+    EXPECT_EQ(e.demux(removed.data(), removed.size()), chain);
+    conns[5] = chain;
+    if (e.stats().locked_demuxes == locked) check("after changes");
+  }
 }
 
 }  // namespace

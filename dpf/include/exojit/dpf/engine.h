@@ -55,8 +55,10 @@
 // writer edits in place: in an engine with stateful filters, a packet whose code reaches a
 // RECORDED lookup or a recording filter's accept (the fragment state is shared by every packet,
 // whatever thread sees it); while the engine is layered(), a packet whose answer is a removed
-// filter still in the code (the trie walk) or comes from both layers (priorities); and every
-// packet of an engine with opaque filters (their programs are freed on removal).
+// filter still in the code (the trie walk) or comes from both layers (priorities); beside opaque
+// filters, a packet one of them accepts whose table hit's priority is not in the engine's
+// lock-free index (a filter whose disjuncts differ in specificity). Opaque filters' programs are
+// published with the code and freed after a grace period, as it is.
 
 #pragma once
 
@@ -270,13 +272,13 @@ class Engine {
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  // What demux runs, published by a writer in one store: the main function, or one that answers
-  // kOutOfLine at once (a layered engine, opaque filters). The main function answers kOutOfLine
-  // itself for a packet whose answer needs the fragment state (a RECORDED lookup, a recording
-  // filter's accept): the mutex.
+  // What demux runs, published by a writer in one store: the main function, a layered engine's
+  // compiled entry (both layers), or one that answers kOutOfLine at once (opaque filters: the
+  // view runs them). The code answers kOutOfLine itself for a packet whose answer needs the
+  // fragment state (a RECORDED lookup, a recording filter's accept): the mutex.
   std::atomic<DemuxFn*> entry_{nullptr};
   // What the out-of-line path reads without the mutex (detail::ReaderView): the layers'
-  // functions and masks; null while opaque filters are in the engine.
+  // functions and masks, the opaque filters' programs.
   std::atomic<const void*> view_{nullptr};
 };
 
