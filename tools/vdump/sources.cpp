@@ -84,7 +84,16 @@ int dump_dpf(const std::string& text, const std::string& source, const Options& 
   }
   fmt::print("; {}: {} filter{}, merged trie:\n{}\n", source, filters.size(),
              filters.size() == 1 ? "" : "s", engine.dump_trie());
-  if (o.listing || o.assembly) dump(engine.module(), engine.code(), o, source);
+  if (!(o.listing || o.assembly)) return 0;
+  if (o.target == kHostTarget) {
+    dump(engine.module(), engine.code(), o, source);
+  } else {  // the engine's code is this host's: its module compiled for the other machine
+    CompileOptions copts;
+    copts.target = o.target;
+    copts.line_table = o.lines;
+    copts.blind_constants = o.harden;  // as the engine compiles an untrusted owner's filters
+    dump(engine.module(), compile(engine.module(), copts), o, source);
+  }
   return 0;
 }
 
