@@ -129,16 +129,21 @@ void Engine::publish() {
   // the entry finds a view at least as new. Every state has one (also unlayered, where its
   // entry is the main function), so that a reader that loaded an older entry just before the
   // change finds a view, an older or this one.
+  // A change that may have changed it (view_stale) builds it again, but publishes (and
+  // retires the old one: a grace period, an interrupt on every CPU running a reader) only if it
+  // differs -- a removal served by a table write changes no mask, no function.
   auto view_now = [&] { return ReaderView::of(m.base, m.recent, m.opaque); };
   auto* old = static_cast<const ReaderView*>(view_.load(std::memory_order_relaxed));
   assert(!old || m.view_stale || *old == *view_now());
-  if (m.view_stale || !old) {
-    view_.store(view_now().release(), std::memory_order_release);
+  std::unique_ptr<ReaderView> now;
+  if (m.view_stale || !old) now = view_now();
+  if (now && (!old || !(*now == *old))) {
+    view_.store(now.release(), std::memory_order_release);
     if (old) m.retired.views.emplace_back(const_cast<ReaderView*>(old));
-    m.view_stale = false;
     if (!m.layered_entry.empty()) m.retired.code.push_back(std::move(m.layered_entry));
     m.layered_entry = vcode::Code();
   }
+  m.view_stale = false;
   // With opaque filters every packet goes out of line, to the view (their programs and the
   // layers' functions, without the mutex). A layered engine's entry: the view compiled, built
   // with it (if that fails, the out-of-line entry sends demux to the view itself). A stateful
