@@ -364,7 +364,10 @@ TEST(DpfOpaque, DemuxTakesNoLock) {
       EXPECT_EQ(e.stats().locked_demuxes, 0u) << when;
     };
     check("threshold " + std::to_string(threshold));
-    ASSERT_EQ(e.layered(), threshold == 16 && kLiveTableWrites);
+    // (Where table changes are new code (AArch64) the layers differ; the answers above do not.)
+    if (kLiveTableWrites) {
+      ASSERT_EQ(e.layered(), threshold == 16);
+    }
     // Programs come and go (a removed one retired after a grace period), connections too.
     e.remove(chain, 1);
     chain = e.insert(tcp, {.owner = 1, .share = 9, .broad = true});
