@@ -198,7 +198,6 @@ bool HashNode::reuse_tombstone(size_t slot, const uint64_t* fields, uint32_t id)
   std::vector<size_t> order = compare_order();
   for (auto j = order.rbegin(); j != order.rend(); ++j) store_field(slot, *j, fields[*j]);
   tombstones_.erase(slot);
-  --tombs_;  // a key again (tombstones count as keys)
   return true;
 }
 
@@ -215,7 +214,6 @@ void HashNode::clear_tombstones(size_t slot, TableLog* log) {
       if (log) log->before_write(this, s);
       store_id(s, 0);
       tombstones_.erase(s);
-      --tombs_;
       --count_;
       emptied_[s] = live_->open;
     }
@@ -267,8 +265,7 @@ bool HashNode::erase_live(size_t slot) {
   if (!tombstone_key(slot, key, &j, &value)) return false;
   store_field(slot, j, value);
   if (max_probe_ > 0) {
-    ++tombs_;  // still a key for the probe runs through it, until a key is written there
-    tombstones_.insert(slot);
+    tombstones_.insert(slot);  // still a key for the runs through it, until a key is written there
   } else {
     --count_;
     emptied_[slot] = live_->open;
@@ -300,7 +297,6 @@ void HashNode::restore(size_t slot, const uint8_t* bytes) {
     store_id(slot, id);
     if (max_probe_ > 0 && now_id == 0 && emptied_.erase(slot)) {
       tombstones_.insert(slot);
-      ++tombs_;
       ++count_;
     }
     return;
@@ -311,7 +307,6 @@ void HashNode::restore(size_t slot, const uint8_t* bytes) {
     store_field(slot, field, f[field]);
     if (max_probe_ > 0) {
       tombstones_.erase(slot);
-      --tombs_;
     } else {
       emptied_.erase(slot);
       ++count_;
@@ -326,7 +321,6 @@ void HashNode::restore(size_t slot, const uint8_t* bytes) {
   store_field(slot, field, value);
   store_id(slot, id);
   tombstones_.insert(slot);
-  ++tombs_;
 }
 
 std::unique_ptr<HashNode> HashNode::plan(const Branch& b, bool strict_alignment) {

@@ -190,7 +190,7 @@ class HashNode {
   // Tombstones count as keys (fullness regenerates the table) until a key is written there.
   void set_live(LiveTables* live) { live_ = live; }
   bool live() const { return live_ != nullptr; }
-  size_t tombstones() const { return tombs_; }
+  size_t tombstones() const { return tombstones_.size(); }
 
   // The mixing of the fields before the hash, as the generated code does it.
   static uint64_t mix(const uint64_t* fields, size_t n);
@@ -259,8 +259,7 @@ class HashNode {
   std::vector<uint64_t> overflow_;
   LiveTables* live_ = nullptr;
   std::unordered_map<size_t, uint64_t> emptied_;  // live slots emptied: their batch
-  size_t tombs_ = 0;
-  std::unordered_set<size_t> tombstones_;  // live slots whose key was removed (with probing)
+  std::unordered_set<size_t> tombstones_;         // live slots whose key was removed (with probing)
   std::unique_ptr<uint8_t[]> storage_;
   uint8_t* table_ = nullptr;  // 64-byte aligned, (slots + kMaxProbe) entries
 };
