@@ -184,11 +184,14 @@ inline bool Engine::view_answer(DemuxFn* ran, const uint8_t* pkt, size_t len, Fi
 
 // demux's other cases: the thread's first section or a nested one, a layered engine's view
 // (lock-free unless the answer needs the walk or the fragment state), the mutex.
-FilterId Engine::demux_out_of_line(DemuxFn* ran, const uint8_t* pkt, size_t len) {
+FilterId Engine::demux_out_of_line(bool in_section, const uint8_t* pkt, size_t len) {
   FilterId id = 0;
   bool answered;
-  if (ran) {  // it answered kOutOfLine in the section demux entered
-    answered = view_answer(ran, pkt, len, &id);
+  if (in_section) {
+    // An entry answered kOutOfLine in the section demux entered. The entry loaded again is that
+    // one or a newer: if the out-of-line entry, its view answers (as the engine after the
+    // change, if one came between); if not, the mutex does.
+    answered = view_answer(entry_.load(std::memory_order_acquire), pkt, len, &id);
     grace::leave();
   } else {
     grace::ReadSection section;  // the code, tables and view stay while it runs

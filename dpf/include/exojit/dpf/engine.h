@@ -203,9 +203,9 @@ class Engine {
         grace::leave();
         return FilterId(k);
       }
-      return demux_out_of_line(fn, pkt, len);
+      return demux_out_of_line(true, pkt, len);
     }
-    return demux_out_of_line(nullptr, pkt, len);
+    return demux_out_of_line(false, pkt, len);
   }
 
   // demux for a burst of packets (a receive loop's, e.g. 32): out[i] = demux(pkt[i], len[i]), in
@@ -222,7 +222,7 @@ class Engine {
           out[i] = FilterId(k);
         }
       }
-      if (i < n) out[i] = demux_out_of_line(nullptr, pkt[i], len[i]);  // outside the section
+      if (i < n) out[i] = demux_out_of_line(false, pkt[i], len[i]);  // outside the section
     }
   }
 
@@ -260,9 +260,9 @@ class Engine {
   std::string dump_trie() const;  // the merged trie, one line per test; then opaque filters
 
  private:
-  // demux's other cases; `ran`: the entry that answered kOutOfLine in the section demux entered
-  // (left here), or nullptr.
-  FilterId demux_out_of_line(DemuxFn* ran, const uint8_t* pkt, size_t len);
+  // demux's other cases; `in_section`: an entry answered kOutOfLine in the section demux entered
+  // (left here). (Not the entry itself: keeping it live across the call costs demux a spill.)
+  FilterId demux_out_of_line(bool in_section, const uint8_t* pkt, size_t len);
   [[gnu::always_inline]] bool view_answer(DemuxFn* ran, const uint8_t* pkt, size_t len,
                                           FilterId* id) const;
   static uint64_t out_of_line_entry(const uint8_t* pkt, uint64_t len);  // answers kOutOfLine
