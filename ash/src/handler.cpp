@@ -335,6 +335,9 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
   if (r.va >= runtime::kVaLimit || r.len > runtime::kVaLimit - r.va)
     fail("ash: region 0x{:x}+{} is outside the address space", r.va, r.len);
   if (options.budget <= 0) fail("ash: a budget of {} instructions", options.budget);
+  if (options.max_locals > kMaxLocalsLimit)
+    fail("ash: max_locals of {} bytes (at most {}: locals live in the kernel's stack)",
+         options.max_locals, kMaxLocalsLimit);
   m.pages = (r.len + kPageSize - 1) >> kPageShift;
 
   // The state block of every lane: RunState, then the read and write TLBs.

@@ -42,6 +42,10 @@ struct Region {
   uint64_t len = 0;  // bytes, at most kMaxRegion
 };
 inline constexpr uint64_t kMaxRegion = uint64_t(64) << 20;
+// The most HandlerOptions::max_locals may allow. Locals live in the kernel's stack frame, and
+// a frame must not be able to step over the stack's guard page (one 4 KiB page: a larger one
+// moves the stack pointer past it, into whatever is mapped below, with no fault).
+inline constexpr uint32_t kMaxLocalsLimit = 2048;
 
 struct HandlerOptions {
   Region region;
@@ -49,7 +53,8 @@ struct HandlerOptions {
   Sandbox sandbox = Sandbox::Checked;
   Engine engine = Engine::Native;
   uint32_t max_replies = 4;   // per message; more are refused (reply floods)
-  uint32_t max_locals = 256;  // bytes of stack locals (stack abuse is refused at install)
+  uint32_t max_locals = 256;  // bytes of stack locals (stack abuse is refused at install),
+                              // at most kMaxLocalsLimit
   uint32_t max_insns = 4096;  // handler size (its straight-line cost bound)
   // Hardening (README "Threat model"): constants blinded (JIT spraying) and every checked
   // access's offset masked after its check (Spectre v1). Off only for measurement: like
