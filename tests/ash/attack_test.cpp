@@ -12,6 +12,7 @@
 
 #include "escape_machine.h"
 #include "exojit/error.h"
+#include "exojit/pipes/library.h"
 
 namespace exojit::ash::testing {
 namespace {
@@ -112,6 +113,251 @@ TEST_P(Attack, MaxLocalsAboveTheLimitIsRefusedEvenForSmallLocals) {
   EXPECT_THROW(Handler(h, m.attacker, o), Error);
   o.max_locals = UINT32_MAX;
   EXPECT_THROW(Handler(h, m.attacker, o), Error);
+}
+
+// -- Every access form at every edge -----------------------------------------------------------
+// Loads and stores of each width and byte order (ld, ldu, ldbe, st, stu, stbe), through base +
+// displacement, base + index + displacement (the index negative or wrapping), and a second
+// access reusing the first one's translation, at the offsets around each page edge of the
+// region (rw | rw | r | hole) and outside it. The outcome must be exactly the oracle's (a
+// page-crossing access needs host-contiguous pages: a fault is allowed there), a load must read
+// the bytes there, and nothing outside the writable pages may change.
+struct Access {
+  Op op;
+  Type type;
+  int form;  // 0 base+disp, 1 base+index+disp, 2 reused translation (a first access before)
+};
+
+uint64_t bytes_of(Type t) {
+  return uint64_t(vcode::type_bytes(t));
+}
+
+TEST_P(Attack, EveryAccessFormAtEveryEdge) {
+  constexpr uint64_t kPage = runtime::kPageSize, kOut = kApp + 0x800;
+  for (uint64_t p = 0; p < 3; ++p) {
+    uint8_t* h = EscapeMachine::host(m.attacker, kApp + p * kPage);
+    for (uint64_t i = 0; i < kPage; ++i) h[i] = uint8_t(i * 7 + p * 31 + 3);
+  }
+  m.snapshot();
+  std::vector<uint8_t> start = m.writable_bytes();
+  auto host = [&](uint64_t va, bool write) -> uint8_t* {
+    if (va < kApp || va >= kApp + 4 * kPage) return nullptr;
+    uint64_t page = (va - kApp) / kPage;
+    if (page == 3 || (write && page == 2)) return nullptr;
+    return EscapeMachine::host(m.attacker, va);
+  };
+  // Whether [va, va + n) is allowed (1), refused (0) or may be either (2: host pages apart).
+  auto oracle = [&](uint64_t va, uint64_t n, bool write) {
+    uint8_t* first = host(va, write);
+    uint8_t* last = va + n - 1 < va ? nullptr : host(va + n - 1, write);
+    if (!first || !last) return 0;
+    return last == first + (n - 1) ? 1 : 2;
+  };
+  std::vector<int64_t> offsets;
+  for (int64_t edge :
+       {int64_t(0), int64_t(kPage), int64_t(2 * kPage), int64_t(3 * kPage), int64_t(4 * kPage)})
+    for (int64_t d = -9; d <= 9; ++d) offsets.push_back(edge + d);
+  const Op ops[] = {Op::Ld, Op::Ldu, Op::Ldbe, Op::St, Op::Stu, Op::Stbe};
+  const Type types[] = {Type::U8, Type::I16, Type::U32, Type::I32, Type::U64, Type::P};
+  int checked = 0;
+  for (Op op : ops)
+    for (Type t : types)
+      for (int form = 0; form < 3; ++form)
+        for (int64_t off : offsets) {
+          if ((op == Op::Ldbe || op == Op::Stbe) && t == Type::P) continue;
+          const bool write = vcode::is_store(op);
+          const uint64_t va = kApp + uint64_t(off), n = bytes_of(t);
+          HandlerBuilder h("edge");
+          Reg base = h.getreg(Type::P, RegClass::Var), v = h.getreg(t, RegClass::Var),
+              out = h.getreg(Type::P, RegClass::Var), ix = h.getreg(Type::I64, RegClass::Var);
+          Insn x{};
+          x.op = op;
+          x.type = t;
+          x.dst = v.id;
+          h.set(v, int64_t(0x0102030405060708));
+          h.set(out, int64_t(kOut));
+          if (form == 1) {
+            // base far away, the index bringing it back (wrapping mod 2^64)
+            h.set(base, int64_t(va) + (int64_t(1) << 62) + 5);
+            h.set(ix, -(int64_t(1) << 62));
+            x.flags = vcode::kIndex;
+            x.a = base.id;
+            x.b = ix.id;
+            x.imm = -5;
+          } else {
+            h.set(base, int64_t(kApp + 16));
+            x.a = base.id;
+            x.imm = int64_t(va) - int64_t(kApp + 16);
+            if (form == 2) {  // a first access in page 0 through the same base, same kind
+              Reg w = h.getreg(Type::U8, RegClass::Var);
+              h.set(w, 0x66);
+              if (write)
+                h.st(w, base, 1);
+              else
+                h.ld(w, base, 1);
+              h.putreg(w);
+            }
+          }
+          h.function().code.push_back(x);
+          if (!write) h.st(v, out, 0);
+          h.commit();
+          h.finish();
+          Handler handler(h, m.attacker, options());
+          m.restore_writable(start);
+          Outcome o = m.run(handler, msg);
+          std::string where = fmt::format("{} {} form {} at kApp{:+}", vcode::op_name(op),
+                                          vcode::type_name(t), form, off);
+          ASSERT_EQ(m.intact(), "") << where;
+          int want = oracle(va, n, write);
+          if (want != 2) {
+            ASSERT_EQ(o, want ? Outcome::Committed : Outcome::Fault) << where;
+          } else {
+            ASSERT_TRUE(o == Outcome::Committed || o == Outcome::Fault) << where;
+          }
+          ++checked;
+          if (o != Outcome::Committed) continue;
+          // The bytes moved are the ones at va, in the access's byte order.
+          bool be = op == Op::Ldbe || op == Op::Stbe;
+          for (uint64_t k = 0; k < n; ++k) {
+            uint64_t value_byte = be ? n - 1 - k : k;
+            if (write) {
+              ASSERT_EQ(EscapeMachine::host(m.attacker, va + k)[0],
+                        uint8_t(0x0102030405060708ull >> (8 * value_byte)))
+                  << where << " byte " << k;
+            } else {
+              ASSERT_EQ(EscapeMachine::host(m.attacker, kOut + value_byte)[0],
+                        EscapeMachine::host(m.attacker, va + k)[0])
+                  << where << " byte " << k;
+            }
+          }
+        }
+  EXPECT_GT(checked, 3000);
+}
+
+// -- A message that ends at the end of a mapped page ------------------------------------------
+// Every message primitive, and pipe lists of every gauge (vector, chunk, word and tail loops),
+// over a message whose last byte is the last of a page followed by an inaccessible one: no read
+// may go past the message's end (it would fault in the kernel).
+class PageEndMessage {
+ public:
+  PageEndMessage() {
+    block_ = static_cast<uint8_t*>(
+        mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    for (size_t i = 0; i < kPage; ++i) block_[i] = uint8_t(i * 13 + 1);
+    mprotect(block_ + kPage, kPage, PROT_NONE);
+  }
+  ~PageEndMessage() { munmap(block_, 2 * kPage); }
+  // The last `n` bytes of the accessible page.
+  const uint8_t* last(size_t n) const { return block_ + kPage - n; }
+
+ private:
+  static constexpr size_t kPage = 4096;
+  uint8_t* block_;
+};
+
+Outcome run_message(EscapeMachine& m, Handler& h, const uint8_t* data, size_t n) {
+  HandlerContext ctx(m.kernel, m.attacker, m.nic, true);
+  h.handle(ctx, Message{data, uint32_t(n), 1});
+  m.nic.service_rx(0);
+  return h.last_outcome();
+}
+
+TEST_P(Attack, MessagePrimitivesNeverReadPastAMessageAtAPageEnd) {
+  PageEndMessage page;
+  for (size_t len : {size_t(0), size_t(1), size_t(2), size_t(3), size_t(7), size_t(8), size_t(9),
+                     size_t(15), size_t(31), size_t(33), size_t(63), size_t(65), size_t(127),
+                     size_t(129), size_t(255), size_t(1000)}) {
+    const uint8_t* msg_data = page.last(len);
+    // Peeks of every width at the last offsets, constant and register offsets, relative and
+    // absolute, and consume_field.
+    for (Type t : {Type::U8, Type::U16, Type::U32, Type::U64})
+      for (int back = 0; back <= 9; ++back)
+        for (int kind = 0; kind < 4; ++kind) {
+          int64_t off = int64_t(len) - back;
+          if (off < 0) continue;
+          HandlerBuilder h("peek_end");
+          Reg d = h.getreg(t, RegClass::Var), r = h.getreg(Type::U64, RegClass::Var);
+          h.set(r, off);
+          switch (kind) {
+            case 0:
+              h.peek(d, off, Endian::Little);
+              break;
+            case 1:
+              h.peek_at(d, Operand{r}, Endian::Big);
+              break;
+            case 2:
+              h.skip(Operand{r});
+              h.consume_field(d, Endian::Big);
+              break;
+            default:
+              h.skip(off);
+              h.peek(d, int64_t(0), Endian::Little);
+          }
+          h.commit();
+          h.finish();
+          Handler handler(h, m.attacker, options());
+          Outcome o = run_message(m, handler, msg_data, len);
+          bool fits = int64_t(vcode::type_bytes(t)) <= back;
+          EXPECT_EQ(o, fits ? Outcome::Committed : Outcome::Fault)
+              << "len " << len << " back " << back << " kind " << kind;
+        }
+    // Pipe lists over the whole message: scan, consume into the region, reply_app from it.
+    for (int which = 0; which < 6; ++which) {
+      for (int prim = 0; prim < 4; ++prim) {
+        HandlerBuilder h("pipes_end");
+        pipes::PipeList pl;
+        switch (which) {
+          case 0:
+            pipes::library::cksum(pl);
+            break;
+          case 1:
+            pipes::library::bswap16(pl);
+            break;
+          case 2:
+            pipes::library::bswap32(pl);
+            break;
+          case 3:
+            pipes::library::crc32c(pl);
+            break;
+          case 4:
+            pipes::library::cipher(pl, pipes::library::kDemoKey);
+            break;
+          default:
+            pipes::library::cksum(pl);
+            pipes::library::bswap32(pl);
+            pipes::library::crc32c(pl);
+        }
+        bool modifies = which == 1 || which == 2 || which == 4 || which == 5;
+        if (prim == 0 && modifies) continue;  // scan runs read-only lists
+        int list = h.add_pipes(std::move(pl));
+        switch (prim) {
+          case 0:
+            h.scan(int64_t(len), list);
+            break;
+          case 1:
+            h.consume(int64_t(kApp + 0x1000 - 3), int64_t(len), list);
+            break;
+          case 2:
+            h.reply_begin();
+            h.reply_copy(int64_t(0), int64_t(len));
+            h.reply_send();
+            break;
+          default:
+            h.reply_begin();
+            h.reply_app(int64_t(kApp + 0x2000 - 1000), int64_t(len > 1000 ? 1000 : len), list);
+            h.reply_send();
+        }
+        h.commit();
+        h.finish();
+        HandlerOptions o = options();
+        o.budget = 1 << 20;
+        Handler handler(h, m.attacker, o);
+        EXPECT_EQ(run_message(m, handler, msg_data, len), Outcome::Committed)
+            << "len " << len << " pipes " << which << " prim " << prim;
+        EXPECT_EQ(m.intact(), "");
+      }
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, Attack, ::testing::Values(Engine::Native, Engine::Interpreter),
