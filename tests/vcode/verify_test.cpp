@@ -283,6 +283,22 @@ TEST(Verifier, LocalsStayInsideTheirBoundsAndTheFrame) {
   expect_error([&] { b.finish(); }, {"locals take", "more than"});
 }
 
+TEST(Verifier, ALocalsSizeAndAlignmentDoNotWrapThe32BitSum) {
+  // A local edited after finish() to 2^32 - 16 bytes, aligned to 16: the frame check's sum must
+  // not wrap to 0 (in 32 bits it did, and the access bound then trusted the local's size).
+  Module m;
+  Builder b(m, "f", Type::I64, {});
+  Local l = b.local(8);
+  Reg x = b.getreg(Type::I64);
+  b.ld(x, l, 0);
+  b.ret(x);
+  b.finish();
+  Function& f = b.function();
+  f.locals[0] = LocalInfo{0xfffffff0u, 16};
+  f.code[0].imm = 0x10000000;  // 256 MiB into the "local": far off the frame
+  expect_error([&] { verify(m, f); }, {"locals take", "more than"});
+}
+
 TEST(Verifier, CompileAndInterpreterCheckUnfinishedFunctions) {
   Module m;
   Builder b(m, "f", Type::I32, {Type::I32});

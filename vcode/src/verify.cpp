@@ -524,7 +524,7 @@ void check_frame(const Function& f) {
     if (l.align == 0 || (l.align & (l.align - 1)) || l.align > kMaxLocalAlign)
       fail("@{}: a local aligned to {} bytes (a power of two up to {})", f.name, l.align,
            kMaxLocalAlign);
-    bytes += l.size + l.align;
+    bytes += uint64_t(l.size) + l.align;  // two u32s: their sum in 32 bits would wrap
   }
   if (bytes > kMaxFrameBytes)
     fail("@{}: locals take {} bytes, more than the {} a frame may hold", f.name, bytes,
