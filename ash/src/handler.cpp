@@ -369,6 +369,8 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
   // Pipe lists: compiled for each lane, with their budget charge per KiB ([ASH96], 3.3: the
   // pipe's cost times the iterations, strength-reduced to one multiply).
   if (options.engine == Engine::Interpreter) m.pipe_options.backend = pipes::Backend::Interpreter;
+  // The pipe bodies are the handler's code too (their constants the attacker's): blinded alike.
+  m.pipe_options.codegen.blind_constants = options.harden;
   // A list that scan() runs is compiled read-only (it has no destination); it cannot also be
   // a copy's.
   std::vector<uint8_t> scanned(program.pipe_lists().size(), 0), copied(scanned);

@@ -9,6 +9,8 @@
 
 #include <climits>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "escape_machine.h"
 #include "exojit/error.h"
@@ -358,6 +360,63 @@ TEST_P(Attack, MessagePrimitivesNeverReadPastAMessageAtAPageEnd) {
       }
     }
   }
+}
+
+// -- JIT spraying through a handler's pipe lists ------------------------------------------------
+// The handler's own constants are blinded (hardening_test.cpp), but its pipe lists are compiled
+// into kernel code too, from bodies the attacker wrote: their constants must not appear in
+// executable memory either. Scans every executable mapping of JIT code in the process.
+bool in_executable_memory(uint32_t pattern) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::istringstream in(line);
+    std::string range, perms, offset, dev, inode, path;
+    in >> range >> perms >> offset >> dev >> inode >> path;
+    // JIT code: anonymous, or asmjit's dual mapping (a memfd); not files, not [vdso] and the like.
+    bool jit = path.empty() || path.rfind("/memfd:", 0) == 0;
+    if (perms.size() < 3 || perms[0] != 'r' || perms[2] != 'x' || !jit) continue;
+    uint64_t lo = std::stoull(range.substr(0, range.find('-')), nullptr, 16);
+    uint64_t hi = std::stoull(range.substr(range.find('-') + 1), nullptr, 16);
+    const auto* p = reinterpret_cast<const uint8_t*>(lo);
+    for (uint64_t i = 0; i + 4 <= hi - lo; ++i)
+      if (std::memcmp(p + i, &pattern, 4) == 0) return true;
+  }
+  return false;
+}
+
+TEST(AttackHardening, PipeListConstantsAreBlindedToo) {
+  EscapeMachine m;
+  auto build = [](HandlerBuilder& h, uint32_t spray) {
+    pipes::PipeList pl;
+    pl.add("spray", 32, pipes::kCommutative,
+           [&](pipes::PipeBody& p) { p.xor_(p.input(), p.input(), int64_t(spray)); });
+    int list = h.add_pipes(std::move(pl));
+    h.consume(int64_t(kApp), int64_t(16), list);
+    h.commit();
+    h.finish();
+  };
+  // Two distinctive patterns: the control's code may stay in memory after it is destroyed.
+  const uint32_t control = 0x9bd1e35fu, spray = 0xa7c5e3f1u;
+  ASSERT_FALSE(in_executable_memory(control));
+  ASSERT_FALSE(in_executable_memory(spray));
+  {
+    HandlerBuilder h("spray_control");
+    build(h, control);
+    HandlerOptions o = m.options();
+    o.harden = false;
+    Handler handler(h, m.attacker, o);
+    ASSERT_TRUE(in_executable_memory(control));  // the scan finds an unblinded constant
+  }
+  HandlerBuilder h("spray");
+  build(h, spray);
+  Handler handler(h, m.attacker, m.options());
+  EXPECT_FALSE(in_executable_memory(spray)) << "a pipe body's constant is in kernel code as is";
+  std::vector<uint8_t> msg(16, 0);
+  EXPECT_EQ(m.run(handler, msg), Outcome::Committed);
+  uint32_t out = 0;
+  std::memcpy(&out, EscapeMachine::host(m.attacker, kApp), 4);
+  EXPECT_EQ(out, spray);  // and the pipe still computes what it says
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, Attack, ::testing::Values(Engine::Native, Engine::Interpreter),
