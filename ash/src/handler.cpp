@@ -338,6 +338,9 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
   if (options.max_locals > kMaxLocalsLimit)
     fail("ash: max_locals of {} bytes (at most {}: locals live in the kernel's stack)",
          options.max_locals, kMaxLocalsLimit);
+  if (options.max_insns > kMaxInsnsLimit)
+    fail("ash: max_insns of {} (at most {}: the side tables of a handler are bounded by it)",
+         options.max_insns, kMaxInsnsLimit);
   m.pages = (r.len + kPageSize - 1) >> kPageShift;
 
   // The state block of every lane: RunState, then the read and write TLBs.

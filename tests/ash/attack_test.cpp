@@ -117,6 +117,71 @@ TEST_P(Attack, MaxLocalsAboveTheLimitIsRefusedEvenForSmallLocals) {
   EXPECT_THROW(Handler(h, m.attacker, o), Error);
 }
 
+// -- Forged counts with an attacker-chosen instruction limit ---------------------------------
+// The sandbox bounds the side tables (labels, registers, call arguments) by max_insns before
+// the lowering allocates by them, and the attacker chooses max_insns: a forged label count of
+// 2^32 - 1 then made the lowering allocate by it (std::bad_alloc, not an exojit::Error, or
+// gigabytes of kernel memory for counts that fit). Refused with an exojit::Error instead.
+TEST_P(Attack, ForgedLabelCountWithTheLargestInstructionLimit) {
+  HandlerBuilder h("labels");
+  h.commit();
+  h.finish();
+  h.function().num_labels = 0xffffffffu;
+  HandlerOptions o = options();
+  o.max_insns = UINT32_MAX;
+  o.budget = INT64_MAX;
+  EXPECT_THROW(Handler(h, m.attacker, o), Error);
+  o.max_insns = kMaxInsnsLimit + 1;
+  h.function().num_labels = 0;
+  EXPECT_THROW(Handler(h, m.attacker, o), Error);
+  o.max_insns = kMaxInsnsLimit;
+  EXPECT_EQ(run(h, o), Outcome::Committed);
+}
+
+// -- Pipe lists: work in the delivery path that the budget does not see ------------------------
+// Every pipe list is compiled again for each lane on its first run there and reset on every
+// run, in the delivery path, uncharged; the number of lists was unbounded (4,000 cksum lists:
+// ~100 ms of compiling on a lane's first message, 0.15 ms of resets on every message, for a
+// handler that only commits). Bounded: at most 64 lists, their bodies counted in max_insns.
+TEST_P(Attack, PipeListsAreBoundedAndCountInTheHandlersSize) {
+  auto build = [](HandlerBuilder& h, int lists, int body) {
+    for (int i = 0; i < lists; ++i) {
+      pipes::PipeList pl;
+      pl.add("p", 32, pipes::kCommutative, [&](pipes::PipeBody& p) {
+        for (int k = 0; k < body; ++k) p.add(p.input(), p.input(), 1);
+      });
+      h.add_pipes(std::move(pl));
+    }
+    h.commit();
+    h.finish();
+  };
+  {
+    HandlerBuilder h("lists_ok");
+    build(h, 64, 1);
+    EXPECT_EQ(run(h), Outcome::Committed);
+  }
+  {
+    HandlerBuilder h("too_many_lists");
+    build(h, 65, 1);
+    EXPECT_THROW(Handler(h, m.attacker, options()), Error);
+  }
+  {
+    HandlerBuilder h("huge_lists");  // 8 bodies of 600 instructions: more than 4,096
+    build(h, 8, 600);
+    EXPECT_THROW(Handler(h, m.attacker, options()), Error);
+  }
+  {
+    HandlerBuilder h("refs");  // references alone, no code using them
+    pipes::PipeList pl;
+    pipes::library::cksum(pl);
+    int list = h.add_pipes(std::move(pl));
+    for (int i = 0; i < 5000; ++i) h.pipe_ref(list, 0, "acc");
+    h.commit();
+    h.finish();
+    EXPECT_THROW(Handler(h, m.attacker, options()), Error);
+  }
+}
+
 // -- Every access form at every edge -----------------------------------------------------------
 // Loads and stores of each width and byte order (ld, ldu, ldbe, st, stu, stbe), through base +
 // displacement, base + index + displacement (the index negative or wrapping), and a second

@@ -20,6 +20,10 @@ namespace {
 // Limits on the side tables of a handler's records, so that nothing the lowering allocates by
 // them grows with a forged count.
 constexpr size_t kMaxRegsPerInsn = 3;
+// Pipe lists are compiled for every lane on its first run and reset on every run, in the
+// delivery path and uncharged: their number is bounded, and their bodies count in the handler's
+// size.
+constexpr size_t kMaxPipeLists = 64;
 
 // The flags an opcode may carry in a handler (every other bit is refused). With each_reg, the
 // one place of the sandbox that knows operand roles by opcode.
@@ -60,6 +64,18 @@ class Check {
           "ash handler {}: more labels, registers, call arguments or locals than {} instructions "
           "can use",
           in_.name, o_.max_insns);
+    size_t size = in_.code.size();
+    for (const pipes::PipeList& pl : hb_.pipe_lists()) {
+      size += 1;
+      for (size_t p = 0; p < pl.size(); ++p) size += pl[p].code.size() + 1;
+    }
+    if (hb_.pipe_lists().size() > kMaxPipeLists || size > o_.max_insns ||
+        hb_.pipe_refs().size() > o_.max_insns)
+      fail(
+          "ash handler {}: {} pipe lists (at most {}), {} instructions with their bodies (at most "
+          "{}), {} pipe register references",
+          in_.name, hb_.pipe_lists().size(), kMaxPipeLists, size, o_.max_insns,
+          hb_.pipe_refs().size());
     vcode::verify(hb_.module(), in_);
     check_frame();
     for (const vcode::RegInfo& r : in_.regs)

@@ -46,6 +46,9 @@ inline constexpr uint64_t kMaxRegion = uint64_t(64) << 20;
 // a frame must not be able to step over the stack's guard page (one 4 KiB page: a larger one
 // moves the stack pointer past it, into whatever is mapped below, with no fault).
 inline constexpr uint32_t kMaxLocalsLimit = 2048;
+// The most HandlerOptions::max_insns may allow: the sandbox bounds a handler's side tables
+// (labels, registers, call arguments) by it before anything is allocated by their counts.
+inline constexpr uint32_t kMaxInsnsLimit = 1u << 16;
 
 struct HandlerOptions {
   Region region;
@@ -55,7 +58,8 @@ struct HandlerOptions {
   uint32_t max_replies = 4;   // per message; more are refused (reply floods)
   uint32_t max_locals = 256;  // bytes of stack locals (stack abuse is refused at install),
                               // at most kMaxLocalsLimit
-  uint32_t max_insns = 4096;  // handler size (its straight-line cost bound)
+  uint32_t max_insns = 4096;  // handler size (its straight-line cost bound), at most
+                              // kMaxInsnsLimit
   // Hardening (README "Threat model"): constants blinded (JIT spraying) and every checked
   // access's offset masked after its check (Spectre v1). Off only for measurement: like
   // Sandbox::Trusted, an unhardened handler needs the root capability to install.
