@@ -484,6 +484,213 @@ TEST(AttackHardening, PipeListConstantsAreBlindedToo) {
   EXPECT_EQ(out, spray);  // and the pipe still computes what it says
 }
 
+// -- Divisions and shifts: every type, every extreme ---------------------------------------------
+// div/mod by a register of 0 faults; by -1 (a register or a constant) of the most negative value
+// never traps (x86's INT_MIN / -1); the divisor in every temporary's machine register (rdx is
+// idiv's); shifts by the width and more. The result is the C++ one, natively and interpreted.
+int64_t norm(Type t, uint64_t v) {
+  switch (t) {
+    case Type::I8:
+      return int8_t(v);
+    case Type::U8:
+      return uint8_t(v);
+    case Type::I16:
+      return int16_t(v);
+    case Type::U16:
+      return uint16_t(v);
+    case Type::I32:
+      return int32_t(v);
+    case Type::U32:
+      return uint32_t(v);
+    default:
+      return int64_t(v);
+  }
+}
+
+TEST_P(Attack, DivisionsAndShiftsAtTheExtremes) {
+  const Type types[] = {Type::I8,  Type::U8,  Type::I16, Type::U16,
+                        Type::I32, Type::U32, Type::I64, Type::U64};
+  const int64_t values[] = {0,        1,         -1,        2,         -2,
+                            7,        INT8_MIN,  INT16_MIN, INT32_MIN, INT64_MIN,
+                            INT8_MAX, INT32_MAX, INT64_MAX};
+  int runs = 0;
+  for (Type t : types)
+    for (Op op : {Op::Div, Op::Mod})
+      for (int64_t a0 : values)
+        for (int64_t b0 : values)
+          for (int form = 0; form < 3; ++form) {  // register (two temps apart), constant
+            const int64_t a = norm(t, uint64_t(a0)), b = norm(t, uint64_t(b0));
+            if (form == 2 && b == 0) continue;  // refused at install (malicious_test.cpp)
+            HandlerBuilder h("div");
+            // Temporaries take rdi rsi rdx rcx ...: the sandbox holds three, so the next ones
+            // land on rcx, r8 and so on; form 1 burns two first to put the divisor on rdx's
+            // neighbours and the dividend elsewhere.
+            std::vector<Reg> burn;
+            if (form == 1)
+              for (int k = 0; k < 2; ++k) burn.push_back(h.getreg(t));
+            Reg ra = h.getreg(t), rb = h.getreg(t), out = h.getreg(Type::P, RegClass::Var);
+            Reg r64 = h.getreg(Type::I64, RegClass::Var);
+            h.set(ra, a);
+            h.set(rb, b);
+            Insn x{};
+            x.op = op;
+            x.type = t;
+            x.dst = ra.id;
+            x.a = ra.id;
+            if (form == 2) {
+              x.flags = vcode::kImm;
+              x.imm = b;
+            } else {
+              x.b = rb.id;
+            }
+            h.function().code.push_back(x);
+            h.cvt(r64, ra);
+            h.set(out, int64_t(kApp));
+            h.st(r64, out, 0);
+            h.commit();
+            h.finish();
+            Handler handler(h, m.attacker, options());
+            Outcome o = m.run(handler, msg);
+            std::string where = fmt::format("{} {} {} {} form {}", vcode::op_name(op),
+                                            vcode::type_name(t), a, b, form);
+            ASSERT_EQ(m.intact(), "") << where;
+            if (b == 0) {
+              ASSERT_EQ(o, Outcome::Fault) << where;
+              continue;
+            }
+            ASSERT_EQ(o, Outcome::Committed) << where;
+            int64_t want;
+            if (vcode::is_signed(t)) {
+              if (b == -1)
+                want = op == Op::Div ? norm(t, 0 - uint64_t(a)) : 0;
+              else
+                want = op == Op::Div ? a / b : a % b;
+            } else {
+              uint64_t ua = uint64_t(a), ub = uint64_t(b);
+              want = int64_t(op == Op::Div ? ua / ub : ua % ub);
+            }
+            int64_t got;
+            std::memcpy(&got, EscapeMachine::host(m.attacker, kApp), 8);
+            ASSERT_EQ(got, norm(t, uint64_t(want))) << where;
+            ++runs;
+          }
+  EXPECT_GT(runs, 2000);
+  // Shifts by register counts of the width and beyond agree between the engines' semantics:
+  // only the low bits of the count matter (5 for types of 32 bits or fewer, 6 for 64).
+  for (Type t : types)
+    for (Op op : {Op::Lsh, Op::Rsh})
+      for (int64_t count : {int64_t(0), int64_t(7), int64_t(8), int64_t(16), int64_t(31),
+                            int64_t(32), int64_t(63), int64_t(64), int64_t(65), int64_t(-1)}) {
+        HandlerBuilder h("shift");
+        Reg ra = h.getreg(t), rc = h.getreg(Type::U64), out = h.getreg(Type::P),
+            r64 = h.getreg(Type::I64);
+        const int64_t a = norm(t, 0x8123456789abcdefull);
+        h.set(ra, a);
+        h.set(rc, count);
+        if (op == Op::Lsh)
+          h.lsh(ra, ra, rc);
+        else
+          h.rsh(ra, ra, rc);
+        h.cvt(r64, ra);
+        h.set(out, int64_t(kApp));
+        h.st(r64, out, 0);
+        h.commit();
+        h.finish();
+        Handler handler(h, m.attacker, options());
+        ASSERT_EQ(m.run(handler, msg), Outcome::Committed);
+        unsigned c = unsigned(count) & (vcode::type_bits(t) == 64 ? 63 : 31);
+        uint64_t ua = uint64_t(a);
+        uint64_t want = op == Op::Lsh ? ua << c : vcode::is_signed(t) ? uint64_t(a >> c) : ua >> c;
+        int64_t got;
+        std::memcpy(&got, EscapeMachine::host(m.attacker, kApp), 8);
+        ASSERT_EQ(got, norm(t, want))
+            << vcode::op_name(op) << " " << vcode::type_name(t) << " by " << count;
+      }
+}
+
+// -- Loops against the budget ------------------------------------------------------------------
+// Endless loops of every shape end with Budget, with exact counters: a back edge to the first
+// instruction, nested loops, a loop entered by a forward jump, a hoisted array walk whose every
+// access takes the out-of-line check (it crosses pages back and forth), a loop around a call
+// primitive, and a loop of message primitives.
+TEST_P(Attack, EndlessLoopsOfEveryShapeRunOutOfBudget) {
+  using Make = void (*)(HandlerBuilder&);
+  const Make shapes[] = {
+      [](HandlerBuilder& h) {  // back edge to instruction 0
+        Label l = h.label();
+        h.place(l);
+        h.jmp(l);
+      },
+      [](HandlerBuilder& h) {  // nested, the inner one never leaving
+        Reg i = h.getreg(Type::U64, RegClass::Var);
+        Label outer = h.label(), inner = h.label();
+        h.set(i, 0);
+        h.place(outer);
+        h.place(inner);
+        h.add(i, i, 1);
+        h.bne(i, 0, inner);
+        h.jmp(outer);
+      },
+      [](HandlerBuilder& h) {  // entered by a forward jump into its middle
+        Reg i = h.getreg(Type::U64, RegClass::Var);
+        Label top = h.label(), mid = h.label();
+        h.set(i, 0);
+        h.jmp(mid);
+        h.place(top);
+        h.add(i, i, 3);
+        h.place(mid);
+        h.add(i, i, 1);
+        h.jmp(top);
+      },
+      [](HandlerBuilder& h) {  // an array walk crossing a page edge back and forth
+        Reg p = h.getreg(Type::P, RegClass::Var), v = h.getreg(Type::U64, RegClass::Var);
+        Label top = h.label();
+        h.set(p, int64_t(kApp + runtime::kPageSize - 4));
+        h.set(v, 1);
+        h.place(top);
+        h.st(v, p, 0);
+        h.add(p, p, 4096);
+        h.st(v, p, -4096);
+        h.sub(p, p, 4096);
+        h.jmp(top);
+      },
+      [](HandlerBuilder& h) {  // a call primitive in the loop
+        Label top = h.label();
+        h.place(top);
+        h.reply_begin();
+        h.jmp(top);
+      },
+      [](HandlerBuilder& h) {  // message primitives (none moving the cursor for good)
+        Reg d = h.getreg(Type::U32, RegClass::Var), r = h.getreg(Type::U64, RegClass::Var);
+        Label top = h.label();
+        h.place(top);
+        h.peek_at(d, int64_t(4));
+        h.peek(d, int64_t(60));
+        h.remaining(r);
+        h.skip(int64_t(0));
+        h.jmp(top);
+      },
+  };
+  for (size_t shape = 0; shape < std::size(shapes); ++shape)
+    for (int64_t budget : {int64_t(5000), int64_t(1) << 20}) {
+      Make make = shapes[shape];
+      SCOPED_TRACE(fmt::format("shape {} budget {}", shape, budget));
+      HandlerBuilder h("spin");
+      make(h);
+      h.commit();  // unreachable, but a handler ends with commit or abort
+      h.finish();
+      HandlerOptions o = options();
+      o.budget = budget;
+      Handler handler(h, m.attacker, o);
+      for (int k = 0; k < 3; ++k) EXPECT_EQ(m.run(handler, msg), Outcome::Budget);
+      HandlerCounters c = handler.counters();
+      EXPECT_EQ(c.runs, 3u);
+      EXPECT_EQ(c.aborted_budget, 3u);
+      EXPECT_EQ(c.committed + c.aborted_fault + c.aborted_voluntary, 0u);
+      EXPECT_EQ(m.intact(), "");
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, Attack, ::testing::Values(Engine::Native, Engine::Interpreter),
                          [](const auto& p) {
                            return p.param == Engine::Native ? "native" : "interp";
