@@ -691,6 +691,84 @@ TEST_P(Attack, EndlessLoopsOfEveryShapeRunOutOfBudget) {
     }
 }
 
+// -- Control flow edited into the records ------------------------------------------------------
+// A label placed twice (a second entry into a hoisted loop, skipping its preheader), a label
+// jumped to but never placed, an indirect jump (la + jmpr) and a call to the handler itself:
+// all refused at install with an exojit::Error.
+TEST_P(Attack, ControlFlowEditsAreRefused) {
+  auto base = [](HandlerBuilder& h) {
+    Reg p = h.getreg(Type::P, RegClass::Var), n = h.getreg(Type::I64, RegClass::Var),
+        v = h.getreg(Type::U64, RegClass::Var);
+    h.set(p, int64_t(kApp));
+    h.set(n, 4);
+    h.set(v, 7);
+    Label top = h.label(), out = h.label();
+    h.place(top);
+    h.st(v, p, 0);
+    h.add(p, p, 8);
+    h.sub(n, n, 1);
+    h.bgt(n, 0, top);
+    h.place(out);
+    h.commit();
+    h.finish();
+  };
+  using Edit = void (*)(HandlerBuilder&, vcode::Function&);
+  const Edit edits[] = {
+      [](HandlerBuilder&, vcode::Function& f) {  // `out` placed a second time, as `top`
+        for (Insn& x : f.code)
+          if (x.op == Op::Place && x.dst == 1) x.dst = 0;
+      },
+      [](HandlerBuilder&, vcode::Function& f) {  // the back edge to a label never placed
+        f.num_labels = 3;
+        for (Insn& x : f.code)
+          if (x.op == Op::Bgt) x.dst = 2;
+      },
+      [](HandlerBuilder&, vcode::Function& f) {  // the back edge made an indirect jump
+        for (Insn& x : f.code)
+          if (x.op == Op::Bgt) {
+            x = Insn{};
+            x.op = Op::Jmpr;
+            x.type = Type::Void;
+            x.a = 4;  // the pointer register p
+          }
+      },
+      [](HandlerBuilder&, vcode::Function& f) {  // la of the loop head into p
+        for (Insn& x : f.code)
+          if (x.op == Op::Add) {
+            x = Insn{};
+            x.op = Op::La;
+            x.type = Type::P;
+            x.dst = 0;
+            x.a = 4;
+          }
+      },
+      [](HandlerBuilder&, vcode::Function& f) {  // a call to function 0: the handler itself
+        for (Insn& x : f.code)
+          if (x.op == Op::Add) {
+            Insn c{};
+            c.op = Op::Call;
+            c.type = Type::U32;
+            c.flags = vcode::kVoid;
+            c.a = uint32_t(f.call_args.size());
+            c.b = 1;
+            c.imm = 0;
+            f.call_args.push_back(0);  // the state register
+            x = c;
+          }
+      },
+  };
+  for (size_t k = 0; k < std::size(edits); ++k) {
+    HandlerBuilder h("flow");
+    base(h);
+    edits[k](h, h.function());
+    EXPECT_THROW(Handler(h, m.attacker, options()), Error) << "edit " << k;
+    EXPECT_EQ(m.intact(), "");
+  }
+  HandlerBuilder h("flow_ok");  // the control: unedited, it runs
+  base(h);
+  EXPECT_EQ(run(h), Outcome::Committed);
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, Attack, ::testing::Values(Engine::Native, Engine::Interpreter),
                          [](const auto& p) {
                            return p.param == Engine::Native ? "native" : "interp";
