@@ -112,7 +112,7 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   [[gnu::always_inline]] void alu_rr(const Insn& in);
   template <Alu op>
   [[gnu::always_inline]] void alu_ri(const Insn& in);
-  [[gnu::always_inline]] void int_mul(const Insn& in);
+  [[gnu::always_inline]] void int_mul(const Insn& in, bool imm);  // imm: in.flags & kImm
   void divide(const Insn& in);
   [[gnu::always_inline]] void shift(const Insn& in);
   [[gnu::noinline]] void shift_by_register(const Insn& in);
