@@ -147,15 +147,18 @@ class FlowTracker {
 
  private:
   struct Label {
+    // (state is written before it is read, by the first edge or place: a constructor of its own
+    // keeps vector::resize from zeroing it.)
+    Label() {}
     SlotState state;
     bool has_pred = false;
     int64_t placed = -1;
     int64_t first_ref = -1;
   };
   Label& label_(uint32_t id) {
-    // (At least 16 at first: each growth moves every label's 128-byte state.)
+    // (At least 32 at first: each growth moves every label's 128-byte state.)
     if (id >= labels_.size()) [[unlikely]]
-      labels_.resize(std::max({size_t(id) + 1, labels_.size() * 2, size_t(16)}));
+      labels_.resize(std::max({size_t(id) + 1, labels_.size() * 2, size_t(32)}));
     return labels_[id];
   }
 
