@@ -31,6 +31,8 @@ Builder::Builder(Module& m, std::string name, Type ret, std::vector<Type> params
          params.size());
   fn_ = &m.add_function(std::move(name), Signature{params, ret});
   fn_->code.reserve(256);
+  fn_->regs.reserve(16);  // (most functions have fewer registers: no growth one by one)
+  meta_.reserve(16);
   int next[2] = {0, 0};  // next ABI position per register file
   for (size_t i = 0; i < params.size(); ++i) {
     Type t = params[i];

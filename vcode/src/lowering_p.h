@@ -50,6 +50,14 @@ class Lowering {
   // exojit::Error on the first error.
   void lower_module() {
     Self& self = static_cast<Self&>(*this);
+    // Every label of the module at once, where the back end's assembler can take a count (its
+    // table then grows once, not at each doubling).
+    if constexpr (requires { self.reserve_labels(size_t{}); }) {
+      size_t n = 2 * m_.functions().size();
+      for (const auto& f : m_.functions()) n += f->num_labels;
+      self.reserve_labels(n);
+    }
+    entries_.reserve(m_.functions().size());
     for (size_t i = 0; i < m_.functions().size(); ++i)
       entries_.push_back(Entry{self.new_label(), self.new_label()});
     for (size_t i = 0; i < m_.functions().size(); ++i) lower_function(*m_.functions()[i], i);
@@ -70,6 +78,7 @@ class Lowering {
     Self& self = static_cast<Self&>(*this);
     f_ = &f;
     labels_.clear();
+    labels_.reserve(f.num_labels);
     for (uint32_t i = 0; i < f.num_labels; ++i) labels_.push_back(self.new_label());
     map_registers();
     size_t at = kBeforeCode;  // where an error is reported

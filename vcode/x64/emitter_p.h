@@ -66,6 +66,7 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   bool blinded_equality(const Insn& branch, const BlindKey& key);
   using Label = x64::Label;
   Label new_label() { return e_.new_label(); }
+  void reserve_labels(size_t n) { e_.reserve_labels(n); }
   void bind(Label l) { e_.bind(l); }
   size_t offset() const { return e_.offset(); }
   // Room for one record's code: the encoder's instructions do not check for room one by one.

@@ -166,6 +166,7 @@ class Encoder {
   Label new_label();
   // n fresh labels; returns the first (the others follow it: Label{first.id + i}).
   Label new_labels(uint32_t n);
+  void reserve_labels(size_t n) { labels_.reserve(labels_.size() + n); }  // n more to come
   void bind(Label l);
   bool bound(Label l) const { return labels_[l.id] >= 0; }
   size_t label_offset(Label l) const { return size_t(labels_[l.id]); }
@@ -286,7 +287,10 @@ class Encoder {
   void vec_rm(VecOp op, bool w, uint8_t reg, const Mem& m, int imm);
   void short_reg(uint8_t code, uint8_t id);
   [[gnu::always_inline]] uint8_t* modrm_mem(uint8_t* p, uint8_t reg, const Mem& m, int imm_bytes);
-  [[gnu::noinline]] void add_fixup(const Fixup& f) { fixups_.push_back(f); }
+  [[gnu::noinline]] void add_fixup(const Fixup& f) {
+    if (fixups_.capacity() == 0) fixups_.reserve(64);  // one allocation for most functions
+    fixups_.push_back(f);
+  }
   [[gnu::noinline, gnu::cold]] void bad_index() { fail("rsp cannot be an index register"); }
   void byte1(uint8_t a) { *p_++ = a; }
   void byte2(uint8_t a, uint8_t b) { p_[0] = a, p_[1] = b, p_ += 2; }
