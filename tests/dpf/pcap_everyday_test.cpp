@@ -503,9 +503,11 @@ class Packets {
 
 std::vector<std::vector<uint8_t>> packet_set() {
   std::vector<std::vector<uint8_t>> out;
-  Packets made(2026);
-  testing::FrameMaker corpus(99);
-  std::mt19937_64 rng(7);
+  const char* seed_env = std::getenv("EVERYDAY_SEED");  // other packets, for longer runs
+  uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 0) : 0;
+  Packets made(2026 + seed);
+  testing::FrameMaker corpus(99 + seed);
+  std::mt19937_64 rng(7 + seed);
   for (int i = 0; i < 1500; ++i) out.push_back(made.next());
   for (int i = 0; i < 700; ++i) out.push_back(corpus.next());
   // Every truncation of a few.
@@ -513,6 +515,17 @@ std::vector<std::vector<uint8_t>> packet_set() {
     std::vector<uint8_t> p = made.next();
     for (size_t n = 0; n < std::min<size_t>(p.size(), 90); ++n)
       out.emplace_back(p.begin(), p.begin() + ptrdiff_t(n));
+  }
+  // Large frames (GSO/jumbo sizes, up to libpcap's 262144-byte snapshot): loads and lengths past
+  // 65535.
+  for (size_t size : {1600u, 9000u, 65535u, 65536u, 65550u, 70000u, 131072u, 200000u, 262144u}) {
+    for (int i = 0; i < 3; ++i) {
+      std::vector<uint8_t> p = made.next();
+      size_t old = p.size();
+      p.resize(size);
+      for (size_t j = old; j < size; ++j) p[j] = uint8_t(i == 0 ? 0 : rng());
+      out.push_back(std::move(p));
+    }
   }
   // Mutations: a few bytes of the headers changed.
   size_t base = out.size();
@@ -559,9 +572,10 @@ std::string hex(const std::vector<uint8_t>& p) {
 // Runs every expression in every engine over the packets; returns the findings.
 std::vector<std::string> check(const std::vector<std::string>& expressions, size_t* compiled_out) {
   static const std::vector<std::vector<uint8_t>> packets = packet_set();
-  testing::GuardedPages guard(4096);
+  testing::GuardedPages guard(262144);
   std::vector<std::string> findings;
-  size_t exprs = 0, compiled = 0, opaque = 0, accepted = 0, untrusted_refused = 0, runs = 0;
+  size_t exprs = 0, compiled = 0, opaque = 0, accepted = 0, untrusted_refused = 0, runs = 0,
+         layered_count = 0;
   struct Entry {
     std::string expr;
     std::unique_ptr<LibpcapProgram> lp;
@@ -610,12 +624,29 @@ std::vector<std::string> check(const std::vector<std::string>& expressions, size
         {"untrusted-layered", layered, {.owner = 5, .broad = true}},
         {"trusted-strict", strict, {.owner = 1, .broad = true, .trusted = true}},
         {"untrusted-notbroad", {}, {.owner = 6}},
+        {"untrusted-stateful", {}, {.owner = 5, .share = 1, .broad = true}},
     };
     for (const Variant& v : variants) {
       Engine e(v.eo);
       FilterId id = 0, base = 0;
-      if (v.eo.layer_threshold == 1)  // the base layer's; the expression goes to the second
+      std::vector<FilterId> others;     // the engine's other filters (never on these packets)
+      if (v.eo.layer_threshold == 1) {  // the base layer's; the expression goes to the second
         base = e.insert(compile_pcap("tcp port 9 and host 10.9.9.9"), {.owner = 5});
+        others.push_back(base);
+        for (int i = 0; i < 40; ++i)
+          others.push_back(e.insert(compile_pcap(fmt::format("tcp port {} and host 10.9.{}.{}",
+                                                             9 + i % 7, i / 50, i % 50 + 1)),
+                                    {.owner = 5}));
+      }
+      if (std::string(v.name) == "untrusted-stateful") {  // demux goes out of line
+        const Filter frag[] = {
+            parse_filter("(12:16 == 0x800) && (23:8 == 17) && (30:32 == 10.9.9.9) && "
+                         "((20:16 & 0x1fff) == 0) && RECORD((18:16 << 32) | 26:32) && SHIFT(14) "
+                         "&& SHIFT((0:8 & 0xf) << 2) && (2:16 == 9)"),
+            parse_filter("(12:16 == 0x800) && (23:8 == 17) && (30:32 == 10.9.9.9) && "
+                         "((20:16 & 0x1fff) > 0) && RECORDED((18:16 << 32) | 26:32)")};
+        others.push_back(e.insert(std::span<const Filter>(frag), {.owner = 9, .share = 1}));
+      }
       try {
         id = e.insert(f, v.io);
       } catch (const Error& err) {
@@ -626,6 +657,7 @@ std::vector<std::string> check(const std::vector<std::string>& expressions, size
           std::printf("not broad: %-50s %s\n", x, err.what());
         continue;
       }
+      layered_count += e.layered();
       size_t bad = 0;
       for (const auto& p : packets) {
         bool want = lp->accepts(p);
@@ -633,13 +665,19 @@ std::vector<std::string> check(const std::vector<std::string>& expressions, size
         FilterId got = e.demux(at, p.size());
         ++runs;
         bool ok = want ? got == id : got != id;
-        if (base && got == base) ok = !want || e.accepting(at, p.size()).size() == 2;
+        if (got && std::count(others.begin(), others.end(), got))
+          ok = !want || e.accepting(at, p.size()).size() >= 2;
         FilterId ref = e.demux_reference(at, p.size());
         if (ref != got) ok = false;
+        FilterId burst = 0;
+        size_t len = p.size();
+        e.demux_burst(&at, &len, 1, &burst);
+        if (burst != got) ok = false;
         if (!ok && bad++ < 2)
-          findings.push_back(fmt::format("DIFFERS ({}{}): `{}` libpcap {} engine {} ref {} on {}",
-                                         v.name, f.lifted.opaque ? ", opaque" : "", x,
-                                         want ? "accepts" : "rejects", got, ref, hex(p)));
+          findings.push_back(
+              fmt::format("DIFFERS ({}{}): `{}` libpcap {} engine {} ref {} burst {} on {}", v.name,
+                          f.lifted.opaque ? ", opaque" : "", x, want ? "accepts" : "rejects", got,
+                          ref, burst, hex(p)));
       }
     }
     FilterId tid = all_trusted.insert(f, {.owner = 1, .share = 1, .broad = true, .trusted = true});
@@ -647,30 +685,47 @@ std::vector<std::string> check(const std::vector<std::string>& expressions, size
         all_untrusted.insert(f, {.owner = uint32_t(10 + exprs), .share = 1, .broad = true});
     all.push_back({x, std::move(lp), tid, uid});
   }
-  // Everything in one engine, trusted and untrusted: each id accepts where libpcap does.
+  // Everything in one engine, trusted and untrusted: each id accepts where libpcap does; then
+  // again after every other expression is removed (tables rewritten, filters masked).
   size_t bad_all = 0;
-  for (const auto& p : packets) {
-    const uint8_t* at = guard.place(p.data(), p.size());
-    std::vector<FilterId> want_t, want_u;
-    for (const Entry& en : all)
-      if (en.lp->accepts(p)) want_t.push_back(en.trusted_id), want_u.push_back(en.untrusted_id);
-    accepted += want_t.size();
-    std::vector<FilterId> got_t = all_trusted.accepting(at, p.size());
-    std::vector<FilterId> got_u = all_untrusted.accepting(at, p.size());
-    FilterId wt = all_trusted.demux(at, p.size()), wu = all_untrusted.demux(at, p.size());
-    bool ok = got_t == want_t && got_u == want_u &&
-              (want_t.empty() ? wt == 0 : std::count(want_t.begin(), want_t.end(), wt) == 1) &&
-              (want_u.empty() ? wu == 0 : std::count(want_u.begin(), want_u.end(), wu) == 1) &&
-              all_trusted.demux_reference(at, p.size()) == wt &&
-              all_untrusted.demux_reference(at, p.size()) == wu;
-    if (!ok && bad_all++ < 5)
-      findings.push_back(fmt::format("DIFFERS (all in one engine) on {}", hex(p)));
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) {
+      std::vector<Entry> kept;
+      for (size_t i = 0; i < all.size(); ++i) {
+        if (i % 2 == 0) {
+          all_trusted.remove(all[i].trusted_id, 1);
+          all_untrusted.remove(all[i].untrusted_id, all_untrusted.owner_of(all[i].untrusted_id));
+        } else {
+          kept.push_back(std::move(all[i]));
+        }
+      }
+      all = std::move(kept);
+    }
+    for (const auto& p : packets) {
+      const uint8_t* at = guard.place(p.data(), p.size());
+      std::vector<FilterId> want_t, want_u;
+      for (const Entry& en : all)
+        if (en.lp->accepts(p)) want_t.push_back(en.trusted_id), want_u.push_back(en.untrusted_id);
+      accepted += want_t.size();
+      std::vector<FilterId> got_t = all_trusted.accepting(at, p.size());
+      std::vector<FilterId> got_u = all_untrusted.accepting(at, p.size());
+      FilterId wt = all_trusted.demux(at, p.size()), wu = all_untrusted.demux(at, p.size());
+      bool ok = got_t == want_t && got_u == want_u &&
+                (want_t.empty() ? wt == 0 : std::count(want_t.begin(), want_t.end(), wt) == 1) &&
+                (want_u.empty() ? wu == 0 : std::count(want_u.begin(), want_u.end(), wu) == 1) &&
+                all_trusted.demux_reference(at, p.size()) == wt &&
+                all_untrusted.demux_reference(at, p.size()) == wu;
+      if (!ok && bad_all++ < 5)
+        findings.push_back(
+            fmt::format("DIFFERS (all in one engine, round {}) on {}", round, hex(p)));
+    }
   }
   std::printf(
       "%zu expressions, %zu compiled (%zu opaque), %zu refused by an untrusted owner without the "
-      "broad right (by design); %zu packets, %zu demuxes alone, %zu accepted verdicts in one "
+      "broad right (by design); %zu in a layered engine; %zu packets, %zu demuxes alone, %zu "
+      "accepted verdicts in one "
       "engine\n",
-      exprs, compiled, opaque, untrusted_refused, packets.size(), runs, accepted);
+      exprs, compiled, opaque, untrusted_refused, layered_count, packets.size(), runs, accepted);
   for (const std::string& s : findings) std::printf("FINDING %s\n", s.c_str());
   EXPECT_GT(accepted, 0u);
   if (compiled_out) *compiled_out = compiled;
@@ -799,10 +854,60 @@ TEST(DpfPcapEveryday, ArithmeticEdgesAgreeWithLibpcap) {
       "vlan and vlan[0:2] & 0xfff = 100",
       "mpls and mpls[2] & 1 = 1",
       "ip6 and ip6[0] & 0xf0 = 0x60",
+      "greater 65535",
+      "greater 70000",
+      "less 65536",
+      "len > 65535",
+      "len - 65536 > 0",
+      "len > 200000",
+      "len = 65536",
+      "len >> 16 = 1",
+      "len & 0xffff = 0",
+      "ip[ip[9] * 1000] = 0",
+      "tcp[tcp[12] * 1000] = 0",
+      "ip[ip[0] * 1000] = 0",
+      "ether[ether[0] * 0x400] = 0",
+      "ip[ip[1] * 0x100] = 0",
+      "ether[ether[12:2] * 4] = 0",
+      "tcp[tcp[12:2] * 2:4] = 0",
+      "udp[udp[4:2] * 4] = 0",
+      "ip[ip[2:2] + 65000] = 0",
+      "ether[ether[12:2] + 60000] = 0",
   };
   size_t compiled = 0;
   std::vector<std::string> findings = check(exprs, &compiled);
   EXPECT_GE(compiled, 60u);
+  EXPECT_TRUE(findings.empty()) << findings.size() << " findings";
+}
+
+// Odd but valid inputs: empty and blank expressions, upper case, long disjunctions (past the
+// lift's 256 paths), deep parentheses, names.
+TEST(DpfPcapEveryday, OddInputsAgreeWithLibpcap) {
+  std::vector<std::string> exprs = {"",
+                                    " ",
+                                    "\t\n",
+                                    "TCP port 80",
+                                    "Host 10.0.0.1",
+                                    "tcp PORT 80",
+                                    "ip and TCP",
+                                    "  tcp   port   80  ",
+                                    "tcp port 80\n",
+                                    "(tcp)",
+                                    "((((((((((tcp))))))))))",
+                                    "not not not not tcp",
+                                    "!!tcp",
+                                    "tcp and tcp and tcp"};
+  std::string hosts, ports, nets, deep = "tcp";
+  for (int i = 1; i <= 100; ++i)
+    hosts += fmt::format("{}host 10.0.{}.{}", i > 1 ? " or " : "", i / 50, i % 50 + 1);
+  for (int i = 1; i <= 60; ++i) ports += fmt::format("{}port {}", i > 1 ? " or " : "", 6000 + i);
+  for (int i = 1; i <= 40; ++i) nets += fmt::format("{}net 10.{}.0.0/16", i > 1 ? " or " : "", i);
+  for (int i = 0; i < 60; ++i) deep = "(" + deep + " and port 80)";
+  exprs.insert(exprs.end(), {hosts, ports, nets, deep, "tcp and (" + ports + ")",
+                             "not (" + hosts + ")", "udp and (" + ports + ") and (" + nets + ")"});
+  size_t compiled = 0;
+  std::vector<std::string> findings = check(exprs, &compiled);
+  EXPECT_GE(compiled, 10u);
   EXPECT_TRUE(findings.empty()) << findings.size() << " findings";
 }
 
