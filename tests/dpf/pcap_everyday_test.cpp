@@ -732,11 +732,18 @@ std::vector<std::string> check(const std::vector<std::string>& expressions, size
   return findings;
 }
 
-// EVERYDAY_PROBE="expr;expr;...": the lift of each (a debugging aid, no check).
+// EVERYDAY_PROBE="expr;expr;..." (or @file): the lift of each (a debugging aid, no check).
 TEST(DpfPcapEveryday, Probe) {
   const char* probe = std::getenv("EVERYDAY_PROBE");
   if (!probe) GTEST_SKIP() << "set EVERYDAY_PROBE";
   std::string all = probe;
+  if (all.size() > 1 && all[0] == '@') {  // @file: the expressions in a file
+    std::FILE* in = std::fopen(all.c_str() + 1, "rb");
+    ASSERT_NE(in, nullptr);
+    all.clear();
+    for (int c; (c = std::fgetc(in)) != EOF;) all += char(c);
+    std::fclose(in);
+  }
   for (size_t at = 0; at <= all.size();) {
     size_t end = std::min(all.find(';', at), all.size());
     std::string x = all.substr(at, end - at);
