@@ -25,22 +25,7 @@ using vcode::Type;
 
 constexpr uint64_t kApp = EscapeMachine::kApp;
 
-class Attack : public ::testing::TestWithParam<Engine> {
- public:
-  EscapeMachine m;
-  std::vector<uint8_t> msg = std::vector<uint8_t>(64, 0x11);
-
-  HandlerOptions options() const { return m.options(GetParam()); }
-
-  Outcome run(const HandlerBuilder& h, HandlerOptions o) {
-    Handler handler(h, m.attacker, o);
-    Outcome out = m.run(handler, msg);
-    EXPECT_EQ(m.intact(), "");
-    return out;
-  }
-  Outcome run(const HandlerBuilder& h) { return run(h, options()); }
-  uint8_t app(uint64_t va) { return EscapeMachine::host(m.attacker, va)[0]; }
-};
+class Attack : public EscapeTest {};
 
 // -- Stack clash ------------------------------------------------------------------------------
 // The handler's locals live in the kernel's stack frame, and the attacker chooses the
@@ -489,22 +474,7 @@ TEST(AttackHardening, PipeListConstantsAreBlindedToo) {
 // never traps (x86's INT_MIN / -1); the divisor in every temporary's machine register (rdx is
 // idiv's); shifts by the width and more. The result is the C++ one, natively and interpreted.
 int64_t norm(Type t, uint64_t v) {
-  switch (t) {
-    case Type::I8:
-      return int8_t(v);
-    case Type::U8:
-      return uint8_t(v);
-    case Type::I16:
-      return int16_t(v);
-    case Type::U16:
-      return uint16_t(v);
-    case Type::I32:
-      return int32_t(v);
-    case Type::U32:
-      return uint32_t(v);
-    default:
-      return int64_t(v);
-  }
+  return vcode::normalize_imm(t, int64_t(v));
 }
 
 TEST_P(Attack, DivisionsAndShiftsAtTheExtremes) {

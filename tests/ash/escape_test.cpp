@@ -16,32 +16,7 @@ using vcode::Insn;
 using vcode::Op;
 using vcode::Type;
 
-class Escape : public ::testing::TestWithParam<Engine> {
- public:
-  EscapeMachine m;
-  std::vector<uint8_t> msg = std::vector<uint8_t>(64, 0x11);
-
-  HandlerOptions options() const { return m.options(GetParam()); }
-
-  // Installs `h` on the attacker, runs it, checks that memory outside its writable pages is
-  // unchanged, and returns the outcome.
-  Outcome run(const HandlerBuilder& h, HandlerOptions o) {
-    Handler handler(h, m.attacker, o);
-    Outcome out = m.run(handler, msg);
-    EXPECT_EQ(m.intact(), "");
-    return out;
-  }
-  Outcome run(const HandlerBuilder& h) { return run(h, options()); }
-
-  // The program must be refused at install, with an exojit::Error (never a crash).
-  void expect_refused(const HandlerBuilder& h, HandlerOptions o) {
-    EXPECT_THROW(Handler(h, m.attacker, o), Error);
-    EXPECT_EQ(m.intact(), "");
-  }
-  void expect_refused(const HandlerBuilder& h) { expect_refused(h, options()); }
-
-  uint8_t app(uint64_t va) { return EscapeMachine::host(m.attacker, va)[0]; }
-};
+class Escape : public EscapeTest {};
 
 constexpr uint64_t kApp = EscapeMachine::kApp;
 constexpr int64_t kBig = int64_t(1) << 62;
