@@ -12,7 +12,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "escape_machine.h"
+#include "escape_fixture.h"
 #include "exojit/error.h"
 #include "exojit/pipes/library.h"
 

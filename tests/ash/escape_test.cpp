@@ -6,7 +6,7 @@
 
 #include <climits>
 
-#include "escape_machine.h"
+#include "escape_fixture.h"
 #include "exojit/error.h"
 
 namespace exojit::ash::testing {
