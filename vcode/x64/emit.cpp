@@ -194,7 +194,8 @@ Mem X64Emitter::mem(const Insn& in) {
 inline void X64Emitter::insn(const Insn& in) {
   const bool integer = is_int(in.type);
   constexpr auto key = [](Op op, bool imm) { return unsigned(op) << 1 | unsigned(imm); };
-  switch (unsigned(in.op) << 1 | (in.flags & kImm)) {
+  static_assert(kImm == 1, "key(in.op, in.flags & kImm) is the flag bit itself: no compare");
+  switch (key(in.op, in.flags & kImm)) {
     case key(Op::Add, false):
       if (!integer) break;
       return alu_rr<Alu::Add>(in);
