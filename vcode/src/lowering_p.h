@@ -20,6 +20,10 @@
 // and optionally
 //   bool blinded_equality(const Insn& branch, const BlindKey&);  a beq/bne on a blinded constant
 //                                               in fewer instructions (false: not this one)
+//   template <bool kBlind> void insn(const Insn&);  insn<true>: the blinded walk's dispatch, which
+//                                               hides the common records' constants itself and
+//                                               hands the rest to insn_blinded (one dispatch a
+//                                               record instead of two)
 //
 // Everything a record lowers to is emitted inside the one loop of lower_function(): the place
 // where a line table (machine offset -> record) or any other per-record bookkeeping belongs: with
@@ -113,10 +117,12 @@ class Lowering {
       at = i;
       self.begin_record();
       if constexpr (kNotes) notes_->record(self.offset(), i);
-      if constexpr (kBlind)
-        insn_blinded(self, f.code[i]);
-      else
+      if constexpr (!kBlind)
         self.insn(f.code[i]);
+      else if constexpr (requires { self.template insn<true>(f.code[i]); })
+        self.template insn<true>(f.code[i]);  // the back end's own blinded dispatch
+      else
+        insn_blinded(self, f.code[i]);
       if (self.failed()) [[unlikely]]
         check(self, i);
     }
@@ -128,15 +134,18 @@ class Lowering {
   // (added to the record's own index, if any); a set becomes a mov (a splat for vectors; floats
   // through the back end's float_from_blinded). A constant marked kOwnedImm stays as it is.
   void insn_blinded(Self& self, const Insn& in) {
-    if (in.flags & kOwnedImm) return self.insn(in);  // the client's own constant (ir.h)
+    // Nothing to hide when the immediate field holds 0..127 (register forms hold 0; such a
+    // constant or displacement is one byte in every type, a float's bits at most one nonzero
+    // byte), or the constant is the client's own (kOwnedImm, ir.h): the record goes straight to
+    // the back end, one dispatch as without blinding.
+    if (uint64_t(in.imm) < 128 || (in.flags & kOwnedImm)) [[likely]]
+      return self.insn(in);
     Insn x = in;
-    auto hidden = [&](Type t, uint64_t v) {
-      blind_info_.type = t;
-      self.load_blinded(v, key_);
-      return blind_reg_;
+    auto hidden = [&](Type t, uint64_t v) __attribute__((always_inline)) {
+      return hide(self, t, v);
     };
     // The immediate (of an integer operation) into the hidden register, named by `field`.
-    auto to_register = [&](uint32_t Insn::*field) {
+    auto to_register = [&](uint32_t Insn::*field) __attribute__((always_inline)) {
       if (!(in.flags & kImm) || !is_int(in.type) || !needs_blinding(normalize_imm(in.type, in.imm)))
         return;
       x.*field = hidden(in.type, register_value(in.type, in.imm));
@@ -195,6 +204,13 @@ class Lowering {
         break;
     }
     self.insn(x);
+  }
+
+  // Loads the hidden register with v (of type t) from v ^ key; returns the hidden register.
+  [[gnu::always_inline]] uint32_t hide(Self& self, Type t, uint64_t v) {
+    blind_info_.type = t;
+    self.load_blinded(v, key_);
+    return blind_reg_;
   }
 
   // The machine register of each vcode register, computed once per function.

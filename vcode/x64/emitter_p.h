@@ -78,6 +78,9 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   void layout_frame();
   void prologue();
   // Inlined into the walk (with the handlers of the common records): one loop, one jump table.
+  // insn<true>: the same for the blinded walk (constants of the common records hidden here, the
+  // rest through the skeleton's insn_blinded).
+  template <bool kBlind = false>
   [[gnu::always_inline]] void insn(const Insn& in);
   void end_function() { emit_constant_pool(); }
 
@@ -127,6 +130,16 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   void address(const Insn& in);
   [[gnu::always_inline]] void load(const Insn& in);
   [[gnu::always_inline]] void store(const Insn& in);
+  // Blinding in insn<true>: whether the record's constant is hidden (as insn_blinded decides),
+  // and the record with the hidden register in place of its constant.
+  static bool hides_operand(const Insn& in) {
+    return !(in.flags & kOwnedImm) && needs_blinding(normalize_imm(in.type, in.imm));
+  }
+  static bool hides_displacement(const Insn& in) {
+    return !(in.flags & kOwnedImm) && needs_blinding(in.imm);
+  }
+  [[gnu::always_inline]] Insn with_hidden_operand(const Insn& in);
+  [[gnu::always_inline]] Insn with_hidden_displacement(const Insn& in);
   [[gnu::noinline]] void load_general(const Insn& in);
   [[gnu::noinline]] void store_general(const Insn& in);
 
