@@ -94,6 +94,12 @@ class PipeList {
   std::shared_ptr<const Pipe> share(size_t i) const { return pipes_[i]; }
   int find(std::string_view name) const;  // -1 if absent
 
+  // An independent copy, every pipe checked again from its records: a body's records stay
+  // reachable to its author after add() (the PipeBody's function()), so whoever compiles a list
+  // handed across a trust boundary (the ASH sandbox) compiles a checked copy of its own. An
+  // edited body that no longer passes is an exojit::Error.
+  PipeList checked_copy() const;
+
  private:
   std::vector<std::shared_ptr<const Pipe>> pipes_;  // shared: compiled lists keep their pipes
 };
