@@ -15,8 +15,9 @@
 // A pipe's body is straight-line code over its input register (the next word of the message at
 // the pipe's gauge, in memory byte order), its temporaries (getreg) and its persistent registers;
 // its output is its input register once the body has run. Bodies may not branch, call, touch
-// memory, divide (which could fault) or use vectors: the pipe compiler decides how to unroll,
-// widen and vectorize them, from their attributes and what their instructions do.
+// memory, divide (which could fault) or use vectors or floating point (integer registers only):
+// the pipe compiler decides how to unroll, widen and vectorize them, from their attributes and
+// what their instructions do.
 #pragma once
 
 #include <cstdint>
