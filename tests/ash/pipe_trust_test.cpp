@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,32 @@ TEST_P(PipeTrust, BodyEditedAfterInstallDoesNotReachANewLane) {
         << "lane 1 ran another pipe body than lane 0";
     EXPECT_EQ(m.intact(), "");
   }
+}
+
+// The installed handler owns what it runs: its builder (records, sites, pipe lists, their
+// bodies) edited or destroyed after install reaches neither lane 0 nor a lane made later.
+TEST_P(PipeTrust, HandlerOutlivesItsBuilder) {
+  auto e = std::make_unique<EditableHandler>();
+  Handler handler(e->h, m.attacker, options());
+  EXPECT_EQ(m.run(handler, msg), Outcome::Committed);
+  const uint8_t* app = EscapeMachine::host(m.attacker, EscapeMachine::kApp);
+  const std::vector<uint8_t> lane0(app, app + msg.size());
+  // The records edited into a handler that aborts at once, then everything freed.
+  for (vcode::Insn& x : e->h.function().code) {
+    x.op = vcode::Op::Ret;
+    x.flags = vcode::kImm;
+    x.imm = 0;
+  }
+  e.reset();
+  for (uint32_t lane : {0u, 1u, 2u}) {
+    SCOPED_TRACE(lane);
+    std::memset(EscapeMachine::host(m.attacker, EscapeMachine::kApp), 0, msg.size());
+    HandlerContext ctx(m.kernel, m.attacker, m.nic, true, lane);
+    handler.handle(ctx, Message{msg.data(), uint32_t(msg.size()), 1});
+    EXPECT_EQ(handler.last_outcome(lane), Outcome::Committed);
+    EXPECT_EQ(std::vector<uint8_t>(app, app + msg.size()), lane0);
+  }
+  EXPECT_EQ(m.intact(), "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, PipeTrust, ::testing::Values(Engine::Native, Engine::Interpreter),
