@@ -384,7 +384,9 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
   for (size_t i = 0; i < scanned.size(); ++i)
     if (scanned[i] && copied[i])
       fail("ash handler {}: pipe list {} is both scanned and copied through", program.name(), i);
-  m.pipe_lists = program.pipe_lists();
+  // Copies of the lists, checked again: the bodies' records stay the attacker's after add(), and
+  // every lane compiles the lists again on its first run (PipeTrust.*).
+  for (const pipes::PipeList& pl : program.pipe_lists()) m.pipe_lists.push_back(pl.checked_copy());
   for (size_t i = 0; i < scanned.size(); ++i)
     m.pipe_directions.push_back(scanned[i] ? pipes::Direction::ReadOnly : pipes::Direction::Write);
   std::vector<pipes::CompiledPipes> compiled = m.compile_pipes();

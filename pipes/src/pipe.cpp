@@ -2,6 +2,10 @@
 // Recording and checking pipe bodies.
 #include "exojit/pipes/pipe.h"
 
+#include <fmt/format.h>
+
+#include <string>
+
 #include "exojit/error.h"
 #include "exojit/vcode/text.h"
 
@@ -26,8 +30,35 @@ Type gauge_type(int gauge) {
   }
 }
 
+// The body's records hold together: one parameter, the input, of the gauge's type; every
+// register the code or a persistent register names exists, is an integer and, for persistent
+// ones, of the type declared. Whatever the builder made passes; what matters is a body edited
+// after add() (its records are the author's, reachable through the PipeBody's function()).
+void check_records(const Pipe& p) {
+  const vcode::Function& f = p.body();
+  auto refuse = [&](const std::string& why) { fail("pipe '{}': {}", p.name, why); };
+  if (f.params.size() != 1 || f.params[0].id >= f.regs.size() ||
+      f.regs[f.params[0].id].type != gauge_type(p.gauge))
+    refuse("the body's parameter is not its input word");
+  for (const PersistentInfo& info : p.persistent)
+    if (info.reg >= f.regs.size() || info.reg == f.params[0].id ||
+        f.regs[info.reg].type != info.type || !vcode::is_int(info.type))
+      refuse(fmt::format("persistent register '{}' does not match the body's", info.name));
+  for (const vcode::Insn& in : p.code) {
+    // Calls name their arguments through call_args: refused by check_body before it reads them.
+    if (vcode::has_flag(in.op, vcode::kOpCall)) continue;
+    auto known = [&](uint32_t r) {
+      if (r >= f.regs.size() || !vcode::is_int(f.regs[r].type))
+        refuse(fmt::format("register %r{} is not an integer register of the body", r));
+    };
+    vcode::for_each_use(f, in, known);
+    if (int64_t d = vcode::defined_reg(in); d >= 0) known(uint32_t(d));
+  }
+}
+
 // Bodies are straight-line scalar code: no control flow, memory, calls, faults or vectors.
 void check_body(const Pipe& p) {
+  check_records(p);
   const vcode::Function& f = p.body();
   const uint32_t input = f.params[0].id;
   for (const vcode::Insn& in : p.code) {
@@ -103,6 +134,23 @@ int PipeList::add(std::string name, int gauge, unsigned attrs, const Definition&
   check_body(*pipe);
   pipes_.push_back(std::move(pipe));
   return int(pipes_.size() - 1);
+}
+
+PipeList PipeList::checked_copy() const {
+  PipeList out;
+  for (const std::shared_ptr<const Pipe>& p : pipes_) {
+    auto c = std::make_shared<Pipe>();
+    c->name = p->name;
+    c->gauge = p->gauge;
+    c->attrs = p->attrs;
+    c->persistent = p->persistent;
+    c->code = p->code;
+    const vcode::Function& body = p->body();
+    c->module.add_function(body.name, body.sig) = body;
+    check_body(*c);
+    out.pipes_.push_back(std::move(c));
+  }
+  return out;
 }
 
 int PipeList::find(std::string_view name) const {

@@ -9,18 +9,24 @@
 //   - a run that takes far longer than its budget allows (a hang is libFuzzer's -timeout);
 //   - the engines disagreeing (outcome, the writable pages, the replies): the interpreter is the
 //     reference semantics of the lowered code both run;
-//   - an unchecked (trusted) handler accepted for an empty region.
-// A refused program (exojit::Error) is a fine outcome.
+//   - an unchecked (trusted) handler accepted for an empty region;
+//   - a handler accepted past its limits (max_locals, max_insns and their caps, the number of
+//     pipe lists and their bodies' size, the straight-line cost against the budget), or a
+//     refusal that changed memory; more replies sent for a message than max_replies.
+// A refused program (exojit::Error) is a fine outcome. The extended header (fuzz_escape.h) varies
+// the limits, hardening, pipe lists and message sizes at their boundaries.
 #include "fuzz_escape.h"
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <string>
 
 #include "escape_machine.h"
 #include "exojit/error.h"
+#include "exojit/pipes/library.h"
 
 // What the inputs came to (printed by the corpus runner): not a program, refused, run.
 size_t exojit_ash_escape_unbuilt = 0, exojit_ash_escape_refused = 0, exojit_ash_escape_run = 0;
@@ -77,9 +83,32 @@ class Decoder {
                               {EscapeMachine::kVictim, 2 * kPage}};
     o.region = regions[region];
     o.budget = int64_t(64) << (budget % 12);
-    commit_at_end_ = !(flags & 1);
-    trusted_probe_ = flags & 2;
+    commit_at_end_ = !(flags & kFlagAbortAtEnd);
+    trusted_probe_ = flags & kFlagTrustedProbe;
+    if (flags & kFlagExtended) extended(o);
     return o;
+  }
+
+  // The limits at and around their caps, hardening, the local's size, the pipe lists and the
+  // messages' sizes (fuzz_escape.h).
+  void extended(HandlerOptions& o) {
+    static constexpr uint32_t kLocals[] = {0,    1,    15,   16,   17,    32,        256,
+                                           1024, 2047, 2048, 2049, 65536, UINT32_MAX};
+    static constexpr uint32_t kInsns[] = {0,     1,     32,    64,    256,      1024,      4096,
+                                          16384, 65535, 65536, 65537, 1u << 31, UINT32_MAX};
+    static constexpr uint32_t kLocalSizes[] = {16, 1, 7, 8, 64, 256, 2040, 2048};
+    static constexpr uint32_t kReplies[] = {4, 0, 1, UINT32_MAX};
+    static constexpr size_t kListCounts[] = {0, 1, 2, 3, 4, 63, 64, 65};
+    uint8_t locals = r_.u8(), insns = r_.u8(), opt = r_.u8(), lists = r_.u8();
+    o.max_locals = kLocals[locals % std::size(kLocals)];
+    o.max_insns = kInsns[insns % std::size(kInsns)];
+    o.harden = !(opt & kOptNoHarden);
+    o.max_replies = kReplies[(opt >> 1) % 4];
+    local_size_ = kLocalSizes[(opt >> 3) % 8];
+    num_lists_ = kListCounts[lists % 8];
+    list_kinds_ = uint8_t(lists >> 3);
+    msg_size_[0] = r_.u8();
+    msg_size_[1] = r_.u8();
   }
   bool trusted_probe() const { return trusted_probe_; }
 
@@ -89,7 +118,8 @@ class Decoder {
              h.getreg(Type::P, RegClass::Temp),   h.getreg(Type::U64, RegClass::Temp),
              h.getreg(Type::U32, RegClass::Temp), h.getreg(Type::U8, RegClass::Temp)};
     n_ = h.getreg(Type::I64, RegClass::Var);
-    local_ = h.local(16);
+    local_ = h.local(local_size_);
+    add_pipe_lists(h);
     for (Reg r : regs_) h.set(r, 0);
     h.set(n_, 0);
     ops(h, 64, 0);
@@ -111,6 +141,16 @@ class Decoder {
     size_t third = rest.size() / 3;
     msgs.emplace_back(rest.begin(), rest.begin() + third);
     msgs.emplace_back(rest.begin() + third, rest.end());
+    // Sizes at the boundaries (0: the split above): the rest's bytes repeated.
+    static constexpr size_t kSizes[] = {0,    0,    1,    2,    7,     8,     9,     64,
+                                        2047, 2048, 2049, 4096, 65535, 65536, 65537, 262144};
+    for (int k = 0; k < 2; ++k) {
+      uint8_t choice = msg_size_[k] % std::size(kSizes);
+      if (choice == 0) continue;
+      std::vector<uint8_t>& m = msgs[size_t(k)];
+      m.resize(kSizes[choice]);
+      for (size_t i = 0; i < m.size(); ++i) m[i] = rest.empty() ? 0x11 : rest[i % rest.size()];
+    }
     msgs.emplace_back();  // an empty one (data() may be null)
     return msgs;
   }
@@ -257,10 +297,15 @@ class Decoder {
       }
       case kPrim:
         return primitive(h);
+      case kPipe:
+        return pipe_primitive(h);
       case kLocal: {
         bool store = r_.u8() & 1;
-        int64_t off = r_.u8() % 9;
-        return store ? h.st(regs_[3], local_, off) : h.ld(regs_[3], local_, off);
+        // Anywhere in the local, its last bytes included (edits take accesses past it).
+        Reg v = local_size_ >= 8 ? regs_[3] : regs_[7];
+        int64_t width = local_size_ >= 8 ? 8 : 1;
+        int64_t off = int64_t(r_.u8()) * (int64_t(local_size_) - width + 1) / 256;
+        return store ? h.st(v, local_, off) : h.ld(v, local_, off);
       }
       case kAbortIf: {
         Label go = h.label();
@@ -280,6 +325,110 @@ class Decoder {
       default:
         return;
     }
+  }
+
+  // Pipe lists from the library (and one whose constant is wild), with a persistent-register
+  // reference for each list whose first pipe has one.
+  void add_pipe_lists(HandlerBuilder& h) {
+    for (size_t i = 0; i < num_lists_; ++i) {
+      pipes::PipeList pl;
+      const char* reg = nullptr;
+      switch ((list_kinds_ + i) % 8) {
+        case 0:
+          pipes::library::cksum(pl);
+          reg = "acc";
+          break;
+        case 1:
+          pipes::library::bswap16(pl);
+          break;
+        case 2:
+          pipes::library::bswap32(pl);
+          break;
+        case 3:
+          pipes::library::cipher(pl, pipes::library::kDemoKey);
+          reg = "state";
+          break;
+        case 4:
+          pipes::library::crc32c(pl);
+          reg = "crc";
+          break;
+        case 5:
+          pipes::library::copy(pl);
+          break;
+        case 6:
+          pl.add("wild", 64, pipes::kPlain, [&](pipes::PipeBody& p) {
+            bodies_.push_back(&p.function());  // the attacker's records after add()
+            vcode::Reg k = p.persistent(Type::U64, "k", 0x9090909090909090u);
+            p.xor_(p.input(), p.input(), k);
+            p.add(k, k, int64_t(0x0102030405060708));
+          });
+          reg = "k";
+          break;
+        default:
+          pipes::library::cksum(pl);
+          pipes::library::bswap32(pl);
+          pipes::library::crc32c(pl);
+          reg = "acc";
+          break;
+      }
+      int list = h.add_pipes(std::move(pl));
+      if (reg) refs_.push_back(h.pipe_ref(list, 0, reg));
+    }
+  }
+
+  // A byte count for a pipe primitive: the register x, or one at a boundary.
+  Operand count() {
+    static constexpr int64_t kCounts[] = {0,
+                                          1,
+                                          3,
+                                          4,
+                                          7,
+                                          8,
+                                          63,
+                                          64,
+                                          2047,
+                                          2048,
+                                          2049,
+                                          4096,
+                                          65535,
+                                          65536,
+                                          65537,
+                                          int64_t(1) << 32,
+                                          int64_t(1) << 48};
+    uint8_t c = r_.u8();
+    if (c & 1) return regs_[2];
+    return kCounts[(c >> 1) % std::size(kCounts)];
+  }
+
+  void pipe_primitive(HandlerBuilder& h) {
+    uint8_t which = r_.u8() % 6;
+    int list = int(r_.u8() % (num_lists_ + 1)) - 1;  // -1: a plain copy
+    Reg x = regs_[2];
+    switch (which) {
+      case 0:
+        h.consume(Operand(base()), count(), list);
+        break;
+      case 1:
+        if (list < 0) return;
+        h.scan(count(), list);
+        break;
+      case 2:
+        h.reply_app(Operand(base()), count(), list);
+        break;
+      case 3:
+        if (refs_.empty()) return;
+        h.pipe_get(x, refs_[r_.u8() % refs_.size()]);
+        break;
+      case 4:
+        if (refs_.empty()) return;
+        h.pipe_set(refs_[r_.u8() % refs_.size()], operand());
+        break;
+      default:  // the whole rest of the message, exactly
+        h.remaining(x);
+        h.consume(Operand(base()), x, list);
+        break;
+    }
+    refresh_temps(h);
   }
 
   Operand operand() {
@@ -400,6 +549,24 @@ class Decoder {
       case kEditSig:
         f.sig.ret = Type(value % 22);
         return;
+      case kEditPipeBody: {
+        if (bodies_.empty()) return;
+        vcode::Function& body = *bodies_[index % bodies_.size()];
+        switch (value % 4) {
+          case 0:
+            body.params.clear();
+            return;
+          case 1:
+            if (!body.params.empty()) body.params[0].id = r_.u8();
+            return;
+          case 2:
+            body.regs.resize(r_.u8() % 4);
+            return;
+          default:
+            if (!body.regs.empty()) body.regs[r_.u8() % body.regs.size()].type = Type(r_.u8() % 20);
+            return;
+        }
+      }
       default:
         return;
     }
@@ -411,6 +578,12 @@ class Decoder {
   Reg n_;
   vcode::Local local_;
   bool commit_at_end_ = true, trusted_probe_ = false;
+  uint32_t local_size_ = 16;
+  size_t num_lists_ = 0;
+  uint8_t list_kinds_ = 0;
+  uint8_t msg_size_[2] = {0, 0};
+  std::vector<int> refs_;
+  std::vector<vcode::Function*> bodies_;  // the wild pipes' bodies
 };
 
 // What one engine did with the messages.
@@ -423,12 +596,16 @@ struct EngineResult {
 // Runs the messages through `h` on `m`, checking the machine after every run, then puts the
 // writable pages and the replies back as they were (the other engine runs on the same machine,
 // so that constants naming host addresses are the same for both).
-EngineResult run_all(EscapeMachine& m, Handler& h, const std::vector<std::vector<uint8_t>>& msgs) {
+EngineResult run_all(EscapeMachine& m, Handler& h, const std::vector<std::vector<uint8_t>>& msgs,
+                     uint64_t max_replies) {
   EngineResult r;
   std::vector<uint8_t> before = m.writable_bytes();
   for (const std::vector<uint8_t>& msg : msgs) {
     auto start = std::chrono::steady_clock::now();
+    size_t sent_before = m.sent.size();
     r.outcomes.push_back(m.run(h, msg));
+    if (m.sent.size() - sent_before > max_replies)
+      finding("more replies sent for one message than max_replies");
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (seconds > 5) finding("a run took " + std::to_string(seconds) + " s (past its budget)");
@@ -445,17 +622,40 @@ EngineResult run_all(EscapeMachine& m, Handler& h, const std::vector<std::vector
   return r;
 }
 
+// What an accepted handler must be within (README "Threat model"), from the records themselves.
+void check_limits(const HandlerBuilder& program, const HandlerOptions& o, const Handler& h) {
+  const vcode::Function& f = program.function();
+  if (o.max_locals > kMaxLocalsLimit || o.max_insns > kMaxInsnsLimit)
+    finding("a handler accepted with limits past their caps");
+  uint64_t local_bytes = 0;
+  for (const vcode::LocalInfo& l : f.locals) local_bytes += uint64_t(l.size) + l.align;
+  if (local_bytes > o.max_locals) finding("a handler accepted with locals past max_locals");
+  uint64_t size = f.code.size();
+  for (const pipes::PipeList& pl : program.pipe_lists()) {
+    size += 1;
+    for (size_t p = 0; p < pl.size(); ++p) size += pl[p].code.size() + 1;
+  }
+  if (f.code.size() > o.max_insns || size > o.max_insns || program.pipe_lists().size() > 64)
+    finding("a handler accepted past max_insns or with more than 64 pipe lists");
+  if (int64_t(h.static_cost()) > o.budget)
+    finding("a handler accepted whose straight-line cost exceeds its budget");
+}
+
 std::unique_ptr<Handler> install(const HandlerBuilder& program, EscapeMachine& m, HandlerOptions o,
                                  Engine e) {
   o.engine = e;
   try {
     auto h = std::make_unique<Handler>(program, m.attacker, o);
     ++exojit_ash_escape_run;
+    check_limits(program, o, *h);
     return h;
   } catch (const Error& error) {
     ++exojit_ash_escape_refused;
     if (std::getenv("EXOJIT_ESCAPE_VERBOSE")) std::fprintf(stderr, "refused: %s\n", error.what());
-    return nullptr;  // refused at install: fine
+    // Refused at install: fine, if nothing changed.
+    if (std::string what = m.intact(); !what.empty())
+      finding("a refused handler changed memory: " + what);
+    return nullptr;
   }
 }
 
@@ -471,8 +671,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   HandlerBuilder program("fuzzed");
   try {
     d.program(program);
-  } catch (const exojit::Error&) {
+  } catch (const exojit::Error& error) {
     ++exojit_ash_escape_unbuilt;
+    if (std::getenv("EXOJIT_ESCAPE_VERBOSE")) std::fprintf(stderr, "unbuilt: %s\n", error.what());
     return 0;  // the builder refused a call: not a program
   }
   d.edits(program);
@@ -490,7 +691,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<Handler> interp = install(program, m, o, Engine::Interpreter);
   if (bool(native) != bool(interp)) finding("one engine refused the program");
   if (!native) return 0;
-  EngineResult a = run_all(m, *native, msgs), b = run_all(m, *interp, msgs);
+  EngineResult a = run_all(m, *native, msgs, o.max_replies),
+               b = run_all(m, *interp, msgs, o.max_replies);
   if (a.outcomes != b.outcomes) finding("the engines disagree on an outcome");
   if (a.memory != b.memory) finding("the engines disagree on the application's memory");
   if (a.sent != b.sent) finding("the engines disagree on the replies");

@@ -2,7 +2,10 @@
 // The escape fuzzer's input format (fuzz_escape.cpp decodes it; fuzz_escape_main.cpp writes the
 // seeds with the encoder below). An input is a little program for the handler builder:
 //
-//   header: region choice, budget choice, flags
+//   header: region choice, budget choice, flags; with kFlagExtended, six more bytes: the
+//           handler's limits (max_locals, max_insns choices), options (harden off, max_replies,
+//           the local's size), the pipe lists (how many, which pipes) and the two messages'
+//           sizes (at the boundaries: 0, 1, the reply buffer, the staging buffer, the largest)
 //   ops:    one opcode byte and its operands each, up to kEnd
 //   edits:  a count, then edits of the finished function's records (op, flags, operands,
 //           constants, types, register slots, parameters, call arguments, labels, locals,
@@ -34,6 +37,7 @@ enum Opcode : uint8_t {
   kLocal,    // store?, offset
   kAbortIf,  // constant
   kSpin,     // constant (a loop that may never end: the budget's)
+  kPipe,     // pipe primitive selector, pipe list index, operands (consume, scan, reply_app...)
   kNumOps,
   kEnd = 0xff,
 };
@@ -56,8 +60,14 @@ enum EditField : uint8_t {
   kEditRemove,
   kEditSwap,
   kEditSig,
+  kEditPipeBody,  // a pipe body's records edited after PipeList::add (its parameter, registers)
   kNumEdits,
 };
+
+// Header flags.
+inline constexpr uint8_t kFlagAbortAtEnd = 1, kFlagTrustedProbe = 2, kFlagExtended = 4;
+// The extended header's options byte.
+inline constexpr uint8_t kOptNoHarden = 1;
 
 inline constexpr int kPoolSize = 16;
 inline constexpr uint8_t kSmallBase = 16, kRawSelector = 48;
@@ -67,6 +77,11 @@ struct Encoder {
   std::vector<uint8_t> bytes;
 
   Encoder(uint8_t region, uint8_t budget, uint8_t flags = 0) { bytes = {region, budget, flags}; }
+  // The extended header (flags must have kFlagExtended): choices of fuzz_escape.cpp's tables.
+  Encoder& extended(uint8_t locals, uint8_t insns, uint8_t options, uint8_t pipes, uint8_t msg_a,
+                    uint8_t msg_b) {
+    return b(locals).b(insns).b(options).b(pipes).b(msg_a).b(msg_b);
+  }
   Encoder& b(uint8_t v) {
     bytes.push_back(v);
     return *this;

@@ -147,6 +147,44 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> seeds() {
     e.end_ops().edits(0).message(msg);
     add("wild_bases", e);
   }
+  // The extended header: limits at their caps, pipe lists, hardening off, boundary sizes.
+  // Table indexes (fuzz_escape.cpp): locals 6 = 256, 9 = 2048, 10 = 2049; insns 6 = 4096,
+  // 9 = 65536, 10 = 65537; lists 6 = 64, 7 = 65; sizes 9 = 2048, 13 = 65536, 14 = 65537.
+  struct LimitCase {
+    const char* name;
+    uint8_t locals, insns, options, lists, msg_a, msg_b;
+  };
+  const LimitCase limits[] = {
+      {"limits_locals_at_cap", 9, 6, 7 << 3, 0, 1, 2},
+      {"limits_locals_past_cap", 10, 6, 0, 0, 1, 2},
+      {"limits_insns_at_cap", 6, 9, 0, 1, 9, 13},
+      {"limits_insns_past_cap", 6, 10, 0, 1, 9, 13},
+      {"pipes_64_lists", 6, 9, 0, 6, 13, 14},
+      {"pipes_65_lists", 6, 9, 0, 7, 13, 14},
+      {"pipes_unhardened_wild", 6, 6, kOptNoHarden, 2 | (6 << 3), 14, 15},
+  };
+  for (const LimitCase& c : limits) {
+    Encoder e(kRegionFull, kBigBudget, kFlagExtended);
+    e.extended(c.locals, c.insns, c.options, c.lists, c.msg_a, c.msg_b);
+    e.op(kSet).b(kP0).pool(kApp);
+    e.op(kPipe).b(5).b(1).b(0);        // the rest of the message through list 0
+    e.op(kPipe).b(2).b(1).b(0).b(18);  // reply_app(p0, 2048, list 0)
+    e.op(kPipe).b(3).b(0).b(0);        // pipe_get(ref 0)
+    e.op(kPipe).b(0).b(0).b(0).b(26);  // consume(p0, 65536)
+    e.op(kLocal).b(1).b(255);
+    e.op(kPrim).b(13);  // reply_send
+    e.end_ops().edits(0).message({1, 2, 3, 4, 5});
+    add(c.name, e);
+  }
+  for (uint8_t how : {0, 2}) {  // a pipe body's parameters or registers edited after add()
+    Encoder e(kRegionFull, kBigBudget, kFlagExtended);
+    e.extended(6, 6, 0, 1 | (6 << 3), 0, 0);  // one list: the wild pipe
+    e.op(kSet).b(kP0).pool(kApp);
+    e.op(kPipe).b(5).b(1).b(0);
+    e.end_ops().edits(1).edit(kEditPipeBody, 0, how).b(1);
+    e.message({1, 2, 3, 4, 5, 6, 7, 8, 9});
+    add(how == 0 ? "pipes_body_params_edited" : "pipes_body_regs_edited", e);
+  }
   return out;
 }
 

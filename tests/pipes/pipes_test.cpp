@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -367,6 +368,52 @@ TEST(Pipes, EveryOpcodeABodyMayUse) {
     }
   }
   EXPECT_GT(checked, 60);
+}
+
+// A body's records stay reachable to its author after add() (the PipeBody's function()):
+// checked_copy() re-checks them and owns what it checked. Edits that break the records are
+// Errors (they crashed the compiler: it indexes the body's registers by them), and an edit made
+// after the copy does not reach it.
+TEST(Pipes, CheckedCopyRechecksTheRecordsAndOwnsThem) {
+  vcode::Function* body = nullptr;
+  auto make = [&] {
+    PipeList pl;
+    pl.add("p", 32, kPlain, [&](PipeBody& p) {
+      body = &p.function();
+      Reg acc = p.persistent(Type::U32, "acc", 1);
+      Reg t = p.getreg(Type::U32, vcode::RegClass::Temp);
+      p.add(t, p.input(), acc);
+      p.xor_(p.input(), t, int64_t(0x01010101));
+    });
+    return pl;
+  };
+  const std::vector<uint8_t> src(40, 0x10);
+  auto run = [&](const PipeList& pl) {
+    std::vector<uint8_t> dst(src.size());
+    compile(pl, Direction::Write)(dst.data(), src.data(), src.size());
+    return dst;
+  };
+  PipeList pl = make();
+  const std::vector<uint8_t> want = run(pl);
+  PipeList copy = pl.checked_copy();
+  body->regs.clear();  // the original is broken now; the copy is not
+  EXPECT_EQ(run(copy), want);
+  EXPECT_THROW((void)pl.checked_copy(), Error);
+  const std::vector<std::function<void(vcode::Function&)>> edits = {
+      [](vcode::Function& f) { f.params.clear(); },
+      [](vcode::Function& f) { f.params[0].id = 99; },
+      [](vcode::Function& f) { f.regs.resize(2); },
+      [](vcode::Function& f) { f.regs[2].type = Type::V4U32; },
+      [](vcode::Function& f) { f.regs[2].type = Type::F64; },
+      [](vcode::Function& f) { f.regs[0].type = Type::U64; },  // the input, not the gauge's
+      [](vcode::Function& f) { f.regs[1].type = Type::U16; },  // the persistent register
+  };
+  for (size_t k = 0; k < edits.size(); ++k) {
+    SCOPED_TRACE(k);
+    PipeList fresh = make();
+    edits[k](*body);
+    EXPECT_THROW((void)fresh.checked_copy(), Error);
+  }
 }
 
 TEST(Pipes, BadCompositionsAreErrors) {

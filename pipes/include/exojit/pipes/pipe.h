@@ -15,8 +15,9 @@
 // A pipe's body is straight-line code over its input register (the next word of the message at
 // the pipe's gauge, in memory byte order), its temporaries (getreg) and its persistent registers;
 // its output is its input register once the body has run. Bodies may not branch, call, touch
-// memory, divide (which could fault) or use vectors: the pipe compiler decides how to unroll,
-// widen and vectorize them, from their attributes and what their instructions do.
+// memory, divide (which could fault) or use vectors or floating point (integer registers only):
+// the pipe compiler decides how to unroll, widen and vectorize them, from their attributes and
+// what their instructions do.
 #pragma once
 
 #include <cstdint>
@@ -93,6 +94,12 @@ class PipeList {
   const Pipe& operator[](size_t i) const { return *pipes_[i]; }
   std::shared_ptr<const Pipe> share(size_t i) const { return pipes_[i]; }
   int find(std::string_view name) const;  // -1 if absent
+
+  // An independent copy, every pipe checked again from its records: a body's records stay
+  // reachable to its author after add() (the PipeBody's function()), so whoever compiles a list
+  // handed across a trust boundary (the ASH sandbox) compiles a checked copy of its own. An
+  // edited body that no longer passes is an exojit::Error.
+  PipeList checked_copy() const;
 
  private:
   std::vector<std::shared_ptr<const Pipe>> pipes_;  // shared: compiled lists keep their pipes
