@@ -17,8 +17,13 @@
 namespace exojit::dpf {
 namespace {
 
+// Words: names, numbers, addresses (`10.0.0.0/8`, `::1`), port ranges (`1-2`), `tcp-syn`;
+// a `-` or `/` only inside one (else the operator).
+bool word_start(unsigned char c) {
+  return std::isalnum(c) || c == '_' || c == '.' || c == ':' || c == '\\';
+}
 bool word_char(unsigned char c) {
-  return std::isalnum(c) || c == '_' || c == '.' || c == ':' || c == '-' || c == '\\' || c == '/';
+  return word_start(c) || c == '-' || c == '/';
 }
 
 // The extra cost of a keyword, given the qualifiers seen before it in its primitive.
@@ -85,7 +90,7 @@ PcapSize measure_pcap(std::string_view e) {
       continue;
     }
     ++out.cost;  // every token
-    if (!word_char(c)) {
+    if (!word_start(c)) {
       prev_dir = false;
       char n = i + 1 < e.size() ? e[i + 1] : '\0';
       if ((c == '&' && n == '&') || (c == '|' && n == '|')) {
