@@ -13,11 +13,13 @@
 #include <pcap/pcap.h>
 #include <time.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "expression_file.h"
 #include "guarded.h"
 #include "pcap_packets.h"
 
@@ -171,6 +173,33 @@ TEST(DpfPcapBounds, CostLimitFromBothSides) {
     std::printf("%-18s %4zu terms accepted: cost %zu, %.3f s CPU, %zu instructions\n", s.name, n,
                 measure_pcap(under).cost, cpu, prog.size());
   }
+}
+
+// Every expression of the corpus and of the everyday lists, and the everyday test's long
+// generated disjunctions, are far inside the bounds.
+TEST(DpfPcapBounds, RealisticExpressionsFit) {
+  std::vector<std::string> all = testing::read_expressions(PCAP_CORPUS);
+  for (const char* f : {"pcap_everyday.txt", "pcap_arithmetic_edges.txt", "pcap_odd_inputs.txt",
+                        "pcap_random_primitives.txt"}) {
+    std::vector<std::string> more = testing::read_expressions(std::string(PCAP_DATA_DIR "/") + f);
+    all.insert(all.end(), more.begin(), more.end());
+  }
+  ASSERT_GT(all.size(), 650u);
+  all.push_back(join(100, [](size_t i) { return "host " + addr(i); }));
+  all.push_back(join(60, [](size_t i) { return fmt::format("port {}", 6000 + i); }));
+  all.push_back("udp and (" + join(60, [](size_t i) { return fmt::format("port {}", 6000 + i); }) +
+                ") and (" +
+                join(40, [](size_t i) { return fmt::format("net 10.{}.0.0/16", i + 1); }) + ")");
+  size_t most = 0;
+  for (const std::string& x : all) {
+    PcapSize m = measure_pcap(x);
+    EXPECT_LE(m.cost, kMaxPcapCost) << x;
+    EXPECT_LE(m.nesting, 64u) << x;
+    EXPECT_LE(m.bytes, 4096u) << x;
+    most = std::max(most, m.cost);
+  }
+  std::printf("%zu expressions, the costliest %zu (kMaxPcapCost %zu)\n", all.size(), most,
+              kMaxPcapCost);
 }
 
 TEST(DpfPcapBounds, BytesLimitFromBothSides) {
