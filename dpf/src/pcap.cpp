@@ -43,8 +43,8 @@ std::vector<BpfInsn> compile_pcap_bpf(std::string_view expression) {
          size.nesting, kMaxPcapNesting);
   if (size.cost > kMaxPcapCost)
     fail(
-        "pcap filter: the expression costs {} (kMaxPcapCost: at most {}; e.g. about 124 `port N` "
-        "or 168 `host A` terms): libpcap's compiler would take too long",
+        "pcap filter: the expression costs {} (kMaxPcapCost: at most {}; e.g. about 125 `port N` "
+        "or 150 `host A` terms): libpcap's compiler would take too long",
         size.cost, kMaxPcapCost);
   std::string text(expression);
   std::lock_guard<std::mutex> guard(compiler.lock);

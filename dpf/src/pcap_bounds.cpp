@@ -4,7 +4,7 @@
 // optimizer's passes over dominator bit sets, libpcap issue #1255) and its memory with their
 // square, so the cost counts what makes blocks: every token, plus, for each primitive, about the
 // blocks it expands to on Ethernet -- `port 80` tests TCP, UDP and SCTP over IPv4 and IPv6, in
-// both directions, `tcp port 80` a third of that, `portrange` twice `port`. The weights were
+// both directions, `tcp port 80` under half of that, `portrange` twice `port`. The weights were
 // measured: the longest disjunction of each kind of primitive that libpcap 1.10 compiles in
 // about 0.2 s of CPU is close to kMaxPcapCost (tests/dpf/pcap_bounds_test.cpp lists them).
 #include <algorithm>
@@ -26,7 +26,7 @@ bool word_char(unsigned char c) {
   return word_start(c) || c == '-' || c == '/';
 }
 
-// The extra cost of a keyword, given the qualifiers seen before it in its primitive.
+// The qualifiers seen so far in a primitive: they set the cost of its type keyword.
 struct Primitive {
   bool l4 = false;    // tcp, udp or sctp: ports of one protocol
   bool dir = false;   // src or dst: one direction

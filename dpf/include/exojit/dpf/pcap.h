@@ -13,9 +13,10 @@
 // "pcap filter: can't parse filter expression: syntax error".
 //
 // Bounds. libpcap's compiler takes time cubic and memory quadratic in the blocks an expression
-// expands to (libpcap 1.10.3, CPU time: 300 `port N` terms take 2 s, 600 about 20 s, 10,000
-// gigabytes; libpcap issue #1255), so compile_pcap measures an expression before libpcap sees it
-// (measure_pcap) and refuses it, with an exojit::Error naming the limit, past any of:
+// expands to (libpcap 1.10.3, CPU time: 300 `port N` terms take 2 s, 600 about 20 s; thousands
+// of terms take gigabytes, libpcap issue #1255), so compile_pcap measures an expression before
+// libpcap sees it (measure_pcap) and refuses it, with an exojit::Error naming the limit, past
+// any of:
 //   - kMaxPcapExpressionBytes (65,536) bytes; a NUL byte anywhere;
 //   - kMaxPcapNesting (256) parentheses and brackets open at once (libpcap's own parser stops
 //     at 10,000 levels of anything, "memory exhausted");
@@ -31,6 +32,7 @@
 //   - after libpcap, a program of more than kBpfMaxInsns instructions (the JIT's limit).
 // Host and port names are looked up (getaddrinfo, getservbyname) as tcpdump does: a name
 // server that does not answer delays the compilation by its time-outs.
+//
 // Some programs cannot be lifted (opaque: protochain's loop, divisions by non-powers of two,
 // more than kMaxLiftedDisjuncts paths, ...): `lifted` says why, and the engine runs the program
 // itself, compiled by the classic-BPF JIT (Engine::insert_bpf). Some accept no packet (`ip and
