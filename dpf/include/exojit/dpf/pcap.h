@@ -13,7 +13,7 @@
 // "pcap filter: can't parse filter expression: syntax error".
 //
 // Bounds. libpcap's compiler takes time cubic and memory quadratic in the blocks an expression
-// expands to (libpcap 1.10.3, CPU time: 300 `port N` terms take 2 s, 600 about 20 s; thousands
+// expands to (libpcap 1.10.3, CPU time: 300 `port N` terms take 3 s, 600 about 25 s; thousands
 // of terms take gigabytes, libpcap issue #1255), so compile_pcap measures an expression before
 // libpcap sees it (measure_pcap) and refuses it, with an exojit::Error naming the limit, past
 // any of:
