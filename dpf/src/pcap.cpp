@@ -32,12 +32,31 @@ struct Compiler {
 std::vector<BpfInsn> compile_pcap_bpf(std::string_view expression) {
   static Compiler compiler;
   if (!compiler.dead) fail("pcap filter: libpcap could not open a handle for DLT_EN10MB");
+  if (expression.find('\0') != std::string_view::npos)
+    fail("pcap filter: a NUL byte in the expression");
+  if (expression.size() > kMaxPcapExpressionBytes)
+    fail("pcap filter: the expression is {} bytes (kMaxPcapExpressionBytes: at most {})",
+         expression.size(), kMaxPcapExpressionBytes);
+  PcapSize size = measure_pcap(expression);
+  if (size.nesting > kMaxPcapNesting)
+    fail("pcap filter: parentheses and brackets nested {} deep (kMaxPcapNesting: at most {})",
+         size.nesting, kMaxPcapNesting);
+  if (size.cost > kMaxPcapCost)
+    fail(
+        "pcap filter: the expression costs {} (kMaxPcapCost: at most {}; e.g. about 125 `port N` "
+        "or 150 `host A` terms): libpcap's compiler would take too long",
+        size.cost, kMaxPcapCost);
   std::string text(expression);
-  if (text.find('\0') != std::string::npos) fail("pcap filter: a NUL byte in the expression");
   std::lock_guard<std::mutex> guard(compiler.lock);
   bpf_program prog{};
   if (pcap_compile(compiler.dead, &prog, text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
     fail("pcap filter: {}", pcap_geterr(compiler.dead));
+  if (prog.bf_len > kBpfMaxInsns) {
+    size_t n = prog.bf_len;
+    pcap_freecode(&prog);
+    fail("pcap filter: libpcap's program has {} instructions (kBpfMaxInsns: at most {})", n,
+         kBpfMaxInsns);
+  }
   auto* first = reinterpret_cast<const BpfInsn*>(prog.bf_insns);
   std::vector<BpfInsn> out(first, first + prog.bf_len);
   pcap_freecode(&prog);

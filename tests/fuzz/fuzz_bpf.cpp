@@ -24,6 +24,7 @@
 #include "exojit/error.h"
 #include "exojit/vcode/interp.h"
 #include "guarded.h"
+#include "libpcap_reference.h"
 #include "packets.h"
 
 // Outcome of the last input, for the corpus driver: 0 refused, 1 valid.
@@ -37,35 +38,6 @@ using namespace exojit::dpf;
   std::fprintf(stderr, "fuzz_bpf: %s: got %llu, expected %llu (packet of %zu bytes)\n", what,
                static_cast<unsigned long long>(got), static_cast<unsigned long long>(want), len);
   std::abort();
-}
-
-// libpcap 1.10's interpreter is a fair reference only for programs without backward jumps
-// (it does not bound them) whose scratch words are written before they are read on every path
-// (its scratch memory starts as stack garbage).
-bool libpcap_comparable(const std::vector<BpfInsn>& p) {
-  const size_t n = p.size();
-  std::vector<uint32_t> defined(n, ~0u);
-  defined[0] = 0;
-  for (size_t pc = 0; pc < n; ++pc) {
-    const BpfInsn& in = p[pc];
-    uint16_t cls = in.code & 7, mode = in.code & 0xe0;
-    if ((cls == 0 || cls == 1) && mode == 0x60 && !(defined[pc] >> in.k & 1)) return false;
-    uint32_t out = defined[pc];
-    if (cls == 2 || cls == 3) out |= 1u << in.k;
-    std::vector<size_t> next;
-    if (cls == 6) continue;
-    if (in.code == 0x05) {
-      int64_t to = int64_t(pc) + 1 + int32_t(in.k);
-      if (to <= int64_t(pc)) return false;
-      next.push_back(size_t(to));
-    } else if (cls == 5) {
-      next = {pc + 1 + in.jt, pc + 1 + in.jf};
-    } else {
-      next.push_back(pc + 1);
-    }
-    for (size_t s : next) defined[s] &= out;
-  }
-  return true;
 }
 
 }  // namespace
@@ -111,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   exojit_fuzz_parse_outcome = 1;
   BpfFilter jit = compile_bpf(program);
   exojit::vcode::Interpreter interp(jit.module());
-  bool reference = libpcap_comparable(program);
+  bool reference = testing::libpcap_comparable(program);
   Lifted lifted = lift_bpf(program);
   static testing::GuardedPages guard(1024);
   for (const testing::Bytes& full : packets)
