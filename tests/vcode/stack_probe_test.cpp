@@ -212,6 +212,28 @@ TEST(StackProbe, ALargeFrameFaultsOnTheGuardInsteadOfWritingBeyond) {
     }
 }
 
+#if EXOJIT_WITH_DISASM  // built with LLVM
+// The LLVM tier asks LLVM for its inline probes ("probe-stack"="inline-asm"; LLVM 14 has them for
+// x86-64). At -O0, so that the locals stay in the frame.
+TEST(StackProbe, TheLlvmTierFaultsOnTheGuardToo) {
+  if (kHostTarget != Target::X86_64) GTEST_SKIP() << "LLVM 14 probes inline on x86-64 only";
+  CompileOptions o;
+  o.tier = Tier::Llvm;
+  o.llvm_opt_level = 0;
+  for (uint32_t bytes : kJumpingFrames) {
+    SCOPED_TRACE(bytes);
+    Module m = frame_module(bytes);
+    Code code = compile(m, o);
+    EXPECT_EQ(code.as<uint64_t(uint64_t)>("f")(1), Interpreter(m).run<uint64_t>("f", uint64_t(1)));
+    GuardedStack s(kVictim, kSmallStack);
+    Outcome o2 = run_on(s, code.as<uint64_t(uint64_t)>("f"), kMarker);
+    EXPECT_TRUE(o2.signaled) << "exit " << o2.exit_code;
+    EXPECT_EQ(o2.signal, SIGSEGV);
+    EXPECT_TRUE(s.victim_untouched()) << "marker at " << s.marker_at();
+  }
+}
+#endif
+
 // Frames around a page, whole pages, the unrolled/loop boundary, and beyond: the same results
 // as the interpreter, with and without a pushed register and a call. Run on the test's stack.
 TEST(StackProbe, FramesAroundAndBeyondAPageRunAsInterpreted) {
