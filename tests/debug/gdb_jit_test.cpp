@@ -209,6 +209,43 @@ TEST(GdbJit, DwarfReadsBack) {
   std::filesystem::remove(file);
 }
 
+// A frame of 1 MiB is probed in a loop that moves rsp/sp a page at a time (vcode/src/
+// stack_probe_p.h): there the frame is found from the loop's end register (r11 / x17), then from
+// the stack pointer again, so that a debugger unwinds from inside the loop (where the guard page
+// faults). llvm-dwarfdump reads the call frame information back, row by row.
+TEST(GdbJit, ProbeLoopFramesUnwind) {
+  if (!std::filesystem::exists(LLVM_DWARFDUMP)) GTEST_SKIP() << "no llvm-dwarfdump";
+  Module m;
+  Builder b(m, "big", Type::U64, {Type::U64});
+  Local l = b.local(1u << 20, 8);
+  b.st(b.arg(0), l, 0);
+  b.ret(b.arg(0));
+  b.finish();
+  Code code = compile(m, {.debug_info = true});
+  EXPECT_EQ(code.as<uint64_t(uint64_t)>("big")(7), 7u);
+  const jit_code_entry* e = registered().back();
+  std::filesystem::path file = std::filesystem::temp_directory_path() /
+                               ("exojit-gdb-probe-" + std::to_string(getpid()) + ".o");
+  std::ofstream(file, std::ios::binary).write(e->symfile_addr, std::streamsize(e->symfile_size));
+  std::string command = std::string(LLVM_DWARFDUMP) + " --debug-frame " + file.string();
+  FILE* p = popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  EXPECT_EQ(WEXITSTATUS(pclose(p)), 0) << command << "\n" << out;
+  std::filesystem::remove(file);
+  // Rows "0x<address>: CFA=<reg>+<offset>: ...": from the loop's register, then from the stack
+  // pointer at the same offset (the loop's end is where sp stops), no unknown rule in between.
+  std::smatch loop;
+  ASSERT_TRUE(std::regex_search(out, loop, std::regex(": CFA=(R11|X17|W17)\\+([0-9]+):"))) << out;
+  const std::string after = loop.suffix();
+  std::smatch next;
+  ASSERT_TRUE(std::regex_search(after, next, std::regex(": CFA=([A-Z0-9]+)\\+([0-9]+):"))) << out;
+  EXPECT_TRUE(next[1] == "RSP" || next[1] == "SP" || next[1] == "WSP") << out;
+  EXPECT_EQ(next[2], loop[2]) << out;
+  EXPECT_EQ(out.find("undefined"), std::string::npos) << out;
+}
+
 // Threads compile and free code with debug info at once: the list stays whole and ends empty.
 TEST(GdbJit, ManyThreads) {
   const size_t before = registered().size();

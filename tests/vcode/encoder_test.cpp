@@ -182,6 +182,23 @@ TEST(Encoder, AluRegisterMemory) {
       });
 }
 
+// op [m], imm8 (the stack probe `or qword [rsp], 0` is one of them).
+TEST(Encoder, AluMemoryImmediate) {
+  Cases cases;
+  for (int k = 0; k < 8; ++k)
+    for (int bits : {32, 64})
+      for (const Mem& m : all_mems())
+        for (int8_t imm : {int8_t(0), int8_t(1), int8_t(-1), int8_t(127), int8_t(-128)}) {
+          cases.add(fmt::format("alu{} {}, {} ({} bits)", k, mem_text(m), imm, bits),
+                    {[&](Encoder& e, auto&) { e.alu(kAlus[k], bits, m, imm); },
+                     [&](ax::Assembler& a, auto& l) {
+                       ax::Mem their_m = their(m, l);
+                       their_m.setSize(uint32_t(bits / 8));
+                       a.emit(kAluIds[k], their_m, imm);
+                     }});
+        }
+}
+
 TEST(Encoder, TestMovAndExtensions) {
   Cases cases;
   for (int d = 0; d < 16; ++d)

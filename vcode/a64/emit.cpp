@@ -26,8 +26,8 @@ void FirstError::handleError(asmjit::Error err, const char* message, BaseEmitter
   }
 }
 
-A64Emitter::A64Emitter(const Module& m, CodeHolder& code, CodeNotes* notes)
-    : Lowering(m, notes), a_(&code) {
+A64Emitter::A64Emitter(const Module& m, CodeHolder& code, CodeNotes* notes, bool stack_probes)
+    : Lowering(m, notes), a_(&code), probes_(stack_probes) {
   a_.setErrorHandler(&errors_);
 #if defined(__aarch64__)
   has_crc32_ = CpuInfo::host().features().arm().hasCRC32();
@@ -136,6 +136,7 @@ void A64Emitter::layout_frame() {
       int_vars |= 1u << ri.slot;
     }
   }
+  frame_.calls = has_calls;
   if (has_calls) frame_.saved_x.push_back(30);  // the link register
   for (int s = 0; s < kIntVars; ++s)
     if (int_vars >> s & 1) frame_.saved_x.push_back(kIntVar[s]);
@@ -186,7 +187,7 @@ void A64Emitter::prologue() {
       if (i + 1 == ds.size()) at -= 8;
     }
   }
-  sp_adjust(true, frame_.size);
+  allocate_frame();
   // Parameters move from their ABI register to their slot when declared as variables; narrow
   // integers are re-extended (AAPCS64 leaves the bits above them unspecified).
   int pos[2] = {0, 0};
@@ -220,6 +221,45 @@ void A64Emitter::prologue() {
       }
     }
   }
+}
+
+// sp -= frame size, below the register save area. bl stores nothing: as gcc's AArch64 stack clash
+// protection does, the caller may leave up to kCallerGap bytes above the entry sp untouched, and
+// a function leaves no more than that below its last store at each of its calls. A frame that
+// keeps both within the probe interval keeps its plain adjustment; others are probed as they are
+// allocated (../src/stack_probe_p.h): sub, `str xzr, [sp]`, a loop for many pages, the last
+// partial step probed too (sp is then touched: a callee starts with no gap).
+void A64Emitter::allocate_frame() {
+  const int64_t size = frame_.size, below_entry = frame_.save_bytes + size;
+  const bool plain =
+      below_entry <= kProbeInterval - kCallerGap && (!frame_.calls || size <= kCallerGap);
+  if (!probes_ || plain) return sp_adjust(true, size);
+  auto step = [&](int64_t bytes) {
+    sp_adjust(true, bytes);
+    a_.str(arm64::xzr, arm64::ptr(arm64::sp));
+  };
+  // The save area's stores touched [sp]; without any, the caller's last store may be
+  // kCallerGap above.
+  const ProbeSteps s = probe_steps(size, frame_.save_bytes ? 0 : kCallerGap);
+  step(s.first);
+  if (s.loop()) {
+    // x17 = where the loop stops (x16, x17 are free before the parameters move); meanwhile the
+    // frame is found from x17, sp moving.
+    const Gp end = arm64::x(kScratch1);
+    add_imm(end, arm64::sp, -s.pages * kProbeInterval);
+    if (notes_)
+      notes_->cfa_in(a_.offset(), dwarf_a64_x(kScratch1), int32_t(s.pages * kProbeInterval));
+    const AsmLabel top = a_.newLabel();
+    a_.bind(top);
+    a_.sub(arm64::sp, arm64::sp, Imm(kProbeInterval >> 12), Imm(12));
+    a_.str(arm64::xzr, arm64::ptr(arm64::sp));
+    a_.cmp(arm64::sp, end);
+    a_.b_ne(top);
+    if (notes_) notes_->sp(a_.offset(), int32_t(s.pages * kProbeInterval));
+  } else {
+    for (int64_t i = 0; i < s.pages; ++i) step(kProbeInterval);
+  }
+  if (s.rest) step(s.rest);
 }
 
 void A64Emitter::epilogue() {
@@ -657,12 +697,12 @@ void A64Emitter::store(const Insn& in) {
 
 namespace exojit::vcode::detail {
 
-MachineCode emit_a64(const Module& m, CodeNotes* notes, const BlindKey* blind) {
+MachineCode emit_a64(const Module& m, CodeNotes* notes, const BlindKey* blind, bool stack_probes) {
   asmjit::CodeHolder holder;
   holder.init(asmjit::Environment(asmjit::Arch::kAArch64));
   std::vector<std::pair<asmjit::Label, asmjit::Label>> ranges;
   {
-    a64::A64Emitter emitter(m, holder, notes);
+    a64::A64Emitter emitter(m, holder, notes, stack_probes);
     if (blind) emitter.blind_constants(*blind);
     emitter.module(ranges);
   }

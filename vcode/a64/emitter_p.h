@@ -34,6 +34,7 @@
 
 #include "../src/backend_p.h"
 #include "../src/lowering_p.h"
+#include "../src/stack_probe_p.h"
 
 namespace exojit::vcode::detail::a64 {
 
@@ -53,7 +54,8 @@ struct Frame {
   int32_t stage = 0;        // call argument staging area
   int32_t vector_save = 0;  // 128-bit float-file variables saved around calls (16 bytes each)
   bool save_vectors = false;
-  int32_t size = 0;  // bytes below the register save area (locals, staging)
+  bool calls = false;  // the function calls (x30 saved)
+  int32_t size = 0;    // bytes below the register save area (locals, staging)
   std::vector<int32_t> local_offset;
   // Callee-saved registers the prologue stores at [sp + size + 8 * i]: x registers (x30 first
   // when the function calls), then d registers.
@@ -75,7 +77,8 @@ class FirstError : public asmjit::ErrorHandler {
 class A64Emitter : public Lowering<A64Emitter, AsmLabel> {
  public:
   using Label = AsmLabel;
-  A64Emitter(const Module& m, CodeHolder& code, CodeNotes* notes = nullptr);
+  A64Emitter(const Module& m, CodeHolder& code, CodeNotes* notes = nullptr,
+             bool stack_probes = true);
   ~A64Emitter() { a_.resetErrorHandler(); }
   // Lowers every function; `ranges` receives each one's begin and end labels.
   void module(std::vector<std::pair<Label, Label>>& ranges) {
@@ -121,6 +124,7 @@ class A64Emitter : public Lowering<A64Emitter, AsmLabel> {
   void mov_imm(const Gp& d, uint64_t v);
   void add_imm(const Gp& d, const Gp& a, int64_t v);
   void sp_adjust(bool down, int64_t bytes);
+  void allocate_frame();  // probes large frames (../src/stack_probe_p.h)
   void epilogue();
   void note_saved(const std::vector<uint32_t>& regs, size_t i, int32_t at,
                   unsigned (*dwarf)(unsigned));
@@ -160,6 +164,7 @@ class A64Emitter : public Lowering<A64Emitter, AsmLabel> {
   arm64::Assembler a_;
   Frame frame_;
   bool has_crc32_ = true;
+  bool probes_ = true;  // stack probes for large frames (off only in tests)
   std::vector<std::pair<AsmLabel, std::array<uint8_t, 16>>> pool_;
 };
 

@@ -615,6 +615,9 @@ std::unique_ptr<llvm::Module> lower_to_llvm(const Module& m, llvm::LLVMContext& 
     auto* fty = llvm::FunctionType::get(llvm_type(ctx, f.sig.ret), params, false);
     fns.push_back(
         llvm::Function::Create(fty, llvm::Function::ExternalLinkage, prefix + f.name, mod.get()));
+    // Frames over a page probe the stack as they are allocated, as the fast tier's do
+    // (../src/stack_probe_p.h): LLVM's inline probes, every 4 KiB ("stack-probe-size"'s default).
+    fns.back()->addFnAttr("probe-stack", "inline-asm");
   }
   for (size_t i = 0; i < fns.size(); ++i) {
     FunctionLowering lowering(m, *m.functions()[i], fns[i], fns, host_has_sse42);

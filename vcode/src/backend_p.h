@@ -39,6 +39,9 @@ struct X64Features {
   // The most code the encoder writes before it gives up with an error (1 GiB: every rel32
   // reaches; tests lower it to see the error reported).
   size_t max_code_bytes = size_t(1) << 30;
+  // Frames over a page probe the stack as they are allocated (stack_probe_p.h). Off only in
+  // tests, which compare the code of small frames with and without.
+  bool stack_probes = true;
 };
 
 // The LLVM tier (vcode/llvm/): the module lowered to LLVM IR, optimized at `opt_level` (0-3)
@@ -61,6 +64,8 @@ MachineCode emit_x64(const Module& m, const X64Features& allowed, CodeNotes* not
                      const BlindKey* blind = nullptr);
 
 // AArch64 (AAPCS64): the same through asmjit's a64::Assembler (vcode/a64/).
-MachineCode emit_a64(const Module& m, CodeNotes* notes = nullptr, const BlindKey* blind = nullptr);
+// `stack_probes` off only in tests (see X64Features::stack_probes).
+MachineCode emit_a64(const Module& m, CodeNotes* notes = nullptr, const BlindKey* blind = nullptr,
+                     bool stack_probes = true);
 
 }  // namespace exojit::vcode::detail

@@ -16,7 +16,8 @@ X64Emitter::X64Emitter(const Module& m, const X64Features& allowed, CodeNotes* n
       has_avx_(allowed.avx),
       has_avx2_(allowed.avx && allowed.avx2),
       has_sse41_(allowed.sse41),
-      has_sse42_(allowed.sse42) {}
+      has_sse42_(allowed.sse42),
+      probes_(allowed.stack_probes) {}
 
 MachineCode X64Emitter::module() {
   lower_module();
@@ -136,8 +137,7 @@ void X64Emitter::prologue() {
       notes_->saved(e_.offset(), dwarf_x64_gp(g.id), 0);
     }
   }
-  if (frame_.size) e_.alu(Alu::Sub, rsp, frame_.size);
-  if (notes_ && frame_.size) notes_->sp(e_.offset(), frame_.size);
+  allocate_frame();
   // Parameters declared as variables move from their ABI register to their slot.
   int pos[2] = {0, 0};
   for (Reg p : f_->params) {
@@ -150,6 +150,43 @@ void X64Emitter::prologue() {
     else
       move(gp64(p.id), kIntArg[at]);
   }
+}
+
+// rsp -= frame size. The return address and the pushes touched the stack down to rsp; a frame
+// of which a page or more would stay untouched (counting the return address a call from the body
+// pushes below it) is probed as it is allocated (../src/stack_probe_p.h): sub a page, `or qword
+// [rsp], 0`, a loop for many pages, the last partial page probed too.
+void X64Emitter::allocate_frame() {
+  const int32_t size = frame_.size;
+  if (!probes_ || size <= kProbeInterval - 8) {
+    if (size) e_.alu(Alu::Sub, rsp, size);
+    if (notes_ && size) notes_->sp(e_.offset(), size);
+    return;
+  }
+  auto step = [&](int32_t bytes) {
+    e_.alu(Alu::Sub, rsp, bytes);
+    if (notes_) notes_->sp(e_.offset(), bytes);
+    e_.alu(Alu::Or, 64, ptr(rsp, 0), 0);
+  };
+  const ProbeSteps s = probe_steps(size, 0);
+  step(int32_t(s.first));
+  if (s.loop()) {
+    // r11 = where the loop stops (rax and r11 are free before the parameters move); meanwhile
+    // the frame is found from r11, sp moving.
+    const int32_t pages = int32_t(s.pages * kProbeInterval);
+    e_.lea(r11, ptr(rsp, -pages));
+    if (notes_) notes_->cfa_in(e_.offset(), dwarf_x64_gp(r11.id), pages);
+    const Label top = e_.new_label();
+    e_.bind(top);
+    e_.alu(Alu::Sub, rsp, int32_t(kProbeInterval));
+    e_.alu(Alu::Or, 64, ptr(rsp, 0), 0);
+    e_.alu(Alu::Cmp, rsp, r11);
+    e_.jcc(Cond::NE, top);
+    if (notes_) notes_->sp(e_.offset(), pages);
+  } else {
+    for (int64_t i = 0; i < s.pages; ++i) step(int32_t(kProbeInterval));
+  }
+  if (s.rest) step(int32_t(s.rest));
 }
 
 void X64Emitter::epilogue() {

@@ -25,6 +25,7 @@
 
 #include "../src/backend_p.h"
 #include "../src/lowering_p.h"
+#include "../src/stack_probe_p.h"
 #include "encoder_p.h"
 
 namespace exojit::vcode::detail::x64 {
@@ -104,6 +105,7 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   void move(Gp d, Gp s) {
     if (d.id != s.id) e_.mov(d, s);
   }
+  void allocate_frame();  // probes large frames (../src/stack_probe_p.h)
   void epilogue();
   // A 32- or 64-bit integer access at [base + disp32].
   static bool simple_access(const Insn& in) {
@@ -195,6 +197,7 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   bool has_avx2_ = false;   // 256-bit vector registers
   bool has_sse41_ = false;  // SSSE3 + SSE4.1: pshufb, pmovzx (128-bit without AVX)
   bool has_sse42_ = false;  // crc32
+  bool probes_ = true;      // stack probes for frames over a page (off only in tests)
   std::vector<std::pair<Label, std::array<uint8_t, 32>>> pool_;
 };
 

@@ -182,6 +182,11 @@ class Encoder {
   [[gnu::always_inline]] void alu(Alu op, Gp d, const Mem& m) {
     gp_rm(d.bits, false, 0, uint8_t(uint8_t(op) << 3 | 3), d.id, m);
   }
+  // op [m], imm8 (sign-extended) at `bits` width: the stack probe is `or qword [rsp], 0`.
+  void alu(Alu op, int bits, const Mem& m, int8_t imm) {
+    gp_rm(uint8_t(bits), false, 0, 0x83, uint8_t(op), m, 1);
+    *p_++ = uint8_t(imm);
+  }
   [[gnu::always_inline]] void test(Gp a, Gp b) {
     gp_rr(a.bits, byte_rex(a, b), 0, 0x85, b.id, a.id);
   }

@@ -197,14 +197,23 @@ Bytes debug_frame(Target target, const std::vector<DwarfFunction>& functions) {
     b.u64(f.address);
     b.u64(f.size);
     uint32_t at = 0;
-    int32_t cfa = c.entry_cfa;
+    int32_t cfa = c.entry_cfa;  // from sp
+    bool in_reg = false;        // the CFA is found from another register (a stack probe loop)
     std::vector<int32_t> remembered;
     for (const CodeNotes::Frame& e : f.frame) {
       if (e.offset > at) b.u8(kCfaAdvanceLoc4), b.u32(e.offset - at), at = e.offset;
       switch (e.kind) {
         case CodeNotes::Frame::kSp:
           cfa += e.value;
-          b.u8(kCfaDefCfaOffset), b.uleb(uint64_t(cfa));
+          if (in_reg)
+            b.u8(kCfaDefCfa), b.uleb(c.sp), b.uleb(uint64_t(cfa));
+          else
+            b.u8(kCfaDefCfaOffset), b.uleb(uint64_t(cfa));
+          in_reg = false;
+          break;
+        case CodeNotes::Frame::kCfaIn:
+          b.u8(kCfaDefCfa), b.uleb(e.reg), b.uleb(uint64_t(cfa + e.value));
+          in_reg = true;
           break;
         case CodeNotes::Frame::kSaved:
           offset_rule(b, e.reg, cfa - e.value);

@@ -8,6 +8,9 @@
 //   record(offset, index)       before lowering record `index` of Function::code
 //   sp(offset, delta)           after an instruction that moved sp down by delta (up: negative)
 //   saved(offset, reg, at)      after an instruction that stored the caller's `reg` at [sp + at]
+//   cfa_in(offset, reg, below)  after an instruction that set `reg` = sp - below: the frame is
+//                               found from `reg` until the next sp() (a stack probe loop moves sp
+//                               a page at a time; that sp() gives the loop's whole move)
 //   epilogue(offset)            before an epilogue (the body's frame is remembered)
 //   returned(offset)            after its return (the body's frame holds again)
 //
@@ -27,11 +30,11 @@ struct CodeNotes {
     uint32_t record;  // index into Function::code
   };
   struct Frame {  // one change of the call frame, after the instruction ending at `offset`
-    enum Kind : uint8_t { kSp, kSaved, kRemember, kRestore };
+    enum Kind : uint8_t { kSp, kSaved, kRemember, kRestore, kCfaIn };
     Kind kind;
     uint32_t offset;
-    int32_t value;     // kSp: bytes sp moved down; kSaved: where, from sp
-    uint16_t reg = 0;  // kSaved: the DWARF register number
+    int32_t value;     // kSp: bytes sp moved down; kSaved: where, from sp; kCfaIn: below sp
+    uint16_t reg = 0;  // kSaved, kCfaIn: the DWARF register number
   };
   struct Function {
     uint32_t begin = 0;  // section offset of the function's first byte
@@ -47,6 +50,9 @@ struct CodeNotes {
   void sp(size_t offset, int32_t delta) { note(Frame::kSp, offset, delta, 0); }
   void saved(size_t offset, unsigned dwarf_reg, int32_t sp_offset) {
     note(Frame::kSaved, offset, sp_offset, dwarf_reg);
+  }
+  void cfa_in(size_t offset, unsigned dwarf_reg, int32_t below) {
+    note(Frame::kCfaIn, offset, below, dwarf_reg);
   }
   void epilogue(size_t offset) { note(Frame::kRemember, offset, 0, 0); }
   void returned(size_t offset) { note(Frame::kRestore, offset, 0, 0); }
