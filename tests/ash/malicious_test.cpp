@@ -219,6 +219,32 @@ TEST(Malicious, ReplyFloodsAreCapped) {
   EXPECT_TRUE(m.intact());
 }
 
+// Sending copies the reply into the transmit ring, so it is charged by the byte: one 2 KiB reply
+// built once and sent in a loop runs out of budget after budget / (2048 / 8 + 1) sends.
+TEST(Malicious, RepliesAreChargedByTheByte) {
+  Victim m;
+  HandlerBuilder h("resend");
+  program(h, [](HandlerBuilder& b) {
+    vcode::Label top = b.label();
+    b.reply_begin();
+    b.reply_copy(int64_t(0), int64_t(2048));
+    b.place(top);
+    b.reply_send();
+    b.jmp(top);
+  });
+  HandlerOptions o = m.options();
+  o.max_replies = 100000;
+  o.budget = 20000;
+  Handler handler(h, m.env, o);
+  std::vector<uint8_t> msg(2048, 0x11);
+  EXPECT_EQ(m.run(handler, msg), Outcome::Budget);
+  const uint64_t per_send = 2048 / 8 + 1;
+  EXPECT_GE(m.sent.size(), 1u);
+  EXPECT_LE(m.sent.size(), size_t(o.budget / per_send));
+  EXPECT_EQ(handler.counters().replies_sent, m.sent.size());
+  EXPECT_TRUE(m.intact());
+}
+
 TEST(Malicious, RefusedAtInstall) {
   Victim m;
   auto refused = [&](const char* what, auto body) {
