@@ -1,15 +1,47 @@
 // SPDX-License-Identifier: MIT
-// When libpcap's own interpreter (bpf_filter, pcap_offline_filter) is a fair reference for a
-// classic-BPF program: shared by the fuzz targets that compare the JIT with it.
+// libpcap as the reference: its compiler's answer for an expression, and when its own
+// interpreter (bpf_filter, pcap_offline_filter) is a fair reference for a classic-BPF program.
+// Shared by the tests and fuzz targets that compare compile_pcap and the JIT with libpcap.
 #pragma once
+
+#include <pcap/pcap.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "exojit/dpf/bpf.h"
 
 namespace exojit::dpf::testing {
+
+// libpcap's own compilation of an expression, as compile_pcap asks for it (Ethernet, optimized,
+// netmask unknown), on its own handle: `ok`, or libpcap's `error`.
+struct LibpcapCompiled {
+  bool ok = false;
+  std::string error;
+  bpf_program prog{};
+  explicit LibpcapCompiled(const std::string& expr) {
+    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
+    ok = pcap_compile(dead, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
+    if (!ok) error = pcap_geterr(dead);
+    pcap_close(dead);
+  }
+  ~LibpcapCompiled() {
+    if (ok) pcap_freecode(&prog);
+  }
+  LibpcapCompiled(const LibpcapCompiled&) = delete;
+  LibpcapCompiled& operator=(const LibpcapCompiled&) = delete;
+  std::vector<BpfInsn> program() const {
+    auto* p = reinterpret_cast<const BpfInsn*>(prog.bf_insns);
+    return {p, p + prog.bf_len};
+  }
+  bool accepts(const std::vector<uint8_t>& p) const {
+    pcap_pkthdr h{};
+    h.caplen = h.len = bpf_u_int32(p.size());
+    return pcap_offline_filter(&prog, &h, p.data()) != 0;
+  }
+};
 
 // libpcap 1.10's interpreter is a fair reference only for programs without backward jumps
 // (it does not bound them) whose scratch words are written before they are read on every path

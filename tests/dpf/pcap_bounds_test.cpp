@@ -21,36 +21,11 @@
 
 #include "expression_file.h"
 #include "guarded.h"
+#include "libpcap_reference.h"
 #include "pcap_packets.h"
 
 namespace exojit::dpf {
 namespace {
-
-// libpcap's own answer, on its own handle.
-struct Libpcap {
-  bool ok = false;
-  std::string error;
-  bpf_program prog{};
-  explicit Libpcap(const std::string& expr) {
-    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
-    ok = pcap_compile(dead, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
-    if (!ok) error = pcap_geterr(dead);
-    pcap_close(dead);
-  }
-  ~Libpcap() {
-    if (ok) pcap_freecode(&prog);
-  }
-  Libpcap(const Libpcap&) = delete;
-  std::vector<BpfInsn> program() const {
-    auto* p = reinterpret_cast<const BpfInsn*>(prog.bf_insns);
-    return {p, p + prog.bf_len};
-  }
-  bool accepts(const std::vector<uint8_t>& p) const {
-    pcap_pkthdr h{};
-    h.caplen = h.len = bpf_u_int32(p.size());
-    return pcap_offline_filter(&prog, &h, p.data()) != 0;
-  }
-};
 
 const std::vector<std::vector<uint8_t>>& frames() {
   static const std::vector<std::vector<uint8_t>> out = [] {
@@ -95,7 +70,7 @@ double thread_cpu_seconds() {
 // compiled.
 bool agrees(const std::string& expr) {
   SCOPED_TRACE(expr.size() > 120 ? expr.substr(0, 120) + "..." : expr);
-  Libpcap ref(expr);
+  testing::LibpcapCompiled ref(expr);
   PcapFilter f;
   try {
     f = compile_pcap(expr);

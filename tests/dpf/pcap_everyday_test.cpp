@@ -29,6 +29,7 @@
 
 #include "expression_file.h"
 #include "guarded.h"
+#include "libpcap_reference.h"
 #include "pcap_everyday_packets.h"
 
 namespace exojit::dpf {
@@ -36,27 +37,6 @@ namespace {
 
 // The expression lists (data/pcap_*.txt, read by expression_file.h).
 const std::string kData = PCAP_DATA_DIR "/";
-
-struct LibpcapProgram {
-  bpf_program prog{};
-  std::string error;
-  bool ok = false;
-  explicit LibpcapProgram(const std::string& expr) {
-    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
-    ok = pcap_compile(dead, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
-    if (!ok) error = pcap_geterr(dead);
-    pcap_close(dead);
-  }
-  ~LibpcapProgram() {
-    if (ok) pcap_freecode(&prog);
-  }
-  LibpcapProgram(const LibpcapProgram&) = delete;
-  bool accepts(const std::vector<uint8_t>& p) const {
-    pcap_pkthdr h{};
-    h.caplen = h.len = bpf_u_int32(p.size());
-    return pcap_offline_filter(&prog, &h, p.data()) != 0;
-  }
-};
 
 std::string hex(const std::vector<uint8_t>& p) {
   std::string s;
@@ -73,7 +53,7 @@ std::vector<std::string> check(const std::vector<std::string>& expressions, size
          layered_count = 0;
   struct Entry {
     std::string expr;
-    std::unique_ptr<LibpcapProgram> lp;
+    std::unique_ptr<testing::LibpcapCompiled> lp;
     FilterId trusted_id, untrusted_id;
   };
   std::vector<Entry> all;
@@ -81,7 +61,7 @@ std::vector<std::string> check(const std::vector<std::string>& expressions, size
   for (const std::string& xs : expressions) {
     const char* x = xs.c_str();
     ++exprs;
-    auto lp = std::make_unique<LibpcapProgram>(x);
+    auto lp = std::make_unique<testing::LibpcapCompiled>(x);
     PcapFilter f;
     try {
       f = compile_pcap(x);

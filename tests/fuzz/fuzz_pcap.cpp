@@ -42,22 +42,6 @@ using namespace exojit::dpf;
   std::abort();
 }
 
-struct Libpcap {
-  bool ok = false;
-  std::string error;
-  bpf_program prog{};
-  explicit Libpcap(const std::string& expr) {
-    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
-    ok = pcap_compile(dead, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
-    if (!ok) error = pcap_geterr(dead);
-    pcap_close(dead);
-  }
-  ~Libpcap() {
-    if (ok) pcap_freecode(&prog);
-  }
-  Libpcap(const Libpcap&) = delete;
-};
-
 const std::vector<std::vector<uint8_t>>& frames() {
   static const std::vector<std::vector<uint8_t>> out = [] {
     testing::FrameMaker m(5);
@@ -91,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     f = compile_pcap(expr);
   } catch (const exojit::Error& e) {
     if (within) {
-      Libpcap ref(expr);
+      testing::LibpcapCompiled ref(expr);
       if (ref.ok) bug(std::string("refused what libpcap compiles: ") + e.what(), expr);
       if (std::string(e.what()) != "pcap filter: " + ref.error)
         bug(std::string("not libpcap's message: ") + e.what() + " / " + ref.error, expr);
@@ -100,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (!within) bug("compiled past the bounds", expr);
   exojit_fuzz_parse_outcome = 1;
-  Libpcap ref(expr);
+  testing::LibpcapCompiled ref(expr);
   if (!ref.ok) bug("compiled what libpcap refuses: " + ref.error, expr);
   if (f.program.size() != ref.prog.bf_len) bug("not libpcap's program", expr);
   for (size_t i = 0; i < f.program.size(); ++i) {
