@@ -422,8 +422,11 @@ Handler::Handler(const HandlerBuilder& program, runtime::Environment& env,
 Handler::~Handler() = default;
 
 runtime::MessageHandler::Binding Handler::binding() const {
-  // Unchecked or unhardened: installing it needs the root capability.
-  return Binding{impl_->env, impl_->options.sandbox == Sandbox::Trusted || !impl_->options.harden};
+  // Unchecked, unhardened, or a run longer than an environment may choose for itself
+  // (kMaxUnprivilegedBudget): installing it needs the root capability.
+  const HandlerOptions& o = impl_->options;
+  return Binding{impl_->env,
+                 o.sandbox == Sandbox::Trusted || !o.harden || o.budget > kMaxUnprivilegedBudget};
 }
 
 runtime::HandlerVerdict Handler::handle(runtime::HandlerContext& context,

@@ -328,8 +328,11 @@ void Kernel::install_handler(Environment& env, size_t cap, uint32_t filter, Mess
   MessageHandler::Binding b = handler->binding();
   if (b.env && b.env != &env)
     fail("environment {}: the handler was made for environment {}", env.name(), b.env->name());
-  if (b.unchecked && !(env.caps_[cap].length() == 0 && env.caps_[cap].has(kPermAll)))
-    fail("environment {}: an unchecked (trusted) handler needs the root capability", env.name());
+  if (b.needs_root && !(env.caps_[cap].length() == 0 && env.caps_[cap].has(kPermAll)))
+    fail(
+        "environment {}: the handler needs the root capability (unchecked, unhardened or past "
+        "the limits an environment may choose)",
+        env.name());
   bool may_transmit = false;
   if (reply_nic) {
     const Capability& g = nic_guards_.at(reply_nic->id());

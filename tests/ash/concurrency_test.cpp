@@ -113,10 +113,11 @@ struct MultiQueue {
   Environment& app;
   uint32_t filter;
 
-  MultiQueue(uint32_t queues, uint32_t rx_slots, Demux* demux = nullptr, uint32_t id = 0)
+  MultiQueue(uint32_t queues, uint32_t rx_slots, Demux* demux = nullptr, uint32_t id = 0,
+             Capability cap = Capability::make({1}, kPermAll))
       : nic(kernel.add_nic({.rx_slots = rx_slots, .queues = queues, .queue_threads = true},
                            kNicGuard)),
-        app(kernel.create_environment("app", Capability::make({1}, kPermAll))) {
+        app(kernel.create_environment("app", cap)) {
     kernel.set_demux(demux ? demux : &builtin);
     kernel.alloc_pages(app, 0, kApp, 1, kPteRead | kPteWrite);
     filter =
@@ -366,7 +367,8 @@ TEST_P(Concurrency, HandlerOnEveryQueueOfAMultiQueueNic) {
 // environment would: native code only (the interpreter's loads and stores are C++ accesses,
 // which ThreadSanitizer would rightly report).
 TEST(ConcurrentRuns, TwoRunsOfOneHandlerOverlap) {
-  MultiQueue mq(2, 8);
+  // Root: the budget below (seconds of spinning) is past what an environment may choose.
+  MultiQueue mq(2, 8, nullptr, 0, Capability::root());
   HandlerBuilder h("rendezvous");
   Reg me = h.getreg(Type::P, RegClass::Var), other = h.getreg(Type::P, RegClass::Var),
       x = h.getreg(Type::U64, RegClass::Var), n = h.getreg(Type::I64, RegClass::Var);

@@ -184,6 +184,34 @@ TEST_P(Escape, Class4HandlerBoundToAnotherEnvironmentIsRefused) {
   EXPECT_THROW(m.kernel.install_handler(m.attacker, 0, 7, &trusted), Error);
 }
 
+// A run's length is everyone's: every environment's unmap and protect wait for the runs in
+// progress. An environment may give its handler a budget up to kMaxUnprivilegedBudget; past it,
+// installing needs the root capability (a refusal installs nothing).
+TEST_P(Escape, BudgetsPastTheUnprivilegedLimitNeedRoot) {
+  HandlerBuilder h("long");
+  h.commit();
+  h.finish();
+  HandlerOptions o = options();
+  o.budget = kMaxUnprivilegedBudget + 1;
+  Handler too_long(h, m.attacker, o);
+  m.kernel.claim_filter(m.attacker, 0, 7);
+  EXPECT_THROW(m.kernel.install_handler(m.attacker, 0, 7, &too_long), Error);
+  EXPECT_EQ(m.kernel.filter(7)->handler, nullptr);
+  o.budget = kMaxUnprivilegedBudget;
+  Handler longest(h, m.attacker, o);
+  m.kernel.install_handler(m.attacker, 0, 7, &longest);
+  EXPECT_EQ(m.kernel.filter(7)->handler, &longest);
+  runtime::Environment& root = m.kernel.create_environment("root", Capability::root());
+  HandlerOptions ro = o;
+  ro.region = Region{};
+  ro.budget = int64_t(1) << 40;
+  Handler rooted(h, root, ro);
+  m.kernel.claim_filter(root, 0, 9);
+  m.kernel.install_handler(root, 0, 9, &rooted);
+  EXPECT_EQ(m.kernel.filter(9)->handler, &rooted);
+  EXPECT_EQ(m.intact(), "");
+}
+
 // A trusted handler (no checks, root only) stops running once its block is no longer mapped as
 // it was compiled for: unmapping a page of it makes every later run fault, not write.
 TEST_P(Escape, TrustedHandlerStopsWhenItsBlockChanges) {

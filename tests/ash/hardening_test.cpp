@@ -86,9 +86,9 @@ TEST(AshHardening, TheCheckSeesUnmaskedCode) {
   size_t checked = 0;
   EXPECT_FALSE(unmasked(h, &checked).empty());
   // Unhardened is like Trusted: installing it needs the root capability.
-  EXPECT_TRUE(h.binding().unchecked);
+  EXPECT_TRUE(h.binding().needs_root);
   Handler hardened(b, t.server(), t.options());
-  EXPECT_FALSE(hardened.binding().unchecked);
+  EXPECT_FALSE(hardened.binding().needs_root);
 }
 
 // A handler's constants are its environment's, which the kernel does not trust: the installed

@@ -49,10 +49,17 @@ inline constexpr uint32_t kMaxLocalsLimit = 2048;
 // The most HandlerOptions::max_insns may allow: the sandbox bounds a handler's side tables
 // (labels, registers, call arguments) by it before anything is allocated by their counts.
 inline constexpr uint32_t kMaxInsnsLimit = 1u << 16;
+// The most HandlerOptions::budget an environment may choose without the root capability. Every
+// environment's unmap, protect and revoke waits for the handler runs in progress (a grace
+// period), so the length of one environment's run bounds how long it can hold up another's
+// kernel calls: 2^24 vcode instructions, milliseconds of a core. Beyond it, installing the
+// handler needs root (Handler::binding).
+inline constexpr int64_t kMaxUnprivilegedBudget = int64_t(1) << 24;
 
 struct HandlerOptions {
   Region region;
-  int64_t budget = 1 << 16;  // vcode instructions per message (pipe loops by iteration)
+  int64_t budget = 1 << 16;  // vcode instructions per message (pipe loops by iteration); past
+                             // kMaxUnprivilegedBudget, installing needs the root capability
   Sandbox sandbox = Sandbox::Checked;
   Engine engine = Engine::Native;
   uint32_t max_replies = 4;   // per message; more are refused (reply floods)

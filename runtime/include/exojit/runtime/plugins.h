@@ -103,12 +103,14 @@ class MessageHandler {
   virtual bool concurrent() const { return false; }
 
   // What the handler reaches by itself, beyond its HandlerContext: the environment whose memory
-  // it translates on its own (nullptr: none, it goes through the context) and whether it does so
-  // without checks. Kernel::install_handler refuses a handler bound to another environment than
-  // the installing one, and an unchecked one unless the installer holds the root capability.
+  // it translates on its own (nullptr: none, it goes through the context) and whether installing
+  // it is the machine owner's decision (it skips checks, or goes past the limits an environment
+  // may choose for itself). Kernel::install_handler refuses a handler bound to another
+  // environment than the installing one, and one that needs root unless the installer holds the
+  // root capability.
   struct Binding {
     const Environment* env = nullptr;
-    bool unchecked = false;
+    bool needs_root = false;
   };
   virtual Binding binding() const { return {}; }
 
