@@ -141,29 +141,20 @@ class Lowering {
     if (uint64_t(in.imm) < 128 || (in.flags & kOwnedImm)) [[likely]]
       return self.insn(in);
     Insn x = in;
-    auto hidden = [&](Type t, uint64_t v) __attribute__((always_inline)) {
-      return hide(self, t, v);
-    };
-    // The immediate (of an integer operation) into the hidden register, named by `field`.
-    auto to_register = [&](uint32_t Insn::*field) __attribute__((always_inline)) {
-      if (!(in.flags & kImm) || !is_int(in.type) || !needs_blinding(normalize_imm(in.type, in.imm)))
-        return;
-      x.*field = hidden(in.type, register_value(in.type, in.imm));
-      x.flags = uint8_t(x.flags & ~kImm);
-    };
+    // An integer operation's immediate (kImm) is hidden as its type holds it.
+    const bool int_operand = (in.flags & kImm) && is_int(in.type) && hides_operand(in);
     if constexpr (requires { self.blinded_equality(in, key_); }) {
-      if ((in.op == Op::Beq || in.op == Op::Bne) && (in.flags & kImm) && is_int(in.type) &&
-          needs_blinding(normalize_imm(in.type, in.imm)) && self.blinded_equality(in, key_))
+      if ((in.op == Op::Beq || in.op == Op::Bne) && int_operand && self.blinded_equality(in, key_))
         return;
     }
     switch (form_of(in.op)) {
       case Form::Binary:
       case Form::Branch:
         // Shift counts are taken modulo the width: their encoding is one byte.
-        if (in.op != Op::Lsh && in.op != Op::Rsh) to_register(&Insn::b);
+        if (in.op != Op::Lsh && in.op != Op::Rsh && int_operand) x = with_hidden_operand(self, in);
         break;
       case Form::Return:
-        to_register(&Insn::a);
+        if (int_operand) x = with_hidden_operand(self, in, &Insn::a);
         break;
       case Form::SetImm:
         if (is_float(in.type)) {
@@ -171,15 +162,15 @@ class Lowering {
           if (in.type == Type::F32)
             bits = std::bit_cast<uint32_t>(float(std::bit_cast<double>(bits)));
           if (bits == 0) break;  // xorps: no immediate
-          hidden(Type::U64, bits);
+          hide(self, Type::U64, bits);
           return self.float_from_blinded(in);
         }
         if (!needs_blinding(in.imm)) break;
         if (is_vector(in.type)) {
-          x.a = hidden(Type::U64, uint64_t(in.imm));
+          x.a = hide(self, Type::U64, uint64_t(in.imm));
           x.op = Op::Splat;
         } else {
-          x.a = hidden(in.type, register_value(in.type, in.imm));
+          x.a = hide(self, in.type, register_value(in.type, in.imm));
           x.op = Op::Mov;
         }
         x.flags = 0;
@@ -187,18 +178,7 @@ class Lowering {
         break;
       case Form::Load:
       case Form::Store:
-        if (!needs_blinding(in.imm)) break;
-        x.b = hidden(Type::P, uint64_t(in.imm));
-        if (in.flags & kIndex) {  // hidden += index
-          Insn add{};
-          add.op = Op::Add;
-          add.type = Type::P;
-          add.dst = add.a = blind_reg_;
-          add.b = in.b;
-          self.insn(add);
-        }
-        x.flags = uint8_t(x.flags | kIndex);
-        x.imm = 0;
+        if (hides_displacement(in)) x = with_hidden_displacement(self, in);
         break;
       default:
         break;
@@ -211,6 +191,40 @@ class Lowering {
     blind_info_.type = t;
     self.load_blinded(v, key_);
     return blind_reg_;
+  }
+
+  // What blinding hides (unless the client owns the constant): an integer operand's immediate as
+  // its type holds it, a load's or store's displacement.
+  static bool hides_operand(const Insn& in) {
+    return !(in.flags & kOwnedImm) && needs_blinding(normalize_imm(in.type, in.imm));
+  }
+  static bool hides_displacement(const Insn& in) {
+    return !(in.flags & kOwnedImm) && needs_blinding(in.imm);
+  }
+  // The record with the hidden register, loaded first, in place of its constant: the operand
+  // named by `field` (b of a binary or branch record, a of a return), or the displacement as an
+  // index (added to the record's own index, if any).
+  [[gnu::always_inline]] Insn with_hidden_operand(Self& self, const Insn& in,
+                                                  uint32_t Insn::*field = &Insn::b) {
+    Insn x = in;
+    x.*field = hide(self, in.type, register_value(in.type, in.imm));
+    x.flags = uint8_t(x.flags & ~kImm);
+    return x;
+  }
+  [[gnu::always_inline]] Insn with_hidden_displacement(Self& self, const Insn& in) {
+    Insn x = in;
+    x.b = hide(self, Type::P, uint64_t(in.imm));
+    if (in.flags & kIndex) {  // hidden += index
+      Insn add{};
+      add.op = Op::Add;
+      add.type = Type::P;
+      add.dst = add.a = blind_reg_;
+      add.b = in.b;
+      self.insn(add);
+    }
+    x.flags = uint8_t(x.flags | kIndex);
+    x.imm = 0;
+    return x;
   }
 
   // The machine register of each vcode register, computed once per function.

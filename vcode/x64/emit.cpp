@@ -239,42 +239,42 @@ inline void X64Emitter::insn(const Insn& in) {
       return alu_rr<Alu::Add>(in);
     case key(Op::Add, true):
       if (!integer) break;
-      if (kBlind && hides_operand(in)) return alu_rr<Alu::Add>(with_hidden_operand(in));
+      if (kBlind && hides_operand(in)) return alu_rr<Alu::Add>(with_hidden_operand(*this, in));
       return alu_ri<Alu::Add>(in);
     case key(Op::Sub, false):
       if (!integer) break;
       return alu_rr<Alu::Sub>(in);
     case key(Op::Sub, true):
       if (!integer) break;
-      if (kBlind && hides_operand(in)) return alu_rr<Alu::Sub>(with_hidden_operand(in));
+      if (kBlind && hides_operand(in)) return alu_rr<Alu::Sub>(with_hidden_operand(*this, in));
       return alu_ri<Alu::Sub>(in);
     case key(Op::And, false):
       if (!integer) break;
       return alu_rr<Alu::And>(in);
     case key(Op::And, true):
       if (!integer) break;
-      if (kBlind && hides_operand(in)) return alu_rr<Alu::And>(with_hidden_operand(in));
+      if (kBlind && hides_operand(in)) return alu_rr<Alu::And>(with_hidden_operand(*this, in));
       return alu_ri<Alu::And>(in);
     case key(Op::Or, false):
       if (!integer) break;
       return alu_rr<Alu::Or>(in);
     case key(Op::Or, true):
       if (!integer) break;
-      if (kBlind && hides_operand(in)) return alu_rr<Alu::Or>(with_hidden_operand(in));
+      if (kBlind && hides_operand(in)) return alu_rr<Alu::Or>(with_hidden_operand(*this, in));
       return alu_ri<Alu::Or>(in);
     case key(Op::Xor, false):
       if (!integer) break;
       return alu_rr<Alu::Xor>(in);
     case key(Op::Xor, true):
       if (!integer) break;
-      if (kBlind && hides_operand(in)) return alu_rr<Alu::Xor>(with_hidden_operand(in));
+      if (kBlind && hides_operand(in)) return alu_rr<Alu::Xor>(with_hidden_operand(*this, in));
       return alu_ri<Alu::Xor>(in);
     case key(Op::Mul, false):
       if (!integer) break;
       return int_mul(in, false);
     case key(Op::Mul, true):
       if (!integer) break;
-      if (kBlind && hides_operand(in)) return int_mul(with_hidden_operand(in), false);
+      if (kBlind && hides_operand(in)) return int_mul(with_hidden_operand(*this, in), false);
       return int_mul(in, true);
     case key(Op::Lsh, true):
     case key(Op::Rsh, true):
@@ -285,14 +285,14 @@ inline void X64Emitter::insn(const Insn& in) {
     case key(Op::Ldu, false):
     case key(Op::Ldu, true):
       if (!integer) break;
-      if (kBlind && hides_displacement(in)) return load(with_hidden_displacement(in));
+      if (kBlind && hides_displacement(in)) return load(with_hidden_displacement(*this, in));
       return load(in);
     case key(Op::St, false):
     case key(Op::St, true):
     case key(Op::Stu, false):
     case key(Op::Stu, true):
       if (!integer) break;
-      if (kBlind && hides_displacement(in)) return store(with_hidden_displacement(in));
+      if (kBlind && hides_displacement(in)) return store(with_hidden_displacement(*this, in));
       return store(in);
     default:
       break;
@@ -301,24 +301,6 @@ inline void X64Emitter::insn(const Insn& in) {
     insn_blinded(*this, in);
   else
     insn_general(in);
-}
-
-// As insn_blinded rewrites them (../src/lowering_p.h): the hidden register as the second
-// operand; a displacement as an index (plus the record's own index, if any).
-inline Insn X64Emitter::with_hidden_operand(const Insn& in) {
-  Insn x = in;
-  x.b = hide(*this, in.type, register_value(in.type, in.imm));
-  x.flags = uint8_t(x.flags & ~kImm);
-  return x;
-}
-
-inline Insn X64Emitter::with_hidden_displacement(const Insn& in) {
-  Insn x = in;
-  x.b = hide(*this, Type::P, uint64_t(in.imm));
-  if (in.flags & kIndex) e_.alu(Alu::Add, r11, gp64(in.b));  // hidden += index
-  x.flags = uint8_t(x.flags | kIndex);
-  x.imm = 0;
-  return x;
 }
 
 // Every record, by opcode and type (the uncommon ones come here from insn()).

@@ -132,16 +132,6 @@ class X64Emitter : public Lowering<X64Emitter, Label> {
   void address(const Insn& in);
   [[gnu::always_inline]] void load(const Insn& in);
   [[gnu::always_inline]] void store(const Insn& in);
-  // Blinding in insn<true>: whether the record's constant is hidden (as insn_blinded decides),
-  // and the record with the hidden register in place of its constant.
-  static bool hides_operand(const Insn& in) {
-    return !(in.flags & kOwnedImm) && needs_blinding(normalize_imm(in.type, in.imm));
-  }
-  static bool hides_displacement(const Insn& in) {
-    return !(in.flags & kOwnedImm) && needs_blinding(in.imm);
-  }
-  [[gnu::always_inline]] Insn with_hidden_operand(const Insn& in);
-  [[gnu::always_inline]] Insn with_hidden_displacement(const Insn& in);
   [[gnu::noinline]] void load_general(const Insn& in);
   [[gnu::noinline]] void store_general(const Insn& in);
 
