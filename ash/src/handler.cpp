@@ -284,10 +284,13 @@ extern "C" uint32_t exojit_ash_call(RunState* s, uint64_t a, uint64_t b, uint64_
       return 0;
     }
     case PrimKind::ReplySend: {
-      // The send copies the reply into the transmit ring: charged by the byte like every other
-      // copy (else one built reply sent again and again costs a few instructions per 2 KiB).
-      if (s->replies < h.options.max_replies && !charge(s, -1, s->reply_len)) return kRetBudget;
-      bool ok = s->replies < h.options.max_replies && s->ctx->reply(s->reply, s->reply_len);
+      bool ok = false;
+      if (s->replies < h.options.max_replies) {
+        // The send copies the reply into the transmit ring: charged by the byte like every other
+        // copy (else one built reply sent again and again costs a few instructions per 2 KiB).
+        if (!charge(s, -1, s->reply_len)) return kRetBudget;
+        ok = s->ctx->reply(s->reply, s->reply_len);
+      }
       if (ok) {
         ++s->replies;
         ++lane.counters.replies_sent;
