@@ -9,7 +9,6 @@
 // about 0.2 s of CPU is close to kMaxPcapCost (tests/dpf/pcap_bounds_test.cpp lists them).
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 #include <string>
 
 #include "exojit/dpf/pcap.h"
@@ -42,22 +41,35 @@ constexpr size_t kHost = 37, kDirHost = 14, kHost6 = 8;  // host, net, gateway
 struct Keyword {
   const char* name;
   size_t cost;
+  bool typed = false;  // takes a value: a bare value after it (`vlan 1 or 2`) costs as much
 };
 
-// Protocols and the other primitives without a value; anything not listed that starts a
-// primitive is a value (a host name, `port 80 or 81`'s 81) and costs what the last typed
-// primitive did.
+// Protocols and the other primitives named by a keyword (typed: followed by a value); anything
+// not listed that starts a primitive is a value (a host name, `port 80 or 81`'s 81) and costs
+// what the last typed primitive did.
 constexpr Keyword kKeywords[] = {
-    {"ip", 1},     {"ip6", 1},        {"arp", 1},       {"rarp", 1},    {"icmp", 1},
-    {"icmp6", 2},  {"igmp", 1},       {"igrp", 1},      {"pim", 1},     {"vrrp", 1},
-    {"carp", 1},   {"ah", 2},         {"esp", 2},       {"atalk", 1},   {"aarp", 1},
-    {"decnet", 1}, {"iso", 1},        {"esis", 1},      {"isis", 1},    {"clnp", 1},
-    {"stp", 1},    {"ipx", 1},        {"netbeui", 1},   {"lat", 1},     {"sca", 1},
-    {"moprc", 1},  {"mopdl", 1},      {"llc", 1},       {"less", 1},    {"greater", 1},
-    {"len", 1},    {"broadcast", 1},  {"multicast", 1}, {"inbound", 1}, {"outbound", 1},
-    {"vlan", 4},   {"mpls", 1},       {"pppoes", 1},    {"pppoed", 1},  {"geneve", 8},
-    {"proto", 5},  {"protochain", 4}, {"ifindex", 1},
+    {"ip", 1},         {"ip6", 1},         {"arp", 1},
+    {"rarp", 1},       {"icmp", 1},        {"icmp6", 2},
+    {"igmp", 1},       {"igrp", 1},        {"pim", 1},
+    {"vrrp", 1},       {"carp", 1},        {"ah", 2},
+    {"esp", 2},        {"atalk", 1},       {"aarp", 1},
+    {"decnet", 1},     {"iso", 1},         {"esis", 1},
+    {"isis", 1},       {"clnp", 1},        {"stp", 1},
+    {"ipx", 1},        {"netbeui", 1},     {"lat", 1},
+    {"sca", 1},        {"moprc", 1},       {"mopdl", 1},
+    {"llc", 1},        {"less", 1},        {"greater", 1},
+    {"len", 1},        {"broadcast", 1},   {"multicast", 1},
+    {"inbound", 1},    {"outbound", 1},    {"vlan", 4, true},
+    {"mpls", 1, true}, {"pppoes", 1},      {"pppoed", 1},
+    {"geneve", 8},     {"proto", 5, true}, {"protochain", 4, true},
+    {"ifindex", 1},
 };
+
+std::string lower(std::string_view w) {
+  std::string out(w);
+  for (char& ch : out) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
 
 }  // namespace
 
@@ -119,13 +131,11 @@ PcapSize measure_pcap(std::string_view e) {
     }
     size_t end = i;
     while (end < e.size() && word_char(static_cast<unsigned char>(e[end]))) ++end;
-    std::string w(e.substr(i, end - i));
-    for (char& ch : w) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    const std::string w = lower(e.substr(i, end - i));
     i = end;
     if (w == "and" || w == "or" || w == "not") {
       // `src or dst`, `src and dst`: one qualifier, both directions.
-      std::string after(next_word(i));
-      for (char& ch : after) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+      const std::string after = lower(next_word(i));
       if (w != "not" && prev_dir && (after == "src" || after == "dst")) {
         prim.both = true;
         start = false;
@@ -163,8 +173,7 @@ PcapSize measure_pcap(std::string_view e) {
         if (w == kw.name) k = &kw;
       if (k) {
         cost = k->cost;
-        typed = std::strcmp(k->name, "proto") == 0 || std::strcmp(k->name, "protochain") == 0 ||
-                std::strcmp(k->name, "vlan") == 0 || std::strcmp(k->name, "mpls") == 0;
+        typed = k->typed;
       } else if (start && brackets == 0) {
         // A value where a primitive starts: `10.0.0.1` alone is `host 10.0.0.1`, the `81` of
         // `port 80 or 81` is `port 81`.
