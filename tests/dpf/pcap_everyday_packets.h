@@ -19,9 +19,9 @@ namespace exojit::dpf::testing {
 // kind, VLAN and QinQ tags, IPv4 with options and fragments, IPv6 with extension headers, MPLS
 // stacks, PPPoE sessions and discovery, ARP/RARP, other EtherTypes, TCP with flags, options and
 // HTTP-looking payloads, UDP, ICMP, ICMPv6, SCTP; long frames for greater/len.
-class EverydayFrameMaker {
+class EverydayFrameMaker : FrameBytes {
  public:
-  explicit EverydayFrameMaker(uint64_t seed) : rng_(seed) {}
+  explicit EverydayFrameMaker(uint64_t seed) : FrameBytes(seed) {}
 
   std::vector<uint8_t> next() {
     b_.clear();
@@ -64,7 +64,7 @@ class EverydayFrameMaker {
         bool v6 = pick(3) == 0;
         put16(v6 ? 0x57 : 0x21);
         v6 ? ipv6() : ipv4();
-        set16(at, unsigned(b_.size() - at - 2));
+        put16_at(at, unsigned(b_.size() - at - 2));
         break;
       }
       case 5: {
@@ -81,15 +81,6 @@ class EverydayFrameMaker {
   }
 
  private:
-  unsigned pick(unsigned n) { return unsigned(rng_() % n); }
-  void put8(unsigned v) { b_.push_back(uint8_t(v)); }
-  void put16(unsigned v) { put8(v >> 8), put8(v); }
-  void put32(uint32_t v) { put16(v >> 16), put16(v); }
-  void set16(size_t at, unsigned v) { b_[at] = uint8_t(v >> 8), b_[at + 1] = uint8_t(v); }
-  void fill(size_t n) {
-    for (size_t i = 0; i < n; ++i) put8(unsigned(rng_()));
-  }
-
   void ipv4() {
     static const uint32_t hosts[] = {0x0a000001, 0x0a000002, 0xc0a80101, 0xac100005, 0x08080808,
                                      0xffffffff, 0xe00000fb, 0x7f000001, 0x0affffff};
@@ -110,7 +101,7 @@ class EverydayFrameMaker {
     put32(hosts[pick(9)]), put32(hosts[pick(9)]);
     for (unsigned i = 0; i < 4 * words; ++i) put8(1);
     if ((b_[start + 6] & 0x1f) == 0 && b_[start + 7] == 0) transport(proto);
-    set16(start + 2, pick(10) == 0 ? unsigned(rng_()) : unsigned(b_.size() - start));
+    put16_at(start + 2, pick(10) == 0 ? unsigned(rng_()) : unsigned(b_.size() - start));
   }
 
   void ipv6() {
@@ -150,7 +141,7 @@ class EverydayFrameMaker {
     uint8_t last = finals[pick(6)];
     b_[next_at] = last;
     transport(last);
-    set16(start + 4, unsigned(b_.size() - start - 40));
+    put16_at(start + 4, unsigned(b_.size() - start - 40));
   }
 
   void transport(uint8_t proto) {
@@ -197,9 +188,6 @@ class EverydayFrameMaker {
     put16(1), put16(0x0800), put8(6), put8(4), put16(1 + pick(4));
     fill(6), put32(hosts[pick(3)]), fill(6), put32(hosts[pick(3)]);
   }
-
-  std::mt19937_64 rng_;
-  std::vector<uint8_t> b_;
 };
 
 // The everyday test's packets: these frames, the corpus's (FrameMaker), every truncation of some,

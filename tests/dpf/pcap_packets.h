@@ -17,9 +17,26 @@
 
 namespace exojit::dpf::testing {
 
-class FrameMaker {
+// What every frame maker writes with: a seeded generator and big-endian appends to the frame.
+class FrameBytes {
+ protected:
+  explicit FrameBytes(uint64_t seed) : rng_(seed) {}
+  unsigned pick(unsigned n) { return unsigned(rng_() % n); }
+  void put8(unsigned v) { b_.push_back(uint8_t(v)); }
+  void put16(unsigned v) { put8(v >> 8), put8(v); }
+  void put32(uint32_t v) { put16(v >> 16), put16(v); }
+  void put16_at(size_t at, unsigned v) { b_[at] = uint8_t(v >> 8), b_[at + 1] = uint8_t(v); }
+  void fill(size_t n) {
+    for (size_t i = 0; i < n; ++i) put8(unsigned(rng_()));
+  }
+
+  std::mt19937_64 rng_;
+  std::vector<uint8_t> b_;
+};
+
+class FrameMaker : FrameBytes {
  public:
-  explicit FrameMaker(uint64_t seed) : rng_(seed) {}
+  explicit FrameMaker(uint64_t seed) : FrameBytes(seed) {}
 
   std::vector<uint8_t> next() {
     b_.clear();
@@ -57,17 +74,9 @@ class FrameMaker {
   static constexpr uint8_t kIcmp6Types[] = {1, 2, 3, 128, 129, 133, 134, 135, 136};
   static constexpr uint32_t kLabels[] = {5, 16, 100, 1048575};
 
-  unsigned pick(unsigned n) { return unsigned(rng_() % n); }
   template <typename T, size_t N>
   T pick_of(const T (&pool)[N]) {
     return pool[pick(N)];
-  }
-  void put8(unsigned v) { b_.push_back(uint8_t(v)); }
-  void put16(unsigned v) { put8(v >> 8), put8(v); }
-  void put32(uint32_t v) { put16(v >> 16), put16(v); }
-  void put16_at(size_t at, unsigned v) { b_[at] = uint8_t(v >> 8), b_[at + 1] = uint8_t(v); }
-  void fill(size_t n) {
-    for (size_t i = 0; i < n; ++i) put8(unsigned(rng_()));
   }
 
   void macs() {
@@ -280,9 +289,6 @@ class FrameMaker {
     fill(10 + pick(20));
     put16_at(len_at, unsigned(b_.size() - len_at - 2));
   }
-
-  std::mt19937_64 rng_;
-  std::vector<uint8_t> b_;
 };
 
 }  // namespace exojit::dpf::testing
